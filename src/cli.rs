@@ -1,0 +1,170 @@
+//! The command line, as clap types only. [`crate::scan::settings`] turns these into resolved
+//! settings before any work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::scan::report::Format;
+
+/// sluice keeps production where it belongs: it finds leaked credentials in code and history.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Use this sluice.yaml instead of searching the working directory and its parents.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find leaked credentials in files, stdin, git history, a diff or staged changes.
+    ///
+    /// Exit codes: 0 nothing found, 1 findings, 2 usage or config error, 3 git failed.
+    Scan(ScanArgs),
+    /// Validate and test rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Validate sluice.yaml (every problem at once, with file:line:col).
+    Check,
+    /// Print a JSON Schema (for editors and CI validation).
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, default_value_t = SchemaKind::Config)]
+        kind: SchemaKind,
+    },
+}
+
+/// Which JSON Schema to print.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    /// sluice.yaml.
+    Config,
+    /// Scanner rule files.
+    Rules,
+}
+
+/// `sluice rules …`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rule files: unique ids, regexes compile, every example matches, no negative example
+    /// does. With no FILE, checks the built-in rules.
+    Check {
+        /// Rule files (TOML).
+        files: Vec<PathBuf>,
+    },
+    /// List the rules in force (built-ins plus configured and given files).
+    List {
+        /// Extra rule files.
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+    },
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `sluice scan` arguments.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan; `-` reads stdin. Default: the current directory.
+    pub paths: Vec<PathBuf>,
+
+    /// Scan every distinct blob in the repository's history once.
+    #[arg(long, conflicts_with_all = ["diff", "staged", "paths"])]
+    pub git: bool,
+
+    /// Scan only the lines a change adds: `BASE..HEAD`, `BASE...HEAD` (from the merge base) or
+    /// `BASE` (meaning BASE..HEAD). Reports file and line in HEAD.
+    #[arg(long, value_name = "RANGE", conflicts_with_all = ["staged", "paths"])]
+    pub diff: Option<String>,
+
+    /// Scan only the lines staged in the index (for pre-commit hooks).
+    #[arg(long, conflicts_with = "paths")]
+    pub staged: bool,
+
+    /// The repository for --git, --diff and --staged (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print secrets in full (default: redacted everywhere).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Extra rule file (repeatable); same schema as the built-in rules.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+
+    /// Do not load the built-in rules (only --rules files).
+    #[arg(long)]
+    pub no_builtin_rules: bool,
+
+    /// Run only these rule ids (repeatable).
+    #[arg(long = "rule", value_name = "ID")]
+    pub only_rules: Vec<String>,
+
+    /// Turn off a rule id (repeatable).
+    #[arg(long = "disable-rule", value_name = "ID")]
+    pub disable_rules: Vec<String>,
+
+    /// Skip paths matching this gitignore-style glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Honour .gitignore and .ignore files (off by default: ignored files are where secrets hide).
+    #[arg(long)]
+    pub gitignore: bool,
+
+    /// Skip files larger than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_size: Option<u64>,
+
+    /// Do not decode base64 values.
+    #[arg(long)]
+    pub no_decode: bool,
+
+    /// Do not report findings whose fingerprint is in this baseline file.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write all current findings to FILE as a baseline, then exit 0.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
+    /// Name used for stdin in reports.
+    #[arg(long, value_name = "NAME", default_value = "<stdin>")]
+    pub stdin_name: String,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// When to use colour in the human format.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Print only findings, no summary line or warnings.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}

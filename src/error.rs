@@ -1,0 +1,144 @@
+//! The library's errors and the exit-code contract.
+//!
+//! Every problem about a user file carries a [`Location`] (`file:line:col`) and says what to do.
+//! [`Error::exit_code`] maps errors to the documented exit codes: 2 for usage and config errors,
+//! 3 when an external system (git, a database, a secret store) failed.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Exit code: nothing found, all good.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: findings, or a verification failed.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit code: usage or configuration error.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: an external system failed.
+pub const EXIT_EXTERNAL: i32 = 3;
+
+/// A place in a user file. Line and column are 1-based; 0 means unknown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// The file, as the user named it.
+    pub file: String,
+    /// 1-based line, 0 if unknown.
+    pub line: usize,
+    /// 1-based column (in characters), 0 if unknown.
+    pub col: usize,
+}
+
+impl Location {
+    /// A location with only a file.
+    pub fn file(file: &str) -> Location {
+        Location {
+            file: file.to_string(),
+            line: 0,
+            col: 0,
+        }
+    }
+
+    /// A location at a line and column.
+    pub fn at(file: &str, line: usize, col: usize) -> Location {
+        Location {
+            file: file.to_string(),
+            line,
+            col,
+        }
+    }
+
+    /// The location of byte `offset` within `text`.
+    pub fn from_offset(file: &str, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text.as_bytes()[..offset];
+        let line = memchr::memchr_iter(b'\n', before).count() + 1;
+        let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Location::at(file, line, col)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.col) {
+            (0, _) => write!(f, "{}", self.file),
+            (l, 0) => write!(f, "{}:{l}", self.file),
+            (l, c) => write!(f, "{}:{l}:{c}", self.file),
+        }
+    }
+}
+
+/// One problem in a user file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Where.
+    pub at: Location,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at a location.
+    pub fn new(at: Location, message: impl Into<String>) -> Problem {
+        Problem {
+            at,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Errors of the sluice library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// One or more problems in a user file (config, rules, baseline).
+    #[error("{}", render_problems(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+    /// A file the user named could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// An external program or service failed.
+    #[error("{what}: {detail}")]
+    External {
+        /// Which system, e.g. `git`.
+        what: String,
+        /// What it said.
+        detail: String,
+    },
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let mut s = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(&p.to_string());
+    }
+    s
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid { .. } | Error::Usage(_) | Error::Io { .. } => EXIT_USAGE,
+            Error::External { .. } => EXIT_EXTERNAL,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! sluice keeps production where it belongs.
+//!
+//! The library behind the `sluice` command: [`scan`] finds leaked credentials, [`config`] reads
+//! `sluice.yaml`. Capability modules meet through small public types ([`scan::Finding`]); the
+//! command line ([`cli`]) is turned into resolved settings before any work starts.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod scan;
+
+pub use error::Error;

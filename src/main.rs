@@ -1,0 +1,229 @@
+//! The `sluice` binary: parse arguments, call the library, print, map errors to exit codes.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use sluice::cli::{Cli, ColorChoice, Command, RulesCommand, SchemaKind};
+use sluice::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
+use sluice::scan::baseline::write_atomic;
+use sluice::scan::engine::Engine;
+use sluice::scan::report::{self, ReportOptions};
+use sluice::scan::rules::{BUILTIN_NAME, RuleFile, RuleSet};
+use sluice::scan::settings::{self, Settings};
+use sluice::{config, scan};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(Failure::Error(Error::Invalid { problems })) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            EXIT_USAGE
+        }
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(Failure::Io(e)) => {
+            eprintln!("error: cannot write output: {e}");
+            EXIT_USAGE
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+enum Failure {
+    Error(Error),
+    Io(io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Failure> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
+    match cli.command {
+        Command::Scan(args) => {
+            let loaded = config::load_or_discover(cli.config.as_deref(), &cwd)?;
+            let settings = Settings::resolve(args, loaded.as_ref());
+            scan_command(&settings)
+        }
+        Command::Rules(RulesCommand::Check { files }) => rules_check(&files),
+        Command::Rules(RulesCommand::List { rules }) => {
+            let loaded = config::load_or_discover(cli.config.as_deref(), &cwd)?;
+            let mut set = RuleSet::builtin()?;
+            if let Some(l) = &loaded {
+                for r in &l.config.scan.rules {
+                    set.add_file(&l.relative(r))?;
+                }
+            }
+            for r in &rules {
+                set.add_file(r)?;
+            }
+            let mut out = io::stdout().lock();
+            for r in &set.rules {
+                writeln!(
+                    out,
+                    "{:<40} {:<9} {:<16} {}",
+                    r.id,
+                    r.severity.as_str(),
+                    r.tags.first().map_or("", String::as_str),
+                    r.description
+                )?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Check => {
+            let path = match &cli.config {
+                Some(p) => p.clone(),
+                None => config::discover(&cwd).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no {} in {} or its parents; pass --config FILE",
+                        config::FILE_NAME,
+                        cwd.display()
+                    ))
+                })?,
+            };
+            let loaded = config::load(&path)?;
+            let settings = Settings::resolve(empty_scan_args(), Some(&loaded));
+            let set = settings::rule_set(&settings)?;
+            println!(
+                "{}: ok ({} scan rules in force)",
+                loaded.path.display(),
+                set.rules.len()
+            );
+            Ok(EXIT_OK)
+        }
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Config => config::schema(),
+                SchemaKind::Rules => serde_json::to_value(schemars::schema_for!(RuleFile))
+                    .map_err(|e| Error::Usage(e.to_string()))?,
+            };
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &schema).map_err(io::Error::other)?;
+            writeln!(out)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn empty_scan_args() -> sluice::cli::ScanArgs {
+    match Cli::parse_from(["sluice", "scan"]).command {
+        Command::Scan(a) => a,
+        _ => unreachable!("`sluice scan` parses as the scan command"),
+    }
+}
+
+fn rules_check(files: &[std::path::PathBuf]) -> Result<i32, Failure> {
+    let mut failures = Vec::new();
+    let mut sets = Vec::new();
+    if files.is_empty() {
+        sets.push((BUILTIN_NAME.to_string(), RuleSet::builtin()));
+    }
+    for f in files {
+        let mut set = RuleSet::default();
+        let r = set.add_file(f).map(|_| set);
+        sets.push((f.display().to_string(), r));
+    }
+    let mut total = 0;
+    for (name, set) in sets {
+        match set {
+            Ok(set) => {
+                let n = set.rules.len();
+                let engine = Engine::new(set)?;
+                let problems = engine.check_examples();
+                if problems.is_empty() {
+                    total += n;
+                    println!("{name}: {n} rules ok");
+                } else {
+                    failures.extend(problems);
+                }
+            }
+            Err(Error::Invalid { problems }) => {
+                failures.extend(problems.into_iter().map(|p| p.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if failures.is_empty() {
+        if files.len() > 1 {
+            println!("{total} rules ok");
+        }
+        Ok(EXIT_OK)
+    } else {
+        for f in &failures {
+            eprintln!("error: {f}");
+        }
+        Ok(EXIT_USAGE)
+    }
+}
+
+fn scan_command(s: &Settings) -> Result<i32, Failure> {
+    let result = settings::run(s)?;
+    if let Some(path) = &s.write_baseline {
+        scan::baseline::Baseline::write(path, &result.findings)?;
+        if !s.quiet {
+            eprintln!(
+                "wrote {} finding{} to {}",
+                result.findings.len(),
+                if result.findings.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+    if !s.quiet {
+        for w in &result.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    let color = match s.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            s.output.is_none() && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let opts = ReportOptions {
+        show_secrets: s.show_secrets,
+        color,
+        summary: !s.quiet,
+    };
+    let mut text = Vec::new();
+    report::write(
+        &mut text,
+        s.format,
+        &result.findings,
+        result.summary,
+        result.scanner.engine(),
+        opts,
+    )?;
+    match &s.output {
+        Some(path) => write_atomic(path, &text)?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(&text)?;
+            out.flush()?;
+        }
+    }
+    Ok(if result.findings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}

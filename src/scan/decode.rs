@@ -1,0 +1,127 @@
+//! Base64-encoded values: Kubernetes Secret `data:` entries and similar `key: <base64>` values.
+//!
+//! Bytes in, decoded candidates out. Each candidate is re-presented as `key: <decoded>` so that
+//! rules keyed on the name (`password: …`) still apply, and remembers where the encoded value
+//! sits so findings point at it.
+
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use regex::bytes::Regex;
+
+/// Extensions of config-like files whose values are decoded.
+const CONFIG_EXTENSIONS: [&str; 15] = [
+    "yaml", "yml", "json", "env", "properties", "toml", "ini", "conf", "cfg", "tf", "tfvars",
+    "xml", "hcl", "secret", "txt",
+];
+
+/// `key: value`, `key=value`, `"key": "value"` with a base64-looking value.
+static VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?m)([A-Za-z0-9_.\-]{1,64})["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{12,}={0,2})(?:["',]|[ \t]*$)"#)
+        .expect("static regex")
+});
+
+/// A decoded value and where its encoded form is.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Byte offset of the encoded value in the scanned buffer.
+    pub start: usize,
+    /// End of the encoded value.
+    pub end: usize,
+    /// `key: <decoded>` text to scan.
+    pub text: Vec<u8>,
+}
+
+/// Whether a buffer is worth the decoding pass: config-like files, stdin, and any file that
+/// declares a Kubernetes Secret.
+pub fn worth_decoding(path: &str, buf: &[u8]) -> bool {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    if name == "-" || name.starts_with(".env") {
+        return true;
+    }
+    if let Some((_, ext)) = name.rsplit_once('.')
+        && CONFIG_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e))
+    {
+        return true;
+    }
+    memchr::memmem::find(buf, b"kind: Secret").is_some()
+}
+
+/// Every value that decodes to printable text.
+pub fn base64_values(buf: &[u8]) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    for caps in VALUE.captures_iter(buf) {
+        let (Some(key), Some(val)) = (caps.get(1), caps.get(2)) else {
+            continue;
+        };
+        let Some(text) = decode_printable(val.as_bytes()) else {
+            continue;
+        };
+        let mut synth = Vec::with_capacity(key.len() + 2 + text.len());
+        synth.extend_from_slice(key.as_bytes());
+        synth.extend_from_slice(b": ");
+        synth.extend_from_slice(&text);
+        out.push(Decoded {
+            start: val.start(),
+            end: val.end(),
+            text: synth,
+        });
+    }
+    out
+}
+
+/// Decode standard base64 (padded or not) when the result is mostly printable text.
+fn decode_printable(val: &[u8]) -> Option<Vec<u8>> {
+    let engine = if val.ends_with(b"=") {
+        &base64::engine::general_purpose::STANDARD
+    } else {
+        &base64::engine::general_purpose::STANDARD_NO_PAD
+    };
+    let text = engine.decode(val).ok()?;
+    if text.len() < 8 {
+        return None;
+    }
+    let printable = text
+        .iter()
+        .filter(|&&b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' || b == b'\t')
+        .count();
+    (printable * 100 >= text.len() * 95).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn decodes_kubernetes_secret_data() {
+        let doc = format!(
+            "apiVersion: v1\nkind: Secret\ndata:\n  password: {}\n  other: {}\n",
+            b64("hunter2-but-longer"),
+            "AAECAwQFBgcICQoLDA0ODw=="
+        );
+        let found = base64_values(doc.as_bytes());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].text, b"password: hunter2-but-longer");
+        assert_eq!(
+            &doc.as_bytes()[found[0].start..found[0].end],
+            b64("hunter2-but-longer").as_bytes()
+        );
+    }
+
+    #[test]
+    fn hex_and_binary_are_not_text() {
+        assert!(decode_printable(b"0123456789abcdef0123456789abcdef").is_none());
+    }
+
+    #[test]
+    fn gating() {
+        assert!(worth_decoding("k8s/secret.yaml", b""));
+        assert!(worth_decoding("deploy/.env.prod", b""));
+        assert!(!worth_decoding("src/main.rs", b"fn main() {}"));
+        assert!(worth_decoding("manifest", b"kind: Secret"));
+    }
+}

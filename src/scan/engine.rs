@@ -1,0 +1,292 @@
+//! The matcher: bytes in, raw matches out.
+//!
+//! An Aho-Corasick automaton over every rule's keywords (ASCII case-insensitive) finds where rules
+//! could match; only those rules' regexes run, and only in windows around the keyword hits. A
+//! candidate survives when its captured secret passes the rule's entropy minimum and no allow
+//! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::rules::{Rule, RuleSet};
+use crate::error::Error;
+
+/// How many bytes before a keyword hit a match may start.
+const REACH_BEFORE: usize = 256;
+/// Windows are widened to whole lines when the line ends within this many extra bytes.
+const LINE_SLACK: usize = 256;
+
+/// A rule's match in a buffer. Offsets are byte offsets into the scanned buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMatch {
+    /// Index of the rule in the engine's rule set.
+    pub rule: usize,
+    /// Start of the whole match.
+    pub match_start: usize,
+    /// End of the whole match.
+    pub match_end: usize,
+    /// Start of the secret (capture group 1).
+    pub start: usize,
+    /// End of the secret.
+    pub end: usize,
+}
+
+/// Compiled rules plus the keyword prefilter.
+#[derive(Debug)]
+pub struct Engine {
+    rules: RuleSet,
+    prefilter: AhoCorasick,
+    /// For each prefilter pattern, the rules that list it as a keyword.
+    rules_of_keyword: Vec<Vec<usize>>,
+}
+
+impl Engine {
+    /// Compile the prefilter for a rule set.
+    pub fn new(rules: RuleSet) -> Result<Engine, Error> {
+        let mut keywords: Vec<String> = Vec::new();
+        let mut rules_of_keyword: Vec<Vec<usize>> = Vec::new();
+        for (ri, rule) in rules.rules.iter().enumerate() {
+            for k in &rule.keywords {
+                match keywords.iter().position(|x| x == k) {
+                    Some(pi) => rules_of_keyword[pi].push(ri),
+                    None => {
+                        keywords.push(k.clone());
+                        rules_of_keyword.push(vec![ri]);
+                    }
+                }
+            }
+        }
+        let prefilter = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&keywords)
+            .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
+        Ok(Engine {
+            rules,
+            prefilter,
+            rules_of_keyword,
+        })
+    }
+
+    /// The rules, indexed as in [`RawMatch::rule`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules.rules
+    }
+
+    /// Every surviving match in `buf`, ordered by position, duplicates removed.
+    pub fn find(&self, buf: &[u8]) -> Vec<RawMatch> {
+        // Windows per rule, built in hit order so merging only looks at the last one.
+        let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
+        for hit in self.prefilter.find_overlapping_iter(buf) {
+            if windows.is_empty() {
+                windows = vec![Vec::new(); self.rules.rules.len()];
+            }
+            let pat = hit.pattern().as_usize();
+            for &ri in &self.rules_of_keyword[pat] {
+                let span = self.rules.rules[ri].max_span;
+                let lo = hit.start().saturating_sub(REACH_BEFORE);
+                let hi = (hit.end() + span).min(buf.len());
+                let w = &mut windows[ri];
+                match w.last_mut() {
+                    Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                    _ => w.push((lo, hi)),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (ri, ws) in windows.iter().enumerate() {
+            if ws.is_empty() {
+                continue;
+            }
+            let rule = &self.rules.rules[ri];
+            for (lo, hi) in merged_lines(buf, ws) {
+                for caps in rule.regex.captures_iter(&buf[lo..hi]) {
+                    let (Some(m), Some(g)) = (caps.get(0), caps.get(1)) else {
+                        continue;
+                    };
+                    let secret = &buf[lo + g.start()..lo + g.end()];
+                    if self.accepts(rule, secret) {
+                        out.push(RawMatch {
+                            rule: ri,
+                            match_start: lo + m.start(),
+                            match_end: lo + m.end(),
+                            start: lo + g.start(),
+                            end: lo + g.end(),
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.start, m.rule));
+        out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
+        out
+    }
+
+    /// Whether a captured secret passes the rule's entropy and allow checks.
+    fn accepts(&self, rule: &Rule, secret: &[u8]) -> bool {
+        if secret.is_empty() {
+            return false;
+        }
+        if let Some(min) = rule.entropy
+            && shannon_entropy(secret) < min
+        {
+            return false;
+        }
+        !rule
+            .allow
+            .iter()
+            .chain(self.rules.global_allow.iter())
+            .any(|a| a.is_match(secret))
+    }
+}
+
+/// Windows widened to whole lines, then merged again where the widening made them overlap.
+fn merged_lines(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ws.len());
+    for &(lo, hi) in ws {
+        let (lo, hi) = widen_to_lines(buf, lo, hi);
+        match out.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// Grow a window to whole lines when the line boundaries are near.
+fn widen_to_lines(buf: &[u8], lo: usize, hi: usize) -> (usize, usize) {
+    let floor = lo.saturating_sub(LINE_SLACK);
+    let lo = match memchr::memrchr(b'\n', &buf[floor..lo]) {
+        Some(i) => floor + i + 1,
+        None if floor == 0 => 0,
+        None => lo,
+    };
+    let ceil = (hi + LINE_SLACK).min(buf.len());
+    let hi = match memchr::memchr(b'\n', &buf[hi..ceil]) {
+        Some(i) => hi + i,
+        None if ceil == buf.len() => ceil,
+        None => hi,
+    };
+    (lo, hi)
+}
+
+/// Shannon entropy in bits per byte.
+pub fn shannon_entropy(data: &[u8]) -> f64 {
+    if data.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(toml: &str) -> Engine {
+        let mut set = RuleSet::default();
+        set.add_source("test.toml", toml).unwrap();
+        Engine::new(set).unwrap()
+    }
+
+    const ONE: &str = r#"
+version = 1
+[allow]
+regexes = ['(?i)example']
+[[rules]]
+id = "tok"
+description = "a token"
+regex = '\b(tok_[a-z0-9]{8})\b'
+keywords = ["tok_"]
+entropy = 2.0
+severity = "high"
+examples = ["tok_a1b2c3d4"]
+negative_examples = ["tok_aaaaaaaa"]
+"#;
+
+    #[test]
+    fn finds_only_near_keywords_and_applies_entropy_and_allow() {
+        let e = engine(ONE);
+        let buf = b"x = TOK_a1b2c3d4 nope\ny = tok_a1b2c3d4\nz = tok_aaaaaaaa w = tok_examplex";
+        let found = e.find(buf);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(&buf[found[0].start..found[0].end], b"tok_a1b2c3d4");
+    }
+
+    #[test]
+    fn no_keyword_no_regex() {
+        let e = engine(ONE);
+        assert!(e.find(b"nothing here at all").is_empty());
+    }
+
+    #[test]
+    fn overlapping_windows_report_once() {
+        let e = engine(ONE);
+        let buf = b"tok_a1b2c3d4 tok_a1b2c3d5 tok_a1b2c3d6";
+        assert_eq!(e.find(buf).len(), 3);
+    }
+
+    #[test]
+    fn invalid_utf8_is_fine() {
+        let e = engine(ONE);
+        let mut buf = vec![0xff, 0xfe, b' '];
+        buf.extend_from_slice(b"tok_z9y8x7w6 \xc3");
+        assert_eq!(e.find(&buf).len(), 1);
+    }
+
+    #[test]
+    fn entropy_of_uniform_and_constant() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+}
+
+impl Engine {
+    /// Run every rule's examples and negative examples through the full engine (prefilter
+    /// included). Returns one message per failure, naming the rule and its file.
+    pub fn check_examples(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (ri, rule) in self.rules.rules.iter().enumerate() {
+            for ex in &rule.examples {
+                if !self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                    problems.push(format!(
+                        "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
+                        rule.origin,
+                        rule.id,
+                        preview(ex)
+                    ));
+                }
+            }
+            for ex in &rule.negative_examples {
+                if self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                    problems.push(format!(
+                        "{}: rule `{}`: negative example matches: {}",
+                        rule.origin,
+                        rule.id,
+                        preview(ex)
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn preview(s: &str) -> String {
+    let one: String = s.chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
+    if one.chars().count() > 100 {
+        format!("{}…", one.chars().take(100).collect::<String>())
+    } else {
+        one
+    }
+}

@@ -1,0 +1,329 @@
+//! Scanner rules: data in, one compiled [`RuleSet`] out.
+//!
+//! Rule files are TOML in the schema of `schemas/rules.schema.json` (the Rust types below are the
+//! source of that schema). The built-ins are embedded from `rules/secrets.toml`; users add files of
+//! the same shape. Loading validates everything once and reports every problem of a file together,
+//! each with `file:line:col`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use regex::bytes::Regex;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::error::{Error, Location, Problem};
+
+/// The built-in rule file, embedded in the binary.
+pub const BUILTIN_RULES: &str = include_str!("../../rules/secrets.toml");
+/// The name under which the built-in rules are reported.
+pub const BUILTIN_NAME: &str = "builtin:secrets";
+
+/// A rule file as written by a user.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Schema version of the rule file; always 1.
+    pub version: u32,
+    /// Allow patterns that apply to every rule of every file.
+    #[serde(default)]
+    pub allow: GlobalAllow,
+    /// The rules.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// Allow patterns applied to every candidate secret.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalAllow {
+    /// A captured secret matching any of these regexes is not a finding.
+    #[serde(default)]
+    pub regexes: Vec<String>,
+}
+
+/// How bad a leak of this kind is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Low impact or likely a test credential.
+    Low,
+    /// A credential of unknown scope.
+    Medium,
+    /// A credential to a production service.
+    High,
+    /// Keys that unlock everything (cloud root keys, private keys).
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One rule as written in a rule file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique kebab-case id, e.g. `github-pat-classic`.
+    pub id: String,
+    /// What the rule finds, for humans.
+    pub description: String,
+    /// Regex (Rust `regex` syntax) with exactly one capture group: the secret.
+    pub regex: String,
+    /// Lowercase literals; one of them occurs in every match. Drives the prefilter.
+    pub keywords: Vec<String>,
+    /// Minimum Shannon entropy (bits per byte) of the captured secret.
+    #[serde(default)]
+    pub entropy: Option<f64>,
+    /// A captured secret matching any of these regexes is not a finding.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// How bad a leak is.
+    pub severity: Severity,
+    /// Free tags; the first one is the category.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Texts the rule must find.
+    pub examples: Vec<String>,
+    /// Texts the rule must not find.
+    pub negative_examples: Vec<String>,
+    /// How far (bytes) a match may extend past a keyword hit; default 512.
+    #[serde(default)]
+    pub max_span: Option<usize>,
+}
+
+/// A validated, compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique id.
+    pub id: String,
+    /// What the rule finds.
+    pub description: String,
+    /// Compiled regex; group 1 is the secret.
+    pub regex: Regex,
+    /// Lowercase keyword literals.
+    pub keywords: Vec<String>,
+    /// Minimum entropy of the secret.
+    pub entropy: Option<f64>,
+    /// Per-rule allow patterns.
+    pub allow: Vec<Regex>,
+    /// Severity.
+    pub severity: Severity,
+    /// Tags; the first is the category.
+    pub tags: Vec<String>,
+    /// Bytes a match may reach past a keyword hit.
+    pub max_span: usize,
+    /// Examples kept for `rules check`.
+    pub examples: Vec<String>,
+    /// Negative examples kept for `rules check`.
+    pub negative_examples: Vec<String>,
+    /// The file the rule came from.
+    pub origin: String,
+}
+
+/// All rules in force, plus the global allow list.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    /// The rules, in load order.
+    pub rules: Vec<Rule>,
+    /// Patterns that drop a candidate secret for every rule.
+    pub global_allow: Vec<Regex>,
+}
+
+/// Default reach of a match past its keyword.
+pub const DEFAULT_MAX_SPAN: usize = 512;
+
+impl RuleSet {
+    /// The embedded built-in rules.
+    pub fn builtin() -> Result<RuleSet, Error> {
+        let mut set = RuleSet::default();
+        set.add_source(BUILTIN_NAME, BUILTIN_RULES)?;
+        Ok(set)
+    }
+
+    /// Load a rule file from disk and add its rules.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: PathBuf::from(path),
+            source: e,
+        })?;
+        self.add_source(&path.display().to_string(), &text)
+    }
+
+    /// Parse, validate and add the rules of one file's text. All problems of the file are
+    /// reported together.
+    pub fn add_source(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        let file: RuleFile = toml::from_str(text).map_err(|e| {
+            let loc = e
+                .span()
+                .map(|s| Location::from_offset(name, text, s.start))
+                .unwrap_or_else(|| Location::file(name));
+            Error::Invalid {
+                problems: vec![Problem::new(loc, e.message().to_string())],
+            }
+        })?;
+        let mut problems = Vec::new();
+        let loc_of = |needle: &str| locate(name, text, needle);
+        if file.version != 1 {
+            problems.push(Problem::new(
+                loc_of("version"),
+                format!("unsupported rule file version {}; use `version = 1`", file.version),
+            ));
+        }
+        for pat in &file.allow.regexes {
+            match Regex::new(pat) {
+                Ok(r) => self.global_allow.push(r),
+                Err(e) => problems.push(Problem::new(
+                    loc_of(pat),
+                    format!("allow regex does not compile: {}", one_line(&e.to_string())),
+                )),
+            }
+        }
+        let mut seen: HashSet<String> = self.rules.iter().map(|r| r.id.clone()).collect();
+        for spec in file.rules {
+            let at = locate_rule(name, text, &spec.id);
+            match compile(spec, name, at.clone()) {
+                Ok(rule) => {
+                    if !seen.insert(rule.id.clone()) {
+                        problems.push(Problem::new(
+                            at,
+                            format!("duplicate rule id `{}`; ids must be unique", rule.id),
+                        ));
+                    } else {
+                        self.rules.push(rule);
+                    }
+                }
+                Err(mut p) => problems.append(&mut p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid { problems })
+        }
+    }
+
+    /// Keep only rules whose id is in `ids` (when non-empty) and drop those in `disable`.
+    pub fn select(&mut self, enable: &[String], disable: &[String]) {
+        self.rules.retain(|r| {
+            (enable.is_empty() || enable.iter().any(|e| e == &r.id))
+                && !disable.iter().any(|d| d == &r.id)
+        });
+    }
+}
+
+fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut bad = |msg: String| problems.push(Problem::new(at.clone(), msg));
+    if spec.id.is_empty()
+        || !spec
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        bad(format!(
+            "rule id `{}` must be kebab-case (a-z, 0-9, -)",
+            spec.id
+        ));
+    }
+    let regex = match Regex::new(&spec.regex) {
+        Ok(r) => {
+            if r.captures_len() != 2 {
+                bad(format!(
+                    "rule `{}`: regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
+                    spec.id,
+                    r.captures_len() - 1
+                ));
+            }
+            Some(r)
+        }
+        Err(e) => {
+            bad(format!(
+                "rule `{}`: regex does not compile: {}",
+                spec.id,
+                one_line(&e.to_string())
+            ));
+            None
+        }
+    };
+    if spec.keywords.is_empty() {
+        bad(format!(
+            "rule `{}` needs at least one keyword (a literal that occurs in every match)",
+            spec.id
+        ));
+    }
+    for k in &spec.keywords {
+        if k.is_empty() || k.to_lowercase() != *k {
+            bad(format!(
+                "rule `{}`: keyword `{k}` must be non-empty and lowercase",
+                spec.id
+            ));
+        }
+    }
+    let mut allow = Vec::new();
+    for a in &spec.allow {
+        match Regex::new(a) {
+            Ok(r) => allow.push(r),
+            Err(e) => bad(format!(
+                "rule `{}`: allow regex does not compile: {}",
+                spec.id,
+                one_line(&e.to_string())
+            )),
+        }
+    }
+    if spec.examples.is_empty() {
+        bad(format!("rule `{}` needs at least one example", spec.id));
+    }
+    if spec.negative_examples.is_empty() {
+        bad(format!("rule `{}` needs at least one negative example", spec.id));
+    }
+    match (problems.is_empty(), regex) {
+        (true, Some(regex)) => Ok(Rule {
+            id: spec.id,
+            description: spec.description,
+            regex,
+            keywords: spec.keywords,
+            entropy: spec.entropy,
+            allow,
+            severity: spec.severity,
+            tags: spec.tags,
+            max_span: spec.max_span.unwrap_or(DEFAULT_MAX_SPAN),
+            examples: spec.examples,
+            negative_examples: spec.negative_examples,
+            origin: file.to_string(),
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Where a rule's `id = "…"` line is, for error messages.
+fn locate_rule(file: &str, text: &str, id: &str) -> Location {
+    for quote in ['"', '\''] {
+        let needle = format!("{quote}{id}{quote}");
+        for (off, _) in text.match_indices(&needle) {
+            let line_start = text[..off].rfind('\n').map_or(0, |i| i + 1);
+            if text[line_start..off].trim_start().starts_with("id") {
+                return Location::from_offset(file, text, line_start);
+            }
+        }
+    }
+    Location::file(file)
+}
+
+fn locate(file: &str, text: &str, needle: &str) -> Location {
+    text.find(needle)
+        .map(|off| Location::from_offset(file, text, off))
+        .unwrap_or_else(|| Location::file(file))
+}

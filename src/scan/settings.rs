@@ -1,0 +1,240 @@
+//! Resolved settings of one scan (command line merged with `sluice.yaml`) and the scan itself.
+//!
+//! [`Settings::resolve`] takes the clap arguments and the loaded config and settles every choice;
+//! [`run`] builds the rule set and scanner, scans the source, applies the baseline and returns the
+//! findings sorted by path and position.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use regex::bytes::Regex;
+
+use super::baseline::Baseline;
+use super::engine::Engine;
+use super::git::{self, Change};
+use super::report::{Format, Summary};
+use super::rules::RuleSet;
+use super::sources::{self, Outcome, WalkOptions};
+use super::{Finding, ScanOptions, Scanner};
+use crate::cli::{ColorChoice, ScanArgs};
+use crate::config::Loaded;
+use crate::error::{Error, Location, Problem};
+
+/// Where the bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Files and directories; `-` is stdin.
+    Paths(Vec<PathBuf>),
+    /// Every blob in a repository's history.
+    History(PathBuf),
+    /// Lines added by a change in a repository.
+    Change(PathBuf, Change),
+}
+
+/// Everything a scan needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    /// What to scan.
+    pub source: Source,
+    /// Load the built-in rules.
+    pub builtin_rules: bool,
+    /// Extra rule files.
+    pub rule_files: Vec<PathBuf>,
+    /// Only these rule ids (empty: all).
+    pub only_rules: Vec<String>,
+    /// Rule ids turned off.
+    pub disable_rules: Vec<String>,
+    /// Walk options.
+    pub walk: WalkOptions,
+    /// Decode base64.
+    pub decode_base64: bool,
+    /// User allow regexes (source text).
+    pub allow: Vec<String>,
+    /// Baseline to apply.
+    pub baseline: Option<PathBuf>,
+    /// Baseline to write.
+    pub write_baseline: Option<PathBuf>,
+    /// Report format.
+    pub format: Format,
+    /// Report destination (None: stdout).
+    pub output: Option<PathBuf>,
+    /// Show secrets unredacted.
+    pub show_secrets: bool,
+    /// Colour choice.
+    pub color: ColorChoice,
+    /// Name for stdin.
+    pub stdin_name: String,
+    /// No summary or warnings.
+    pub quiet: bool,
+}
+
+impl Settings {
+    /// Merge command-line arguments with the config (flags add to config lists; a flag given
+    /// wins over the config's value).
+    pub fn resolve(args: ScanArgs, config: Option<&Loaded>) -> Settings {
+        let scan = config.map(|c| &c.config.scan);
+        let rel = |p: &str| config.map_or_else(|| PathBuf::from(p), |c| c.relative(p));
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+        let source = if args.git {
+            Source::History(repo)
+        } else if let Some(r) = args.diff {
+            Source::Change(repo, Change::Range(r))
+        } else if args.staged {
+            Source::Change(repo, Change::Staged)
+        } else if args.paths.is_empty() {
+            Source::Paths(vec![PathBuf::from(".")])
+        } else {
+            Source::Paths(args.paths)
+        };
+        let mut rule_files: Vec<PathBuf> = scan
+            .map(|s| s.rules.iter().map(|r| rel(r)).collect())
+            .unwrap_or_default();
+        rule_files.extend(args.rules);
+        let mut disable_rules = scan.map(|s| s.disable_rules.clone()).unwrap_or_default();
+        disable_rules.extend(args.disable_rules);
+        let mut exclude = scan.map(|s| s.exclude.clone()).unwrap_or_default();
+        exclude.extend(args.exclude);
+        Settings {
+            source,
+            builtin_rules: !args.no_builtin_rules,
+            rule_files,
+            only_rules: args.only_rules,
+            disable_rules,
+            walk: WalkOptions {
+                gitignore: args.gitignore || scan.is_some_and(|s| s.gitignore),
+                exclude,
+                max_file_size: args.max_file_size.or(scan.and_then(|s| s.max_file_size)),
+                threads: args.threads,
+            },
+            decode_base64: !args.no_decode && scan.and_then(|s| s.decode_base64).unwrap_or(true),
+            allow: scan.map(|s| s.allow.clone()).unwrap_or_default(),
+            baseline: args
+                .baseline
+                .or_else(|| scan.and_then(|s| s.baseline.as_deref()).map(rel)),
+            write_baseline: args.write_baseline,
+            format: args.format,
+            output: args.output,
+            show_secrets: args.show_secrets,
+            color: args.color,
+            stdin_name: args.stdin_name,
+            quiet: args.quiet,
+        }
+    }
+}
+
+/// The result of a scan.
+#[derive(Debug)]
+pub struct ScanResult {
+    /// Findings to report, sorted by path, line and column.
+    pub findings: Vec<Finding>,
+    /// Problems that did not stop the scan.
+    pub warnings: Vec<String>,
+    /// Counters.
+    pub summary: Summary,
+    /// The scanner (for rule metadata in reports).
+    pub scanner: Scanner,
+}
+
+/// Build the rule set the settings ask for.
+pub fn rule_set(s: &Settings) -> Result<RuleSet, Error> {
+    let mut set = if s.builtin_rules {
+        RuleSet::builtin()?
+    } else {
+        RuleSet::default()
+    };
+    let mut problems = Vec::new();
+    for f in &s.rule_files {
+        match set.add_file(f) {
+            Ok(()) => {}
+            Err(Error::Invalid { problems: mut p }) => problems.append(&mut p),
+            Err(e) => return Err(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid { problems });
+    }
+    let unknown: Vec<&String> = s
+        .only_rules
+        .iter()
+        .chain(&s.disable_rules)
+        .filter(|id| !set.rules.iter().any(|r| &r.id == *id))
+        .collect();
+    if let Some(id) = unknown.first() {
+        return Err(Error::Usage(format!(
+            "no rule has the id `{id}`; `sluice rules list` shows them"
+        )));
+    }
+    set.select(&s.only_rules, &s.disable_rules);
+    if set.rules.is_empty() {
+        return Err(Error::Usage("no rules to run".into()));
+    }
+    Ok(set)
+}
+
+/// Run a scan.
+pub fn run(s: &Settings) -> Result<ScanResult, Error> {
+    let mut allow = Vec::new();
+    for a in &s.allow {
+        allow.push(Regex::new(a).map_err(|e| Error::Invalid {
+            problems: vec![Problem::new(
+                Location::file("scan.allow"),
+                format!("regex does not compile: {e}"),
+            )],
+        })?);
+    }
+    let baseline = s.baseline.as_deref().map(Baseline::load).transpose()?;
+    let scanner = Scanner::new(
+        Engine::new(rule_set(s)?)?,
+        ScanOptions {
+            decode_base64: s.decode_base64,
+            allow,
+        },
+    );
+    if s.walk.threads > 0 {
+        // Only the first call configures the global pool; later calls keep it.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(s.walk.threads)
+            .build_global();
+    }
+    let outcome = match &s.source {
+        Source::Paths(paths) => {
+            let (stdin, files): (Vec<PathBuf>, Vec<PathBuf>) =
+                paths.iter().cloned().partition(|p| p.as_os_str() == "-");
+            let mut out = Outcome::default();
+            if !stdin.is_empty() {
+                out.merge(sources::scan_stdin(&scanner, &s.stdin_name)?);
+            }
+            if !files.is_empty() {
+                out.merge(sources::scan_paths(&scanner, &files, &s.walk)?);
+            }
+            out
+        }
+        Source::History(repo) => git::scan_history(&scanner, repo)?,
+        Source::Change(repo, change) => git::scan_change(&scanner, repo, change)?,
+    };
+    let mut findings = outcome.findings;
+    findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
+    });
+    findings.dedup_by(|a, b| {
+        a.path == b.path && a.line == b.line && a.column == b.column && a.rule == b.rule
+    });
+    let mut baselined = 0;
+    if let Some(b) = &baseline {
+        let before = findings.len();
+        findings.retain(|f| !b.contains(f));
+        baselined = (before - findings.len()) as u64;
+    }
+    let mut warnings = outcome.warnings;
+    warnings.sort();
+    Ok(ScanResult {
+        findings,
+        warnings,
+        summary: Summary {
+            files: outcome.stats.files.load(Ordering::Relaxed),
+            bytes: outcome.stats.bytes.load(Ordering::Relaxed),
+            baselined,
+        },
+        scanner,
+    })
+}

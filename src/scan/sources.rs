@@ -1,0 +1,219 @@
+//! Where scanned bytes come from: paths (walked in parallel) and stdin.
+//!
+//! Paths in, findings and statistics out. Hidden files are scanned; `.gitignore` is honoured only
+//! when asked, because ignored files are where secrets hide. `.git/` itself is never walked (use
+//! `--git` for history). Unreadable files and broken symlinks become warnings; the scan goes on.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ignore::overrides::OverrideBuilder;
+use ignore::{WalkBuilder, WalkState};
+
+use super::{Finding, Scanner};
+use crate::error::Error;
+
+/// Files above this size are memory-mapped instead of read.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+
+/// What a walk should include.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Honour `.gitignore`, `.ignore` and git's exclude files.
+    pub gitignore: bool,
+    /// Glob patterns (gitignore syntax) of paths to skip.
+    pub exclude: Vec<String>,
+    /// Skip files larger than this many bytes (None: no limit).
+    pub max_file_size: Option<u64>,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// Counters of one scan.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Files (or blobs) scanned.
+    pub files: AtomicU64,
+    /// Bytes scanned.
+    pub bytes: AtomicU64,
+    /// Binary files skipped.
+    pub binary: AtomicU64,
+}
+
+/// The result of scanning a source.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every finding.
+    pub findings: Vec<Finding>,
+    /// Problems that did not stop the scan (unreadable files, broken symlinks).
+    pub warnings: Vec<String>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Outcome {
+    /// Add another outcome into this one.
+    pub fn merge(&mut self, other: Outcome) {
+        self.findings.extend(other.findings);
+        self.warnings.extend(other.warnings);
+        for (a, b) in [
+            (&self.stats.files, &other.stats.files),
+            (&self.stats.bytes, &other.stats.bytes),
+            (&self.stats.binary, &other.stats.binary),
+        ] {
+            a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Scan files and directories. A path that does not exist is an error before anything runs.
+pub fn scan_paths(scanner: &Scanner, paths: &[PathBuf], opts: &WalkOptions) -> Result<Outcome, Error> {
+    for p in paths {
+        if std::fs::symlink_metadata(p).is_err() {
+            return Err(Error::Usage(format!(
+                "{}: no such file or directory; check the path",
+                p.display()
+            )));
+        }
+    }
+    let Some((first, rest)) = paths.split_first() else {
+        return Ok(Outcome::default());
+    };
+    let mut builder = WalkBuilder::new(first);
+    for p in rest {
+        builder.add(p);
+    }
+    builder
+        .hidden(false)
+        .parents(opts.gitignore)
+        .ignore(opts.gitignore)
+        .git_ignore(opts.gitignore)
+        .git_global(opts.gitignore)
+        .git_exclude(opts.gitignore)
+        .require_git(false)
+        .follow_links(false)
+        .threads(opts.threads)
+        .filter_entry(|e| !(e.file_name() == ".git" && e.file_type().is_some_and(|t| t.is_dir())));
+    if !opts.exclude.is_empty() {
+        let mut ov = OverrideBuilder::new(first);
+        for g in &opts.exclude {
+            ov.add(&format!("!{g}"))
+                .map_err(|e| Error::Usage(format!("bad --exclude pattern `{g}`: {e}")))?;
+        }
+        builder.overrides(
+            ov.build()
+                .map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))?,
+        );
+    }
+    let findings = Mutex::new(Vec::new());
+    let warnings = Mutex::new(Vec::new());
+    let stats = Stats::default();
+    builder.build_parallel().run(|| {
+        let (findings, warnings, stats) = (&findings, &warnings, &stats);
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    lock(warnings).push(format!("skipped: {e}"));
+                    return WalkState::Continue;
+                }
+            };
+            let is_file = entry
+                .file_type()
+                .is_some_and(|t| t.is_file() || t.is_symlink());
+            if !is_file {
+                return WalkState::Continue;
+            }
+            match scan_file(scanner, entry.path(), opts.max_file_size, stats) {
+                Ok(mut f) => {
+                    if !f.is_empty() {
+                        lock(findings).append(&mut f);
+                    }
+                }
+                Err(w) => lock(warnings).push(w),
+            }
+            WalkState::Continue
+        })
+    });
+    Ok(Outcome {
+        findings: findings.into_inner().unwrap_or_else(|e| e.into_inner()),
+        warnings: warnings.into_inner().unwrap_or_else(|e| e.into_inner()),
+        stats,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Scan one file; a problem reading it is returned as a warning text.
+fn scan_file(
+    scanner: &Scanner,
+    path: &Path,
+    max: Option<u64>,
+    stats: &Stats,
+) -> Result<Vec<Finding>, String> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|e| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            format!("skipped {shown}: broken symlink ({e})")
+        } else {
+            format!("skipped {shown}: cannot read ({e})")
+        }
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("skipped {shown}: cannot stat ({e})"))?;
+    if !meta.is_file() {
+        return Ok(Vec::new());
+    }
+    let len = meta.len();
+    if max.is_some_and(|m| len > m) {
+        return Err(format!("skipped {shown}: {len} bytes is above --max-file-size"));
+    }
+    let found = if len >= MMAP_THRESHOLD {
+        // SAFETY: the map is read-only and dropped before we return; a file truncated by another
+        // process while we read it can fault, which is the accepted trade-off of every mmap-based
+        // scanner (ripgrep makes the same one) for the speed on large files.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| format!("skipped {shown}: cannot map ({e})"))?;
+        scan_bytes(scanner, &shown, &map, stats)
+    } else {
+        let mut buf = Vec::with_capacity(len as usize + 1);
+        (&file)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("skipped {shown}: cannot read ({e})"))?;
+        scan_bytes(scanner, &shown, &buf, stats)
+    };
+    Ok(found)
+}
+
+/// Scan one named buffer, skipping binaries and counting.
+pub fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> Vec<Finding> {
+    if Scanner::is_binary(buf) {
+        stats.binary.fetch_add(1, Ordering::Relaxed);
+        return Vec::new();
+    }
+    stats.files.fetch_add(1, Ordering::Relaxed);
+    stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+    scanner.scan_buffer(name, buf)
+}
+
+/// Scan standard input as one buffer named `name`.
+pub fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
+    let mut buf = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut buf).map_err(|e| Error::Io {
+        path: PathBuf::from("<stdin>"),
+        source: e,
+    })?;
+    let stats = Stats::default();
+    let findings = scan_bytes(scanner, name, &buf, &stats);
+    Ok(Outcome {
+        findings,
+        warnings: Vec::new(),
+        stats,
+    })
+}
