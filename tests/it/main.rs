@@ -1,1 +1,11 @@
-fn main(){}
+//! sluice's integration tests: one binary, a module per capability.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod config;
+mod git_sources;
+mod pg_support;
+mod rules;
+mod scan;

@@ -1,0 +1,114 @@
+//! `--git`, `--diff` and `--staged` against real repositories built by the test.
+
+use crate::support::{Rng, fake_github_token, fake_stripe_key, git, git_repo, sluice, write};
+
+fn findings(stdout: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    v["findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn history_scans_each_blob_once_and_lists_every_commit_and_path() {
+    let mut rng = Rng::new(21);
+    let repo = git_repo();
+    let d = repo.path();
+    let token = fake_github_token(&mut rng);
+    write(d, "config/app.env", &format!("GITHUB_TOKEN={token}\n"));
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "add config"]);
+    let first = git(d, &["rev-parse", "HEAD"]).trim().to_string();
+    // The same content under a second path on a branch: one blob, two places.
+    git(d, &["checkout", "-qb", "copy"]);
+    write(d, "backup/app.env", &format!("GITHUB_TOKEN={token}\n"));
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "copy it"]);
+    let second = git(d, &["rev-parse", "HEAD"]).trim().to_string();
+    git(d, &["checkout", "-q", "main"]);
+    // Removed from main: history still has it.
+    git(d, &["rm", "-q", "config/app.env"]);
+    git(d, &["commit", "-qm", "remove"]);
+
+    let r = sluice(d, &["scan", "--git", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = findings(&r.stdout);
+    assert_eq!(f.len(), 1, "one blob, one finding: {f:?}");
+    let commits = f[0]["commits"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = commits
+        .iter()
+        .map(|c| (c["commit"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(pairs.contains(&(first.clone(), "config/app.env".into())), "{pairs:?}");
+    assert!(pairs.contains(&(second, "backup/app.env".into())), "{pairs:?}");
+    assert!(!r.stdout.contains(&token[4..]));
+}
+
+#[test]
+fn history_outside_a_repository_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = sluice(dir.path(), &["scan", "--git"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a git repository"), "{}", r.stderr);
+}
+
+#[test]
+fn diff_reports_only_added_lines_with_head_line_numbers() {
+    let mut rng = Rng::new(22);
+    let repo = git_repo();
+    let d = repo.path();
+    let old = fake_github_token(&mut rng);
+    write(d, "app.env", &format!("OLD={old}\nA=1\nB=2\n"));
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "base"]);
+    git(d, &["checkout", "-qb", "feature"]);
+    let new = fake_stripe_key(&mut rng);
+    write(d, "app.env", &format!("OLD={old}\nA=1\nNEW={new}\nB=2\n"));
+    write(d, "docs/readme.md", "no secrets\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "feature"]);
+    // Uncommitted edits are not part of the range.
+    write(d, "app.env", &format!("X={}\n", fake_github_token(&mut rng)));
+
+    for range in ["main..feature", "main...HEAD", "main"] {
+        let r = sluice(d, &["scan", "--diff", range, "--format", "json"]);
+        assert_eq!(r.code, 1, "{range}: {}", r.stderr);
+        let f = findings(&r.stdout);
+        assert_eq!(f.len(), 1, "{range}: only the added line: {f:?}");
+        assert_eq!(f[0]["path"], "app.env");
+        assert_eq!(f[0]["line"], 3);
+    }
+    let r = sluice(d, &["scan", "--diff", "main..nope"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn staged_scans_the_index_only() {
+    let mut rng = Rng::new(23);
+    let repo = git_repo();
+    let d = repo.path();
+    write(d, "a.txt", "hello\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "init"]);
+    assert_eq!(sluice(d, &["scan", "--staged"]).code, 0);
+    write(d, "a.txt", &format!("hello\ntoken={}\n", fake_github_token(&mut rng)));
+    // Not staged yet: clean.
+    assert_eq!(sluice(d, &["scan", "--staged"]).code, 0);
+    git(d, &["add", "a.txt"]);
+    let r = sluice(d, &["scan", "--staged", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = findings(&r.stdout);
+    assert_eq!((f[0]["path"].as_str(), f[0]["line"].as_u64()), (Some("a.txt"), Some(2)));
+    // The working tree changing afterwards does not matter: the index is what gets committed.
+    write(d, "a.txt", "hello\n");
+    assert_eq!(sluice(d, &["scan", "--staged"]).code, 1);
+}
+
+#[test]
+fn staged_works_before_the_first_commit() {
+    let mut rng = Rng::new(24);
+    let repo = git_repo();
+    let d = repo.path();
+    write(d, "first.env", &format!("T={}\n", fake_github_token(&mut rng)));
+    git(d, &["add", "."]);
+    let r = sluice(d, &["scan", "--staged"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+}

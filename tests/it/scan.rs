@@ -1,0 +1,197 @@
+//! `sluice scan` over paths and stdin: what is scanned, what is skipped, suppression, formats,
+//! exit codes, and that secrets stay redacted.
+
+use base64::Engine as _;
+
+use crate::support::{Rng, fake_github_token, fake_stripe_key, sluice, sluice_with, write};
+
+fn json(r: &crate::support::Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout))
+}
+
+fn paths(v: &serde_json::Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}:{}", f["path"].as_str().unwrap(), f["line"]))
+        .collect()
+}
+
+#[test]
+fn hidden_files_are_scanned_and_gitignore_only_on_request() {
+    let mut rng = Rng::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, ".env", &format!("GITHUB_TOKEN={}\n", fake_github_token(&mut rng)));
+    write(d, ".github/workflows/ci.yml", &format!("env:\n  TOKEN: {}\n", fake_github_token(&mut rng)));
+    write(d, ".aws/credentials", &format!("[x]\nstripe = {}\n", fake_stripe_key(&mut rng)));
+    write(d, "ignored/app.env", &format!("T={}\n", fake_github_token(&mut rng)));
+    write(d, ".gitignore", "ignored/\n");
+    std::fs::create_dir_all(d.join(".git")).unwrap();
+    write(d, ".git/config", &format!("T={}\n", fake_github_token(&mut rng)));
+
+    let r = sluice(d, &["scan", "--format", "json", "."]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let found = paths(&json(&r));
+    assert_eq!(
+        found,
+        vec!["./.aws/credentials:2", "./.env:1", "./.github/workflows/ci.yml:2", "./ignored/app.env:1"],
+        ".git/ is never walked; hidden files are"
+    );
+    let r = sluice(d, &["scan", "--gitignore", "--format", "json", "."]);
+    assert!(!paths(&json(&r)).iter().any(|p| p.contains("ignored/")));
+}
+
+#[test]
+fn exit_codes_clean_findings_and_missing_path() {
+    let mut rng = Rng::new(2);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "clean.txt", "nothing to see\n");
+    let r = sluice(dir.path(), &["scan", "clean.txt"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("0 findings in 1 file"), "{}", r.stdout);
+    write(dir.path(), "dirty.txt", &format!("key {}\n", fake_github_token(&mut rng)));
+    assert_eq!(sluice(dir.path(), &["scan", "dirty.txt"]).code, 1);
+    let r = sluice(dir.path(), &["scan", "no-such-dir"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no-such-dir: no such file or directory"), "{}", r.stderr);
+    assert_eq!(sluice(dir.path(), &["scan", "--format", "nope"]).code, 2);
+}
+
+#[test]
+fn binary_files_skipped_broken_symlinks_reported_scan_goes_on() {
+    let mut rng = Rng::new(3);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut bin = vec![0u8, 1, 2, 3];
+    bin.extend_from_slice(fake_github_token(&mut rng).as_bytes());
+    std::fs::write(d.join("blob.bin"), bin).unwrap();
+    std::os::unix::fs::symlink(d.join("gone"), d.join("dangling")).unwrap();
+    write(d, "real.cfg", &format!("token={}\n", fake_github_token(&mut rng)));
+    let r = sluice(d, &["scan", "--format", "json", "."]);
+    assert_eq!(r.code, 1);
+    assert_eq!(paths(&json(&r)), vec!["./real.cfg:1"]);
+    assert!(r.stderr.contains("dangling: broken symlink"), "{}", r.stderr);
+}
+
+#[test]
+fn stdin_is_a_source() {
+    let mut rng = Rng::new(4);
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!("line one\nstripe: {}\n", fake_stripe_key(&mut rng));
+    let r = sluice_with(dir.path(), &["scan", "--format", "jsonl", "--stdin-name", "paste.txt", "-"], Some(input.as_bytes()));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(f["path"], "paste.txt");
+    assert_eq!(f["line"], 2);
+}
+
+#[test]
+fn kubernetes_secret_data_is_decoded_and_points_at_the_encoded_value() {
+    let mut rng = Rng::new(5);
+    let dir = tempfile::tempdir().unwrap();
+    let token = fake_github_token(&mut rng);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("token={token}"));
+    write(
+        dir.path(),
+        "secret.yaml",
+        &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ndata:\n  config: {b64}\n"),
+    );
+    let r = sluice(dir.path(), &["scan", "--format", "json", "secret.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    let f = &v["findings"][0];
+    assert_eq!((f["line"].as_u64(), f["column"].as_u64()), (Some(6), Some(11)));
+    assert_eq!(f["decoded"], true);
+    assert!(!r.stdout.contains(&token));
+    assert_eq!(sluice(dir.path(), &["scan", "--no-decode", "secret.yaml"]).code, 0);
+}
+
+#[test]
+fn secrets_are_redacted_everywhere_unless_asked() {
+    let mut rng = Rng::new(6);
+    let dir = tempfile::tempdir().unwrap();
+    let token = fake_github_token(&mut rng);
+    write(dir.path(), "a.env", &format!("GITHUB_TOKEN={token}\n"));
+    for format in ["human", "json", "jsonl", "sarif", "github"] {
+        let r = sluice(dir.path(), &["scan", "--format", format, "."]);
+        assert_eq!(r.code, 1, "{format}");
+        assert!(!r.stdout.contains(&token[4..]) && !r.stderr.contains(&token[4..]), "{format} leaks the secret");
+    }
+    let r = sluice(dir.path(), &["scan", "--show-secrets", "--format", "json", "."]);
+    assert!(r.stdout.contains(&token), "--show-secrets shows it");
+}
+
+#[test]
+fn github_annotations_format() {
+    let mut rng = Rng::new(7);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "x.env", &format!("\nSTRIPE={}\n", fake_stripe_key(&mut rng)));
+    let r = sluice(dir.path(), &["scan", "--format", "github", "x.env"]);
+    assert!(r.stdout.starts_with("::error file=x.env,line=2,col=8,"), "{}", r.stdout);
+}
+
+#[test]
+fn inline_allow_markers_and_config_allow_and_exclude() {
+    let mut rng = Rng::new(8);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a.py", &format!("T = '{}'  # sluice:allow\n", fake_github_token(&mut rng)));
+    write(d, "b.js", &format!("const t = '{}' // gitleaks:allow\n", fake_github_token(&mut rng)));
+    write(d, "c.yaml", &format!("t: {}  # pragma: allowlist secret\n", fake_github_token(&mut rng)));
+    let known = fake_stripe_key(&mut rng);
+    write(d, "d.env", &format!("S={known}\n"));
+    write(d, "fixtures/e.env", &format!("S={}\n", fake_stripe_key(&mut rng)));
+    assert_eq!(sluice(d, &["scan", "a.py", "b.js", "c.yaml"]).code, 0);
+    assert_eq!(sluice(d, &["scan", "."]).code, 1);
+    write(
+        d,
+        "sluice.yaml",
+        &format!("version: 1\nscan:\n  allow: ['^{known}$']\n  exclude: ['fixtures/**']\n"),
+    );
+    let r = sluice(d, &["scan", "."]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn baseline_suppresses_known_findings_even_after_line_moves() {
+    let mut rng = Rng::new(9);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let old = fake_github_token(&mut rng);
+    write(d, "app.env", &format!("OLD={old}\n"));
+    let r = sluice(d, &["scan", "--write-baseline", "baseline.json", "app.env"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(d.join("baseline.json")).unwrap();
+    assert!(!text.contains(&old[4..]), "the baseline holds fingerprints, not secrets");
+    write(d, "app.env", &format!("# moved down\n\nOLD={old}\n"));
+    let r = sluice(d, &["scan", "--baseline", "baseline.json", "app.env"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("1 known from the baseline"), "{}", r.stdout);
+    write(d, "app.env", &format!("OLD={old}\nNEW={}\n", fake_github_token(&mut rng)));
+    let r = sluice(d, &["scan", "--baseline", "baseline.json", "--format", "json", "app.env"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(paths(&json(&r)), vec!["app.env:2"]);
+    write(d, "broken.json", "{\"version\": 1,\n \"findings\": [x]}");
+    let r = sluice(d, &["scan", "--baseline", "broken.json", "app.env"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("broken.json:2:"), "{}", r.stderr);
+}
+
+#[test]
+fn invalid_utf8_and_large_files_are_scanned() {
+    let mut rng = Rng::new(10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = Vec::new();
+    big.extend_from_slice(b"\xff\xfe latin1 \xe9\xe8\n");
+    while big.len() < 3 << 20 {
+        big.extend_from_slice(b"lorem ipsum dolor sit amet, consectetur adipiscing elit\n");
+    }
+    big.extend_from_slice(format!("token: {}\n", fake_github_token(&mut rng)).as_bytes());
+    std::fs::write(dir.path().join("big.log"), &big).unwrap();
+    let r = sluice(dir.path(), &["scan", "--format", "json", "big.log"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines = big.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(paths(&json(&r)), vec![format!("big.log:{lines}")]);
+}

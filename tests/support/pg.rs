@@ -1,0 +1,183 @@
+//! A throwaway PostgreSQL cluster for tests: `initdb` + `pg_ctl` from the local installation on a
+//! free loopback port, trust authentication, removed (stopped and deleted) on drop.
+//!
+//! When the tests run as root, the cluster runs as the `postgres` OS user (initdb refuses root).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running cluster.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+    as_user: Option<String>,
+}
+
+/// Where initdb and friends live: PATH, then Debian's versioned directories (newest first).
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for d in std::env::split_paths(&path) {
+            if d.join("initdb").is_file() && d.join("pg_ctl").is_file() {
+                return Some(d);
+            }
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl PgCluster {
+    /// Start a new cluster. Panics with a clear message when PostgreSQL is not installed.
+    pub fn start() -> PgCluster {
+        let bin = find_bin_dir().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under \
+                 /usr/lib/postgresql/*/bin; install them (Debian: apt-get install postgresql)"
+            )
+        });
+        let as_user = is_root().then(|| "postgres".to_string());
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let mut cluster = PgCluster {
+            dir,
+            port: 0,
+            bin,
+            as_user,
+        };
+        if let Some(u) = &cluster.as_user {
+            let ok = Command::new("chown")
+                .args([u.as_str(), &cluster.data().display().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "cannot chown the cluster directory to {u}; does that user exist?");
+        }
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data().display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        let sock = cluster.data().display().to_string();
+        for attempt in 0..5 {
+            cluster.port = free_port();
+            let opts = format!(
+                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={sock} \
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                 -c max_connections=60 -c shared_buffers=128MB",
+                cluster.port
+            );
+            let log = cluster.data().join("server.log").display().to_string();
+            let ok = cluster.try_run(
+                "pg_ctl",
+                &["-D", &sock, "-l", &log, "-w", "-t", "60", "-o", &opts, "start"],
+            );
+            if ok {
+                return cluster;
+            }
+            if attempt == 4 {
+                let log = std::fs::read_to_string(cluster.data().join("server.log")).unwrap_or_default();
+                panic!("PostgreSQL did not start:\n{log}");
+            }
+        }
+        unreachable!()
+    }
+
+    fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        match &self.as_user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    fn try_run(&self, tool: &str, args: &[&str]) -> bool {
+        self.command(tool)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> String {
+        let out = self.command(tool).args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for database `db` as the superuser `postgres`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Run SQL with psql against `db`; returns unaligned, tuples-only output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let psql = Some(self.bin.join("psql"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("psql"));
+        let out = Command::new(psql)
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db), "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let _ = self.try_run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+}
