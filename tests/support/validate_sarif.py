@@ -6,9 +6,9 @@ In:  SCHEMA (a JSON Schema file, e.g. tests/fixtures/sarif-schema-2.1.0.json)
 Out: one line per schema violation on stdout, as `JSON-PATH: message`
      followed by the schema keyword that failed; exit status
        0  the log is valid,
-       1  the log is invalid (or is not JSON),
-       2  nothing was validated: bad arguments, an unreadable or invalid
-          schema, or the `jsonschema` package is missing
+       1  the log is invalid (or is not JSON at all),
+       2  nothing was validated: bad arguments, an unreadable file, an
+          invalid schema, or the `jsonschema` package is missing
           (`pip install jsonschema`).
 
 Every `$ref` is resolved inside SCHEMA itself: a reference to any other
@@ -25,14 +25,16 @@ USAGE = "usage: validate_sarif.py SCHEMA SARIF_FILE"
 
 
 def load_json(path, what):
+    """(document, None) or (None, exit status): 2 unreadable, 1 not JSON."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f), None
     except OSError as e:
         print(f"cannot read {what} {path}: {e.strerror}", file=sys.stderr)
+        return None, 2
     except ValueError as e:
         print(f"{what} {path} is not valid JSON: {e}", file=sys.stderr)
-    return None
+        return None, 1
 
 
 def refuse_remote(uri):
@@ -98,8 +100,8 @@ def main(argv):
         )
         return 2
 
-    schema = load_json(schema_file, "schema")
-    if schema is None:
+    schema, status = load_json(schema_file, "schema")
+    if status is not None:
         return 2
     cls = validator_for(schema, default=jsonschema.Draft7Validator)
     try:
@@ -108,9 +110,9 @@ def main(argv):
         print(f"schema {schema_file} is not a valid {cls.__name__} schema: {e.message}", file=sys.stderr)
         return 2
 
-    instance = load_json(sarif_file, "SARIF file")
-    if instance is None:
-        return 1
+    instance, status = load_json(sarif_file, "SARIF file")
+    if status is not None:
+        return status
 
     format_checker = getattr(cls, "FORMAT_CHECKER", None) or jsonschema.FormatChecker()
     validator = cls(schema, format_checker=format_checker, **offline_kwargs(schema))
