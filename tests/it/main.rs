@@ -8,4 +8,5 @@ mod config;
 mod git_sources;
 mod pg_support;
 mod rules;
+mod sarif;
 mod scan;
