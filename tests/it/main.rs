@@ -10,3 +10,4 @@ mod pg_support;
 mod rules;
 mod sarif;
 mod scan;
+mod scan_corpus;

@@ -66,8 +66,22 @@ const URL_PASSWORD_SYMBOLS: &str = "-_.~!*";
 
 /// Substrings that would make a random body look like a placeholder.
 const STOPWORDS: &[&str] = &[
-    "test", "exampl", "sampl", "dummy", "fake", "xxx", "redact", "chang", "placeholder", "secret",
-    "passw", "token", "todo", "0000", "1234", "abcd",
+    "test",
+    "exampl",
+    "sampl",
+    "dummy",
+    "fake",
+    "xxx",
+    "redact",
+    "chang",
+    "placeholder",
+    "secret",
+    "passw",
+    "token",
+    "todo",
+    "0000",
+    "1234",
+    "abcd",
 ];
 
 // ---------------------------------------------------------------- randomness
@@ -125,7 +139,11 @@ impl Rng {
     /// A decimal number of exactly `len` digits, no leading zero.
     fn digits(&mut self, len: usize) -> String {
         loop {
-            let s = format!("{}{}", self.chars("123456789", 1), self.chars(DIGITS, len - 1));
+            let s = format!(
+                "{}{}",
+                self.chars("123456789", 1),
+                self.chars(DIGITS, len - 1)
+            );
             if !looks_placeholder(&s) {
                 return s;
             }
@@ -162,14 +180,21 @@ impl Rng {
 
     /// A plausible package version such as `4.17.21`.
     fn version(&mut self) -> String {
-        format!("{}.{}.{}", self.range(0, 9), self.range(0, 30), self.range(0, 20))
+        format!(
+            "{}.{}.{}",
+            self.range(0, 9),
+            self.range(0, 30),
+            self.range(0, 20)
+        )
     }
 }
 
 fn looks_placeholder(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     STOPWORDS.iter().any(|w| lower.contains(w))
-        || s.as_bytes().windows(4).any(|w| w.iter().all(|&c| c == w[0]))
+        || s.as_bytes()
+            .windows(4)
+            .any(|w| w.iter().all(|&c| c == w[0]))
 }
 
 /// Unpadded base64url, as used by JWT segments.
@@ -234,14 +259,24 @@ fn jwt(rng: &mut Rng) -> String {
         r#"{{"sub":"{sub}","name":"{name}","email":"{user}@acme.io","iat":{iat},"exp":{exp},"iss":"https://auth.acme.io/","scope":"read:invoices write:invoices"}}"#
     );
     let signature = rng.body(B64URL, 43);
-    format!("{}.{}.{signature}", b64url(header.as_bytes()), b64url(payload.as_bytes()))
+    format!(
+        "{}.{}.{signature}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    )
 }
 
 /// An OpenSSH public key line (`<algo> <blob> <comment>`); `variant` picks the algorithm.
 fn ssh_public_key(rng: &mut Rng, variant: usize, comment: bool) -> String {
     let key = match variant % 3 {
-        0 => format!("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ{}", rng.chars(B64, 342)),
-        1 => format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{}", rng.chars(B64, 47)),
+        0 => format!(
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ{}",
+            rng.chars(B64, 342)
+        ),
+        1 => format!(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{}",
+            rng.chars(B64, 47)
+        ),
         _ => format!(
             "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBB{}=",
             rng.chars(B64, 87)
@@ -258,13 +293,17 @@ fn ssh_public_key(rng: &mut Rng, variant: usize, comment: bool) -> String {
 
 /// Replaces `%NAME%` markers; used for templates full of literal braces.
 fn fill(template: &str, vars: &[(&str, &str)]) -> String {
-    vars.iter()
-        .fold(template.to_string(), |acc, (k, v)| acc.replace(&format!("%{k}%"), v))
+    vars.iter().fold(template.to_string(), |acc, (k, v)| {
+        acc.replace(&format!("%{k}%"), v)
+    })
 }
 
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("{pad}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------- corpus model
@@ -277,11 +316,17 @@ struct Label {
 }
 
 const fn pos(kind: &'static str) -> Label {
-    Label { kind, positive: true }
+    Label {
+        kind,
+        positive: true,
+    }
 }
 
 const fn neg(kind: &'static str) -> Label {
-    Label { kind, positive: false }
+    Label {
+        kind,
+        positive: false,
+    }
 }
 
 /// One labelled sample: lines `start..=end` (1-based) of `Corpus::files[file]`.
@@ -317,12 +362,19 @@ impl Corpus {
     }
 
     fn count(&self, positive: bool) -> usize {
-        self.samples.iter().filter(|s| s.positive == positive).count()
+        self.samples
+            .iter()
+            .filter(|s| s.positive == positive)
+            .count()
     }
 
     /// Line `line` (1-based) of file `file`, trimmed and shortened for display.
     fn excerpt(&self, file: usize, line: usize) -> String {
-        let text = self.files[file].content.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let text = self.files[file]
+            .content
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("");
         let text = text.trim();
         if text.chars().count() > 140 {
             format!("{}...", text.chars().take(140).collect::<String>())
@@ -369,7 +421,13 @@ impl Entry {
     fn new(key: &str, value: impl Into<String>, label: Option<Label>) -> Self {
         let exact = !key.contains(' ')
             && key.contains(|c: char| c == '.' || c == '_' || c.is_ascii_uppercase());
-        Entry { key: key.to_string(), exact, value: value.into(), raw: false, label }
+        Entry {
+            key: key.to_string(),
+            exact,
+            value: value.into(),
+            raw: false,
+            label,
+        }
     }
 
     fn raw(mut self) -> Self {
@@ -399,9 +457,24 @@ const FILLER: &[(&str, &str)] = &[
 ];
 
 const SERVICES: &[&str] = &[
-    "billing-api", "checkout", "notifier", "ingest", "reports", "auth-gateway", "search", "payments-worker",
+    "billing-api",
+    "checkout",
+    "notifier",
+    "ingest",
+    "reports",
+    "auth-gateway",
+    "search",
+    "payments-worker",
 ];
-const SECTIONS: &[&str] = &["default", "app", "service", "database", "integrations", "auth", "production"];
+const SECTIONS: &[&str] = &[
+    "default",
+    "app",
+    "service",
+    "database",
+    "integrations",
+    "auth",
+    "production",
+];
 const USERS: &[&str] = &["jane", "deploy", "ops", "ci", "mlopez", "akumar"];
 const XML_DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
 
@@ -460,12 +533,33 @@ impl Fmt {
 
     fn file_names(self) -> &'static [&'static str] {
         match self {
-            Fmt::Env => &["app.env", "production.env", "local.env", "docker.env", "service.env"],
+            Fmt::Env => &[
+                "app.env",
+                "production.env",
+                "local.env",
+                "docker.env",
+                "service.env",
+            ],
             Fmt::Shell => &["deploy.sh", "bootstrap.sh", "entrypoint.sh", "release.sh"],
-            Fmt::Yaml => &["config.yaml", "application.yml", "values.yaml", "settings.yml", "secrets.yaml"],
-            Fmt::Json => &["config.json", "appsettings.json", "settings.json", "local.settings.json"],
+            Fmt::Yaml => &[
+                "config.yaml",
+                "application.yml",
+                "values.yaml",
+                "settings.yml",
+                "secrets.yaml",
+            ],
+            Fmt::Json => &[
+                "config.json",
+                "appsettings.json",
+                "settings.json",
+                "local.settings.json",
+            ],
             Fmt::Toml => &["config.toml", "settings.toml", "app.toml"],
-            Fmt::Properties => &["application.properties", "app.properties", "gradle.properties"],
+            Fmt::Properties => &[
+                "application.properties",
+                "app.properties",
+                "gradle.properties",
+            ],
             Fmt::Hcl => &["main.tf", "provider.tf", "secrets.tf", "vault.hcl"],
             Fmt::Ini => &["config.ini", "settings.ini", "app.cfg", "service.conf"],
             Fmt::Xml => &["config.xml", "settings.xml", "web.config", "app.config"],
@@ -476,6 +570,12 @@ impl Fmt {
             Fmt::Java => &["Config.java", "Settings.java", "ApiClient.java"],
         }
     }
+}
+
+/// The format for the `i`-th sample of a kind: rotates through all formats,
+/// starting at a per-kind random offset `base`.
+fn fmt_at(base: usize, i: usize) -> Fmt {
+    ALL_FMTS[(base + i) % ALL_FMTS.len()]
 }
 
 fn key_case(words: &str, case: Case) -> String {
@@ -515,7 +615,10 @@ fn sq(v: &str) -> String {
 }
 
 fn xml_escape(v: &str) -> String {
-    v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    v.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn yaml_scalar(rng: &mut Rng, v: &str) -> String {
@@ -538,16 +641,28 @@ fn render_value(rng: &mut Rng, fmt: Fmt, v: &str, raw: bool) -> String {
     match fmt {
         Fmt::Env => {
             let needs_quotes = v.is_empty() || v.contains(|c: char| " ;&|<>$`'\"()#*".contains(c));
-            if needs_quotes || rng.below(3) == 0 { dq(v) } else { v.to_string() }
+            if needs_quotes || rng.below(3) == 0 {
+                dq(v)
+            } else {
+                v.to_string()
+            }
         }
         Fmt::Shell => {
-            if rng.below(4) == 0 { sq(v) } else { dq(v) }
+            if rng.below(4) == 0 {
+                sq(v)
+            } else {
+                dq(v)
+            }
         }
         Fmt::Yaml => yaml_scalar(rng, v),
         Fmt::Ini | Fmt::Properties => v.to_string(),
         Fmt::Xml => xml_escape(v),
         Fmt::Python | Fmt::Js | Fmt::Ts => {
-            if rng.coin() { dq(v) } else { sq(v) }
+            if rng.coin() {
+                dq(v)
+            } else {
+                sq(v)
+            }
         }
         Fmt::Json | Fmt::Toml | Fmt::Hcl | Fmt::Go | Fmt::Java => dq(v),
     }
@@ -644,13 +759,20 @@ fn render_kv(rng: &mut Rng, fmt: Fmt, file: &str, entries: Vec<Entry>) -> Doc {
         Fmt::Java => {
             doc.push(format!("package com.acme.{};", svc.replace('-', "")));
             doc.push("");
-            doc.push(format!("public final class {} {{", file.trim_end_matches(".java")));
+            doc.push(format!(
+                "public final class {} {{",
+                file.trim_end_matches(".java")
+            ));
             "    "
         }
     };
 
     for (i, e) in entries.into_iter().enumerate() {
-        let key = if e.exact { e.key.clone() } else { key_case(&e.key, fmt.case()) };
+        let key = if e.exact {
+            e.key.clone()
+        } else {
+            key_case(&e.key, fmt.case())
+        };
         let value = render_value(rng, fmt, &e.value, e.raw);
         let comma = if i + 1 == n { "" } else { "," };
         let line = match fmt {
@@ -661,7 +783,10 @@ fn render_kv(rng: &mut Rng, fmt: Fmt, file: &str, entries: Vec<Entry>) -> Doc {
             Fmt::Toml | Fmt::Hcl | Fmt::Go => format!("{indent}{key} = {value}"),
             Fmt::Ini => format!("{key} = {value}").trim_end().to_string(),
             Fmt::Properties => format!("{key}={value}"),
-            Fmt::Xml if dotnet => format!("{indent}<add key=\"{}\" value=\"{value}\" />", capitalize(&key)),
+            Fmt::Xml if dotnet => format!(
+                "{indent}<add key=\"{}\" value=\"{value}\" />",
+                capitalize(&key)
+            ),
             Fmt::Xml => format!("{indent}<{key}>{value}</{key}>"),
             Fmt::Python => format!("{key} = {value}"),
             Fmt::Js | Fmt::Ts if js_object => format!("{indent}{key}: {value},"),
@@ -705,11 +830,20 @@ impl Gen {
     fn add(&mut self, name: &str, doc: Doc) {
         let file = self.out.files.len();
         for (label, start, end) in doc.marks {
-            self.out.samples.push(Sample { kind: label.kind, positive: label.positive, file, start, end });
+            self.out.samples.push(Sample {
+                kind: label.kind,
+                positive: label.positive,
+                file,
+                start,
+                end,
+            });
         }
         let mut content = doc.lines.join("\n");
         content.push('\n');
-        self.out.files.push(GenFile { rel: format!("s{file:04}/{name}"), content });
+        self.out.files.push(GenFile {
+            rel: format!("s{file:04}/{name}"),
+            content,
+        });
     }
 
     /// Adds a hand-written file; every line starting with `@@` (marker
@@ -752,16 +886,18 @@ impl Gen {
         self.kv(fmt, None, vec![Entry::new(key_words, value, Some(label))]);
     }
 
-    /// A rotating format for the `i`-th sample of a kind, starting at a random offset.
-    fn fmt_for(&mut self, base: usize, i: usize) -> Fmt {
-        ALL_FMTS[(base + i) % ALL_FMTS.len()]
-    }
-
     /// Adds a multi-line block (private key, public key, certificate) in one
     /// of eight containers: its own file, a Kubernetes Secret, a Python
     /// triple-quoted string, a Go raw string, a TOML multi-line string, a
     /// shell heredoc, a JSON string with `\n` escapes, or a `.env` line.
-    fn block(&mut self, container: usize, own_names: &[&str], key_words: &str, label: Label, block: &str) {
+    fn block(
+        &mut self,
+        container: usize,
+        own_names: &[&str],
+        key_words: &str,
+        label: Label,
+        block: &str,
+    ) {
         let svc = self.rng.pick(SERVICES);
         let own_name = self.rng.pick(own_names);
         let escaped = block.replace('\n', "\\n");
@@ -807,7 +943,10 @@ impl Gen {
                 doc.push("#!/bin/sh");
                 doc.push("set -eu");
                 doc.push(format!("install -d -m 700 /etc/{svc}"));
-                doc.sample(label, &format!("cat > /etc/{svc}/{own_name} <<'EOF'\n{block}\nEOF"));
+                doc.sample(
+                    label,
+                    &format!("cat > /etc/{svc}/{own_name} <<'EOF'\n{block}\nEOF"),
+                );
                 doc.push(format!("chmod 600 /etc/{svc}/{own_name}"));
                 "install-keys.sh".to_string()
             }
@@ -836,10 +975,16 @@ impl Gen {
 
 /// `n` samples of `kind`: a config-style file per sample, rotating through
 /// every format, under a key picked from `keys`.
-fn provider(g: &mut Gen, kind: &'static str, n: usize, keys: &[&str], make: impl Fn(&mut Rng) -> String) {
+fn provider(
+    g: &mut Gen,
+    kind: &'static str,
+    n: usize,
+    keys: &[&str],
+    make: impl Fn(&mut Rng) -> String,
+) {
     let base = g.rng.below(ALL_FMTS.len());
     for i in 0..n {
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         let key = g.rng.pick(keys);
         let value = make(&mut g.rng);
         g.kv1(fmt, pos(kind), key, value);
@@ -865,7 +1010,7 @@ fn provider_special(
             let (name, text) = special(&mut g.rng, &value);
             g.snippet(&name, pos(kind), &text);
         } else {
-            let fmt = g.fmt_for(base, i);
+            let fmt = fmt_at(base, i);
             let key = g.rng.pick(keys);
             g.kv1(fmt, pos(kind), key, value);
         }
@@ -874,10 +1019,15 @@ fn provider_special(
 
 /// `n` files holding an AWS access key id and secret access key side by side
 /// (an `~/.aws/credentials` file when the format is INI).
-fn aws_pairs(g: &mut Gen, n: usize, labels: (Label, Label), mut make: impl FnMut(&mut Rng, usize) -> (String, String)) {
+fn aws_pairs(
+    g: &mut Gen,
+    n: usize,
+    labels: (Label, Label),
+    mut make: impl FnMut(&mut Rng, usize) -> (String, String),
+) {
     let base = g.rng.below(ALL_FMTS.len());
     for i in 0..n {
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         let (id, secret) = make(&mut g.rng, i);
         let name = (fmt == Fmt::Ini).then_some("credentials");
         let entries = vec![
@@ -891,7 +1041,11 @@ fn aws_pairs(g: &mut Gen, n: usize, labels: (Label, Label), mut make: impl FnMut
 fn gcp_service_accounts(g: &mut Gen, n: usize) {
     for i in 0..n {
         let r = &mut g.rng;
-        let project = format!("{}-{}", r.pick(&["acme-prod", "billing", "data-platform", "ml-infra"]), r.digits(6));
+        let project = format!(
+            "{}-{}",
+            r.pick(&["acme-prod", "billing", "data-platform", "ml-infra"]),
+            r.digits(6)
+        );
         let account = r.pick(&["deployer", "ci-runner", "bq-loader", "terraform"]);
         let key_id = r.hex(40);
         let lines = r.range(16, 26);
@@ -983,7 +1137,14 @@ const PRIVATE_KEYS: &[KeySpec] = &[
 ];
 
 fn private_keys(g: &mut Gen) {
-    const KEYS: &[&str] = &["private key", "signing key", "tls key", "ssh private key", "jwt private key", "deploy key"];
+    const KEYS: &[&str] = &[
+        "private key",
+        "signing key",
+        "tls key",
+        "ssh private key",
+        "jwt private key",
+        "deploy key",
+    ];
     for (k, spec) in PRIVATE_KEYS.iter().enumerate() {
         for i in 0..spec.count {
             let lines = g.rng.range(spec.lines.0, spec.lines.1);
@@ -1002,39 +1163,60 @@ fn url_credentials(g: &mut Gen, n: usize) {
     let base = g.rng.below(ALL_FMTS.len());
     for i in 0..n {
         let r = &mut g.rng;
-        let user = r.pick(&["app", "svc_billing", "admin", "deploy", "reporting", "etl_user"]);
+        let user = r.pick(&[
+            "app",
+            "svc_billing",
+            "admin",
+            "deploy",
+            "reporting",
+            "etl_user",
+        ]);
         let len = r.range(12, 28);
         let pw = r.password(len, URL_PASSWORD_SYMBOLS);
         let db = r.pick(&["app", "billing", "orders", "analytics"]);
         let (keys, url): (&[&str], String) = match i % 6 {
             0 => {
                 let scheme = r.pick(&["postgres", "postgresql"]);
-                (&["database url", "db url", "postgres dsn"], format!("{scheme}://{user}:{pw}@db.internal:5432/{db}"))
+                (
+                    &["database url", "db url", "postgres dsn"],
+                    format!("{scheme}://{user}:{pw}@db.internal:5432/{db}"),
+                )
             }
-            1 => (&["database url", "mysql url"], format!("mysql://{user}:{pw}@mysql.prod.internal:3306/{db}")),
+            1 => (
+                &["database url", "mysql url"],
+                format!("mysql://{user}:{pw}@mysql.prod.internal:3306/{db}"),
+            ),
             2 => {
                 let cluster = r.chars(LOWER_ALNUM, 5);
                 (
                     &["mongo uri", "mongodb url"],
-                    format!("mongodb+srv://{user}:{pw}@cluster0.{cluster}.mongodb.net/{db}?retryWrites=true&w=majority"),
+                    format!(
+                        "mongodb+srv://{user}:{pw}@cluster0.{cluster}.mongodb.net/{db}?retryWrites=true&w=majority"
+                    ),
                 )
             }
             3 => {
                 let url = if r.coin() {
                     format!("redis://:{pw}@redis.internal:6379/0")
                 } else {
-                    format!("rediss://default:{pw}@cache-{}.upstash.io:6379", r.chars(LOWER_ALNUM, 6))
+                    format!(
+                        "rediss://default:{pw}@cache-{}.upstash.io:6379",
+                        r.chars(LOWER_ALNUM, 6)
+                    )
                 };
                 (&["redis url", "cache url"], url)
             }
-            4 => (&["broker url", "amqp url", "celery broker url"], format!("amqp://{user}:{pw}@rabbitmq.internal:5672/{db}")),
+            4 => (
+                &["broker url", "amqp url", "celery broker url"],
+                format!("amqp://{user}:{pw}@rabbitmq.internal:5672/{db}"),
+            ),
             _ => (
                 &["index url", "registry url", "artifactory url"],
                 format!("https://{user}:{pw}@artifacts.acme.io/repository/pypi/simple"),
             ),
         };
         let key = r.pick(keys);
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         g.kv1(fmt, pos("url-credentials"), key, url);
     }
 }
@@ -1044,27 +1226,67 @@ fn generic_assignments(g: &mut Gen) {
         (
             "generic-password",
             24,
-            &["password", "db password", "database password", "admin password", "smtp password", "mysql root password", "ldap bind password", "keystore password"],
+            &[
+                "password",
+                "db password",
+                "database password",
+                "admin password",
+                "smtp password",
+                "mysql root password",
+                "ldap bind password",
+                "keystore password",
+            ],
         ),
         (
             "generic-secret",
             22,
-            &["secret", "app secret", "jwt secret", "session secret", "secret key", "webhook secret", "signing secret", "encryption secret"],
+            &[
+                "secret",
+                "app secret",
+                "jwt secret",
+                "session secret",
+                "secret key",
+                "webhook secret",
+                "signing secret",
+                "encryption secret",
+            ],
         ),
         (
             "generic-api-key",
             22,
-            &["api key", "apikey", "service api key", "partner api key", "backend api key", "analytics api key", "internal api key"],
+            &[
+                "api key",
+                "apikey",
+                "service api key",
+                "partner api key",
+                "backend api key",
+                "analytics api key",
+                "internal api key",
+            ],
         ),
         (
             "generic-token",
             22,
-            &["token", "auth token", "access token", "api token", "bearer token", "refresh token", "service token"],
+            &[
+                "token",
+                "auth token",
+                "access token",
+                "api token",
+                "bearer token",
+                "refresh token",
+                "service token",
+            ],
         ),
         (
             "generic-client-secret",
             20,
-            &["client secret", "oauth client secret", "azure client secret", "okta client secret", "auth0 client secret"],
+            &[
+                "client secret",
+                "oauth client secret",
+                "azure client secret",
+                "okta client secret",
+                "auth0 client secret",
+            ],
         ),
     ];
     for &(kind, n, keys) in KINDS {
@@ -1077,14 +1299,23 @@ fn generic_assignments(g: &mut Gen) {
 }
 
 fn positives(g: &mut Gen) {
-    aws_pairs(g, 16, (pos("aws-access-key-id"), pos("aws-secret-access-key")), |r, _| {
-        (format!("AKIA{}", r.body(BASE32, 16)), r.body(B64, 40))
-    });
+    aws_pairs(
+        g,
+        16,
+        (pos("aws-access-key-id"), pos("aws-secret-access-key")),
+        |r, _| (format!("AKIA{}", r.body(BASE32, 16)), r.body(B64, 40)),
+    );
     provider(
         g,
         "gcp-api-key",
         16,
-        &["google api key", "gcp api key", "maps api key", "firebase api key", "youtube api key"],
+        &[
+            "google api key",
+            "gcp api key",
+            "maps api key",
+            "firebase api key",
+            "youtube api key",
+        ],
         |r| format!("AIza{}", r.body(B64URL, 35)),
     );
     gcp_service_accounts(g, 12);
@@ -1092,41 +1323,107 @@ fn positives(g: &mut Gen) {
         g,
         "azure-storage-connection-string",
         14,
-        &["azure storage connection string", "storage connection string", "azure web jobs storage"],
+        &[
+            "azure storage connection string",
+            "storage connection string",
+            "azure web jobs storage",
+        ],
         |r| {
-            let account = format!("{}{}", r.pick(&["acmeprod", "billingstore", "assets", "datalake"]), r.digits(3));
+            let account = format!(
+                "{}{}",
+                r.pick(&["acmeprod", "billingstore", "assets", "datalake"]),
+                r.digits(3)
+            );
             let key = r.body(B64, 86);
-            format!("DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key}==;EndpointSuffix=core.windows.net")
+            format!(
+                "DefaultEndpointsProtocol=https;AccountName={account};AccountKey={key}==;EndpointSuffix=core.windows.net"
+            )
         },
     );
-    provider(g, "digitalocean-pat", 14, &["digitalocean token", "do token", "digitalocean access token"], |r| {
-        format!("dop_v1_{}", r.body(HEX, 64))
-    });
+    provider(
+        g,
+        "digitalocean-pat",
+        14,
+        &[
+            "digitalocean token",
+            "do token",
+            "digitalocean access token",
+        ],
+        |r| format!("dop_v1_{}", r.body(HEX, 64)),
+    );
 
-    const GITHUB_KEYS: &[&str] = &["github token", "gh token", "github pat", "github access token"];
-    provider(g, "github-pat-classic", 16, GITHUB_KEYS, |r| format!("ghp_{}", r.body(ALNUM, 36)));
+    const GITHUB_KEYS: &[&str] = &[
+        "github token",
+        "gh token",
+        "github pat",
+        "github access token",
+    ];
+    provider(g, "github-pat-classic", 16, GITHUB_KEYS, |r| {
+        format!("ghp_{}", r.body(ALNUM, 36))
+    });
     provider(g, "github-pat-fine-grained", 14, GITHUB_KEYS, |r| {
         format!("github_pat_{}_{}", r.body(ALNUM, 22), r.body(ALNUM, 59))
     });
-    provider(g, "github-oauth-token", 12, &["github oauth token", "gh oauth token"], |r| {
-        format!("gho_{}", r.body(ALNUM, 36))
-    });
-    provider(g, "github-app-token", 14, &["github app token", "installation token", "github user token"], |r| {
-        let prefix = if r.coin() { "ghs" } else { "ghu" };
-        format!("{prefix}_{}", r.body(ALNUM, 36))
-    });
-    provider(g, "gitlab-pat", 14, &["gitlab token", "gitlab pat", "gitlab private token", "gitlab api token"], |r| {
-        format!("glpat-{}", r.body(B64URL, 20))
-    });
+    provider(
+        g,
+        "github-oauth-token",
+        12,
+        &["github oauth token", "gh oauth token"],
+        |r| format!("gho_{}", r.body(ALNUM, 36)),
+    );
+    provider(
+        g,
+        "github-app-token",
+        14,
+        &[
+            "github app token",
+            "installation token",
+            "github user token",
+        ],
+        |r| {
+            let prefix = if r.coin() { "ghs" } else { "ghu" };
+            format!("{prefix}_{}", r.body(ALNUM, 36))
+        },
+    );
+    provider(
+        g,
+        "gitlab-pat",
+        14,
+        &[
+            "gitlab token",
+            "gitlab pat",
+            "gitlab private token",
+            "gitlab api token",
+        ],
+        |r| format!("glpat-{}", r.body(B64URL, 20)),
+    );
 
-    provider(g, "slack-bot-token", 14, &["slack bot token", "slack token"], |r| {
-        let (a, b) = (r.range(10, 13), r.range(10, 13));
-        format!("xoxb-{}-{}-{}", r.digits(a), r.digits(b), r.body(ALNUM, 24))
-    });
-    provider(g, "slack-user-token", 12, &["slack user token", "slack oauth token"], |r| {
-        let (a, b, c) = (r.range(10, 13), r.range(10, 13), r.range(10, 13));
-        format!("xoxp-{}-{}-{}-{}", r.digits(a), r.digits(b), r.digits(c), r.body(HEX, 32))
-    });
+    provider(
+        g,
+        "slack-bot-token",
+        14,
+        &["slack bot token", "slack token"],
+        |r| {
+            let (a, b) = (r.range(10, 13), r.range(10, 13));
+            format!("xoxb-{}-{}-{}", r.digits(a), r.digits(b), r.body(ALNUM, 24))
+        },
+    );
+    provider(
+        g,
+        "slack-user-token",
+        12,
+        &["slack user token", "slack oauth token"],
+        |r| {
+            let (a, b, c) = (r.range(10, 13), r.range(10, 13), r.range(10, 13));
+            format!(
+                "xoxp-{}-{}-{}-{}",
+                r.digits(a),
+                r.digits(b),
+                r.digits(c),
+                r.body(HEX, 32)
+            )
+        },
+    );
     provider_special(
         g,
         "slack-webhook",
@@ -1155,8 +1452,16 @@ fn positives(g: &mut Gen) {
         14,
         &["discord webhook url", "discord webhook"],
         |r| {
-            let host = if r.below(4) == 0 { "discordapp.com" } else { "discord.com" };
-            format!("https://{host}/api/webhooks/{}/{}", r.digits(18), r.body(B64URL, 68))
+            let host = if r.below(4) == 0 {
+                "discordapp.com"
+            } else {
+                "discord.com"
+            };
+            format!(
+                "https://{host}/api/webhooks/{}/{}",
+                r.digits(18),
+                r.body(B64URL, 68)
+            )
         },
         4,
         |_, url| {
@@ -1169,29 +1474,65 @@ fn positives(g: &mut Gen) {
     provider(g, "telegram-bot-token", 14, &["telegram bot token"], |r| {
         format!("{}:AA{}", r.digits(9), r.body(B64URL, 33))
     });
-    provider(g, "twilio-api-key", 14, &["twilio api key", "twilio key"], |r| format!("SK{}", r.body(HEX, 32)));
-    provider(g, "sendgrid-api-key", 14, &["sendgrid api key", "sendgrid key"], |r| {
-        format!("SG.{}.{}", r.body(B64URL, 22), r.body(B64URL, 43))
-    });
-    provider(g, "mailgun-api-key", 14, &["mailgun api key", "mailgun key"], |r| format!("key-{}", r.body(HEX, 32)));
-    provider(g, "stripe-secret-key", 14, &["stripe secret key", "stripe api key", "stripe key"], |r| {
-        let len = match r.below(4) {
-            0 => 24,
-            1 => 99,
-            _ => r.range(24, 99),
-        };
-        format!("sk_live_{}", r.body(ALNUM, len))
-    });
-    provider(g, "stripe-restricted-key", 12, &["stripe restricted key", "stripe rk"], |r| {
-        let len = r.range(24, 99);
-        format!("rk_live_{}", r.body(ALNUM, len))
-    });
-    provider(g, "square-access-token", 12, &["square access token", "square token"], |r| {
-        format!("sq0atp-{}", r.body(B64URL, 22))
-    });
-    provider(g, "shopify-access-token", 12, &["shopify access token", "shopify admin token"], |r| {
-        format!("shpat_{}", r.body(HEX, 32))
-    });
+    provider(
+        g,
+        "twilio-api-key",
+        14,
+        &["twilio api key", "twilio key"],
+        |r| format!("SK{}", r.body(HEX, 32)),
+    );
+    provider(
+        g,
+        "sendgrid-api-key",
+        14,
+        &["sendgrid api key", "sendgrid key"],
+        |r| format!("SG.{}.{}", r.body(B64URL, 22), r.body(B64URL, 43)),
+    );
+    provider(
+        g,
+        "mailgun-api-key",
+        14,
+        &["mailgun api key", "mailgun key"],
+        |r| format!("key-{}", r.body(HEX, 32)),
+    );
+    provider(
+        g,
+        "stripe-secret-key",
+        14,
+        &["stripe secret key", "stripe api key", "stripe key"],
+        |r| {
+            let len = match r.below(4) {
+                0 => 24,
+                1 => 99,
+                _ => r.range(24, 99),
+            };
+            format!("sk_live_{}", r.body(ALNUM, len))
+        },
+    );
+    provider(
+        g,
+        "stripe-restricted-key",
+        12,
+        &["stripe restricted key", "stripe rk"],
+        |r| {
+            let len = r.range(24, 99);
+            format!("rk_live_{}", r.body(ALNUM, len))
+        },
+    );
+    provider(
+        g,
+        "square-access-token",
+        12,
+        &["square access token", "square token"],
+        |r| format!("sq0atp-{}", r.body(B64URL, 22)),
+    );
+    provider(
+        g,
+        "shopify-access-token",
+        12,
+        &["shopify access token", "shopify admin token"],
+        |r| format!("shpat_{}", r.body(HEX, 32)),
+    );
 
     provider_special(
         g,
@@ -1201,7 +1542,9 @@ fn positives(g: &mut Gen) {
         |r| format!("npm_{}", r.body(ALNUM, 36)),
         3,
         |_, tok| {
-            let text = format!("registry=https://registry.npmjs.org/\n@@//registry.npmjs.org/:_authToken={tok}\nalways-auth=true");
+            let text = format!(
+                "registry=https://registry.npmjs.org/\n@@//registry.npmjs.org/:_authToken={tok}\nalways-auth=true"
+            );
             ("npmrc".to_string(), text)
         },
     );
@@ -1216,7 +1559,9 @@ fn positives(g: &mut Gen) {
         },
         3,
         |_, tok| {
-            let text = format!("[distutils]\nindex-servers =\n    pypi\n\n[pypi]\nusername = __token__\n@@password = {tok}");
+            let text = format!(
+                "[distutils]\nindex-servers =\n    pypi\n\n[pypi]\nusername = __token__\n@@password = {tok}"
+            );
             ("pypirc".to_string(), text)
         },
     );
@@ -1242,13 +1587,18 @@ fn positives(g: &mut Gen) {
         &["rubygems api key", "gem host api key"],
         |r| format!("rubygems_{}", r.body(HEX, 48)),
         3,
-        |_, tok| ("credentials".to_string(), format!("---\n@@:rubygems_api_key: {tok}")),
+        |_, tok| {
+            (
+                "credentials".to_string(),
+                format!("---\n@@:rubygems_api_key: {tok}"),
+            )
+        },
     );
 
     // Datadog keys are bare hex: only the variable name says what they are.
     let base = g.rng.below(ALL_FMTS.len());
     for i in 0..14 {
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         let key = match fmt {
             Fmt::Env | Fmt::Shell | Fmt::Python | Fmt::Java => "dd api key",
             _ => "datadog api key",
@@ -1256,15 +1606,30 @@ fn positives(g: &mut Gen) {
         let value = g.rng.body(HEX, 32);
         g.kv1(fmt, pos("datadog-api-key"), key, value);
     }
-    provider(g, "newrelic-api-key", 12, &["new relic api key", "newrelic api key", "new relic user key"], |r| {
-        format!("NRAK-{}", r.body(UPPER_ALNUM, 27))
-    });
+    provider(
+        g,
+        "newrelic-api-key",
+        12,
+        &[
+            "new relic api key",
+            "newrelic api key",
+            "new relic user key",
+        ],
+        |r| format!("NRAK-{}", r.body(UPPER_ALNUM, 27)),
+    );
     provider_special(
         g,
         "sentry-dsn",
         14,
         &["sentry dsn"],
-        |r| format!("https://{}@o{}.ingest.sentry.io/{}", r.body(HEX, 32), r.digits(6), r.digits(7)),
+        |r| {
+            format!(
+                "https://{}@o{}.ingest.sentry.io/{}",
+                r.body(HEX, 32),
+                r.digits(6),
+                r.digits(7)
+            )
+        },
         3,
         |r, dsn| {
             if r.coin() {
@@ -1273,33 +1638,58 @@ fn positives(g: &mut Gen) {
                 );
                 ("instrument.js".to_string(), text)
             } else {
-                let text = format!("import sentry_sdk\n\nsentry_sdk.init(\n@@    dsn=\"{dsn}\",\n    traces_sample_rate=0.1,\n)");
+                let text = format!(
+                    "import sentry_sdk\n\nsentry_sdk.init(\n@@    dsn=\"{dsn}\",\n    traces_sample_rate=0.1,\n)"
+                );
                 ("observability.py".to_string(), text)
             }
         },
     );
-    provider(g, "openai-api-key", 16, &["openai api key", "openai key"], |r| {
-        if r.coin() {
-            let len = r.range(40, 60);
-            format!("sk-proj-{}", r.body(B64URL, len))
-        } else {
-            format!("sk-{}T3BlbkFJ{}", r.body(ALNUM, 20), r.body(ALNUM, 20))
-        }
+    provider(
+        g,
+        "openai-api-key",
+        16,
+        &["openai api key", "openai key"],
+        |r| {
+            if r.coin() {
+                let len = r.range(40, 60);
+                format!("sk-proj-{}", r.body(B64URL, len))
+            } else {
+                format!("sk-{}T3BlbkFJ{}", r.body(ALNUM, 20), r.body(ALNUM, 20))
+            }
+        },
+    );
+    provider(
+        g,
+        "anthropic-api-key",
+        14,
+        &["anthropic api key", "claude api key"],
+        |r| format!("sk-ant-api03-{}AA", r.body(B64URL, 93)),
+    );
+    provider(
+        g,
+        "huggingface-token",
+        14,
+        &["hf token", "huggingface token", "hugging face hub token"],
+        |r| format!("hf_{}", r.body(ALPHA, 34)),
+    );
+    provider(g, "vault-token", 14, &["vault token"], |r| {
+        format!("hvs.{}", r.body(B64URL, 90))
     });
-    provider(g, "anthropic-api-key", 14, &["anthropic api key", "claude api key"], |r| {
-        format!("sk-ant-api03-{}AA", r.body(B64URL, 93))
-    });
-    provider(g, "huggingface-token", 14, &["hf token", "huggingface token", "hugging face hub token"], |r| {
-        format!("hf_{}", r.body(ALPHA, 34))
-    });
-    provider(g, "vault-token", 14, &["vault token"], |r| format!("hvs.{}", r.body(B64URL, 90)));
 
     private_keys(g);
     provider_special(
         g,
         "jwt",
         20,
-        &["access token", "id token", "jwt", "auth token", "bearer token", "service jwt"],
+        &[
+            "access token",
+            "id token",
+            "jwt",
+            "auth token",
+            "bearer token",
+            "service jwt",
+        ],
         jwt,
         3,
         |r, token| {
@@ -1309,7 +1699,9 @@ fn positives(g: &mut Gen) {
                 );
                 ("requests.http".to_string(), text)
             } else {
-                let text = format!("#!/usr/bin/env bash\n@@curl -fsS -H \"Authorization: Bearer {token}\" https://api.acme.io/v1/me");
+                let text = format!(
+                    "#!/usr/bin/env bash\n@@curl -fsS -H \"Authorization: Bearer {token}\" https://api.acme.io/v1/me"
+                );
                 ("smoke.sh".to_string(), text)
             }
         },
@@ -1321,21 +1713,56 @@ fn positives(g: &mut Gen) {
 // ---------------------------------------------------------------- hard negatives
 
 const GENERIC_KEYS: &[&str] = &[
-    "password", "db password", "admin password", "secret", "app secret", "jwt secret", "api key", "service api key",
-    "token", "auth token", "access token", "client secret", "oauth client secret",
+    "password",
+    "db password",
+    "admin password",
+    "secret",
+    "app secret",
+    "jwt secret",
+    "api key",
+    "service api key",
+    "token",
+    "auth token",
+    "access token",
+    "client secret",
+    "oauth client secret",
 ];
 
 const PLACEHOLDERS: &[&str] = &[
-    "changeme", "CHANGEME", "change-me", "REDACTED", "<redacted>", "dummy", "xxxxxxxxxxxxxxxx", "XXXXXXXXXXXX",
-    "********", "******", "<your-token>", "<YOUR_API_KEY>", "your-api-key-here", "", "TODO", "replace-me",
-    "placeholder", "example", "secret", "password", "null", "none", "test", "foobar", "<password>",
-    "insert-token-here", "PUT_YOUR_KEY_HERE", "...",
+    "changeme",
+    "CHANGEME",
+    "change-me",
+    "REDACTED",
+    "<redacted>",
+    "dummy",
+    "xxxxxxxxxxxxxxxx",
+    "XXXXXXXXXXXX",
+    "********",
+    "******",
+    "<your-token>",
+    "<YOUR_API_KEY>",
+    "your-api-key-here",
+    "",
+    "TODO",
+    "replace-me",
+    "placeholder",
+    "example",
+    "secret",
+    "password",
+    "null",
+    "none",
+    "test",
+    "foobar",
+    "<password>",
+    "insert-token-here",
+    "PUT_YOUR_KEY_HERE",
+    "...",
 ];
 
 fn placeholders(g: &mut Gen, n: usize) {
     let base = g.rng.below(ALL_FMTS.len());
     for i in 0..n {
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         let key = g.rng.pick(GENERIC_KEYS);
         let value = g.rng.pick(PLACEHOLDERS).to_string();
         g.kv1(fmt, neg("placeholder"), key, value);
@@ -1356,7 +1783,7 @@ fn prefixed_placeholders(g: &mut Gen) {
     ];
     let base = g.rng.below(ALL_FMTS.len());
     for (i, (key, value)) in items.into_iter().enumerate() {
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         g.kv1(fmt, neg("placeholder-prefixed"), key, value);
     }
 }
@@ -1369,21 +1796,51 @@ fn template_references(g: &mut Gen) {
         (Fmt::Env, "db password", "${DB_PASSWORD:-}", true),
         (Fmt::Env, "github token", "$GITHUB_TOKEN", true),
         (Fmt::Shell, "pgpassword", "\"$DB_PASSWORD\"", true),
-        (Fmt::Shell, "github token", "\"${GH_TOKEN:?GH_TOKEN is not set}\"", true),
+        (
+            Fmt::Shell,
+            "github token",
+            "\"${GH_TOKEN:?GH_TOKEN is not set}\"",
+            true,
+        ),
         (Fmt::Yaml, "password", "${POSTGRES_PASSWORD}", false),
-        (Fmt::Yaml, "secret key base", "<%= ENV[\"SECRET_KEY_BASE\"] %>", true),
+        (
+            Fmt::Yaml,
+            "secret key base",
+            "<%= ENV[\"SECRET_KEY_BASE\"] %>",
+            true,
+        ),
         (Fmt::Yaml, "token", "{{ .Values.token }}", false),
-        (Fmt::Yaml, "password", "{{ .Values.postgresql.auth.password | b64enc | quote }}", true),
-        (Fmt::Yaml, "password", "{{ with secret \"database/creds/app\" }}{{ .Data.password }}{{ end }}", true),
+        (
+            Fmt::Yaml,
+            "password",
+            "{{ .Values.postgresql.auth.password | b64enc | quote }}",
+            true,
+        ),
+        (
+            Fmt::Yaml,
+            "password",
+            "{{ with secret \"database/creds/app\" }}{{ .Data.password }}{{ end }}",
+            true,
+        ),
         (Fmt::Yaml, "client secret", "$(OAUTH_CLIENT_SECRET)", false),
         (Fmt::Json, "password", "${DB_PASSWORD}", false),
         (Fmt::Json, "api key", "{{API_KEY}}", false),
         (Fmt::Toml, "token", "${GITHUB_TOKEN}", false),
-        (Fmt::Properties, "spring.datasource.password", "${DB_PASSWORD}", false),
+        (
+            Fmt::Properties,
+            "spring.datasource.password",
+            "${DB_PASSWORD}",
+            false,
+        ),
         (Fmt::Properties, "api key", "${API_KEY:}", false),
         (Fmt::Hcl, "password", "var.db_password", true),
         (Fmt::Hcl, "token", "\"${var.github_token}\"", true),
-        (Fmt::Hcl, "api key", "data.vault_generic_secret.datadog.data[\"api_key\"]", true),
+        (
+            Fmt::Hcl,
+            "api key",
+            "data.vault_generic_secret.datadog.data[\"api_key\"]",
+            true,
+        ),
         (Fmt::Ini, "password", "%(db_password)s", false),
         (Fmt::Ini, "secret", "${APP_SECRET}", false),
         (Fmt::Xml, "password", "${env.DB_PASSWORD}", false),
@@ -1454,6 +1911,7 @@ fn code_references(g: &mut Gen) {
 import os
 
 @@DB_PASSWORD = os.environ["DB_PASSWORD"]
+@@password = os.environ["DB_PASSWORD"]
 @@API_KEY = os.environ.get("API_KEY")
 @@token = os.getenv("GITHUB_TOKEN", "")
 "#,
@@ -1645,8 +2103,14 @@ func Login(ctx context.Context, username, password string) (*Session, error) {
 /// The access key pairs from the AWS documentation.
 fn example_aws_keys(g: &mut Gen, n: usize) {
     const PAIRS: [(&str, &str); 2] = [
-        ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
-        ("AKIAI44QH8DHBEXAMPLE", "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"),
+        (
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        (
+            "AKIAI44QH8DHBEXAMPLE",
+            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+        ),
     ];
     let label = neg("example-aws-key");
     aws_pairs(g, n, (label, label), |_, i| {
@@ -1676,7 +2140,9 @@ fn hex_hashes(g: &mut Gen, n: usize) {
             ),
             2 => (
                 "build-info.yaml",
-                format!("build:\n@@  commit: {c1}\n  branch: main\n  number: 1842\n@@  md5sum: {m1}"),
+                format!(
+                    "build:\n@@  commit: {c1}\n  branch: main\n  number: 1842\n@@  md5sum: {m1}"
+                ),
             ),
             3 => (
                 "git-log.txt",
@@ -1688,7 +2154,9 @@ fn hex_hashes(g: &mut Gen, n: usize) {
             ),
             4 => (
                 "SHA256SUMS",
-                format!("@@{h1}  sluice-x86_64-unknown-linux-gnu.tar.gz\n@@{h2}  sluice-aarch64-apple-darwin.tar.gz\n@@{h3}  sluice-x86_64-pc-windows-msvc.zip"),
+                format!(
+                    "@@{h1}  sluice-x86_64-unknown-linux-gnu.tar.gz\n@@{h2}  sluice-aarch64-apple-darwin.tar.gz\n@@{h3}  sluice-x86_64-pc-windows-msvc.zip"
+                ),
             ),
             5 => (
                 "Dockerfile",
@@ -1698,7 +2166,9 @@ fn hex_hashes(g: &mut Gen, n: usize) {
             ),
             6 => (
                 "release.json",
-                format!("{{\n  \"version\": \"{ver}\",\n@@  \"sha1\": \"{c1}\",\n@@  \"etag\": \"{m1}\",\n@@  \"revision\": \"{c2}\"\n}}"),
+                format!(
+                    "{{\n  \"version\": \"{ver}\",\n@@  \"sha1\": \"{c1}\",\n@@  \"etag\": \"{m1}\",\n@@  \"revision\": \"{c2}\"\n}}"
+                ),
             ),
             7 => (
                 "Cargo.toml",
@@ -1719,10 +2189,23 @@ fn hex_hashes(g: &mut Gen, n: usize) {
 }
 
 fn lockfile_checksums(g: &mut Gen, n: usize) {
-    const NPM: &[&str] = &["lodash", "react", "express", "chalk", "debug", "semver", "zod", "axios"];
+    const NPM: &[&str] = &[
+        "lodash", "react", "express", "chalk", "debug", "semver", "zod", "axios",
+    ];
     const CRATES: &[&str] = &["serde", "regex", "memchr", "itoa", "ryu", "libc"];
-    const GO: &[&str] = &["github.com/spf13/cobra", "golang.org/x/sys", "github.com/stretchr/testify", "gopkg.in/yaml.v3"];
-    const PY: &[&str] = &["requests", "urllib3", "certifi", "idna", "charset-normalizer"];
+    const GO: &[&str] = &[
+        "github.com/spf13/cobra",
+        "golang.org/x/sys",
+        "github.com/stretchr/testify",
+        "gopkg.in/yaml.v3",
+    ];
+    const PY: &[&str] = &[
+        "requests",
+        "urllib3",
+        "certifi",
+        "idna",
+        "charset-normalizer",
+    ];
     let label = neg("lockfile-checksum");
     for i in 0..n {
         let r = &mut g.rng;
@@ -1730,31 +2213,49 @@ fn lockfile_checksums(g: &mut Gen, n: usize) {
         let name = match i % 8 {
             0 => {
                 lines.extend(
-                    ["{", "  \"name\": \"web\",", "  \"lockfileVersion\": 3,", "  \"requires\": true,", "  \"packages\": {"]
-                        .map(String::from),
+                    [
+                        "{",
+                        "  \"name\": \"web\",",
+                        "  \"lockfileVersion\": 3,",
+                        "  \"requires\": true,",
+                        "  \"packages\": {",
+                    ]
+                    .map(String::from),
                 );
                 for k in 0..3 {
                     let (pkg, ver) = (NPM[(i + k) % NPM.len()], r.version());
                     lines.push(format!("    \"node_modules/{pkg}\": {{"));
                     lines.push(format!("      \"version\": \"{ver}\","));
                     lines.push(format!("      \"resolved\": \"https://registry.npmjs.org/{pkg}/-/{pkg}-{ver}.tgz\","));
-                    lines.push(format!("@@      \"integrity\": \"sha512-{}==\",", r.chars(B64, 86)));
+                    lines.push(format!(
+                        "@@      \"integrity\": \"sha512-{}==\",",
+                        r.chars(B64, 86)
+                    ));
                     lines.push("      \"license\": \"MIT\"".to_string());
-                    lines.push(if k < 2 { "    },".to_string() } else { "    }".to_string() });
+                    lines.push(if k < 2 {
+                        "    },".to_string()
+                    } else {
+                        "    }".to_string()
+                    });
                 }
                 lines.push("  }".to_string());
                 lines.push("}".to_string());
                 "package-lock.json"
             }
             1 => {
-                lines.push("# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.".to_string());
+                lines.push(
+                    "# THIS IS AN AUTOGENERATED FILE. DO NOT EDIT THIS FILE DIRECTLY.".to_string(),
+                );
                 lines.push("# yarn lockfile v1".to_string());
                 for k in 0..3 {
                     let (pkg, ver) = (NPM[(i + k) % NPM.len()], r.version());
                     lines.push(String::new());
                     lines.push(format!("{pkg}@^{ver}:"));
                     lines.push(format!("  version \"{ver}\""));
-                    lines.push(format!("  resolved \"https://registry.yarnpkg.com/{pkg}/-/{pkg}-{ver}.tgz#{}\"", r.hex(40)));
+                    lines.push(format!(
+                        "@@  resolved \"https://registry.yarnpkg.com/{pkg}/-/{pkg}-{ver}.tgz#{}\"",
+                        r.hex(40)
+                    ));
                     lines.push(format!("@@  integrity sha512-{}==", r.chars(B64, 86)));
                 }
                 "yarn.lock"
@@ -1769,7 +2270,10 @@ fn lockfile_checksums(g: &mut Gen, n: usize) {
                     lines.push("[[package]]".to_string());
                     lines.push(format!("name = \"{pkg}\""));
                     lines.push(format!("version = \"{ver}\""));
-                    lines.push("source = \"registry+https://github.com/rust-lang/crates.io-index\"".to_string());
+                    lines.push(
+                        "source = \"registry+https://github.com/rust-lang/crates.io-index\""
+                            .to_string(),
+                    );
                     lines.push(format!("@@checksum = \"{}\"", r.hex(64)));
                 }
                 "Cargo.lock"
@@ -1790,8 +2294,14 @@ fn lockfile_checksums(g: &mut Gen, n: usize) {
                 lines.push("optional = false".to_string());
                 lines.push("python-versions = \">=3.8\"".to_string());
                 lines.push("files = [".to_string());
-                lines.push(format!("@@    {{file = \"{pkg}-{ver}-py3-none-any.whl\", hash = \"sha256:{}\"}},", r.hex(64)));
-                lines.push(format!("@@    {{file = \"{pkg}-{ver}.tar.gz\", hash = \"sha256:{}\"}},", r.hex(64)));
+                lines.push(format!(
+                    "@@    {{file = \"{pkg}-{ver}-py3-none-any.whl\", hash = \"sha256:{}\"}},",
+                    r.hex(64)
+                ));
+                lines.push(format!(
+                    "@@    {{file = \"{pkg}-{ver}.tar.gz\", hash = \"sha256:{}\"}},",
+                    r.hex(64)
+                ));
                 lines.push("]".to_string());
                 "poetry.lock"
             }
@@ -1828,7 +2338,10 @@ fn lockfile_checksums(g: &mut Gen, n: usize) {
                     let (pkg, ver) = (NPM[(i + k) % NPM.len()], r.version());
                     lines.push(String::new());
                     lines.push(format!("  {pkg}@{ver}:"));
-                    lines.push(format!("@@    resolution: {{integrity: sha512-{}==}}", r.chars(B64, 86)));
+                    lines.push(format!(
+                        "@@    resolution: {{integrity: sha512-{}==}}",
+                        r.chars(B64, 86)
+                    ));
                 }
                 "pnpm-lock.yaml"
             }
@@ -1858,11 +2371,15 @@ fn image_digests(g: &mut Gen, n: usize) {
             ),
             2 => (
                 "docker-compose.yml",
-                format!("services:\n  db:\n@@    image: postgres:16@sha256:{h1}\n    volumes:\n      - pgdata:/var/lib/postgresql/data"),
+                format!(
+                    "services:\n  db:\n@@    image: postgres:16@sha256:{h1}\n    volumes:\n      - pgdata:/var/lib/postgresql/data"
+                ),
             ),
             3 => (
                 "kustomization.yaml",
-                format!("resources:\n  - deployment.yaml\nimages:\n  - name: acme/{app}\n    newName: registry.io/acme/{app}\n@@    digest: sha256:{h1}"),
+                format!(
+                    "resources:\n  - deployment.yaml\nimages:\n  - name: acme/{app}\n    newName: registry.io/acme/{app}\n@@    digest: sha256:{h1}"
+                ),
             ),
             _ => (
                 "containers.tf",
@@ -1884,7 +2401,9 @@ fn uuids(g: &mut Gen, n: usize) {
         let (name, text) = match i % 7 {
             0 => (
                 "fixtures.yaml",
-                format!("users:\n@@  - id: {u1}\n    email: jane@acme.io\n    role: admin\n@@  - id: {u2}\n    email: ops@acme.io\n    role: viewer"),
+                format!(
+                    "users:\n@@  - id: {u1}\n    email: jane@acme.io\n    role: admin\n@@  - id: {u2}\n    email: ops@acme.io\n    role: viewer"
+                ),
             ),
             1 => (
                 "app.log",
@@ -1894,19 +2413,27 @@ fn uuids(g: &mut Gen, n: usize) {
             ),
             2 => (
                 "azure.json",
-                format!("{{\n@@  \"tenant_id\": \"{u1}\",\n@@  \"client_id\": \"{u2}\",\n@@  \"subscription_id\": \"{u3}\",\n  \"location\": \"westeurope\"\n}}"),
+                format!(
+                    "{{\n@@  \"tenant_id\": \"{u1}\",\n@@  \"client_id\": \"{u2}\",\n@@  \"subscription_id\": \"{u3}\",\n  \"location\": \"westeurope\"\n}}"
+                ),
             ),
             3 => (
                 "provider.tf",
-                format!("provider \"azurerm\" {{\n  features {{}}\n@@  tenant_id       = \"{u1}\"\n@@  subscription_id = \"{u2}\"\n}}"),
+                format!(
+                    "provider \"azurerm\" {{\n  features {{}}\n@@  tenant_id       = \"{u1}\"\n@@  subscription_id = \"{u2}\"\n}}"
+                ),
             ),
             4 => (
                 "requests.http",
-                format!("GET https://api.acme.io/v1/orders\n@@X-Request-ID: {u1}\nAccept: application/json"),
+                format!(
+                    "GET https://api.acme.io/v1/orders\n@@X-Request-ID: {u1}\nAccept: application/json"
+                ),
             ),
             5 => (
                 "ids.go",
-                format!("package ids\n\nimport \"github.com/google/uuid\"\n\n@@var namespace = uuid.MustParse(\"{u1}\")"),
+                format!(
+                    "package ids\n\nimport \"github.com/google/uuid\"\n\n@@var namespace = uuid.MustParse(\"{u1}\")"
+                ),
             ),
             _ => (
                 "seed.sql",
@@ -1928,23 +2455,47 @@ fn public_keys_and_certs(g: &mut Gen) {
         let block = match i % 4 {
             0 | 1 => {
                 let lines = r.range(6, 7);
-                pem(r, "PUBLIC KEY", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", 64, lines)
+                pem(
+                    r,
+                    "PUBLIC KEY",
+                    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA",
+                    64,
+                    lines,
+                )
             }
-            2 => pem(r, "PUBLIC KEY", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", 64, 2),
+            2 => pem(
+                r,
+                "PUBLIC KEY",
+                "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+                64,
+                2,
+            ),
             _ => {
                 let lines = r.range(12, 20);
                 pgp_armor(r, "PGP PUBLIC KEY BLOCK", "mQINBG", lines)
             }
         };
         let key = r.pick(PUB_KEYS);
-        g.block(i, &["public.pem", "jwt-public.pem", "pubkey.asc"], key, neg("public-key"), &block);
+        g.block(
+            i,
+            &["public.pem", "jwt-public.pem", "pubkey.asc"],
+            key,
+            neg("public-key"),
+            &block,
+        );
     }
     // Certificates: single ones in containers, plus CA bundles of two.
     for i in 0..10 {
         let lines = g.rng.range(16, 22);
         let block = pem(&mut g.rng, "CERTIFICATE", "MIID", 64, lines);
         let key = g.rng.pick(CERT_KEYS);
-        g.block(i, &["tls.crt", "ca.pem", "server.crt"], key, neg("certificate"), &block);
+        g.block(
+            i,
+            &["tls.crt", "ca.pem", "server.crt"],
+            key,
+            neg("certificate"),
+            &block,
+        );
     }
     for _ in 0..3 {
         let mut doc = Doc::default();
@@ -1961,29 +2512,48 @@ fn public_keys_and_certs(g: &mut Gen) {
 fn ssh_public_keys(g: &mut Gen) {
     let label = neg("ssh-public-key");
     for i in 0..4 {
-        let lines: Vec<String> = (0..3).map(|k| format!("@@{}", ssh_public_key(&mut g.rng, i + k, true))).collect();
+        let lines: Vec<String> = (0..3)
+            .map(|k| format!("@@{}", ssh_public_key(&mut g.rng, i + k, true)))
+            .collect();
         g.snippet("authorized_keys", label, &lines.join("\n"));
     }
     for i in 0..2 {
         let mut lines = Vec::new();
-        for (k, host) in ["github.com", "gitlab.com", "bastion.acme.io"].iter().enumerate() {
-            lines.push(format!("@@{host} {}", ssh_public_key(&mut g.rng, i + k, false)));
+        for (k, host) in ["github.com", "gitlab.com", "bastion.acme.io"]
+            .iter()
+            .enumerate()
+        {
+            lines.push(format!(
+                "@@{host} {}",
+                ssh_public_key(&mut g.rng, i + k, false)
+            ));
         }
         g.snippet("known_hosts", label, &lines.join("\n"));
     }
     for i in 0..4 {
         let key = ssh_public_key(&mut g.rng, i, true);
-        let text = format!("resource \"aws_key_pair\" \"deployer\" {{\n  key_name   = \"deployer-{i}\"\n@@  public_key = \"{key}\"\n}}");
+        let text = format!(
+            "resource \"aws_key_pair\" \"deployer\" {{\n  key_name   = \"deployer-{i}\"\n@@  public_key = \"{key}\"\n}}"
+        );
         g.snippet("keys.tf", label, &text);
     }
     for i in 0..3 {
-        let (a, b) = (ssh_public_key(&mut g.rng, i, true), ssh_public_key(&mut g.rng, i + 1, true));
-        let text = format!("#cloud-config\nusers:\n  - name: deploy\n    ssh_authorized_keys:\n@@      - {a}\n@@      - {b}");
+        let (a, b) = (
+            ssh_public_key(&mut g.rng, i, true),
+            ssh_public_key(&mut g.rng, i + 1, true),
+        );
+        let text = format!(
+            "#cloud-config\nusers:\n  - name: deploy\n    ssh_authorized_keys:\n@@      - {a}\n@@      - {b}"
+        );
         g.snippet("cloud-init.yaml", label, &text);
     }
     for i in 0..4 {
         let key = ssh_public_key(&mut g.rng, i, true);
-        let name = if i % 3 == 1 { "id_ed25519.pub" } else { "id_rsa.pub" };
+        let name = if i % 3 == 1 {
+            "id_ed25519.pub"
+        } else {
+            "id_rsa.pub"
+        };
         g.snippet(name, label, &format!("@@{key}"));
     }
 }
@@ -2031,13 +2601,20 @@ fn minified_js(g: &mut Gen, n: usize) {
             1 => format!("vendor.{hash}.js"),
             _ => "bundle.min.js".to_string(),
         };
-        let text = format!("@@{PROLOGUE}{}}});\n//# sourceMappingURL={name}.map", parts.join(";"));
+        let text = format!(
+            "@@{PROLOGUE}{}}});\n//# sourceMappingURL={name}.map",
+            parts.join(";")
+        );
         g.snippet(&name, neg("minified-js"), &text);
     }
 }
 
 fn fill_js(fragment: &str, a: &str, b: &str, num: &str, hash: &str) -> String {
-    fragment.replace("$a", a).replace("$b", b).replace("$n", num).replace("$h", hash)
+    fragment
+        .replace("$a", a)
+        .replace("$b", b)
+        .replace("$n", num)
+        .replace("$h", hash)
 }
 
 fn urls_without_password(g: &mut Gen, n: usize) {
@@ -2046,23 +2623,56 @@ fn urls_without_password(g: &mut Gen, n: usize) {
         let svc = g.rng.pick(SERVICES);
         let (key, url) = match i % 16 {
             0 => ("database url", "postgres://app@localhost/db".to_string()),
-            1 => ("database url", "postgres://app:${DB_PASS}@db.internal:5432/app".to_string()),
-            2 => ("database url", "postgresql://postgres:postgres@localhost:5432/app_dev".to_string()),
+            1 => (
+                "database url",
+                "postgres://app:${DB_PASS}@db.internal:5432/app".to_string(),
+            ),
+            2 => (
+                "database url",
+                "postgresql://postgres:postgres@localhost:5432/app_dev".to_string(),
+            ),
             3 => ("mysql url", "mysql://root@127.0.0.1:3306/app".to_string()),
             4 => ("redis url", "redis://localhost:6379/0".to_string()),
-            5 => ("redis url", "redis://:${REDIS_PASSWORD}@redis:6379/0".to_string()),
+            5 => (
+                "redis url",
+                "redis://:${REDIS_PASSWORD}@redis:6379/0".to_string(),
+            ),
             6 => ("mongo uri", "mongodb://mongo:27017/app".to_string()),
-            7 => ("broker url", "amqp://guest:guest@localhost:5672/".to_string()),
-            8 => ("api base url", format!("https://api.github.com/repos/acme/{svc}/releases?per_page=100")),
-            9 => ("repo url", format!("https://x-access-token:${{GITHUB_TOKEN}}@github.com/acme/{svc}.git")),
+            7 => (
+                "broker url",
+                "amqp://guest:guest@localhost:5672/".to_string(),
+            ),
+            8 => (
+                "api base url",
+                format!("https://api.github.com/repos/acme/{svc}/releases?per_page=100"),
+            ),
+            9 => (
+                "repo url",
+                format!("https://x-access-token:${{GITHUB_TOKEN}}@github.com/acme/{svc}.git"),
+            ),
             10 => ("repo url", format!("git@github.com:acme/{svc}.git")),
-            11 => ("repo url", format!("https://deploy@bitbucket.org/acme/{svc}.git")),
-            12 => ("database url", "postgres://user:password@localhost:5432/db".to_string()),
-            13 => ("database url", "mysql://user:<password>@db.example.com:3306/app".to_string()),
-            14 => ("jdbc url", "jdbc:postgresql://db:5432/app?user=app&password=${DB_PASSWORD}".to_string()),
-            _ => ("callback url", format!("https://{svc}.acme.io/oauth/callback?state=login")),
+            11 => (
+                "repo url",
+                format!("https://deploy@bitbucket.org/acme/{svc}.git"),
+            ),
+            12 => (
+                "database url",
+                "postgres://user:password@localhost:5432/db".to_string(),
+            ),
+            13 => (
+                "database url",
+                "mysql://user:<password>@db.example.com:3306/app".to_string(),
+            ),
+            14 => (
+                "jdbc url",
+                "jdbc:postgresql://db:5432/app?user=app&password=${DB_PASSWORD}".to_string(),
+            ),
+            _ => (
+                "callback url",
+                format!("https://{svc}.acme.io/oauth/callback?state=login"),
+            ),
         };
-        let fmt = g.fmt_for(base, i);
+        let fmt = fmt_at(base, i);
         g.kv1(fmt, neg("url-without-password"), key, url);
     }
 }
@@ -2080,7 +2690,9 @@ fn random_blobs(g: &mut Gen, n: usize) {
         let (name, text) = match i % 8 {
             0 => (
                 "SHA256ShortMsg.rsp",
-                format!("#  CAVS 11.0\n#  \"SHA-256 ShortMsg\" information\n[L = 32]\n\nLen = 512\n@@Msg = {h128}\n@@MD = {h64}"),
+                format!(
+                    "#  CAVS 11.0\n#  \"SHA-256 ShortMsg\" information\n[L = 32]\n\nLen = 512\n@@Msg = {h128}\n@@MD = {h64}"
+                ),
             ),
             1 => ("vectors.txt", format!("@@{h128}\n@@{h64}\n@@{h40}")),
             2 => (
@@ -2092,11 +2704,15 @@ fn random_blobs(g: &mut Gen, n: usize) {
             ),
             3 => (
                 "event.json",
-                format!("{{\n  \"id\": 1842,\n@@  \"payload\": \"{blob}\",\n  \"encoding\": \"base64\"\n}}"),
+                format!(
+                    "{{\n  \"id\": 1842,\n@@  \"payload\": \"{blob}\",\n  \"encoding\": \"base64\"\n}}"
+                ),
             ),
             4 => (
                 "logo.css",
-                format!(".logo {{\n@@  background-image: url(\"data:image/png;base64,{blob}\");\n  width: 32px;\n}}"),
+                format!(
+                    ".logo {{\n@@  background-image: url(\"data:image/png;base64,{blob}\");\n  width: 32px;\n}}"
+                ),
             ),
             5 => (
                 "digest_test.go",
@@ -2108,9 +2724,14 @@ fn random_blobs(g: &mut Gen, n: usize) {
             ),
             6 => (
                 "Info.plist",
-                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n  <key>Icon</key>\n@@  <data>{blob}</data>\n</dict>\n</plist>"),
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\">\n<dict>\n  <key>Icon</key>\n@@  <data>{blob}</data>\n</dict>\n</plist>"
+                ),
             ),
-            _ => ("fixtures.txt", format!("@@{b40}\n@@{h32}\n@@{}", &h64[..40])),
+            _ => (
+                "fixtures.txt",
+                format!("@@{b40}\n@@{h32}\n@@{}", &h64[..40]),
+            ),
         };
         g.snippet(name, label, &text);
     }
@@ -2122,19 +2743,22 @@ fn negatives(g: &mut Gen) {
     template_references(g);
     code_references(g);
     example_aws_keys(g, 12);
-    hex_hashes(g, 27);
+    hex_hashes(g, 30);
     lockfile_checksums(g, 16);
     image_digests(g, 20);
-    uuids(g, 21);
+    uuids(g, 24);
     public_keys_and_certs(g);
     ssh_public_keys(g);
     minified_js(g, 24);
     urls_without_password(g, 36);
-    random_blobs(g, 24);
+    random_blobs(g, 28);
 }
 
 fn build_corpus() -> Corpus {
-    let mut g = Gen { rng: Rng(SEED), out: Corpus::default() };
+    let mut g = Gen {
+        rng: Rng(SEED),
+        out: Corpus::default(),
+    };
     positives(&mut g);
     negatives(&mut g);
     g.out
@@ -2182,13 +2806,31 @@ fn run_sluice(root: &Path) -> ScanOutput {
     let findings = list
         .iter()
         .map(|f| Finding {
-            rule: f.get("rule").and_then(|v| v.as_str()).unwrap_or("<no rule>").to_string(),
-            path: f.get("path").and_then(|v| v.as_str()).expect("finding without `path`").to_string(),
-            line: f.get("line").and_then(|v| v.as_u64()).expect("finding without `line`") as usize,
+            rule: f
+                .get("rule")
+                .and_then(|v| v.as_str())
+                .unwrap_or("<no rule>")
+                .to_string(),
+            path: f
+                .get("path")
+                .and_then(|v| v.as_str())
+                .expect("finding without `path`")
+                .to_string(),
+            line: f
+                .get("line")
+                .and_then(|v| v.as_u64())
+                .expect("finding without `line`") as usize,
         })
         .collect();
-    let summary = json.get("summary").map(|s| s.to_string()).unwrap_or_else(|| "<none>".to_string());
-    ScanOutput { findings, exit_code, summary }
+    let summary = json
+        .get("summary")
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "<none>".to_string());
+    ScanOutput {
+        findings,
+        exit_code,
+        summary,
+    }
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -2215,21 +2857,29 @@ fn resolve(corpus: &Corpus, index: &HashMap<&str, usize>, path: &str) -> Option<
             _ => None,
         })
         .collect();
-    if let [.., dir, name] = parts.as_slice() {
-        if let Some(&i) = index.get(format!("{dir}/{name}").as_str()) {
-            return Some(i);
-        }
-    }
-    corpus.files.iter().position(|f| p.ends_with(&f.rel))
+    let by_tail = match parts.as_slice() {
+        [.., dir, name] => index.get(format!("{dir}/{name}").as_str()).copied(),
+        _ => None,
+    };
+    by_tail.or_else(|| corpus.files.iter().position(|f| p.ends_with(&f.rel)))
 }
 
 fn evaluate(corpus: &Corpus, findings: &[Finding]) -> Eval {
-    let index: HashMap<&str, usize> = corpus.files.iter().enumerate().map(|(i, f)| (f.rel.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = corpus
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.rel.as_str(), i))
+        .collect();
     let mut by_file: Vec<Vec<usize>> = vec![Vec::new(); corpus.files.len()];
     for (i, s) in corpus.samples.iter().enumerate() {
         by_file[s.file].push(i);
     }
-    let mut eval = Eval { file: Vec::new(), sample: Vec::new(), hits: vec![0; corpus.samples.len()] };
+    let mut eval = Eval {
+        file: Vec::new(),
+        sample: Vec::new(),
+        hits: vec![0; corpus.samples.len()],
+    };
     for f in findings {
         let file = resolve(corpus, &index, &f.path);
         let sample = file.and_then(|fi| {
@@ -2254,7 +2904,11 @@ impl Eval {
 
     /// (detected positives, all positives)
     fn recall_counts(&self, corpus: &Corpus) -> (usize, usize) {
-        let positives = corpus.samples.iter().enumerate().filter(|(_, s)| s.positive);
+        let positives = corpus
+            .samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.positive);
         let (mut detected, mut total) = (0, 0);
         for (i, _) in positives {
             total += 1;
@@ -2267,13 +2921,19 @@ impl Eval {
 
     /// (true-positive findings, all findings)
     fn precision_counts(&self, corpus: &Corpus) -> (usize, usize) {
-        let tp = (0..self.sample.len()).filter(|&f| self.is_true_positive(corpus, f)).count();
+        let tp = (0..self.sample.len())
+            .filter(|&f| self.is_true_positive(corpus, f))
+            .count();
         (tp, self.sample.len())
     }
 }
 
 fn ratio(num: usize, den: usize) -> f64 {
-    if den == 0 { 1.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 /// Human-readable report: per-kind table, per-rule counts, misses and false positives.
@@ -2286,9 +2946,18 @@ fn report(corpus: &Corpus, scan: &ScanOutput, eval: &Eval) -> String {
         corpus.count(true),
         corpus.count(false)
     );
-    let _ = writeln!(out, "sluice exit code {}, summary {}", scan.exit_code, scan.summary);
+    let _ = writeln!(
+        out,
+        "sluice exit code {}, summary {}",
+        scan.exit_code, scan.summary
+    );
     if (scan.exit_code == 1) == scan.findings.is_empty() {
-        let _ = writeln!(out, "note: exit code {} does not match {} findings", scan.exit_code, scan.findings.len());
+        let _ = writeln!(
+            out,
+            "note: exit code {} does not match {} findings",
+            scan.exit_code,
+            scan.findings.len()
+        );
     }
 
     // Per kind: (samples, samples hit, findings landing on them); positives first.
@@ -2299,19 +2968,40 @@ fn report(corpus: &Corpus, scan: &ScanOutput, eval: &Eval) -> String {
         e.1 += usize::from(eval.hits[i] > 0);
         e.2 += eval.hits[i];
     }
-    let _ = writeln!(out, "\n{:<34} {:>4} {:>8} {:>6} {:>8} {:>9}", "kind", "type", "samples", "hit", "rate", "findings");
+    let _ = writeln!(
+        out,
+        "\n{:<34} {:>4} {:>8} {:>6} {:>8} {:>9}",
+        "kind", "type", "samples", "hit", "rate", "findings"
+    );
     for (&(negative, kind), &(samples, hit, findings)) in &kinds {
         let label = if negative { "neg" } else { "pos" };
         let rate = 100.0 * ratio(hit, samples);
-        let flag = if negative && hit > 0 { "  <-- false positives" } else if !negative && hit < samples { "  <-- misses" } else { "" };
-        let _ = writeln!(out, "{kind:<34} {label:>4} {samples:>8} {hit:>6} {rate:>7.1}% {findings:>9}{flag}");
+        let flag = if negative && hit > 0 {
+            "  <-- false positives"
+        } else if !negative && hit < samples {
+            "  <-- misses"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{kind:<34} {label:>4} {samples:>8} {hit:>6} {rate:>7.1}% {findings:>9}{flag}"
+        );
     }
     let elsewhere = eval.sample.iter().filter(|s| s.is_none()).count();
-    let _ = writeln!(out, "{:<34} {:>4} {:>8} {:>6} {:>8} {:>9}", "(unlabelled lines)", "neg", "-", "-", "-", elsewhere);
+    let _ = writeln!(
+        out,
+        "{:<34} {:>4} {:>8} {:>6} {:>8} {:>9}",
+        "(unlabelled lines)", "neg", "-", "-", "-", elsewhere
+    );
 
     let (detected, positives) = eval.recall_counts(corpus);
     let (tp, total) = eval.precision_counts(corpus);
-    let _ = writeln!(out, "\noverall recall    {detected}/{positives} = {:.2}%", 100.0 * ratio(detected, positives));
+    let _ = writeln!(
+        out,
+        "\noverall recall    {detected}/{positives} = {:.2}%",
+        100.0 * ratio(detected, positives)
+    );
     let _ = writeln!(
         out,
         "overall precision {tp}/{total} = {:.2}% ({} false positives)",
@@ -2330,10 +3020,20 @@ fn report(corpus: &Corpus, scan: &ScanOutput, eval: &Eval) -> String {
         let _ = writeln!(out, "{rule:<40} {n:>8} {fp:>6}");
     }
 
-    let misses: Vec<&Sample> = corpus.samples.iter().enumerate().filter(|&(i, s)| s.positive && eval.hits[i] == 0).map(|(_, s)| s).collect();
+    let misses: Vec<&Sample> = corpus
+        .samples
+        .iter()
+        .enumerate()
+        .filter(|&(i, s)| s.positive && eval.hits[i] == 0)
+        .map(|(_, s)| s)
+        .collect();
     let _ = writeln!(out, "\nmissed positives ({}):", misses.len());
     for s in misses {
-        let extra = if s.end > s.start { format!(" (+{} lines)", s.end - s.start) } else { String::new() };
+        let extra = if s.end > s.start {
+            format!(" (+{} lines)", s.end - s.start)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "  MISS {:<32} {}:{}-{}  {}{extra}",
@@ -2355,7 +3055,11 @@ fn report(corpus: &Corpus, scan: &ScanOutput, eval: &Eval) -> String {
             (None, Some(file)) => ("unlabelled line", corpus.excerpt(file, f.line)),
             _ => ("unknown file", String::new()),
         };
-        let _ = writeln!(out, "  FP   {:<32} {}:{}  [{kind}]  {text}", f.rule, f.path, f.line);
+        let _ = writeln!(
+            out,
+            "  FP   {:<32} {}:{}  [{kind}]  {text}",
+            f.rule, f.path, f.line
+        );
     }
     out
 }
@@ -2365,26 +3069,42 @@ fn report(corpus: &Corpus, scan: &ScanOutput, eval: &Eval) -> String {
 #[test]
 fn corpus_precision_and_recall() {
     let corpus = build_corpus();
-    assert!(corpus.count(true) >= 600, "generator produced only {} positives", corpus.count(true));
-    assert!(corpus.count(false) >= 600, "generator produced only {} negatives", corpus.count(false));
+    assert!(
+        corpus.count(true) >= 600,
+        "generator produced only {} positives",
+        corpus.count(true)
+    );
+    assert!(
+        corpus.count(false) >= 600,
+        "generator produced only {} negatives",
+        corpus.count(false)
+    );
     for s in &corpus.samples {
         let lines = corpus.files[s.file].content.lines().count();
-        assert!(1 <= s.start && s.start <= s.end && s.end <= lines, "bad sample range in {}", corpus.files[s.file].rel);
+        assert!(
+            1 <= s.start && s.start <= s.end && s.end <= lines,
+            "bad sample range in {}",
+            corpus.files[s.file].rel
+        );
     }
 
     // Keep the TempDir guard alive until the scan has run.
-    let (_guard, root): (Option<tempfile::TempDir>, PathBuf) = match std::env::var_os("SLUICE_CORPUS_DIR") {
-        Some(dir) => {
-            let root = PathBuf::from(dir);
-            std::fs::create_dir_all(&root).expect("creating SLUICE_CORPUS_DIR");
-            (None, root)
-        }
-        None => {
-            let tmp = tempfile::Builder::new().prefix("sluice-corpus-").tempdir().expect("creating temp dir");
-            let root = tmp.path().to_path_buf();
-            (Some(tmp), root)
-        }
-    };
+    let (_guard, root): (Option<tempfile::TempDir>, PathBuf) =
+        match std::env::var_os("SLUICE_CORPUS_DIR") {
+            Some(dir) => {
+                let root = PathBuf::from(dir);
+                std::fs::create_dir_all(&root).expect("creating SLUICE_CORPUS_DIR");
+                (None, root)
+            }
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("sluice-corpus-")
+                    .tempdir()
+                    .expect("creating temp dir");
+                let root = tmp.path().to_path_buf();
+                (Some(tmp), root)
+            }
+        };
     corpus.write_to(&root);
 
     let scan = run_sluice(&root);
