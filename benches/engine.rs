@@ -23,7 +23,10 @@ fn collect(dir: &Path, out: &mut Vec<u8>, limit: usize) {
         let p = e.path();
         if p.is_dir() {
             collect(&p, out, limit);
-        } else if p.extension().is_some_and(|x| x == "rs" || x == "toml" || x == "md") {
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "rs" || x == "toml" || x == "md")
+        {
             if let Ok(b) = std::fs::read(&p) {
                 out.extend_from_slice(&b);
             }
@@ -33,22 +36,35 @@ fn collect(dir: &Path, out: &mut Vec<u8>, limit: usize) {
 
 fn corpus() -> Vec<u8> {
     let mut text = Vec::new();
-    collect(Path::new(env!("CARGO_MANIFEST_DIR")).join("src").as_path(), &mut text, SIZE);
+    collect(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src").as_path(),
+        &mut text,
+        SIZE,
+    );
     if let Some(home) = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
     {
         collect(&home.join("registry/src"), &mut text, SIZE);
     }
+    assert!(
+        !text.is_empty(),
+        "no source text found for the benchmark corpus"
+    );
     let mut buf = Vec::with_capacity(SIZE + 4096);
     let mut i = 0u64;
     while buf.len() < SIZE {
-        let chunk = &text[..text.len().min(64 << 10)];
-        buf.extend_from_slice(chunk);
+        let take = text.len().min(64 << 10);
+        buf.extend_from_slice(&text[..take]);
         i += 1;
-        let token = format!("\nlet token = \"{}{:036}\";\n", ["gh", "p_"].concat(), i * 7919);
+        let token = format!(
+            "\nlet token = \"{}{:036}\";\n",
+            ["gh", "p_"].concat(),
+            i * 7919
+        );
         buf.extend_from_slice(token.as_bytes());
-        text.rotate_left(chunk.len().min(text.len() / 2).max(1));
+        let shift = take.min(text.len() / 2).max(1);
+        text.rotate_left(shift);
     }
     buf
 }

@@ -26,7 +26,7 @@ pub enum Command {
     /// Find leaked credentials in files, stdin, git history, a diff or staged changes.
     ///
     /// Exit codes: 0 nothing found, 1 findings, 2 usage or config error, 3 git failed.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Validate and test rule files.
     #[command(subcommand)]
     Rules(RulesCommand),

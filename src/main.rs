@@ -55,11 +55,12 @@ impl From<io::Error> for Failure {
 }
 
 fn run(cli: Cli) -> Result<i32, Failure> {
-    let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
     match cli.command {
         Command::Scan(args) => {
             let loaded = config::load_or_discover(cli.config.as_deref(), &cwd)?;
-            let settings = Settings::resolve(args, loaded.as_ref());
+            let settings = Settings::resolve(*args, loaded.as_ref());
             scan_command(&settings)
         }
         Command::Rules(RulesCommand::Check { files }) => rules_check(&files),
@@ -124,7 +125,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
 
 fn empty_scan_args() -> sluice::cli::ScanArgs {
     match Cli::parse_from(["sluice", "scan"]).command {
-        Command::Scan(a) => a,
+        Command::Scan(a) => *a,
         _ => unreachable!("`sluice scan` parses as the scan command"),
     }
 }
@@ -196,7 +197,9 @@ fn scan_command(s: &Settings) -> Result<i32, Failure> {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            s.output.is_none() && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            s.output.is_none()
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
         }
     };
     let opts = ReportOptions {

@@ -109,7 +109,9 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         path: path.to_path_buf(),
         source: e,
     })?;
-    let config = parse(&path.display().to_string(), &text, &|k| std::env::var(k).ok())?;
+    let config = parse(&path.display().to_string(), &text, &|k| {
+        std::env::var(k).ok()
+    })?;
     Ok(Loaded {
         config,
         path: path.to_path_buf(),
@@ -154,7 +156,11 @@ fn check_semantics(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
         if let yaml::Value::Str(s) = &n.value
             && let Err(e) = regex::bytes::Regex::new(s)
         {
-            let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            let msg = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             problems.push(Problem::new(
                 n.at(file),
                 format!("`scan.allow` regex does not compile: {msg}"),
@@ -211,15 +217,27 @@ mod tests {
     fn all_problems_at_once() {
         let text = "version: 2\nscan:\n  allow: ['(unclosed']\n  exclude: ['a/**']\n  bogus: 1\n  baseline: ${NOT_SET_ANYWHERE}\n";
         let err = parse("s.yaml", text, &no_env).unwrap_err().to_string();
-        assert!(err.contains("s.yaml:1:10: `version`: must be at most 1") || err.contains("s.yaml:1:10"), "{err}");
+        assert!(
+            err.contains("s.yaml:1:10: `version`: must be at most 1")
+                || err.contains("s.yaml:1:10"),
+            "{err}"
+        );
         assert!(err.contains("s.yaml:5:3: unknown key `bogus`"), "{err}");
-        assert!(err.contains("s.yaml:6:13: environment variable NOT_SET_ANYWHERE"), "{err}");
+        assert!(
+            err.contains("s.yaml:6:13: environment variable NOT_SET_ANYWHERE"),
+            "{err}"
+        );
     }
 
     #[test]
     fn interpolates_env() {
         let look = |k: &str| (k == "BL").then(|| "known.json".to_string());
-        let c = parse("s.yaml", "version: 1\nscan: { baseline: \"${BL}\" }\n", &look).unwrap();
+        let c = parse(
+            "s.yaml",
+            "version: 1\nscan: { baseline: \"${BL}\" }\n",
+            &look,
+        )
+        .unwrap();
         assert_eq!(c.scan.baseline.as_deref(), Some("known.json"));
     }
 }

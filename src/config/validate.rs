@@ -63,7 +63,11 @@ fn check(file: &str, node: &Node, schema: &J, root: &J, path: &str, out: &mut Ve
         return;
     }
     let here = |msg: String| Problem::new(node.at(file), msg);
-    let name = if path.is_empty() { "the document" } else { path };
+    let name = if path.is_empty() {
+        "the document"
+    } else {
+        path
+    };
 
     for key in ["anyOf", "oneOf"] {
         if let Some(branches) = schema.get(key).and_then(J::as_array) {
@@ -213,7 +217,11 @@ fn describe(schema: &J) -> String {
         return c.to_string();
     }
     if let Some(e) = schema.get("enum").and_then(J::as_array) {
-        return e.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" or ");
+        return e
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
     }
     match schema.get("type") {
         Some(J::String(t)) => type_name(t).to_string(),
@@ -280,10 +288,18 @@ mod tests {
         validate("c.yaml", &node, &schema, &mut p);
         let text: Vec<String> = p.iter().map(|x| x.to_string()).collect();
         assert_eq!(p.len(), 5, "{text:#?}");
-        assert!(text[0].starts_with("c.yaml:2:3: unknown key `exclud`"), "{}", text[0]);
+        assert!(
+            text[0].starts_with("c.yaml:2:3: unknown key `exclud`"),
+            "{}",
+            text[0]
+        );
         assert!(text[0].contains("did you mean `exclude`"));
         assert!(text[1].starts_with("c.yaml:3:14:"), "{}", text[1]);
-        assert!(text[2].starts_with("c.yaml:4:13: `scan.exclude`[0]"), "{}", text[2]);
+        assert!(
+            text[2].starts_with("c.yaml:4:13: `scan.exclude`[0]"),
+            "{}",
+            text[2]
+        );
         assert!(text[3].starts_with("c.yaml:5:1: unknown key `extra`"));
         assert!(text[4].contains("missing required key `version`"));
     }

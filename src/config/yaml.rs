@@ -220,7 +220,10 @@ pub fn parse(file: &str, text: &str) -> Result<Node, Problem> {
         let m = e.marker();
         return Err(Problem::new(
             Location::at(file, m.line(), m.col() + 1),
-            format!("YAML syntax error: {}; fix the syntax at this position", e.info()),
+            format!(
+                "YAML syntax error: {}; fix the syntax at this position",
+                e.info()
+            ),
         ));
     }
     if b.documents > 1 {
@@ -281,11 +284,7 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!(
                     "`${{{inner}}}` is not a variable reference; names are letters, digits and _"
                 ));
@@ -317,9 +316,13 @@ mod tests {
     fn positions_are_one_based() {
         let n = parse("f", "a:\n  b: [1, x]\n").unwrap();
         let Value::Map(m) = &n.value else { panic!() };
-        let Value::Map(inner) = &m[0].1.value else { panic!() };
+        let Value::Map(inner) = &m[0].1.value else {
+            panic!()
+        };
         assert_eq!((inner[0].0.line, inner[0].0.col), (2, 3));
-        let Value::Seq(s) = &inner[0].1.value else { panic!() };
+        let Value::Seq(s) = &inner[0].1.value else {
+            panic!()
+        };
         assert_eq!(s[1].value, Value::Str("x".into()));
         assert_eq!((s[1].line, s[1].col), (2, 10));
     }
@@ -339,7 +342,11 @@ mod tests {
         assert_eq!(expand("${HOME_DIR}/x", &look).unwrap(), "/h/x");
         assert_eq!(expand("${NOPE:-d}", &look).unwrap(), "d");
         assert_eq!(expand("$${HOME_DIR} $5", &look).unwrap(), "${HOME_DIR} $5");
-        assert!(expand("${NOPE}", &look).unwrap_err().contains("NOPE is not set"));
+        assert!(
+            expand("${NOPE}", &look)
+                .unwrap_err()
+                .contains("NOPE is not set")
+        );
         assert!(expand("${", &look).is_err());
     }
 

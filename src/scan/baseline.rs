@@ -87,7 +87,8 @@ impl Baseline {
             version: 1,
             findings: entries,
         };
-        let mut text = serde_json::to_string_pretty(&file).map_err(|e| Error::Usage(e.to_string()))?;
+        let mut text =
+            serde_json::to_string_pretty(&file).map_err(|e| Error::Usage(e.to_string()))?;
         text.push('\n');
         write_atomic(path, text.as_bytes())
     }
@@ -105,7 +106,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

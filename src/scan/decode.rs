@@ -11,8 +11,21 @@ use regex::bytes::Regex;
 
 /// Extensions of config-like files whose values are decoded.
 const CONFIG_EXTENSIONS: [&str; 15] = [
-    "yaml", "yml", "json", "env", "properties", "toml", "ini", "conf", "cfg", "tf", "tfvars",
-    "xml", "hcl", "secret", "txt",
+    "yaml",
+    "yml",
+    "json",
+    "env",
+    "properties",
+    "toml",
+    "ini",
+    "conf",
+    "cfg",
+    "tf",
+    "tfvars",
+    "xml",
+    "hcl",
+    "secret",
+    "txt",
 ];
 
 /// `key: value`, `key=value`, `"key": "value"` with a base64-looking value.
@@ -40,7 +53,9 @@ pub fn worth_decoding(path: &str, buf: &[u8]) -> bool {
         return true;
     }
     if let Some((_, ext)) = name.rsplit_once('.')
-        && CONFIG_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e))
+        && CONFIG_EXTENSIONS
+            .iter()
+            .any(|e| ext.eq_ignore_ascii_case(e))
     {
         return true;
     }

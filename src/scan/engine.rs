@@ -189,6 +189,46 @@ pub fn shannon_entropy(data: &[u8]) -> f64 {
         .sum()
 }
 
+impl Engine {
+    /// Run every rule's examples and negative examples through the full engine (prefilter
+    /// included). Returns one message per failure, naming the rule and its file.
+    pub fn check_examples(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (ri, rule) in self.rules.rules.iter().enumerate() {
+            for ex in &rule.examples {
+                if !self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                    problems.push(format!(
+                        "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
+                        rule.origin,
+                        rule.id,
+                        preview(ex)
+                    ));
+                }
+            }
+            for ex in &rule.negative_examples {
+                if self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                    problems.push(format!(
+                        "{}: rule `{}`: negative example matches: {}",
+                        rule.origin,
+                        rule.id,
+                        preview(ex)
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+fn preview(s: &str) -> String {
+    let one: String = s.chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
+    if one.chars().count() > 100 {
+        format!("{}…", one.chars().take(100).collect::<String>())
+    } else {
+        one
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,45 +288,5 @@ negative_examples = ["tok_aaaaaaaa"]
     fn entropy_of_uniform_and_constant() {
         assert_eq!(shannon_entropy(b"aaaa"), 0.0);
         assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
-    }
-}
-
-impl Engine {
-    /// Run every rule's examples and negative examples through the full engine (prefilter
-    /// included). Returns one message per failure, naming the rule and its file.
-    pub fn check_examples(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (ri, rule) in self.rules.rules.iter().enumerate() {
-            for ex in &rule.examples {
-                if !self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
-                    problems.push(format!(
-                        "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
-                        rule.origin,
-                        rule.id,
-                        preview(ex)
-                    ));
-                }
-            }
-            for ex in &rule.negative_examples {
-                if self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
-                    problems.push(format!(
-                        "{}: rule `{}`: negative example matches: {}",
-                        rule.origin,
-                        rule.id,
-                        preview(ex)
-                    ));
-                }
-            }
-        }
-        problems
-    }
-}
-
-fn preview(s: &str) -> String {
-    let one: String = s.chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
-    if one.chars().count() > 100 {
-        format!("{}…", one.chars().take(100).collect::<String>())
-    } else {
-        one
     }
 }

@@ -41,7 +41,11 @@ fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| external(format!("cannot run git ({e}); install git or put it on PATH")))?;
+        .map_err(|e| {
+            external(format!(
+                "cannot run git ({e}); install git or put it on PATH"
+            ))
+        })?;
     if !out.status.success() {
         return Err(external(format!(
             "`git {}` failed: {}",
@@ -58,7 +62,11 @@ pub fn ensure_repository(repo: &Path) -> Result<(), Error> {
         .args(["rev-parse", "--git-dir"])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| external(format!("cannot run git ({e}); install git or put it on PATH")))?;
+        .map_err(|e| {
+            external(format!(
+                "cannot run git ({e}); install git or put it on PATH"
+            ))
+        })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -101,7 +109,10 @@ fn unquote(path: &str) -> String {
 }
 
 /// Blobs introduced by every commit reachable from any ref: blob id -> where.
-fn introduced_blobs(repo: &Path) -> Result<(Vec<String>, HashMap<String, Vec<Occurrence>>), Error> {
+/// Blob ids in first-seen order, and where each was introduced.
+type Introduced = (Vec<String>, HashMap<String, Vec<Occurrence>>);
+
+fn introduced_blobs(repo: &Path) -> Result<Introduced, Error> {
     let mut child = git_command(repo)
         .args([
             "log",
@@ -118,7 +129,10 @@ fn introduced_blobs(repo: &Path) -> Result<(Vec<String>, HashMap<String, Vec<Occ
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| external(format!("cannot run git ({e})")))?;
-    let stdout = child.stdout.take().ok_or_else(|| external("no stdout from git log"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| external("no stdout from git log"))?;
     let mut order = Vec::new();
     let mut blobs: HashMap<String, Vec<Occurrence>> = HashMap::new();
     let mut commit = String::new();
@@ -158,7 +172,9 @@ fn introduced_blobs(repo: &Path) -> Result<(Vec<String>, HashMap<String, Vec<Occ
             }
         }
     }
-    let out = child.wait_with_output().map_err(|e| external(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| external(e.to_string()))?;
     if !out.status.success() {
         return Err(external(format!(
             "`git log` failed: {}",
@@ -181,8 +197,14 @@ where
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| external(format!("cannot run git ({e})")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| external("no stdin for git cat-file"))?;
-    let stdout = child.stdout.take().ok_or_else(|| external("no stdout from git cat-file"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| external("no stdin for git cat-file"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| external("no stdout from git cat-file"))?;
     let count = specs.len();
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut w = std::io::BufWriter::new(&mut stdin);
@@ -244,7 +266,12 @@ pub fn scan_history(scanner: &Scanner, repo: &Path) -> Result<Outcome, Error> {
     let found = Mutex::new(Vec::new());
     let names: Vec<String> = order
         .iter()
-        .map(|id| occurrences[id].last().map(|o| o.path.clone()).unwrap_or_default())
+        .map(|id| {
+            occurrences[id]
+                .last()
+                .map(|o| o.path.clone())
+                .unwrap_or_default()
+        })
         .collect();
     cat_files(repo, order.clone(), |i, body| {
         let f = scan_bytes(scanner, &names[i], body, &stats);
@@ -348,8 +375,16 @@ pub fn scan_change(scanner: &Scanner, repo: &Path, change: &Change) -> Result<Ou
                 }
                 None => (format!("{r}..HEAD"), "HEAD".to_string()),
             };
-            run_git(repo, &["rev-parse", "--verify", "--quiet", &format!("{head}^{{commit}}")])
-                .map_err(|_| Error::Usage(format!("--diff {r}: `{head}` is not a commit")))?;
+            run_git(
+                repo,
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{head}^{{commit}}"),
+                ],
+            )
+            .map_err(|_| Error::Usage(format!("--diff {r}: `{head}` is not a commit")))?;
             (Some(range), format!("{head}:"))
         }
     };
@@ -369,7 +404,10 @@ pub fn scan_change(scanner: &Scanner, repo: &Path, change: &Change) -> Result<Ou
         let mut f = scan_bytes(scanner, path, body, &stats);
         f.retain(|x| ranges.iter().any(|&(a, b)| x.line >= a && x.line <= b));
         if !f.is_empty() {
-            found.lock().unwrap_or_else(|p| p.into_inner()).append(&mut f);
+            found
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&mut f);
         }
     })?;
     Ok(Outcome {

@@ -22,9 +22,16 @@ use engine::{Engine, RawMatch};
 use rules::Severity;
 
 /// Inline markers that suppress a finding on their own line.
-const ALLOW_MARKERS: [&[u8]; 3] = [b"sluice:allow", b"gitleaks:allow", b"pragma: allowlist secret"];
+const ALLOW_MARKERS: [&[u8]; 3] = [
+    b"sluice:allow",
+    b"gitleaks:allow",
+    b"pragma: allowlist secret",
+];
 /// Markers that suppress findings on the next line.
-const ALLOW_NEXT_MARKERS: [&[u8]; 2] = [b"sluice:allow-next-line", b"pragma: allowlist nextline secret"];
+const ALLOW_NEXT_MARKERS: [&[u8]; 2] = [
+    b"sluice:allow-next-line",
+    b"pragma: allowlist nextline secret",
+];
 
 /// A secret as found: bytes that never print. `Debug` and redaction show a short prefix only.
 #[derive(Clone, PartialEq, Eq)]
@@ -294,9 +301,7 @@ mod tests {
 
     fn token() -> String {
         // Built at run time so the repository holds no token-shaped literal.
-        let body: String = (0..36)
-            .map(|i| b"aZ3kQ9mX7pL2"[i % 12] as char)
-            .collect();
+        let body: String = (0..36).map(|i| b"aZ3kQ9mX7pL2"[i % 12] as char).collect();
         format!("ghp_{body}")
     }
 
@@ -318,7 +323,10 @@ mod tests {
             format!("k = \"{t}\"  # pragma: allowlist secret"),
             format!("# sluice:allow-next-line\nk = \"{t}\""),
         ] {
-            assert!(scanner().scan_buffer("a", text.as_bytes()).is_empty(), "{text}");
+            assert!(
+                scanner().scan_buffer("a", text.as_bytes()).is_empty(),
+                "{text}"
+            );
         }
         let text = format!("# sluice:allow-next-line\n\nk = \"{t}\"");
         assert_eq!(scanner().scan_buffer("a", text.as_bytes()).len(), 1);

@@ -131,14 +131,21 @@ pub fn write(
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn human(out: &mut dyn Write, findings: &[Finding], s: Summary, o: ReportOptions) -> io::Result<()> {
+fn human(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    s: Summary,
+    o: ReportOptions,
+) -> io::Result<()> {
     let (bold, red, dim, reset) = if o.color {
         ("\x1b[1m", "\x1b[31m", "\x1b[2m", "\x1b[0m")
     } else {
@@ -168,7 +175,11 @@ fn human(out: &mut dyn Write, findings: &[Finding], s: Summary, o: ReportOptions
                 out,
                 "    {dim}in {}{}{reset}",
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             )?;
         }
     }
@@ -252,9 +263,12 @@ fn sarif(findings: &[Finding], engine: &Engine, o: ReportOptions) -> Value {
 fn sarif_uri(path: &str) -> String {
     let p = path.strip_prefix("./").unwrap_or(path);
     let p = p.replace('\\', "/");
-    let p = if p.starts_with('/') { format!("file://{p}") } else { p };
-    p
-        .replace('%', "%25")
+    let p = if p.starts_with('/') {
+        format!("file://{p}")
+    } else {
+        p
+    };
+    p.replace('%', "%25")
         .replace(' ', "%20")
         .replace('#', "%23")
         .replace('?', "%3F")

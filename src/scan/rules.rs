@@ -175,7 +175,10 @@ impl RuleSet {
         if file.version != 1 {
             problems.push(Problem::new(
                 loc_of("version"),
-                format!("unsupported rule file version {}; use `version = 1`", file.version),
+                format!(
+                    "unsupported rule file version {}; use `version = 1`",
+                    file.version
+                ),
             ));
         }
         for pat in &file.allow.regexes {
@@ -283,7 +286,10 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
         bad(format!("rule `{}` needs at least one example", spec.id));
     }
     if spec.negative_examples.is_empty() {
-        bad(format!("rule `{}` needs at least one negative example", spec.id));
+        bad(format!(
+            "rule `{}` needs at least one negative example",
+            spec.id
+        ));
     }
     match (problems.is_empty(), regex) {
         (true, Some(regex)) => Ok(Rule {

@@ -70,7 +70,11 @@ impl Outcome {
 }
 
 /// Scan files and directories. A path that does not exist is an error before anything runs.
-pub fn scan_paths(scanner: &Scanner, paths: &[PathBuf], opts: &WalkOptions) -> Result<Outcome, Error> {
+pub fn scan_paths(
+    scanner: &Scanner,
+    paths: &[PathBuf],
+    opts: &WalkOptions,
+) -> Result<Outcome, Error> {
     for p in paths {
         if std::fs::symlink_metadata(p).is_err() {
             return Err(Error::Usage(format!(
@@ -172,7 +176,9 @@ fn scan_file(
     }
     let len = meta.len();
     if max.is_some_and(|m| len > m) {
-        return Err(format!("skipped {shown}: {len} bytes is above --max-file-size"));
+        return Err(format!(
+            "skipped {shown}: {len} bytes is above --max-file-size"
+        ));
     }
     let found = if len >= MMAP_THRESHOLD {
         // SAFETY: the map is read-only and dropped before we return; a file truncated by another
@@ -205,10 +211,13 @@ pub fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> V
 /// Scan standard input as one buffer named `name`.
 pub fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
     let mut buf = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut buf).map_err(|e| Error::Io {
-        path: PathBuf::from("<stdin>"),
-        source: e,
-    })?;
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::Io {
+            path: PathBuf::from("<stdin>"),
+            source: e,
+        })?;
     let stats = Stats::default();
     let findings = scan_bytes(scanner, name, &buf, &stats);
     Ok(Outcome {

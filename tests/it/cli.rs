@@ -10,8 +10,16 @@ use crate::support::{Rng, fake_github_token, sluice, write};
 fn scan_human_report() {
     let mut rng = Rng::new(31);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "deploy/.env", &format!("# prod\nGITHUB_TOKEN={}\n", fake_github_token(&mut rng)));
-    write(dir.path(), "src/main.rs", "fn main() { println!(\"hi\"); }\n");
+    write(
+        dir.path(),
+        "deploy/.env",
+        &format!("# prod\nGITHUB_TOKEN={}\n", fake_github_token(&mut rng)),
+    );
+    write(
+        dir.path(),
+        "src/main.rs",
+        "fn main() { println!(\"hi\"); }\n",
+    );
     let r = sluice(dir.path(), &["scan", "deploy", "src"]);
     insta::assert_snapshot!(r.snapshot(dir.path()));
 }
@@ -20,7 +28,11 @@ fn scan_human_report() {
 fn scan_quiet_prints_findings_only() {
     let mut rng = Rng::new(32);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "a.env", &format!("T={}\n", fake_github_token(&mut rng)));
+    write(
+        dir.path(),
+        "a.env",
+        &format!("T={}\n", fake_github_token(&mut rng)),
+    );
     let r = sluice(dir.path(), &["scan", "-q", "a.env"]);
     insta::assert_snapshot!(r.snapshot(dir.path()));
 }
@@ -28,7 +40,11 @@ fn scan_quiet_prints_findings_only() {
 #[test]
 fn check_reports_problems() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "sluice.yaml", "version: 1\nscan:\n  exclude: 3\n  baselines: x.json\n");
+    write(
+        dir.path(),
+        "sluice.yaml",
+        "version: 1\nscan:\n  exclude: 3\n  baselines: x.json\n",
+    );
     let r = sluice(dir.path(), &["check"]);
     insta::assert_snapshot!(r.snapshot(dir.path()));
 }

@@ -6,7 +6,11 @@ use crate::support::{sluice, write};
 #[test]
 fn discovered_from_parent_directories() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "sluice.yaml", "version: 1\nscan:\n  exclude: ['vendor/**']\n");
+    write(
+        dir.path(),
+        "sluice.yaml",
+        "version: 1\nscan:\n  exclude: ['vendor/**']\n",
+    );
     std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
     let r = sluice(&dir.path().join("a/b"), &["check"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -33,16 +37,36 @@ fn every_bad_line_is_reported_at_once() {
     assert_eq!(r.code, 2);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{}", r.stderr);
-    assert!(lines[0].starts_with("error: custom.yaml:3:3: unknown key `exclud`"), "{}", lines[0]);
-    assert!(lines[1].starts_with("error: custom.yaml:4:14: `scan.gitignore`: expected true or false"), "{}", lines[1]);
-    assert!(lines[2].starts_with("error: custom.yaml:5:10: `scan.rules`: expected a list"), "{}", lines[2]);
-    assert!(lines[3].starts_with("error: custom.yaml:6:11: `scan.allow` regex does not compile"), "{}", lines[3]);
+    assert!(
+        lines[0].starts_with("error: custom.yaml:3:3: unknown key `exclud`"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("error: custom.yaml:4:14: `scan.gitignore`: expected true or false"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("error: custom.yaml:5:10: `scan.rules`: expected a list"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("error: custom.yaml:6:11: `scan.allow` regex does not compile"),
+        "{}",
+        lines[3]
+    );
 }
 
 #[test]
 fn env_interpolation_and_missing_rule_files() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "sluice.yaml", "version: 1\nscan:\n  rules: ['${RULES_DIR:-rules}/extra.toml']\n");
+    write(
+        dir.path(),
+        "sluice.yaml",
+        "version: 1\nscan:\n  rules: ['${RULES_DIR:-rules}/extra.toml']\n",
+    );
     let r = sluice(dir.path(), &["check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("rules/extra.toml"), "{}", r.stderr);
@@ -55,7 +79,11 @@ fn yaml_syntax_error_has_position() {
     let r = sluice(dir.path(), &["check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
-    assert!(r.stderr.contains("sluice.yaml:3:1: YAML syntax error"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sluice.yaml:3:1: YAML syntax error"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// The committed schemas are what the types generate. Regenerate with
@@ -64,7 +92,10 @@ fn yaml_syntax_error_has_position() {
 fn schemas_are_fresh() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    for (kind, file) in [("config", "schemas/sluice.schema.json"), ("rules", "schemas/rules.schema.json")] {
+    for (kind, file) in [
+        ("config", "schemas/sluice.schema.json"),
+        ("rules", "schemas/rules.schema.json"),
+    ] {
         let r = sluice(dir.path(), &["schema", kind]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let path = root.join(file);

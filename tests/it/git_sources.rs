@@ -3,7 +3,8 @@
 use crate::support::{Rng, fake_github_token, fake_stripe_key, git, git_repo, sluice, write};
 
 fn findings(stdout: &str) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     v["findings"].as_array().unwrap().clone()
 }
 
@@ -35,10 +36,21 @@ fn history_scans_each_blob_once_and_lists_every_commit_and_path() {
     let commits = f[0]["commits"].as_array().unwrap();
     let pairs: Vec<(String, String)> = commits
         .iter()
-        .map(|c| (c["commit"].as_str().unwrap().to_string(), c["path"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["commit"].as_str().unwrap().to_string(),
+                c["path"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(pairs.contains(&(first.clone(), "config/app.env".into())), "{pairs:?}");
-    assert!(pairs.contains(&(second, "backup/app.env".into())), "{pairs:?}");
+    assert!(
+        pairs.contains(&(first.clone(), "config/app.env".into())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&(second, "backup/app.env".into())),
+        "{pairs:?}"
+    );
     assert!(!r.stdout.contains(&token[4..]));
 }
 
@@ -66,7 +78,11 @@ fn diff_reports_only_added_lines_with_head_line_numbers() {
     git(d, &["add", "."]);
     git(d, &["commit", "-qm", "feature"]);
     // Uncommitted edits are not part of the range.
-    write(d, "app.env", &format!("X={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        "app.env",
+        &format!("X={}\n", fake_github_token(&mut rng)),
+    );
 
     for range in ["main..feature", "main...HEAD", "main"] {
         let r = sluice(d, &["scan", "--diff", range, "--format", "json"]);
@@ -89,14 +105,21 @@ fn staged_scans_the_index_only() {
     git(d, &["add", "."]);
     git(d, &["commit", "-qm", "init"]);
     assert_eq!(sluice(d, &["scan", "--staged"]).code, 0);
-    write(d, "a.txt", &format!("hello\ntoken={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        "a.txt",
+        &format!("hello\ntoken={}\n", fake_github_token(&mut rng)),
+    );
     // Not staged yet: clean.
     assert_eq!(sluice(d, &["scan", "--staged"]).code, 0);
     git(d, &["add", "a.txt"]);
     let r = sluice(d, &["scan", "--staged", "--format", "json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let f = findings(&r.stdout);
-    assert_eq!((f[0]["path"].as_str(), f[0]["line"].as_u64()), (Some("a.txt"), Some(2)));
+    assert_eq!(
+        (f[0]["path"].as_str(), f[0]["line"].as_u64()),
+        (Some("a.txt"), Some(2))
+    );
     // The working tree changing afterwards does not matter: the index is what gets committed.
     write(d, "a.txt", "hello\n");
     assert_eq!(sluice(d, &["scan", "--staged"]).code, 1);
@@ -107,7 +130,11 @@ fn staged_works_before_the_first_commit() {
     let mut rng = Rng::new(24);
     let repo = git_repo();
     let d = repo.path();
-    write(d, "first.env", &format!("T={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        "first.env",
+        &format!("T={}\n", fake_github_token(&mut rng)),
+    );
     git(d, &["add", "."]);
     let r = sluice(d, &["scan", "--staged"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);

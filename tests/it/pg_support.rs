@@ -7,10 +7,7 @@ fn throwaway_cluster_starts_answers_and_is_removed() {
     let pg = PgCluster::start();
     assert_eq!(pg.psql("postgres", "select 40 + 2"), "42");
     pg.psql("postgres", "create database scratch");
-    assert_eq!(
-        pg.psql("scratch", "select current_database()"),
-        "scratch"
-    );
+    assert_eq!(pg.psql("scratch", "select current_database()"), "scratch");
     let port = pg.port();
     drop(pg);
     assert!(

@@ -54,18 +54,47 @@ negative_examples = ["zz_1234"]
     );
     let r = sluice(dir.path(), &["rules", "check", "mine.toml"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stderr.contains("mine.toml:4:1: rule `two-groups`: regex must have exactly one capture group"), "{}", r.stderr);
-    assert!(r.stderr.contains("mine.toml:13:1: rule `no-compile`: regex does not compile"), "{}", r.stderr);
-    assert!(r.stderr.contains("keyword `Upper` must be non-empty and lowercase"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "mine.toml:4:1: rule `two-groups`: regex must have exactly one capture group"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("mine.toml:13:1: rule `no-compile`: regex does not compile"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("keyword `Upper` must be non-empty and lowercase"),
+        "{}",
+        r.stderr
+    );
 
     // Fix the first two: now the examples are checked.
     let text = std::fs::read_to_string(dir.path().join("mine.toml")).unwrap();
-    let fixed = text.replace("'(a)(b)'", "'(ab)'").replace("'(unclosed'", "'(x)'").replace("\"Upper\"", "\"x\"");
+    let fixed = text
+        .replace("'(a)(b)'", "'(ab)'")
+        .replace("'(unclosed'", "'(x)'")
+        .replace("\"Upper\"", "\"x\"");
     write(dir.path(), "mine.toml", &fixed);
     let r = sluice(dir.path(), &["rules", "check", "mine.toml"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("rule `example-miss`: example does not match"), "{}", r.stderr);
-    assert!(r.stderr.contains("rule `example-miss`: negative example matches"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rule `example-miss`: example does not match"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("rule `example-miss`: negative example matches"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -95,10 +124,28 @@ examples = ["acme_0123456789abcdef"]
 negative_examples = ["acme_xyz"]
 "#,
     );
-    write(dir.path(), "src/app.py", "TOKEN = 'acme_9f8e7d6c5b4a3921'\n");
+    write(
+        dir.path(),
+        "src/app.py",
+        "TOKEN = 'acme_9f8e7d6c5b4a3921'\n",
+    );
     let r = sluice(dir.path(), &["scan", "--rules", "acme.toml", "src"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("src/app.py:1:10  acme-token"), "{}", r.stdout);
-    let r = sluice(dir.path(), &["scan", "--rules", "acme.toml", "--disable-rule", "acme-token", "src"]);
+    assert!(
+        r.stdout.contains("src/app.py:1:10  acme-token"),
+        "{}",
+        r.stdout
+    );
+    let r = sluice(
+        dir.path(),
+        &[
+            "scan",
+            "--rules",
+            "acme.toml",
+            "--disable-rule",
+            "acme-token",
+            "src",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stdout);
 }

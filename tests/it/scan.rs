@@ -23,20 +23,45 @@ fn hidden_files_are_scanned_and_gitignore_only_on_request() {
     let mut rng = Rng::new(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, ".env", &format!("GITHUB_TOKEN={}\n", fake_github_token(&mut rng)));
-    write(d, ".github/workflows/ci.yml", &format!("env:\n  TOKEN: {}\n", fake_github_token(&mut rng)));
-    write(d, ".aws/credentials", &format!("[x]\nstripe = {}\n", fake_stripe_key(&mut rng)));
-    write(d, "ignored/app.env", &format!("T={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        ".env",
+        &format!("GITHUB_TOKEN={}\n", fake_github_token(&mut rng)),
+    );
+    write(
+        d,
+        ".github/workflows/ci.yml",
+        &format!("env:\n  TOKEN: {}\n", fake_github_token(&mut rng)),
+    );
+    write(
+        d,
+        ".aws/credentials",
+        &format!("[x]\nstripe = {}\n", fake_stripe_key(&mut rng)),
+    );
+    write(
+        d,
+        "ignored/app.env",
+        &format!("T={}\n", fake_github_token(&mut rng)),
+    );
     write(d, ".gitignore", "ignored/\n");
     std::fs::create_dir_all(d.join(".git")).unwrap();
-    write(d, ".git/config", &format!("T={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        ".git/config",
+        &format!("T={}\n", fake_github_token(&mut rng)),
+    );
 
     let r = sluice(d, &["scan", "--format", "json", "."]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let found = paths(&json(&r));
     assert_eq!(
         found,
-        vec!["./.aws/credentials:2", "./.env:1", "./.github/workflows/ci.yml:2", "./ignored/app.env:1"],
+        vec![
+            "./.aws/credentials:2",
+            "./.env:1",
+            "./.github/workflows/ci.yml:2",
+            "./ignored/app.env:1"
+        ],
         ".git/ is never walked; hidden files are"
     );
     let r = sluice(d, &["scan", "--gitignore", "--format", "json", "."]);
@@ -51,11 +76,19 @@ fn exit_codes_clean_findings_and_missing_path() {
     let r = sluice(dir.path(), &["scan", "clean.txt"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("0 findings in 1 file"), "{}", r.stdout);
-    write(dir.path(), "dirty.txt", &format!("key {}\n", fake_github_token(&mut rng)));
+    write(
+        dir.path(),
+        "dirty.txt",
+        &format!("key {}\n", fake_github_token(&mut rng)),
+    );
     assert_eq!(sluice(dir.path(), &["scan", "dirty.txt"]).code, 1);
     let r = sluice(dir.path(), &["scan", "no-such-dir"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("no-such-dir: no such file or directory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no-such-dir: no such file or directory"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(sluice(dir.path(), &["scan", "--format", "nope"]).code, 2);
 }
 
@@ -68,11 +101,19 @@ fn binary_files_skipped_broken_symlinks_reported_scan_goes_on() {
     bin.extend_from_slice(fake_github_token(&mut rng).as_bytes());
     std::fs::write(d.join("blob.bin"), bin).unwrap();
     std::os::unix::fs::symlink(d.join("gone"), d.join("dangling")).unwrap();
-    write(d, "real.cfg", &format!("token={}\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        "real.cfg",
+        &format!("token={}\n", fake_github_token(&mut rng)),
+    );
     let r = sluice(d, &["scan", "--format", "json", "."]);
     assert_eq!(r.code, 1);
     assert_eq!(paths(&json(&r)), vec!["./real.cfg:1"]);
-    assert!(r.stderr.contains("dangling: broken symlink"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("dangling: broken symlink"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -80,7 +121,18 @@ fn stdin_is_a_source() {
     let mut rng = Rng::new(4);
     let dir = tempfile::tempdir().unwrap();
     let input = format!("line one\nstripe: {}\n", fake_stripe_key(&mut rng));
-    let r = sluice_with(dir.path(), &["scan", "--format", "jsonl", "--stdin-name", "paste.txt", "-"], Some(input.as_bytes()));
+    let r = sluice_with(
+        dir.path(),
+        &[
+            "scan",
+            "--format",
+            "jsonl",
+            "--stdin-name",
+            "paste.txt",
+            "-",
+        ],
+        Some(input.as_bytes()),
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let f: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(f["path"], "paste.txt");
@@ -102,10 +154,16 @@ fn kubernetes_secret_data_is_decoded_and_points_at_the_encoded_value() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = json(&r);
     let f = &v["findings"][0];
-    assert_eq!((f["line"].as_u64(), f["column"].as_u64()), (Some(6), Some(11)));
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(6), Some(11))
+    );
     assert_eq!(f["decoded"], true);
     assert!(!r.stdout.contains(&token));
-    assert_eq!(sluice(dir.path(), &["scan", "--no-decode", "secret.yaml"]).code, 0);
+    assert_eq!(
+        sluice(dir.path(), &["scan", "--no-decode", "secret.yaml"]).code,
+        0
+    );
 }
 
 #[test]
@@ -117,9 +175,15 @@ fn secrets_are_redacted_everywhere_unless_asked() {
     for format in ["human", "json", "jsonl", "sarif", "github"] {
         let r = sluice(dir.path(), &["scan", "--format", format, "."]);
         assert_eq!(r.code, 1, "{format}");
-        assert!(!r.stdout.contains(&token[4..]) && !r.stderr.contains(&token[4..]), "{format} leaks the secret");
+        assert!(
+            !r.stdout.contains(&token[4..]) && !r.stderr.contains(&token[4..]),
+            "{format} leaks the secret"
+        );
     }
-    let r = sluice(dir.path(), &["scan", "--show-secrets", "--format", "json", "."]);
+    let r = sluice(
+        dir.path(),
+        &["scan", "--show-secrets", "--format", "json", "."],
+    );
     assert!(r.stdout.contains(&token), "--show-secrets shows it");
 }
 
@@ -127,9 +191,17 @@ fn secrets_are_redacted_everywhere_unless_asked() {
 fn github_annotations_format() {
     let mut rng = Rng::new(7);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "x.env", &format!("\nSTRIPE={}\n", fake_stripe_key(&mut rng)));
+    write(
+        dir.path(),
+        "x.env",
+        &format!("\nSTRIPE={}\n", fake_stripe_key(&mut rng)),
+    );
     let r = sluice(dir.path(), &["scan", "--format", "github", "x.env"]);
-    assert!(r.stdout.starts_with("::error file=x.env,line=2,col=8,"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("::error file=x.env,line=2,col=8,"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -137,12 +209,34 @@ fn inline_allow_markers_and_config_allow_and_exclude() {
     let mut rng = Rng::new(8);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "a.py", &format!("T = '{}'  # sluice:allow\n", fake_github_token(&mut rng)));
-    write(d, "b.js", &format!("const t = '{}' // gitleaks:allow\n", fake_github_token(&mut rng)));
-    write(d, "c.yaml", &format!("t: {}  # pragma: allowlist secret\n", fake_github_token(&mut rng)));
+    write(
+        d,
+        "a.py",
+        &format!("T = '{}'  # sluice:allow\n", fake_github_token(&mut rng)),
+    );
+    write(
+        d,
+        "b.js",
+        &format!(
+            "const t = '{}' // gitleaks:allow\n",
+            fake_github_token(&mut rng)
+        ),
+    );
+    write(
+        d,
+        "c.yaml",
+        &format!(
+            "t: {}  # pragma: allowlist secret\n",
+            fake_github_token(&mut rng)
+        ),
+    );
     let known = fake_stripe_key(&mut rng);
     write(d, "d.env", &format!("S={known}\n"));
-    write(d, "fixtures/e.env", &format!("S={}\n", fake_stripe_key(&mut rng)));
+    write(
+        d,
+        "fixtures/e.env",
+        &format!("S={}\n", fake_stripe_key(&mut rng)),
+    );
     assert_eq!(sluice(d, &["scan", "a.py", "b.js", "c.yaml"]).code, 0);
     assert_eq!(sluice(d, &["scan", "."]).code, 1);
     write(
@@ -164,13 +258,34 @@ fn baseline_suppresses_known_findings_even_after_line_moves() {
     let r = sluice(d, &["scan", "--write-baseline", "baseline.json", "app.env"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(d.join("baseline.json")).unwrap();
-    assert!(!text.contains(&old[4..]), "the baseline holds fingerprints, not secrets");
+    assert!(
+        !text.contains(&old[4..]),
+        "the baseline holds fingerprints, not secrets"
+    );
     write(d, "app.env", &format!("# moved down\n\nOLD={old}\n"));
     let r = sluice(d, &["scan", "--baseline", "baseline.json", "app.env"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("1 known from the baseline"), "{}", r.stdout);
-    write(d, "app.env", &format!("OLD={old}\nNEW={}\n", fake_github_token(&mut rng)));
-    let r = sluice(d, &["scan", "--baseline", "baseline.json", "--format", "json", "app.env"]);
+    assert!(
+        r.stdout.contains("1 known from the baseline"),
+        "{}",
+        r.stdout
+    );
+    write(
+        d,
+        "app.env",
+        &format!("OLD={old}\nNEW={}\n", fake_github_token(&mut rng)),
+    );
+    let r = sluice(
+        d,
+        &[
+            "scan",
+            "--baseline",
+            "baseline.json",
+            "--format",
+            "json",
+            "app.env",
+        ],
+    );
     assert_eq!(r.code, 1);
     assert_eq!(paths(&json(&r)), vec!["app.env:2"]);
     write(d, "broken.json", "{\"version\": 1,\n \"findings\": [x]}");

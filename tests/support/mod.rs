@@ -98,14 +98,25 @@ pub fn fake_stripe_key(rng: &mut Rng) -> String {
 
 /// A fake AWS access key id.
 pub fn fake_aws_key_id(rng: &mut Rng) -> String {
-    format!("{}{}", ["AK", "IA"].concat(), rng.string("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16))
+    format!(
+        "{}{}",
+        ["AK", "IA"].concat(),
+        rng.string("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    )
 }
 
 /// Run git in `dir`, panicking with git's message on failure. Returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
         .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")

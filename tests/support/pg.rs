@@ -73,7 +73,10 @@ impl PgCluster {
                 .args([u.as_str(), &cluster.data().display().to_string()])
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "cannot chown the cluster directory to {u}; does that user exist?");
+            assert!(
+                ok,
+                "cannot chown the cluster directory to {u}; does that user exist?"
+            );
         }
         cluster.run(
             "initdb",
@@ -101,13 +104,16 @@ impl PgCluster {
             let log = cluster.data().join("server.log").display().to_string();
             let ok = cluster.try_run(
                 "pg_ctl",
-                &["-D", &sock, "-l", &log, "-w", "-t", "60", "-o", &opts, "start"],
+                &[
+                    "-D", &sock, "-l", &log, "-w", "-t", "60", "-o", &opts, "start",
+                ],
             );
             if ok {
                 return cluster;
             }
             if attempt == 4 {
-                let log = std::fs::read_to_string(cluster.data().join("server.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(cluster.data().join("server.log")).unwrap_or_default();
                 panic!("PostgreSQL did not start:\n{log}");
             }
         }
@@ -138,7 +144,11 @@ impl PgCluster {
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> String {
-        let out = self.command(tool).args(args).output().expect("run a PostgreSQL tool");
+        let out = self
+            .command(tool)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL tool");
         assert!(
             out.status.success(),
             "{tool} failed: {}",
@@ -163,7 +173,18 @@ impl PgCluster {
             .filter(|p| p.is_file())
             .unwrap_or_else(|| PathBuf::from("psql"));
         let out = Command::new(psql)
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db), "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(db),
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
