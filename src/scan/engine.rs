@@ -5,7 +5,7 @@
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::rules::{Rule, RuleSet};
 use crate::error::Error;
@@ -58,6 +58,7 @@ impl Engine {
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
         Ok(Engine {

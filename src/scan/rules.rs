@@ -182,7 +182,7 @@ impl RuleSet {
             ));
         }
         for pat in &file.allow.regexes {
-            match Regex::new(pat) {
+            match compile_regex(pat) {
                 Ok(r) => self.global_allow.push(r),
                 Err(e) => problems.push(Problem::new(
                     loc_of(pat),
@@ -237,7 +237,7 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
             spec.id
         ));
     }
-    let regex = match Regex::new(&spec.regex) {
+    let regex = match compile_regex(&spec.regex) {
         Ok(r) => {
             if r.captures_len() != 2 {
                 bad(format!(
@@ -273,7 +273,7 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
     }
     let mut allow = Vec::new();
     for a in &spec.allow {
-        match Regex::new(a) {
+        match compile_regex(a) {
             Ok(r) => allow.push(r),
             Err(e) => bad(format!(
                 "rule `{}`: allow regex does not compile: {}",
@@ -308,6 +308,15 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
         }),
         _ => Err(problems),
     }
+}
+
+/// Rules match bytes, and secrets are ASCII: classes such as `\s`, `\w` and `\b` are ASCII-only,
+/// which keeps the lazy DFA small and fast. A rule can still opt in with `(?u)`.
+fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(1 << 23)
+        .build()
 }
 
 fn one_line(s: &str) -> String {
