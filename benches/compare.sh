@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
 done
 W=${SLUICE_BENCH_DIR:-/tmp/sluice-bench}
 mkdir -p "$W/bin"
+site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export PATH="$W/bin:$W/venv/bin:$PATH"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -49,7 +50,6 @@ SLUICE=$ROOT/target/release/sluice
 # --- corpus ---------------------------------------------------------------------------------
 want=$((GB * 1000 * 1000 * 1000))
 sources=("${CARGO_HOME:-$HOME/.cargo}/registry/src")
-site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 [ -d "$site" ] && sources+=("$site")
 size_of() { du -sb "$1" 2>/dev/null | cut -f1; }
 mkdir -p "$W/tree"
@@ -66,27 +66,23 @@ done
 TREE_BYTES=$(size_of "$W/tree")
 if [ ! -d "$W/slice" ]; then
   mkdir -p "$W/slice"
-  (cd "$W/tree" && find . -type f -name '*.rs' | sort | head -n 4000 | cpio -pdm --quiet "$W/slice")
+  (cd "$W/tree" && find . -type f -name '*.rs' | sort | head -n 1500 | tar -cf - -T - | tar -xf - -C "$W/slice")
 fi
 SLICE_BYTES=$(size_of "$W/slice")
 
 # --- history --------------------------------------------------------------------------------
 make_history() {
   local repo=$W/history
-  rm -rf "$repo"; git init -q "$repo"
-  python3 - "$repo" "${sources[0]}" <<'PY' | git -C "$repo" fast-import --quiet
+  rm -rf "$repo"; git init -q -b main "$repo"
+  python3 - "$repo" "${sources[@]}" <<'PY' | git -C "$repo" fast-import --quiet
 import os, sys
-repo, src = sys.argv[1], sys.argv[2]
+repo, srcs = sys.argv[1], sys.argv[2:]
 files = []
-for d, _, fs in os.walk(src):
-    for f in fs:
-        if f.endswith(".rs"):
-            files.append(os.path.join(d, f))
-        if len(files) >= 12000:
-            break
-    if len(files) >= 12000:
-        break
+for src in srcs:
+    for d, _, fs in os.walk(src):
+        files.extend(os.path.join(d, f) for f in fs if f.endswith((".rs", ".py")))
 files.sort()
+files = files[:12000]
 out = sys.stdout.buffer
 mark = 0
 for i, path in enumerate(files):
@@ -105,10 +101,9 @@ for i, path in enumerate(files):
     out.write(b"\n")
 PY
   git -C "$repo" reset -q --hard main
-  git -C "$repo" gc -q
 }
 if [ "$DO_GIT" = 1 ]; then
-  if [ "$(git -C "$W/history" rev-list --count --all 2>/dev/null || echo 0)" -lt 10000 ]; then
+  if [ "$(git -C "$W/history" rev-list --count --all 2>/dev/null)" -lt 10000 ] 2>/dev/null || [ ! -d "$W/history" ]; then
     say "building a 10k-commit history"
     make_history
   fi
@@ -123,7 +118,7 @@ measure() {
   local times=() rss=0 i t m
   for ((i = 0; i < RUNS; i++)); do
     /usr/bin/time -f '%e %M' -o "$W/time.out" "$@" >/dev/null 2>"$W/$name.err" || true
-    read -r t m <"$W/time.out"
+    read -r t m < <(tail -n 1 "$W/time.out")
     times+=("$t"); [ "$m" -gt "$rss" ] && rss=$m
   done
   local med

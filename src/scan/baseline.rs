@@ -95,13 +95,21 @@ impl Baseline {
 }
 
 /// Write `bytes` to `path` via a temporary file in the same directory and a rename, so readers
-/// see the old file or the new one, never a part.
+/// see the old file or the new one, never a part. Targets that are not regular files (`/dev/null`,
+/// a FIFO, `/dev/stdout`) are written directly: renaming over them would replace the device.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let io = |e| Error::Io {
         path: PathBuf::from(path),
         source: e,
     };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(io);
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

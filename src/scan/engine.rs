@@ -5,7 +5,7 @@
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
 use super::rules::{Rule, RuleSet};
 use crate::error::Error;
@@ -55,9 +55,21 @@ impl Engine {
                 }
             }
         }
+        // The search below reports the longest keyword starting at each position; a shorter
+        // keyword starting there is a prefix of it, so its rules ride along.
+        let own = rules_of_keyword.clone();
+        for (pi, p) in keywords.iter().enumerate() {
+            for (ki, k) in keywords.iter().enumerate() {
+                if ki != pi && p.starts_with(k.as_str()) {
+                    rules_of_keyword[pi].extend_from_slice(&own[ki]);
+                }
+            }
+            rules_of_keyword[pi].sort_unstable();
+            rules_of_keyword[pi].dedup();
+        }
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
@@ -77,7 +89,12 @@ impl Engine {
     pub fn find(&self, buf: &[u8]) -> Vec<RawMatch> {
         // Windows per rule, built in hit order so merging only looks at the last one.
         let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
-        for hit in self.prefilter.find_overlapping_iter(buf) {
+        let mut at = 0;
+        // Leftmost-longest, restarting one byte past each hit's start: every position where a
+        // keyword starts is visited, overlapping keywords included, with the fast
+        // non-overlapping search loop.
+        while let Some(hit) = self.prefilter.find(Input::new(buf).range(at..)) {
+            at = hit.start() + 1;
             if windows.is_empty() {
                 windows = vec![Vec::new(); self.rules.rules.len()];
             }
@@ -119,7 +136,23 @@ impl Engine {
         }
         out.sort_by_key(|m| (m.start, m.rule));
         out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
+        self.drop_generic_shadows(&mut out);
         out
+    }
+
+    /// A secret found by a provider rule is reported once, by that rule: matches of `generic`
+    /// rules whose secret overlaps a specific rule's secret are dropped.
+    fn drop_generic_shadows(&self, out: &mut Vec<RawMatch>) {
+        let generic = |m: &RawMatch| self.rules.rules[m.rule].is_generic();
+        if out.len() < 2 || !out.iter().any(generic) {
+            return;
+        }
+        let specific: Vec<(usize, usize)> = out
+            .iter()
+            .filter(|m| !generic(m))
+            .map(|m| (m.start, m.end))
+            .collect();
+        out.retain(|m| !generic(m) || !specific.iter().any(|&(s, e)| m.start < e && s < m.end));
     }
 
     /// Whether a captured secret passes the rule's entropy and allow checks.
@@ -271,6 +304,44 @@ negative_examples = ["tok_aaaaaaaa"]
     }
 
     #[test]
+    fn overlapping_and_nested_keywords_all_count() {
+        let toml = r#"
+version = 1
+[[rules]]
+id = "short"
+description = "s"
+regex = '(sec_[0-9]{4})'
+keywords = ["sec_"]
+severity = "low"
+examples = ["sec_1234"]
+negative_examples = ["sec_12"]
+[[rules]]
+id = "long"
+description = "l"
+regex = 'xsec_(k[0-9]{4})'
+keywords = ["xsec_k"]
+severity = "low"
+examples = ["xsec_k1234"]
+negative_examples = ["xsec_k12"]
+[[rules]]
+id = "overlap"
+description = "o"
+regex = '(c_k[0-9]{4})'
+keywords = ["c_k"]
+severity = "low"
+examples = ["c_k1234"]
+negative_examples = ["c_k12"]
+"#;
+        let e = engine(toml);
+        let ids: Vec<&str> = e
+            .find(b"xsec_k1234 sec_5678")
+            .iter()
+            .map(|m| e.rules()[m.rule].id.as_str())
+            .collect();
+        assert_eq!(ids, ["overlap", "long", "short"]);
+    }
+
+    #[test]
     fn overlapping_windows_report_once() {
         let e = engine(ONE);
         let buf = b"tok_a1b2c3d4 tok_a1b2c3d5 tok_a1b2c3d6";
@@ -283,6 +354,30 @@ negative_examples = ["tok_aaaaaaaa"]
         let mut buf = vec![0xff, 0xfe, b' '];
         buf.extend_from_slice(b"tok_z9y8x7w6 \xc3");
         assert_eq!(e.find(&buf).len(), 1);
+    }
+
+    #[test]
+    fn provider_rules_shadow_generic_ones_on_the_same_secret() {
+        let e = engine(&format!(
+            "{ONE}{}",
+            r#"
+[[rules]]
+id = "generic"
+description = "generic"
+regex = '(?i)token\s*=\s*(\S{8,})'
+keywords = ["token"]
+severity = "medium"
+tags = ["generic"]
+examples = ["token = zz9x8c7v6b"]
+negative_examples = ["token = a"]
+"#
+        ));
+        let found = e.find(b"token = tok_a1b2c3d4\nother_token = zz9x8c7v6b\n");
+        let ids: Vec<&str> = found
+            .iter()
+            .map(|m| e.rules()[m.rule].id.as_str())
+            .collect();
+        assert_eq!(ids, ["tok", "generic"]);
     }
 
     #[test]

@@ -129,6 +129,13 @@ pub struct Rule {
     pub origin: String,
 }
 
+impl Rule {
+    /// Generic rules (first tag `generic`) give way to provider rules on the same secret.
+    pub fn is_generic(&self) -> bool {
+        self.tags.first().is_some_and(|t| t == "generic")
+    }
+}
+
 /// All rules in force, plus the global allow list.
 #[derive(Debug, Default)]
 pub struct RuleSet {

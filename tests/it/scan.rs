@@ -310,3 +310,37 @@ fn invalid_utf8_and_large_files_are_scanned() {
     let lines = big.iter().filter(|&&b| b == b'\n').count();
     assert_eq!(paths(&json(&r)), vec![format!("big.log:{lines}")]);
 }
+
+#[test]
+fn output_to_a_device_writes_through_instead_of_replacing_it() {
+    // Regression: `-o /dev/null` used to rename a temp file over the device.
+    let mut rng = Rng::new(11);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.env",
+        &format!("T={}\n", fake_github_token(&mut rng)),
+    );
+    let fifo = dir.path().join("report.fifo");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = sluice(
+        dir.path(),
+        &["scan", "-f", "jsonl", "-o", "report.fifo", "a.env"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let text = reader.join().unwrap();
+    assert!(text.contains("github-pat-classic"), "{text}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO is still a FIFO"
+    );
+}
