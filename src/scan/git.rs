@@ -35,9 +35,9 @@ fn external(detail: impl Into<String>) -> Error {
     }
 }
 
-/// Run git and return stdout, or an error with git's own message.
-fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
-    let out = git_command(repo)
+/// Run git to completion; only failing to start it is an error here.
+fn git_output(repo: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
+    git_command(repo)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -45,7 +45,12 @@ fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
             external(format!(
                 "cannot run git ({e}); install git or put it on PATH"
             ))
-        })?;
+        })
+}
+
+/// Run git and return stdout, or an error with git's own message.
+fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
+    let out = git_output(repo, args)?;
     if !out.status.success() {
         return Err(external(format!(
             "`git {}` failed: {}",
@@ -58,16 +63,10 @@ fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
 
 /// Fail clearly when `repo` is not inside a git work tree or repository.
 pub fn ensure_repository(repo: &Path) -> Result<(), Error> {
-    let out = git_command(repo)
-        .args(["rev-parse", "--git-dir"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            external(format!(
-                "cannot run git ({e}); install git or put it on PATH"
-            ))
-        })?;
-    if out.status.success() {
+    if git_output(repo, &["rev-parse", "--git-dir"])?
+        .status
+        .success()
+    {
         Ok(())
     } else {
         Err(Error::Usage(format!(
