@@ -144,7 +144,7 @@ impl Scanner {
 
     /// Whether a buffer looks binary: a NUL byte in its first 8 KiB, as git decides.
     pub fn is_binary(buf: &[u8]) -> bool {
-        memchr::memchr(0, &buf[..buf.len().min(8192)]).is_some()
+        memchr::memchr(0, &buf[..buf.len().min(sources::BINARY_PROBE)]).is_some()
     }
 
     /// All findings in one buffer named `path`.

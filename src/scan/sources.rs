@@ -16,6 +16,8 @@ use ignore::{WalkBuilder, WalkState};
 use super::{Finding, Scanner};
 use crate::error::Error;
 
+/// How much of a file decides whether it is binary (as git decides: a NUL byte in the head).
+pub(crate) const BINARY_PROBE: usize = 8192;
 /// Files above this size are memory-mapped instead of read.
 const MMAP_THRESHOLD: u64 = 1 << 20;
 
@@ -189,9 +191,17 @@ fn scan_file(
         scan_bytes(scanner, &shown, &map, stats)
     } else {
         let mut buf = Vec::with_capacity(len as usize + 1);
+        let read_err = |e: std::io::Error| format!("skipped {shown}: cannot read ({e})");
+        // Read the head first: a binary file is dropped without reading the rest.
         (&file)
+            .take(BINARY_PROBE as u64)
             .read_to_end(&mut buf)
-            .map_err(|e| format!("skipped {shown}: cannot read ({e})"))?;
+            .map_err(read_err)?;
+        if Scanner::is_binary(&buf) {
+            stats.binary.fetch_add(1, Ordering::Relaxed);
+            return Ok(Vec::new());
+        }
+        (&file).read_to_end(&mut buf).map_err(read_err)?;
         scan_bytes(scanner, &shown, &buf, stats)
     };
     Ok(found)
