@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod scan;
+pub mod secrets;
 
 pub use error::Error;

@@ -5,9 +5,11 @@
 //! `${ENV_VAR}`, validate against the JSON Schema generated from the types below ([`validate`]),
 //! then deserialize. `schemas/sluice.schema.json` is that generated schema; a test keeps it fresh.
 
+pub mod envs;
 pub mod validate;
 pub mod yaml;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -29,6 +31,12 @@ pub struct Config {
     /// Settings of `sluice scan`.
     #[serde(default)]
     pub scan: ScanConfig,
+    /// The environments (dev, staging, prod…) and where each keeps its secrets.
+    #[serde(default)]
+    pub environments: BTreeMap<String, envs::Environment>,
+    /// The variables the app needs, each with its source per environment.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, envs::SecretSpec>,
 }
 
 /// Settings of `sluice scan`. Command-line flags add to these.
@@ -147,8 +155,10 @@ pub fn parse(
     })
 }
 
-/// Checks the schema cannot express: regexes compile, globs parse.
+/// Checks the schema cannot express: regexes compile, globs parse, secret references parse and
+/// fit their environment's store, protected environments keep their stores to themselves.
 fn check_semantics(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
+    check_environments(file, root, problems);
     let Some(scan) = get(root, "scan") else {
         return;
     };
@@ -177,6 +187,119 @@ fn check_semantics(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
                 n.at(file),
                 format!("`scan.exclude` glob is invalid: {e}"),
             ));
+        }
+    }
+}
+
+fn str_of(node: Option<&yaml::Node>) -> Option<&str> {
+    match node.map(|n| &n.value) {
+        Some(yaml::Value::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn entries(node: &yaml::Node) -> &[(yaml::Node, yaml::Node)] {
+    match &node.value {
+        yaml::Value::Map(e) => e,
+        _ => &[],
+    }
+}
+
+fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
+    let envs = get(root, "environments");
+    let declared: Vec<(String, &yaml::Node)> = envs
+        .map(|e| entries(e).iter().map(|(k, v)| (k.key_text(), v)).collect())
+        .unwrap_or_default();
+    let provider_of = |env: &str| {
+        declared
+            .iter()
+            .find(|(n, _)| n == env)
+            .and_then(|(_, v)| str_of(get(v, "secrets").and_then(|s| get(s, "provider"))))
+    };
+    // A protected environment's store is its own.
+    let location = |v: &yaml::Node| {
+        let s = get(v, "secrets")?;
+        let provider = str_of(get(s, "provider"))?;
+        let place = match provider {
+            "age" => str_of(get(s, "file"))?.to_string(),
+            "env" => str_of(get(s, "prefix")).unwrap_or("").to_string(),
+            _ => return None,
+        };
+        Some(format!("{provider}:{place}"))
+    };
+    for (name, node) in &declared {
+        let protected = matches!(
+            get(node, "protected").map(|n| &n.value),
+            Some(yaml::Value::Bool(true))
+        );
+        if !protected {
+            continue;
+        }
+        let Some(loc) = location(node) else { continue };
+        for (other, onode) in &declared {
+            let other_protected = matches!(
+                get(onode, "protected").map(|n| &n.value),
+                Some(yaml::Value::Bool(true))
+            );
+            if other != name && !other_protected && location(onode).as_deref() == Some(loc.as_str())
+            {
+                problems.push(Problem::new(
+                    onode.at(file),
+                    format!(
+                        "environment `{other}` uses the store of protected environment `{name}`; give it its own store"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(secrets) = get(root, "secrets") else {
+        return;
+    };
+    for (var, spec) in entries(secrets) {
+        let var = var.key_text();
+        for (env_node, source) in entries(spec) {
+            let env = env_node.key_text();
+            if !declared.iter().any(|(n, _)| *n == env) {
+                let known: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
+                problems.push(Problem::new(
+                    env_node.at(file),
+                    format!(
+                        "`secrets.{var}`: no environment `{env}` under `environments:` (declared: {})",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                ));
+                continue;
+            }
+            let (text, at) = match &source.value {
+                yaml::Value::Str(t) => (t.as_str(), source),
+                yaml::Value::Map(_) => match get(source, "ref") {
+                    Some(
+                        n @ yaml::Node {
+                            value: yaml::Value::Str(t),
+                            ..
+                        },
+                    ) => (t.as_str(), n),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            match crate::secrets::refs::parse(text) {
+                Err(e) => problems.push(Problem::new(
+                    at.at(file),
+                    format!("`secrets.{var}.{env}`: {e}"),
+                )),
+                Ok(r) => {
+                    let scheme = r.scheme();
+                    if scheme != "env" && provider_of(&env) != Some(scheme) {
+                        problems.push(Problem::new(
+                            at.at(file),
+                            format!(
+                                "`secrets.{var}.{env}`: {scheme}:// refs resolve in environment `{env}`, which needs `secrets: {{ provider: {scheme}, … }}`"
+                            ),
+                        ));
+                    }
+                }
+            }
         }
     }
 }
@@ -225,6 +348,43 @@ mod tests {
         assert!(err.contains("s.yaml:5:3: unknown key `bogus`"), "{err}");
         assert!(
             err.contains("s.yaml:6:13: environment variable NOT_SET_ANYWHERE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environments_and_secret_refs_are_checked_with_positions() {
+        let text = "version: 1
+environments:
+  dev: { secrets: { provider: age, file: dev.age } }
+  prod: { protected: true, secrets: { provider: age, file: prod.age } }
+  staging: { secrets: { provider: age, file: prod.age } }
+secrets:
+  DB: { dev: age://DB, prod: vault://db#url, stg: age://DB }
+  KEY: { dev: 'age://A#b', prod: { ref: env://KEY, optional: true } }
+  LIT: { dev: { value: plain } }
+";
+        let err = parse("s.yaml", text, &no_env).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert!(
+            lines[0].starts_with(
+                "s.yaml:5:12: environment `staging` uses the store of protected environment `prod`"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "s.yaml:7:30: `secrets.DB.prod`: vault:// refs resolve in environment `prod`"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[2].starts_with("s.yaml:7:46: `secrets.DB`: no environment `stg`"),
+            "{err}"
+        );
+        assert!(
+            lines[3].starts_with("s.yaml:8:15: `secrets.KEY.dev`: `age://A#b`: write age://NAME"),
             "{err}"
         );
     }

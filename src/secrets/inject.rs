@@ -1,0 +1,105 @@
+//! Handing resolved secrets to their consumer: the environment of an exec'd command, or an export
+//! format a pipeline asked for. The only places where values leave sluice.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use base64::Engine as _;
+
+use super::SecretValue;
+use crate::error::Error;
+
+/// Export formats of `sluice export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// `NAME="value"` lines (.env files, docker --env-file).
+    Dotenv,
+    /// One JSON object `{ "NAME": "value" }`.
+    Json,
+    /// `export NAME='value'` lines, for `eval` in POSIX shells.
+    Shell,
+    /// A Kubernetes Secret manifest with base64 `data:`.
+    K8sSecret,
+}
+
+/// Render `values` in `format`. `name` is the Kubernetes Secret's name.
+pub fn export(
+    out: &mut dyn Write,
+    format: ExportFormat,
+    values: &[(String, SecretValue)],
+    name: &str,
+) -> std::io::Result<()> {
+    match format {
+        ExportFormat::Dotenv => {
+            for (k, v) in values {
+                writeln!(
+                    out,
+                    "{k}={}",
+                    serde_json::to_string(v.expose()).unwrap_or_default()
+                )?;
+            }
+        }
+        ExportFormat::Shell => {
+            for (k, v) in values {
+                writeln!(out, "export {k}='{}'", v.expose().replace('\'', r"'\''"))?;
+            }
+        }
+        ExportFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.expose().to_string())))
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &map)?;
+            writeln!(out)?;
+        }
+        ExportFormat::K8sSecret => {
+            writeln!(
+                out,
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: Opaque\ndata:"
+            )?;
+            for (k, v) in values {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(v.expose());
+                writeln!(out, "  {k}: {b64}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How `run` treats variables that are already set in its own environment.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Replace variables already set (default: keep them and report the conflict).
+    pub override_existing: bool,
+}
+
+/// The environment for the child: the current one plus the secrets. Returns the variables kept
+/// because they were already set (names only).
+pub fn child_env(
+    values: &[(String, SecretValue)],
+    opts: RunOptions,
+) -> (Vec<(String, OsString)>, Vec<String>) {
+    let mut set = Vec::new();
+    let mut kept = Vec::new();
+    for (k, v) in values {
+        if std::env::var_os(k).is_some() && !opts.override_existing {
+            kept.push(k.clone());
+            continue;
+        }
+        set.push((k.clone(), OsString::from(v.expose())));
+    }
+    (set, kept)
+}
+
+/// Replace this process with `argv` (execve), its environment extended by `vars`, so the app's
+/// exit code and signals are its own. Returns only if the exec failed.
+pub fn exec(argv: &[OsString], vars: Vec<(String, OsString)>) -> Error {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = argv.split_first() else {
+        return Error::Usage("nothing to run; give a command after `--`".into());
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).envs(vars);
+    let err = cmd.exec();
+    Error::Usage(format!("cannot run `{}`: {err}", program.to_string_lossy()))
+}

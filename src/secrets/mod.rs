@@ -1,0 +1,50 @@
+//! Environment-scoped secrets: references in `sluice.yaml` resolved in their own environment and
+//! handed to the app at the last moment (`run`, `export`, `get`).
+//!
+//! Flow: [`refs`] (text -> [`refs::Ref`]) -> [`resolve`] (an environment's refs -> named
+//! [`SecretValue`]s, one store read per distinct secret) -> [`inject`] (exec env, export formats).
+//! Stores: [`age_store`] (the embedded default, no server) and the process environment.
+
+pub mod age_store;
+pub mod inject;
+pub mod refs;
+pub mod resolve;
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A secret value: no `Display`, a redacting `Debug`, zeroized on drop. Read it only where it
+/// leaves sluice (exec environment, an export the user asked for).
+#[derive(Clone)]
+pub struct SecretValue(SecretString);
+
+impl SecretValue {
+    /// Wrap a value.
+    pub fn new(value: String) -> SecretValue {
+        SecretValue(SecretString::from(value))
+    }
+
+    /// The value itself; call only at the edge where it must leave the process.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(*****)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let v = SecretValue::new("hunter2-sentinel".into());
+        assert_eq!(format!("{v:?}"), "SecretValue(*****)");
+        assert_eq!(v.expose(), "hunter2-sentinel");
+    }
+}

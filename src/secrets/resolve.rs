@@ -1,0 +1,224 @@
+//! Resolving an environment: the `secrets:` of `sluice.yaml` in, named [`SecretValue`]s out.
+//!
+//! Every reference resolves in its own environment with that environment's store; each store is
+//! read once however many variables point into it. A missing or unreadable secret fails the whole
+//! resolution before anything starts, naming the environment, the variable and the reference,
+//! never a value.
+
+use std::collections::BTreeMap;
+
+use super::SecretValue;
+use super::age_store::AgeStore;
+use super::refs::{self, Ref};
+use crate::config::Loaded;
+use crate::config::envs::{Source, Store};
+use crate::error::Error;
+
+/// Where one variable comes from in one environment.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A literal `{ value: … }`.
+    Literal(SecretValue),
+    /// A reference.
+    Ref {
+        /// The parsed reference.
+        reference: Ref,
+        /// A missing secret is skipped.
+        optional: bool,
+    },
+}
+
+/// A variable of an environment, before resolution.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The variable name.
+    pub name: String,
+    /// Its source.
+    pub origin: Origin,
+}
+
+impl Entry {
+    /// How the source is shown to people (`age://X`, `literal`), never a value.
+    pub fn source_text(&self) -> String {
+        match &self.origin {
+            Origin::Literal(_) => "literal".into(),
+            Origin::Ref {
+                reference,
+                optional,
+            } => {
+                if *optional {
+                    format!("{reference} (optional)")
+                } else {
+                    reference.to_string()
+                }
+            }
+        }
+    }
+}
+
+fn fail(env: &str, var: &str, reference: &str, detail: impl std::fmt::Display) -> Error {
+    Error::External {
+        what: format!("environment `{env}`, variable `{var}` ({reference})"),
+        detail: detail.to_string(),
+    }
+}
+
+/// The environment's declared settings, or a usage error listing the known ones.
+fn environment<'a>(
+    loaded: &'a Loaded,
+    env: &str,
+) -> Result<&'a crate::config::envs::Environment, Error> {
+    loaded.config.environments.get(env).ok_or_else(|| {
+        let known: Vec<&str> = loaded
+            .config
+            .environments
+            .keys()
+            .map(String::as_str)
+            .collect();
+        Error::Usage(format!(
+            "{}: no environment `{env}`; declared: {}",
+            loaded.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// The variables defined for `env`, in name order (optionally only `only`).
+pub fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<Entry>, Error> {
+    environment(loaded, env)?;
+    for o in only {
+        if !loaded.config.secrets.contains_key(o) {
+            return Err(Error::Usage(format!(
+                "--only {o}: no such variable under `secrets:`"
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, spec) in &loaded.config.secrets {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        let Some(source) = spec.get(env) else {
+            continue;
+        };
+        let origin = match source {
+            Source::Literal { value } => Origin::Literal(SecretValue::new(value.clone())),
+            Source::Ref(text) => Origin::Ref {
+                reference: refs::parse(text)
+                    .map_err(|e| Error::Usage(format!("secrets.{name}.{env}: {e}")))?,
+                optional: false,
+            },
+            Source::Detailed {
+                reference,
+                optional,
+            } => Origin::Ref {
+                reference: refs::parse(reference)
+                    .map_err(|e| Error::Usage(format!("secrets.{name}.{env}: {e}")))?,
+                optional: *optional,
+            },
+        };
+        out.push(Entry {
+            name: name.clone(),
+            origin,
+        });
+    }
+    Ok(out)
+}
+
+/// The age store of an environment, if it has one.
+pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
+    Ok(match &environment(loaded, env)?.secrets {
+        Some(Store::Age {
+            file,
+            identity,
+            recipients,
+        }) => Some(AgeStore {
+            env: env.to_string(),
+            file: loaded.relative(file),
+            identity: identity.as_deref().map(|i| loaded.relative(i)),
+            recipients: recipients.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// Resolve every variable of `env` (or only those named). Values come back in name order.
+pub fn resolve(
+    loaded: &Loaded,
+    env: &str,
+    only: &[String],
+) -> Result<Vec<(String, SecretValue)>, Error> {
+    let entries = entries(loaded, env, only)?;
+    let store = &environment(loaded, env)?.secrets;
+    let env_prefix = match store {
+        Some(Store::Env { prefix }) => prefix.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    // One read per store, however many variables point into it.
+    let mut age_map: Option<BTreeMap<String, SecretValue>> = None;
+    let mut out = Vec::new();
+    for e in entries {
+        let (reference, optional) = match e.origin {
+            Origin::Literal(v) => {
+                out.push((e.name, v));
+                continue;
+            }
+            Origin::Ref {
+                reference,
+                optional,
+            } => (reference, optional),
+        };
+        let shown = reference.to_string();
+        let found = match &reference {
+            Ref::Env { var } => std::env::var(format!("{env_prefix}{var}"))
+                .ok()
+                .map(SecretValue::new),
+            Ref::Age { key } => {
+                if age_map.is_none() {
+                    let store = age_store(loaded, env)?.ok_or_else(|| {
+                        Error::Usage(format!(
+                            "environment `{env}`, variable `{}` ({shown}): age:// refs need `secrets: {{ provider: age, file: … }}` on the environment",
+                            e.name
+                        ))
+                    })?;
+                    age_map = Some(
+                        store
+                            .read()
+                            .map_err(|err| fail(env, &e.name, &shown, err))?,
+                    );
+                }
+                age_map.as_ref().and_then(|m| m.get(key)).cloned()
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "environment `{env}`, variable `{}` ({shown}): {}:// refs need an environment with `provider: {}`, which this one does not have",
+                    e.name,
+                    other.scheme(),
+                    other.scheme()
+                )));
+            }
+        };
+        match found {
+            Some(v) => out.push((e.name, v)),
+            None if optional => {}
+            None => {
+                return Err(fail(
+                    env,
+                    &e.name,
+                    &shown,
+                    match &reference {
+                        Ref::Env { var } => {
+                            format!("{env_prefix}{var} is not set in the process environment")
+                        }
+                        _ => "not found in the store; add it with `sluice secrets set`".to_string(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
