@@ -1,11 +1,13 @@
 //! The command line, as clap types only. [`crate::scan::settings`] turns these into resolved
 //! settings before any work starts.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::scan::report::Format;
+use crate::secrets::inject::ExportFormat;
 
 /// sluice keeps production where it belongs: it finds leaked credentials in code and history.
 #[derive(Debug, Parser)]
@@ -32,6 +34,15 @@ pub enum Command {
     Rules(RulesCommand),
     /// Validate sluice.yaml (every problem at once, with file:line:col).
     Check,
+    /// Run a command with an environment's secrets in its environment (replaces this process).
+    ///
+    /// Example: sluice run --env staging -- ./app --port 8080
+    Run(RunArgs),
+    /// Print an environment's secrets for a pipeline (values included: this is what it is for).
+    Export(ExportArgs),
+    /// Inspect and manage secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Print a JSON Schema (for editors and CI validation).
     Schema {
         /// Which schema.
@@ -63,6 +74,77 @@ pub enum RulesCommand {
         /// Extra rule files.
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
+    },
+}
+
+/// `sluice run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The environment whose secrets to inject.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Only these variables (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub only: Vec<String>,
+    /// Replace variables that are already set (default: keep them and say so).
+    #[arg(long = "override")]
+    pub override_existing: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `sluice export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ExportFormat::Dotenv)]
+    pub format: ExportFormat,
+    /// Only these variables (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub only: Vec<String>,
+    /// Name of the Kubernetes Secret (k8s-secret format; default `<env>-secrets`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write to FILE (mode 0600, atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `sluice secrets …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// List an environment's variables and where each comes from (never values).
+    List {
+        /// The environment.
+        #[arg(long, short = 'e')]
+        env: String,
+    },
+    /// Print one value: the one command that shows a secret, for scripts.
+    Get {
+        /// The environment.
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The variable.
+        name: String,
+    },
+    /// Store a value in the environment's age store, read from stdin (one trailing newline is
+    /// dropped). The store is re-encrypted atomically.
+    Set {
+        /// The environment.
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The key in the store.
+        name: String,
+    },
+    /// Create an environment's age identity (if missing) and an empty store encrypted to it.
+    Init {
+        /// The environment.
+        #[arg(long, short = 'e')]
+        env: String,
     },
 }
 

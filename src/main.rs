@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use sluice::cli::{Cli, ColorChoice, Command, RulesCommand, SchemaKind};
+use sluice::cli::{Cli, ColorChoice, Command, RulesCommand, SchemaKind, SecretsCommand};
 use sluice::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
 use sluice::scan::baseline::write_atomic;
 use sluice::scan::engine::Engine;
 use sluice::scan::report::{self, ReportOptions};
 use sluice::scan::rules::{BUILTIN_NAME, RuleFile, RuleSet};
 use sluice::scan::settings::{self, Settings};
+use sluice::secrets::{SecretValue, inject, resolve};
 use sluice::{config, scan};
 
 fn main() -> ExitCode {
@@ -109,6 +110,40 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             );
             Ok(EXIT_OK)
         }
+        Command::Run(args) => {
+            let loaded = require_config(cli.config.as_deref(), &cwd)?;
+            let values = resolve::resolve(&loaded, &args.env, &args.only)?;
+            let (vars, kept) = inject::child_env(
+                &values,
+                inject::RunOptions {
+                    override_existing: args.override_existing,
+                },
+            );
+            for k in kept {
+                eprintln!(
+                    "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
+                );
+            }
+            drop(values);
+            Err(inject::exec(&args.command, vars).into())
+        }
+        Command::Export(args) => {
+            let loaded = require_config(cli.config.as_deref(), &cwd)?;
+            let values = resolve::resolve(&loaded, &args.env, &args.only)?;
+            let name = args.name.unwrap_or_else(|| format!("{}-secrets", args.env));
+            let mut text = zeroize::Zeroizing::new(Vec::new());
+            inject::export(&mut *text, args.format, &values, &name)?;
+            match &args.output {
+                Some(path) => sluice::secrets::age_store::write_private(path, &text)?,
+                None => {
+                    let mut out = io::stdout().lock();
+                    out.write_all(&text)?;
+                    out.flush()?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Config => config::schema(),
@@ -118,6 +153,89 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             let mut out = io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &schema).map_err(io::Error::other)?;
             writeln!(out)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn require_config(
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<config::Loaded, Error> {
+    config::load_or_discover(explicit, cwd)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no {} in {} or its parents; pass --config FILE",
+            config::FILE_NAME,
+            cwd.display()
+        ))
+    })
+}
+
+fn secrets_command(
+    cmd: SecretsCommand,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let age = |env: &str| -> Result<sluice::secrets::age_store::AgeStore, Error> {
+        resolve::age_store(&loaded, env)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "environment `{env}` has no age store; set `secrets: {{ provider: age, file: secrets/{env}.age }}` on it"
+            ))
+        })
+    };
+    match cmd {
+        SecretsCommand::List { env } => {
+            let entries = resolve::entries(&loaded, &env, &[])?;
+            let mut out = io::stdout().lock();
+            for e in &entries {
+                writeln!(out, "{:<32} {}", e.name, e.source_text())?;
+            }
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Get { env, name } => {
+            let values = resolve::resolve(&loaded, &env, std::slice::from_ref(&name))?;
+            let Some((_, v)) = values.into_iter().next() else {
+                return Err(Error::Usage(format!(
+                    "variable `{name}` has no source in environment `{env}`"
+                ))
+                .into());
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(v.expose().as_bytes())?;
+            if io::stdout().is_terminal() {
+                writeln!(out)?;
+            }
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Set { env, name } => {
+            let store = age(&env)?;
+            let mut raw = zeroize::Zeroizing::new(Vec::new());
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut raw)?;
+            let mut text = String::from_utf8(raw.to_vec())
+                .map_err(|_| Error::Usage("the value on stdin is not UTF-8 text".into()))?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            store.set(&name, SecretValue::new(text))?;
+            eprintln!("set {name} in {}", store.file.display());
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Init { env } => {
+            let store = age(&env)?;
+            if let Some(public) = store.init()? {
+                eprintln!(
+                    "created identity {} (public key {public})",
+                    store
+                        .identity_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!("created {}", store.file.display());
             Ok(EXIT_OK)
         }
     }

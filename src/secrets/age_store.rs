@@ -257,6 +257,37 @@ impl AgeStore {
     }
 }
 
+impl AgeStore {
+    /// Create the identity (when its file is missing) and an empty store. Returns the public key
+    /// when an identity was created. An existing store is never overwritten.
+    pub fn init(&self) -> Result<Option<String>, Error> {
+        if self.file.exists() {
+            return Err(Error::Usage(format!(
+                "{} already exists; `sluice secrets set --env {}` adds to it",
+                self.file.display(),
+                self.env
+            )));
+        }
+        let mut created = None;
+        if let Some(path) = self.identity_path()
+            && !path.exists()
+        {
+            let (text, public) = generate_identity();
+            write_private(&path, text.as_bytes())?;
+            created = Some(public);
+        }
+        self.write(&BTreeMap::new())?;
+        Ok(created)
+    }
+
+    /// Set one key to `value`, keeping the others.
+    pub fn set(&self, key: &str, value: SecretValue) -> Result<(), Error> {
+        let mut map = self.read()?;
+        map.insert(key.to_string(), value);
+        self.write(&map)
+    }
+}
+
 /// Write a file readable by its owner only, atomically.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;

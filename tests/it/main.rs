@@ -11,3 +11,4 @@ mod rules;
 mod sarif;
 mod scan;
 mod scan_corpus;
+mod secrets;

@@ -1,0 +1,498 @@
+//! Environment-scoped secrets end to end with the age store: init, set, list, get, export, run,
+//! interop with the `age` CLI both ways, SSH keys, hostile passphrase files, and sentinel values
+//! that must never show up where they should not.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{Rng, sluice_with, write};
+
+/// A sentinel value, different per test, built at run time.
+fn sentinel(seed: u64) -> String {
+    format!("sntnl-{}", Rng::new(seed).string(crate::support::ALNUM, 24))
+}
+
+fn config(dir: &Path, extra_env: &str) {
+    write(
+        dir,
+        "sluice.yaml",
+        &format!(
+            "version: 1
+environments:
+  dev: {{ secrets: {{ provider: age, file: secrets/dev.age, identity: keys/dev.txt }} }}
+  prod: {{ protected: true, secrets: {{ provider: age, file: secrets/prod.age, identity: keys/prod.txt }} }}
+{extra_env}secrets:
+  API_TOKEN: {{ dev: age://API_TOKEN, prod: age://API_TOKEN }}
+  LOG_LEVEL: {{ dev: {{ value: debug }}, prod: {{ value: info }} }}
+  OPTIONAL_THING: {{ dev: {{ ref: age://NOPE, optional: true }} }}
+"
+        ),
+    );
+}
+
+fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> crate::support::Run {
+    sluice_with(dir, args, stdin.map(str::as_bytes))
+}
+
+fn assert_absent(value: &str, r: &crate::support::Run, what: &str) {
+    assert!(
+        !r.stdout.contains(value),
+        "{what}: value in stdout: {}",
+        r.stdout
+    );
+    assert!(
+        !r.stderr.contains(value),
+        "{what}: value in stderr: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn init_set_list_get_export_and_nothing_leaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(1);
+
+    let r = run(d, &["secrets", "init", "--env", "dev"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("public key age1"), "{}", r.stderr);
+    let r = run(d, &["secrets", "init", "--env", "dev"], None);
+    assert_eq!(r.code, 2, "init never overwrites a store");
+
+    let r = run(
+        d,
+        &["secrets", "set", "--env", "dev", "API_TOKEN"],
+        Some(&format!("{secret}\n")),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_absent(&secret, &r, "set");
+    let on_disk = std::fs::read_to_string(d.join("secrets/dev.age")).unwrap();
+    assert!(on_disk.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+    assert!(!on_disk.contains(&secret));
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["secrets/dev.age", "keys/dev.txt"] {
+        let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("secrets")).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temp files left behind");
+
+    let r = run(d, &["secrets", "list", "--env", "dev"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_absent(&secret, &r, "list");
+    assert!(
+        r.stdout.contains("API_TOKEN") && r.stdout.contains("age://API_TOKEN"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("age://NOPE (optional)"), "{}", r.stdout);
+
+    let r = run(d, &["secrets", "get", "--env", "dev", "API_TOKEN"], None);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, secret.as_str()),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(d, &["export", "--env", "dev", "--format", "dotenv"], None);
+    assert_eq!(
+        r.stdout,
+        format!("API_TOKEN=\"{secret}\"\nLOG_LEVEL=\"debug\"\n")
+    );
+    let r = run(d, &["export", "--env", "dev", "--format", "shell"], None);
+    assert_eq!(
+        r.stdout,
+        format!("export API_TOKEN='{secret}'\nexport LOG_LEVEL='debug'\n")
+    );
+    let r = run(d, &["export", "--env", "dev", "--format", "json"], None);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["API_TOKEN"], secret.as_str());
+    let r = run(
+        d,
+        &[
+            "export",
+            "--env",
+            "dev",
+            "--format",
+            "k8s-secret",
+            "--name",
+            "app",
+        ],
+        None,
+    );
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&secret);
+    assert!(
+        r.stdout.contains("kind: Secret") && r.stdout.contains("name: app"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("  API_TOKEN: {b64}")),
+        "{}",
+        r.stdout
+    );
+
+    // A value that moves on: a second `set` keeps the other keys.
+    let other = sentinel(2);
+    run(
+        d,
+        &["secrets", "set", "--env", "dev", "OTHER"],
+        Some(&other),
+    );
+    let r = run(d, &["secrets", "get", "--env", "dev", "API_TOKEN"], None);
+    assert_eq!(r.stdout, secret);
+}
+
+#[test]
+fn run_injects_keeps_existing_unless_override_and_propagates_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(3);
+    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&secret)
+        )
+        .code,
+        0
+    );
+
+    let r = run(
+        d,
+        &[
+            "run",
+            "--env",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$API_TOKEN\" \"$LOG_LEVEL\" > out.txt",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_absent(&secret, &r, "run");
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.txt")).unwrap(),
+        format!("{secret} debug")
+    );
+
+    let r = run(
+        d,
+        &["run", "--env", "dev", "--", "sh", "-c", "exit 7"],
+        None,
+    );
+    assert_eq!(r.code, 7, "the app's exit code is its own");
+
+    let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+    cmd.current_dir(d).env("LOG_LEVEL", "warn");
+    let out = cmd
+        .args([
+            "run",
+            "--env",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$LOG_LEVEL\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "warn");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOG_LEVEL is already set"));
+    let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+    cmd.current_dir(d).env("LOG_LEVEL", "warn");
+    let out = cmd
+        .args([
+            "run",
+            "--env",
+            "dev",
+            "--override",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$LOG_LEVEL\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "debug");
+
+    let r = run(
+        d,
+        &[
+            "run",
+            "--env",
+            "dev",
+            "--only",
+            "LOG_LEVEL",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"${API_TOKEN:-unset}\"",
+        ],
+        None,
+    );
+    assert_eq!(r.stdout, "unset");
+    let r = run(
+        d,
+        &["run", "--env", "dev", "--", "no-such-program-here"],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("cannot run `no-such-program-here`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_secret_fails_before_the_app_starts_naming_env_variable_and_ref() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    assert_eq!(run(d, &["secrets", "init", "--env", "prod"], None).code, 0);
+    let r = run(
+        d,
+        &["run", "--env", "prod", "--", "sh", "-c", "touch started"],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "environment `prod`, variable `API_TOKEN` (age://API_TOKEN): not found in the store"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("started").exists(), "the app never started");
+    let r = run(d, &["run", "--env", "nope", "--", "true"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no environment `nope`; declared: dev, prod"),
+        "{}",
+        r.stderr
+    );
+
+    // The wrong identity: a clear error, no value.
+    let secret = sentinel(4);
+    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&secret)
+        )
+        .code,
+        0
+    );
+    std::fs::copy(d.join("keys/prod.txt"), d.join("keys/dev.txt")).unwrap();
+    let r = run(d, &["secrets", "get", "--env", "dev", "API_TOKEN"], None);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("cannot decrypt"), "{}", r.stderr);
+    assert_absent(&secret, &r, "wrong identity");
+}
+
+fn age_keygen(path: &Path) -> String {
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(path)
+        .output()
+        .expect("age-keygen (apt-get install age)");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn interop_with_the_age_cli_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    let public = age_keygen(&d.join("keys/dev.txt"));
+    let secret = sentinel(5);
+
+    // age CLI encrypts, sluice reads.
+    let plain = d.join("plain.yaml");
+    std::fs::write(&plain, format!("API_TOKEN: {secret}\nPORT: 5432\n")).unwrap();
+    let st = Command::new("age")
+        .args(["-r", &public, "-a", "-o"])
+        .arg(d.join("secrets/dev.age"))
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(&plain).unwrap();
+    let r = run(d, &["secrets", "get", "--env", "dev", "API_TOKEN"], None);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, secret.as_str()),
+        "{}",
+        r.stderr
+    );
+
+    // sluice writes, the age CLI reads.
+    let newer = sentinel(6);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&newer)
+        )
+        .code,
+        0
+    );
+    let out = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(d.join("keys/dev.txt"))
+        .arg(d.join("secrets/dev.age"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("API_TOKEN: \"{newer}\"")), "{text}");
+    assert!(text.contains("PORT: \"5432\""), "{text}");
+
+    // SLUICE_AGE_KEY (key text) and SLUICE_AGE_KEY_FILE take precedence over the config.
+    let key_text = std::fs::read_to_string(d.join("keys/dev.txt")).unwrap();
+    std::fs::write(d.join("keys/dev.txt"), "garbage\n").unwrap();
+    let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+    let out = cmd
+        .current_dir(d)
+        .env("SLUICE_AGE_KEY", &key_text)
+        .args(["secrets", "get", "--env", "dev", "API_TOKEN"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), newer);
+    std::fs::write(d.join("elsewhere.txt"), &key_text).unwrap();
+    let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+    let out = cmd
+        .current_dir(d)
+        .env("SLUICE_AGE_KEY_FILE", d.join("elsewhere.txt"))
+        .args(["secrets", "get", "--env", "dev", "API_TOKEN"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), newer);
+}
+
+#[test]
+fn ssh_keys_as_identity_and_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(d.join("keys/id_ed25519"))
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public = std::fs::read_to_string(d.join("keys/id_ed25519.pub")).unwrap();
+    let public = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    write(
+        d,
+        "sluice.yaml",
+        &format!(
+            "version: 1\nenvironments:\n  dev: {{ secrets: {{ provider: age, file: dev.age, identity: keys/id_ed25519, recipients: ['{public}'] }} }}\nsecrets:\n  A: {{ dev: age://A }}\n"
+        ),
+    );
+    let secret = sentinel(7);
+    let r = run(d, &["secrets", "init", "--env", "dev"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        run(d, &["secrets", "set", "--env", "dev", "A"], Some(&secret)).code,
+        0
+    );
+    let r = run(d, &["secrets", "get", "--env", "dev", "A"], None);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, secret.as_str()),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_hostile_passphrase_file_is_refused_quickly() {
+    // An age header asking for scrypt work factor 2^40: decrypting it honestly would need
+    // terabytes. sluice refuses before doing the work.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    std::fs::create_dir_all(d.join("secrets")).unwrap();
+    // 21 is just past sluice's cap (20): the age library alone would attempt it.
+    for factor in [40, 21] {
+        let header = format!(
+            "age-encryption.org/v1\n-> scrypt {} {factor}\n{}\n--- {}\n",
+            b64.encode([7u8; 16]),
+            b64.encode([9u8; 32]),
+            b64.encode([1u8; 32])
+        );
+        let mut file = header.into_bytes();
+        file.extend_from_slice(&[0u8; 64]);
+        std::fs::write(d.join("secrets/dev.age"), file).unwrap();
+        let started = std::time::Instant::now();
+        let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+        let out = cmd
+            .current_dir(d)
+            .env("SLUICE_AGE_PASSPHRASE", "correct horse")
+            .args(["secrets", "get", "--env", "dev", "API_TOKEN"])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Excessive work parameter"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "refused without doing the work"
+        );
+    }
+}
+
+#[test]
+fn check_rejects_protected_store_sharing_and_bad_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(
+        d,
+        "  staging: { secrets: { provider: age, file: secrets/prod.age } }\n",
+    );
+    let r = run(d, &["check"], None);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("environment `staging` uses the store of protected environment `prod`"),
+        "{}",
+        r.stderr
+    );
+}
