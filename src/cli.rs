@@ -40,6 +40,19 @@ pub enum Command {
     Run(RunArgs),
     /// Print an environment's secrets for a pipeline (values included: this is what it is for).
     Export(ExportArgs),
+    /// Render a template with an environment's secrets: `{{ secret "NAME" }}`.
+    ///
+    /// The output is written with mode 0600 through a temporary file and a rename: never partial.
+    Render {
+        /// The environment.
+        #[arg(long, short = 'e')]
+        env: String,
+        /// The template file.
+        template: PathBuf,
+        /// Write to FILE (default: stdout).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Inspect and manage secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -140,6 +153,16 @@ pub enum SecretsCommand {
         /// The key in the store.
         name: String,
     },
+    /// Compare two environments: missing names, different references, different values (by keyed
+    /// hash; values are never shown). Exit 1 when they differ.
+    Diff {
+        /// First environment.
+        a: String,
+        /// Second environment.
+        b: String,
+    },
+    /// Resolve every variable in every environment and list every problem (exit 1 if any).
+    Check,
     /// Create an environment's age identity (if missing) and an empty store encrypted to it.
     Init {
         /// The environment.

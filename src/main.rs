@@ -144,6 +144,34 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
+        Command::Render {
+            env,
+            template,
+            output,
+        } => {
+            let loaded = require_config(cli.config.as_deref(), &cwd)?;
+            let name = template.display().to_string();
+            let text = std::fs::read_to_string(&template).map_err(|e| Error::Io {
+                path: template.clone(),
+                source: e,
+            })?;
+            let wanted = sluice::secrets::template::names(&name, &text)?;
+            let known: Vec<String> = wanted
+                .into_iter()
+                .filter(|n| loaded.config.secrets.contains_key(n))
+                .collect();
+            let values = resolve::resolve(&loaded, &env, &known)?;
+            let rendered = sluice::secrets::template::render(&name, &text, &values)?;
+            match &output {
+                Some(path) => sluice::secrets::age_store::write_private(path, rendered.as_bytes())?,
+                None => {
+                    let mut out = io::stdout().lock();
+                    out.write_all(rendered.as_bytes())?;
+                    out.flush()?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Config => config::schema(),
@@ -223,6 +251,48 @@ fn secrets_command(
             store.set(&name, SecretValue::new(text))?;
             eprintln!("set {name} in {}", store.file.display());
             Ok(EXIT_OK)
+        }
+        SecretsCommand::Diff { a, b } => {
+            let lines = sluice::secrets::audit::diff(&loaded, &a, &b)?;
+            let mut out = io::stdout().lock();
+            let mut differs = false;
+            for l in &lines {
+                let status = match (&l.left, &l.right) {
+                    (None, _) => format!("only in {b}"),
+                    (_, None) => format!("only in {a}"),
+                    _ if l.left != l.right && l.same_value == Some(true) => {
+                        "references differ, same value".to_string()
+                    }
+                    _ if l.left != l.right => "references and values differ".to_string(),
+                    _ if l.same_value == Some(false) => "values differ".to_string(),
+                    _ if l.same_value.is_none() => "no value on one side".to_string(),
+                    _ => "same".to_string(),
+                };
+                differs |= l.differs();
+                writeln!(
+                    out,
+                    "{:<28} {:<28} {:<28} {status}",
+                    l.name,
+                    l.left.as_deref().unwrap_or("-"),
+                    l.right.as_deref().unwrap_or("-")
+                )?;
+            }
+            Ok(if differs { EXIT_FINDINGS } else { EXIT_OK })
+        }
+        SecretsCommand::Check => {
+            let problems = sluice::secrets::audit::check(&loaded)?;
+            for p in &problems {
+                eprintln!("problem: {p}");
+            }
+            if problems.is_empty() {
+                println!(
+                    "{}: every variable resolves in every environment",
+                    loaded.path.display()
+                );
+                Ok(EXIT_OK)
+            } else {
+                Ok(EXIT_FINDINGS)
+            }
         }
         SecretsCommand::Init { env } => {
             let store = age(&env)?;

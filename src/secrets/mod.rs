@@ -6,9 +6,11 @@
 //! Stores: [`age_store`] (the embedded default, no server) and the process environment.
 
 pub mod age_store;
+pub mod audit;
 pub mod inject;
 pub mod refs;
 pub mod resolve;
+pub mod template;
 
 use std::fmt;
 

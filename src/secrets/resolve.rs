@@ -146,12 +146,32 @@ pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> 
     })
 }
 
-/// Resolve every variable of `env` (or only those named). Values come back in name order.
+/// Resolve every variable of `env` (or only those named), stopping at the first problem. Values
+/// come back in name order; optional variables that are missing are left out.
 pub fn resolve(
     loaded: &Loaded,
     env: &str,
     only: &[String],
 ) -> Result<Vec<(String, SecretValue)>, Error> {
+    let mut out = Vec::new();
+    for (name, result) in resolve_each(loaded, env, only)? {
+        if let Some(v) = result? {
+            out.push((name, v));
+        }
+    }
+    Ok(out)
+}
+
+/// One variable's outcome: a value, nothing (optional and missing), or why it failed.
+pub type Resolution = Result<Option<SecretValue>, Error>;
+
+/// Resolve every variable of `env` separately, so that every problem can be reported. The outer
+/// error is about the environment itself (unknown environment, unknown `--only` name).
+pub fn resolve_each(
+    loaded: &Loaded,
+    env: &str,
+    only: &[String],
+) -> Result<Vec<(String, Resolution)>, Error> {
     let entries = entries(loaded, env, only)?;
     let store = &environment(loaded, env)?.secrets;
     let env_prefix = match store {
@@ -159,12 +179,12 @@ pub fn resolve(
         _ => String::new(),
     };
     // One read per store, however many variables point into it.
-    let mut age_map: Option<BTreeMap<String, SecretValue>> = None;
+    let mut age_map: Option<Result<BTreeMap<String, SecretValue>, String>> = None;
     let mut out = Vec::new();
     for e in entries {
         let (reference, optional) = match e.origin {
             Origin::Literal(v) => {
-                out.push((e.name, v));
+                out.push((e.name, Ok(Some(v))));
                 continue;
             }
             Origin::Ref {
@@ -173,52 +193,46 @@ pub fn resolve(
             } => (reference, optional),
         };
         let shown = reference.to_string();
-        let found = match &reference {
-            Ref::Env { var } => std::env::var(format!("{env_prefix}{var}"))
+        let found: Result<Option<SecretValue>, Error> = match &reference {
+            Ref::Env { var } => Ok(std::env::var(format!("{env_prefix}{var}"))
                 .ok()
-                .map(SecretValue::new),
-            Ref::Age { key } => {
-                if age_map.is_none() {
-                    let store = age_store(loaded, env)?.ok_or_else(|| {
-                        Error::Usage(format!(
-                            "environment `{env}`, variable `{}` ({shown}): age:// refs need `secrets: {{ provider: age, file: … }}` on the environment",
-                            e.name
-                        ))
-                    })?;
-                    age_map = Some(
-                        store
-                            .read()
-                            .map_err(|err| fail(env, &e.name, &shown, err))?,
-                    );
+                .map(SecretValue::new)),
+            Ref::Age { key } => match age_store(loaded, env)? {
+                None => Err(Error::Usage(format!(
+                    "environment `{env}`, variable `{}` ({shown}): age:// refs need `secrets: {{ provider: age, file: … }}` on the environment",
+                    e.name
+                ))),
+                Some(store) => {
+                    let map =
+                        age_map.get_or_insert_with(|| store.read().map_err(|e| e.to_string()));
+                    match map {
+                        Ok(m) => Ok(m.get(key).cloned()),
+                        Err(msg) => Err(fail(env, &e.name, &shown, msg)),
+                    }
                 }
-                age_map.as_ref().and_then(|m| m.get(key)).cloned()
-            }
-            other => {
-                return Err(Error::Usage(format!(
-                    "environment `{env}`, variable `{}` ({shown}): {}:// refs need an environment with `provider: {}`, which this one does not have",
-                    e.name,
-                    other.scheme(),
-                    other.scheme()
-                )));
-            }
+            },
+            other => Err(Error::Usage(format!(
+                "environment `{env}`, variable `{}` ({shown}): {}:// refs need an environment with `provider: {}`, which this one does not have",
+                e.name,
+                other.scheme(),
+                other.scheme()
+            ))),
         };
-        match found {
-            Some(v) => out.push((e.name, v)),
-            None if optional => {}
-            None => {
-                return Err(fail(
-                    env,
-                    &e.name,
-                    &shown,
-                    match &reference {
-                        Ref::Env { var } => {
-                            format!("{env_prefix}{var} is not set in the process environment")
-                        }
-                        _ => "not found in the store; add it with `sluice secrets set`".to_string(),
-                    },
-                ));
-            }
-        }
+        let result = match found {
+            Ok(None) if !optional => Err(fail(
+                env,
+                &e.name,
+                &shown,
+                match &reference {
+                    Ref::Env { var } => {
+                        format!("{env_prefix}{var} is not set in the process environment")
+                    }
+                    _ => "not found in the store; add it with `sluice secrets set`".to_string(),
+                },
+            )),
+            other => other,
+        };
+        out.push((e.name, result));
     }
     Ok(out)
 }

@@ -496,3 +496,163 @@ fn check_rejects_protected_store_sharing_and_bad_refs() {
         r.stderr
     );
 }
+
+#[test]
+fn render_writes_0600_atomically_and_reports_template_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(8);
+    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&secret)
+        )
+        .code,
+        0
+    );
+    write(
+        d,
+        "app.conf.tmpl",
+        "token = {{ secret \"API_TOKEN\" }}\nlevel = {{ secret 'LOG_LEVEL' }}\n",
+    );
+    let r = run(
+        d,
+        &[
+            "render",
+            "--env",
+            "dev",
+            "app.conf.tmpl",
+            "-o",
+            "out/app.conf",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_absent(&secret, &r, "render -o");
+    let text = std::fs::read_to_string(d.join("out/app.conf")).unwrap();
+    assert_eq!(text, format!("token = {secret}\nlevel = debug\n"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(d.join("out/app.conf"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // A broken template leaves the previous output untouched and names every problem.
+    write(
+        d,
+        "bad.tmpl",
+        "a {{ secret \"NOPE\" }}\nb {{ secret \"API_TOKEN\" }} {{ nonsense }}\n",
+    );
+    let r = run(
+        d,
+        &["render", "--env", "dev", "bad.tmpl", "-o", "out/app.conf"],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("bad.tmpl:2:28: `{{ nonsense }}` is not understood"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        d,
+        &["render", "--env", "dev", "bad.tmpl", "-o", "out/app.conf"],
+        None,
+    );
+    assert_absent(&secret, &r, "render error");
+    write(d, "bad2.tmpl", "a {{ secret \"NOPE\" }}\n");
+    let r = run(
+        d,
+        &["render", "--env", "dev", "bad2.tmpl", "-o", "out/app.conf"],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("bad2.tmpl:1:3: no variable `NOPE`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/app.conf")).unwrap(),
+        text
+    );
+}
+
+#[test]
+fn diff_and_check_never_show_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let shared = sentinel(9);
+    for env in ["dev", "prod"] {
+        assert_eq!(run(d, &["secrets", "init", "--env", env], None).code, 0);
+    }
+    let r = run(d, &["secrets", "check"], None);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("variable `LOG_LEVEL`") || r.stderr.contains("API_TOKEN"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("variable `OPTIONAL_THING` has no source in environment `prod`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("environment `dev`, variable `API_TOKEN` (age://API_TOKEN): not found"),
+        "{}",
+        r.stderr
+    );
+
+    run(
+        d,
+        &["secrets", "set", "--env", "dev", "API_TOKEN"],
+        Some(&shared),
+    );
+    run(
+        d,
+        &["secrets", "set", "--env", "prod", "API_TOKEN"],
+        Some(&shared),
+    );
+    let r = run(d, &["secrets", "diff", "dev", "prod"], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_absent(&shared, &r, "diff");
+    let line = |name: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(line("API_TOKEN").ends_with(" same"), "{}", r.stdout);
+    assert!(line("LOG_LEVEL").ends_with("values differ"), "{}", r.stdout);
+    assert!(
+        line("OPTIONAL_THING").ends_with("only in dev"),
+        "{}",
+        r.stdout
+    );
+    run(
+        d,
+        &["secrets", "set", "--env", "prod", "API_TOKEN"],
+        Some(&sentinel(10)),
+    );
+    let r = run(d, &["secrets", "diff", "dev", "prod"], None);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("API_TOKEN") && l.ends_with("values differ")),
+        "{}",
+        r.stdout
+    );
+}

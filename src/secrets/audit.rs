@@ -1,0 +1,151 @@
+//! `sluice secrets check` and `sluice secrets diff`: whole-configuration views that never show a
+//! value.
+//!
+//! `check` resolves every environment and lists every problem (a variable with no source in an
+//! environment, a reference that does not resolve). `diff` compares two environments by name, by
+//! reference and by keyed hash of the values (HMAC-SHA256 under a key drawn for this run only,
+//! so not even a digest can be correlated across runs).
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::resolve::{self, entries};
+use crate::config::Loaded;
+use crate::error::Error;
+
+/// Every problem of every environment, one line each.
+pub fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
+    let mut problems = Vec::new();
+    let envs: Vec<&String> = loaded.config.environments.keys().collect();
+    for (name, spec) in &loaded.config.secrets {
+        for env in &envs {
+            if !spec.contains_key(*env) {
+                problems.push(format!(
+                    "variable `{name}` has no source in environment `{env}`; add `{env}: …` under secrets.{name}"
+                ));
+            }
+        }
+    }
+    for env in envs {
+        for (_, result) in resolve::resolve_each(loaded, env, &[])? {
+            if let Err(e) = result {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// How one variable compares between two environments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffLine {
+    /// The variable.
+    pub name: String,
+    /// Its source in the first environment, if any.
+    pub left: Option<String>,
+    /// Its source in the second environment, if any.
+    pub right: Option<String>,
+    /// Whether the values are equal (None when one side has no value).
+    pub same_value: Option<bool>,
+}
+
+impl DiffLine {
+    /// Whether the two sides differ in any way.
+    pub fn differs(&self) -> bool {
+        self.left != self.right || self.same_value != Some(true)
+    }
+}
+
+fn run_key() -> [u8; 32] {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut key);
+    }
+    key
+}
+
+/// HMAC-SHA256 (RFC 2104) of `msg` under `key`.
+fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
+    let mut ipad = [0x36u8; 64];
+    let mut opad = [0x5cu8; 64];
+    for (i, k) in key.iter().enumerate() {
+        ipad[i] ^= k;
+        opad[i] ^= k;
+    }
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// Compare environments `a` and `b`.
+pub fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
+    let key = run_key();
+    // Per variable: its source text and the keyed hash of its value.
+    type Side = BTreeMap<String, (String, Option<[u8; 32]>)>;
+    let side = |env: &str| -> Result<Side, Error> {
+        let sources: BTreeMap<String, String> = entries(loaded, env, &[])?
+            .into_iter()
+            .map(|e| {
+                let text = e.source_text();
+                (e.name, text)
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        for (name, result) in resolve::resolve_each(loaded, env, &[])? {
+            let digest = result?.map(|v| hmac(&key, v.expose().as_bytes()));
+            let source = sources.get(&name).cloned().unwrap_or_default();
+            out.insert(name, (source, digest));
+        }
+        Ok(out)
+    };
+    let left = side(a)?;
+    let right = side(b)?;
+    let mut names: Vec<&String> = left.keys().chain(right.keys()).collect();
+    names.sort();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let l = left.get(n);
+            let r = right.get(n);
+            DiffLine {
+                name: n.clone(),
+                left: l.map(|x| x.0.clone()),
+                right: r.map(|x| x.0.clone()),
+                same_value: match (l.and_then(|x| x.1), r.and_then(|x| x.1)) {
+                    (Some(x), Some(y)) => Some(x == y),
+                    _ => None,
+                },
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_1() {
+        // HMAC pads keys with zeros to the block size, so the 20-byte key of the RFC is the
+        // same key as itself followed by zeros.
+        let mut key = [0u8; 32];
+        key[..20].fill(0x0b);
+        let hex: String = hmac(&key, b"Hi There")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+}
