@@ -36,12 +36,94 @@ pub enum Store {
         #[serde(default)]
         recipients: Vec<String>,
     },
+    /// HashiCorp Vault or OpenBao, KV version 2 or 1.
+    Vault {
+        /// Server address, e.g. `${VAULT_ADDR}`.
+        address: String,
+        /// KV mount (default `secret`).
+        #[serde(default = "default_mount")]
+        mount: String,
+        /// Prefix of every path, e.g. `staging/`.
+        #[serde(default)]
+        prefix: String,
+        /// KV engine version: 2 (default) or 1.
+        #[serde(default = "default_kv_version")]
+        #[schemars(range(min = 1, max = 2))]
+        kv_version: u8,
+        /// Vault Enterprise / OpenBao namespace.
+        #[serde(default)]
+        namespace: Option<String>,
+        /// How to log in (default: a token from `$VAULT_TOKEN` or `~/.vault-token`).
+        #[serde(default)]
+        auth: VaultAuth,
+        /// Seconds before a request gives up (default 10).
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
+    },
     /// The process environment (for CI systems that already inject variables).
     Env {
         /// Prefix added to every `env://NAME` lookup.
         #[serde(default)]
         prefix: Option<String>,
     },
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+
+fn default_kv_version() -> u8 {
+    2
+}
+
+/// How sluice logs in to Vault. Credentials themselves never live in sluice.yaml: they come
+/// from environment variables and files named here.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
+pub enum VaultAuth {
+    /// A token from an environment variable, else a token file.
+    Token {
+        /// Variable holding the token (default `VAULT_TOKEN`).
+        #[serde(default)]
+        token_env: Option<String>,
+        /// File holding the token (default `~/.vault-token`).
+        #[serde(default)]
+        token_file: Option<String>,
+    },
+    /// AppRole: a role id and a secret id.
+    Approle {
+        /// Auth mount (default `approle`).
+        #[serde(default)]
+        mount: Option<String>,
+        /// The role id (not secret).
+        role_id: String,
+        /// Variable holding the secret id (default `VAULT_SECRET_ID`).
+        #[serde(default)]
+        secret_id_env: Option<String>,
+        /// File holding the secret id (used when the variable is unset).
+        #[serde(default)]
+        secret_id_file: Option<String>,
+    },
+    /// Kubernetes service-account JWT.
+    Kubernetes {
+        /// Auth mount (default `kubernetes`).
+        #[serde(default)]
+        mount: Option<String>,
+        /// The Vault role.
+        role: String,
+        /// The JWT file (default `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+        #[serde(default)]
+        jwt_file: Option<String>,
+    },
+}
+
+impl Default for VaultAuth {
+    fn default() -> Self {
+        VaultAuth::Token {
+            token_env: None,
+            token_file: None,
+        }
+    }
 }
 
 /// What one variable resolves to in one environment.

@@ -223,6 +223,12 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
         let place = match provider {
             "age" => str_of(get(s, "file"))?.to_string(),
             "env" => str_of(get(s, "prefix")).unwrap_or("").to_string(),
+            "vault" => format!(
+                "{}|{}|{}",
+                str_of(get(s, "address"))?,
+                str_of(get(s, "mount")).unwrap_or("secret"),
+                str_of(get(s, "prefix")).unwrap_or("")
+            ),
             _ => return None,
         };
         Some(format!("{provider}:{place}"))

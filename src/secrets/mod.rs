@@ -11,6 +11,7 @@ pub mod inject;
 pub mod refs;
 pub mod resolve;
 pub mod template;
+pub mod vault;
 
 use std::fmt;
 

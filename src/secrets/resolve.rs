@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use super::SecretValue;
 use super::age_store::AgeStore;
 use super::refs::{self, Ref};
+use super::vault::VaultStore;
 use crate::config::Loaded;
 use crate::config::envs::{Source, Store};
 use crate::error::Error;
@@ -146,6 +147,36 @@ pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> 
     })
 }
 
+/// The Vault store of an environment, if it has one.
+pub fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Error> {
+    Ok(match &environment(loaded, env)?.secrets {
+        Some(Store::Vault {
+            address,
+            mount,
+            prefix,
+            kv_version,
+            namespace,
+            auth,
+            timeout_seconds,
+        }) => Some(VaultStore {
+            env: env.to_string(),
+            address: address.clone(),
+            mount: mount.clone(),
+            prefix: prefix.clone(),
+            kv_version: *kv_version,
+            namespace: namespace.clone(),
+            auth: auth.clone(),
+            timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
+            base: loaded
+                .path
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+        }),
+        _ => None,
+    })
+}
+
 /// Resolve every variable of `env` (or only those named), stopping at the first problem. Values
 /// come back in name order; optional variables that are missing are left out.
 pub fn resolve(
@@ -180,6 +211,24 @@ pub fn resolve_each(
     };
     // One read per store, however many variables point into it.
     let mut age_map: Option<Result<BTreeMap<String, SecretValue>, String>> = None;
+    // Vault: every distinct (path, version) read once, concurrently, before anything else.
+    let vault = vault_store(loaded, env)?;
+    let mut wanted: Vec<(String, Option<u64>)> = entries
+        .iter()
+        .filter_map(|e| match &e.origin {
+            Origin::Ref {
+                reference: Ref::Vault { path, version, .. },
+                ..
+            } => Some((path.clone(), *version)),
+            _ => None,
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let vault_data = match (&vault, wanted.is_empty()) {
+        (Some(v), false) => v.fetch(&wanted)?,
+        _ => Default::default(),
+    };
     let mut out = Vec::new();
     for e in entries {
         let (reference, optional) = match e.origin {
@@ -211,6 +260,35 @@ pub fn resolve_each(
                     }
                 }
             },
+            Ref::Vault { path, key, version } => {
+                match (&vault, vault_data.get(&(path.clone(), *version))) {
+                    (Some(_), Some(Ok(data))) => match data.get(key) {
+                        Some(v) => Ok(Some(v.clone())),
+                        None if optional => Ok(None),
+                        None => Err(fail(
+                            env,
+                            &e.name,
+                            &shown,
+                            format!("the secret has no key `{key}`"),
+                        )),
+                    },
+                    (Some(v), Some(Err(msg))) => Err(fail(
+                        env,
+                        &e.name,
+                        &shown,
+                        format!(
+                            "{} (mount `{}`, path `{}`)",
+                            msg,
+                            v.mount,
+                            v.full_path(path)
+                        ),
+                    )),
+                    _ => Err(Error::Usage(format!(
+                        "environment `{env}`, variable `{}` ({shown}): vault:// refs need `secrets: {{ provider: vault, … }}` on the environment",
+                        e.name
+                    ))),
+                }
+            }
             other => Err(Error::Usage(format!(
                 "environment `{env}`, variable `{}` ({shown}): {}:// refs need an environment with `provider: {}`, which this one does not have",
                 e.name,

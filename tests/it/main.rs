@@ -12,3 +12,4 @@ mod sarif;
 mod scan;
 mod scan_corpus;
 mod secrets;
+mod vault;

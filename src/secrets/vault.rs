@@ -1,0 +1,282 @@
+//! Vault / OpenBao KV (v2 and v1): distinct secret paths in, their key/value maps out.
+//!
+//! One login per resolution (token, AppRole or Kubernetes JWT; optional namespace), then every
+//! distinct path is read concurrently, each with a timeout and bounded retries (only for
+//! transport failures and 5xx; 403 and 404 are answers, not accidents). Tokens and values never
+//! appear in errors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+use zeroize::Zeroizing;
+
+use super::SecretValue;
+use crate::config::envs::VaultAuth;
+use crate::error::Error;
+
+/// Attempts per read (the first plus retries).
+const ATTEMPTS: u32 = 3;
+
+/// A Vault store as configured for one environment.
+#[derive(Debug, Clone)]
+pub struct VaultStore {
+    /// The environment, for messages.
+    pub env: String,
+    /// Server address.
+    pub address: String,
+    /// KV mount.
+    pub mount: String,
+    /// Path prefix.
+    pub prefix: String,
+    /// KV version (1 or 2).
+    pub kv_version: u8,
+    /// Namespace header.
+    pub namespace: Option<String>,
+    /// Login method.
+    pub auth: VaultAuth,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Directory of sluice.yaml (relative files resolve against it).
+    pub base: PathBuf,
+}
+
+/// The key/value map of one secret version.
+pub type SecretData = BTreeMap<String, SecretValue>;
+
+/// What a read gave: the data, or why not (a message without values).
+pub type ReadResult = Result<SecretData, String>;
+
+fn external(store: &VaultStore, detail: impl Into<String>) -> Error {
+    Error::External {
+        what: format!("vault of environment `{}` ({})", store.env, store.address),
+        detail: detail.into(),
+    }
+}
+
+fn describe(e: &ClientError) -> String {
+    match e {
+        ClientError::APIError { code: 403, .. } => {
+            "permission denied (403): the token's policy does not allow this path".into()
+        }
+        ClientError::APIError { code: 404, .. } => "not found (404)".into(),
+        ClientError::APIError { code, errors } => {
+            format!("server answered {code}: {}", errors.join("; "))
+        }
+        other => {
+            let text = other.to_string();
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    }
+}
+
+fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::APIError { code, .. } => *code >= 500,
+        ClientError::RestClientError { .. } => true,
+        _ => false,
+    }
+}
+
+impl VaultStore {
+    fn file(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn read_secret_file(&self, path: &PathBuf, what: &str) -> Result<Zeroizing<String>, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            external(
+                self,
+                format!("cannot read {what} file {} ({e})", path.display()),
+            )
+        })?;
+        Ok(Zeroizing::new(text.trim().to_string()))
+    }
+
+    fn token(
+        &self,
+        token_env: &Option<String>,
+        token_file: &Option<String>,
+    ) -> Result<Zeroizing<String>, Error> {
+        let var = token_env.clone().unwrap_or_else(|| "VAULT_TOKEN".into());
+        if let Ok(t) = std::env::var(&var)
+            && !t.is_empty()
+        {
+            return Ok(Zeroizing::new(t));
+        }
+        let file = match token_file {
+            Some(f) => self.file(f),
+            None => match std::env::var_os("HOME") {
+                Some(h) => PathBuf::from(h).join(".vault-token"),
+                None => return Err(external(self, format!("no token: set {var}"))),
+            },
+        };
+        if !file.exists() {
+            return Err(external(
+                self,
+                format!("no token: set {var} or write {}", file.display()),
+            ));
+        }
+        self.read_secret_file(&file, "token")
+    }
+
+    async fn client(&self) -> Result<VaultClient, Error> {
+        let url = url::Url::parse(&self.address).map_err(|e| {
+            Error::Usage(format!(
+                "environment `{}`: vault address `{}` is not a URL ({e})",
+                self.env, self.address
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::Usage(format!(
+                "environment `{}`: vault address must be http(s)://",
+                self.env
+            )));
+        }
+        let initial = match &self.auth {
+            VaultAuth::Token {
+                token_env,
+                token_file,
+            } => self.token(token_env, token_file)?,
+            _ => Zeroizing::new(String::new()),
+        };
+        let mut b = VaultClientSettingsBuilder::default();
+        b.address(url.as_str())
+            .token(initial.as_str())
+            .timeout(Some(self.timeout))
+            .namespace(self.namespace.clone());
+        let settings = b.build().map_err(|e| external(self, e.to_string()))?;
+        let mut client = VaultClient::new(settings).map_err(|e| external(self, describe(&e)))?;
+        match &self.auth {
+            VaultAuth::Token { .. } => {}
+            VaultAuth::Approle {
+                mount,
+                role_id,
+                secret_id_env,
+                secret_id_file,
+            } => {
+                let var = secret_id_env
+                    .clone()
+                    .unwrap_or_else(|| "VAULT_SECRET_ID".into());
+                let secret_id = match (std::env::var(&var), secret_id_file) {
+                    (Ok(s), _) if !s.is_empty() => Zeroizing::new(s),
+                    (_, Some(f)) => self.read_secret_file(&self.file(f), "secret id")?,
+                    _ => {
+                        return Err(external(
+                            self,
+                            format!("AppRole login needs a secret id: set {var} or secret_id_file"),
+                        ));
+                    }
+                };
+                let mount = mount.as_deref().unwrap_or("approle");
+                let auth = vaultrs::auth::approle::login(&client, mount, role_id, &secret_id)
+                    .await
+                    .map_err(|e| {
+                        external(self, format!("AppRole login failed: {}", describe(&e)))
+                    })?;
+                client.set_token(&auth.client_token);
+            }
+            VaultAuth::Kubernetes {
+                mount,
+                role,
+                jwt_file,
+            } => {
+                let path = jwt_file
+                    .as_deref()
+                    .map(|f| self.file(f))
+                    .unwrap_or_else(|| {
+                        PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+                    });
+                let jwt = self.read_secret_file(&path, "service-account JWT")?;
+                let mount = mount.as_deref().unwrap_or("kubernetes");
+                let auth = vaultrs::auth::kubernetes::login(&client, mount, role, &jwt)
+                    .await
+                    .map_err(|e| {
+                        external(self, format!("Kubernetes login failed: {}", describe(&e)))
+                    })?;
+                client.set_token(&auth.client_token);
+            }
+        }
+        Ok(client)
+    }
+
+    /// The full path of a reference's path under this store's prefix.
+    pub fn full_path(&self, path: &str) -> String {
+        format!("{}{}", self.prefix, path)
+    }
+
+    async fn read_once(
+        &self,
+        client: &VaultClient,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, ClientError> {
+        let full = self.full_path(path);
+        match (self.kv_version, version) {
+            (1, _) => vaultrs::kv1::get(client, &self.mount, &full).await,
+            (_, Some(v)) => vaultrs::kv2::read_version(client, &self.mount, &full, v).await,
+            (_, None) => vaultrs::kv2::read(client, &self.mount, &full).await,
+        }
+    }
+
+    async fn read(&self, client: &VaultClient, path: &str, version: Option<u64>) -> ReadResult {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=ATTEMPTS {
+            match self.read_once(client, path, version).await {
+                Ok(map) => {
+                    return Ok(map
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let text = match v {
+                                serde_json::Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            (k, SecretValue::new(text))
+                        })
+                        .collect());
+                }
+                Err(e) if attempt < ATTEMPTS && retryable(&e) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(describe(&e)),
+            }
+        }
+        Err("gave up after retries".into())
+    }
+
+    /// Read every distinct (path, version) once, concurrently.
+    pub fn fetch(
+        &self,
+        wanted: &[(String, Option<u64>)],
+    ) -> Result<HashMap<(String, Option<u64>), ReadResult>, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| external(self, format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(async {
+            let client = Arc::new(self.client().await?);
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, (path, version)) in wanted.iter().enumerate() {
+                let (client, store, path, version) =
+                    (client.clone(), self.clone(), path.clone(), *version);
+                tasks.spawn(async move { (i, store.read(&client, &path, version).await) });
+            }
+            let mut out = HashMap::new();
+            while let Some(done) = tasks.join_next().await {
+                let (i, result) =
+                    done.map_err(|e| external(self, format!("a read task failed: {e}")))?;
+                out.insert(wanted[i].clone(), result);
+            }
+            Ok(out)
+        })
+    }
+}

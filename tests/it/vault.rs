@@ -1,0 +1,238 @@
+//! The Vault provider against a real OpenBao server: KV v2 (latest and pinned versions), KV v1,
+//! token and AppRole logins, a policy-restricted token denied a prod path, concurrency over many
+//! refs, and values that never reach output.
+
+use crate::support::vault::Bao;
+use crate::support::{Rng, sluice_bin, write};
+
+fn sentinel(rng: &mut Rng) -> String {
+    format!("vlt-{}", rng.string(crate::support::ALNUM, 20))
+}
+
+fn sluice(dir: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> crate::support::Run {
+    let mut cmd = assert_cmd::Command::new(sluice_bin());
+    cmd.current_dir(dir)
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", dir)
+        .args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn kv2_kv1_versions_policies_and_approle() {
+    let bao = Bao::start();
+    let mut rng = Rng::new(41);
+    let (v1, v2, legacy, prod) = (
+        sentinel(&mut rng),
+        sentinel(&mut rng),
+        sentinel(&mut rng),
+        sentinel(&mut rng),
+    );
+    bao.cli(&[
+        "kv",
+        "put",
+        "secret/staging/db",
+        &format!("password={v1}"),
+        "user=app",
+    ]);
+    bao.cli(&[
+        "kv",
+        "put",
+        "secret/staging/db",
+        &format!("password={v2}"),
+        "user=app",
+    ]);
+    bao.cli(&["kv", "put", "secret/prod/db", &format!("password={prod}")]);
+    for i in 0..20 {
+        bao.cli(&[
+            "kv",
+            "put",
+            &format!("secret/staging/svc{i}"),
+            &format!("key=value-{i}"),
+        ]);
+    }
+    bao.cli(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    bao.cli(&[
+        "kv",
+        "put",
+        "kv1/staging/legacy",
+        &format!("token={legacy}"),
+    ]);
+    bao.cli_stdin(
+        &["policy", "write", "staging-only", "-"],
+        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\npath \"kv1/staging/*\" { capabilities = [\"read\"] }\n",
+    );
+    let staging_token = bao.cli(&["token", "create", "-policy=staging-only", "-field=token"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut secrets = String::from(
+        "  DB_PASSWORD: { staging: 'vault://db#password', prod: 'vault://db#password' }\n  DB_PASSWORD_V1: { staging: 'vault://db#password?version=1' }\n  DB_USER: { staging: 'vault://db#user' }\n",
+    );
+    for i in 0..20 {
+        secrets.push_str(&format!("  SVC{i}: {{ staging: 'vault://svc{i}#key' }}\n"));
+    }
+    write(
+        d,
+        "sluice.yaml",
+        &format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: staging/, auth: {{ method: token, token_env: STAGING_VAULT_TOKEN }} }} }}
+  legacy: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', mount: kv1, kv_version: 1, prefix: staging/, auth: {{ method: token, token_env: STAGING_VAULT_TOKEN }} }} }}
+  prod: {{ protected: true, secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: prod/, auth: {{ method: token, token_env: PROD_VAULT_TOKEN }} }} }}
+secrets:
+{secrets}  LEGACY_TOKEN: {{ legacy: 'vault://legacy#token' }}
+"
+        ),
+    );
+    let env = [
+        ("VAULT_ADDR", bao.addr.as_str()),
+        ("STAGING_VAULT_TOKEN", staging_token.as_str()),
+    ];
+
+    let r = sluice(d, &env, &["export", "--env", "staging", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["DB_PASSWORD"], v2.as_str(), "latest version");
+    assert_eq!(v["DB_PASSWORD_V1"], v1.as_str(), "?version=1");
+    assert_eq!(v["DB_USER"], "app");
+    assert_eq!(v["SVC19"], "value-19");
+
+    let r = sluice(
+        d,
+        &env,
+        &["secrets", "get", "--env", "legacy", "LEGACY_TOKEN"],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, legacy.as_str()),
+        "{}",
+        r.stderr
+    );
+
+    // The staging token is denied prod: a clear error, before anything runs, no value.
+    let env_prod = [
+        ("VAULT_ADDR", bao.addr.as_str()),
+        ("PROD_VAULT_TOKEN", staging_token.as_str()),
+    ];
+    let r = sluice(
+        d,
+        &env_prod,
+        &["run", "--env", "prod", "--", "sh", "-c", "touch started"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("environment `prod`, variable `DB_PASSWORD` (vault://db#password): permission denied (403)"), "{}", r.stderr);
+    assert!(r.stderr.contains("path `prod/db`"), "{}", r.stderr);
+    assert!(!d.join("started").exists());
+    assert!(!r.stderr.contains(&prod) && !r.stderr.contains(&staging_token));
+
+    // No token at all.
+    let r = sluice(
+        d,
+        &[("VAULT_ADDR", bao.addr.as_str())],
+        &["export", "--env", "staging"],
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("no token: set STAGING_VAULT_TOKEN"),
+        "{}",
+        r.stderr
+    );
+
+    // A missing key and a missing path name the reference.
+    write(
+        d,
+        "extra.yaml",
+        &std::fs::read_to_string(d.join("sluice.yaml"))
+            .unwrap()
+            .replace("vault://db#user", "vault://db#nope"),
+    );
+    let r = sluice(
+        d,
+        &env,
+        &["--config", "extra.yaml", "export", "--env", "staging"],
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr
+            .contains("variable `DB_USER` (vault://db#nope): the secret has no key `nope`"),
+        "{}",
+        r.stderr
+    );
+
+    // AppRole login.
+    bao.cli(&["auth", "enable", "approle"]);
+    bao.cli(&[
+        "write",
+        "auth/approle/role/app",
+        "token_policies=staging-only",
+    ]);
+    let role_id = bao.cli(&["read", "-field=role_id", "auth/approle/role/app/role-id"]);
+    let secret_id = bao.cli(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/app/secret-id",
+    ]);
+    write(
+        d,
+        "approle.yaml",
+        &format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: staging/, auth: {{ method: approle, role_id: {role_id} }} }} }}
+secrets:
+  DB_PASSWORD: {{ staging: 'vault://db#password' }}
+"
+        ),
+    );
+    let r = sluice(
+        d,
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_SECRET_ID", secret_id.as_str()),
+        ],
+        &[
+            "--config",
+            "approle.yaml",
+            "secrets",
+            "get",
+            "--env",
+            "staging",
+            "DB_PASSWORD",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, v2.as_str()),
+        "{}",
+        r.stderr
+    );
+    let r = sluice(
+        d,
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_SECRET_ID", "wrong"),
+        ],
+        &[
+            "--config",
+            "approle.yaml",
+            "secrets",
+            "get",
+            "--env",
+            "staging",
+            "DB_PASSWORD",
+        ],
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("AppRole login failed"), "{}", r.stderr);
+}
