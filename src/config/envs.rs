@@ -60,6 +60,23 @@ pub enum Store {
         #[serde(default)]
         timeout_seconds: Option<u64>,
     },
+    /// AWS Secrets Manager.
+    Aws {
+        /// Region, e.g. `eu-central-1`.
+        region: String,
+        /// Prefix of every secret name, e.g. `prod/`.
+        #[serde(default)]
+        prefix: String,
+        /// Named profile from ~/.aws/config (default: the standard credential chain).
+        #[serde(default)]
+        profile: Option<String>,
+        /// Endpoint override (tests, VPC endpoints); `AWS_ENDPOINT_URL` works too.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// Seconds before a request gives up (default 10).
+        #[serde(default)]
+        timeout_seconds: Option<u64>,
+    },
     /// The process environment (for CI systems that already inject variables).
     Env {
         /// Prefix added to every `env://NAME` lookup.

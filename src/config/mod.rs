@@ -229,6 +229,11 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 str_of(get(s, "mount")).unwrap_or("secret"),
                 str_of(get(s, "prefix")).unwrap_or("")
             ),
+            "aws" => format!(
+                "{}|{}",
+                str_of(get(s, "region"))?,
+                str_of(get(s, "prefix")).unwrap_or("")
+            ),
             _ => return None,
         };
         Some(format!("{provider}:{place}"))

@@ -7,6 +7,7 @@
 
 pub mod age_store;
 pub mod audit;
+pub mod aws;
 pub mod inject;
 pub mod refs;
 pub mod resolve;

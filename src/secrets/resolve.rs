@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::SecretValue;
 use super::age_store::AgeStore;
+use super::aws::{AwsStore, Wanted};
 use super::refs::{self, Ref};
 use super::vault::VaultStore;
 use crate::config::Loaded;
@@ -147,6 +148,27 @@ pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> 
     })
 }
 
+/// The AWS store of an environment, if it has one.
+pub fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> {
+    Ok(match &environment(loaded, env)?.secrets {
+        Some(Store::Aws {
+            region,
+            prefix,
+            profile,
+            endpoint,
+            timeout_seconds,
+        }) => Some(AwsStore {
+            env: env.to_string(),
+            region: region.clone(),
+            prefix: prefix.clone(),
+            profile: profile.clone(),
+            endpoint: endpoint.clone(),
+            timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
+        }),
+        _ => None,
+    })
+}
+
 /// The Vault store of an environment, if it has one.
 pub fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Error> {
     Ok(match &environment(loaded, env)?.secrets {
@@ -229,6 +251,34 @@ pub fn resolve_each(
         (Some(v), false) => v.fetch(&wanted)?,
         _ => Default::default(),
     };
+    // AWS: every distinct (name, stage, version) fetched once, concurrently.
+    let aws = aws_store(loaded, env)?;
+    let mut aws_wanted: Vec<Wanted> = entries
+        .iter()
+        .filter_map(|e| match &e.origin {
+            Origin::Ref {
+                reference:
+                    Ref::Aws {
+                        name,
+                        stage,
+                        version,
+                        ..
+                    },
+                ..
+            } => Some(Wanted {
+                name: name.clone(),
+                stage: stage.clone(),
+                version: version.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    aws_wanted.sort();
+    aws_wanted.dedup();
+    let aws_data = match (&aws, aws_wanted.is_empty()) {
+        (Some(a), false) => a.fetch(&aws_wanted)?,
+        _ => Default::default(),
+    };
     let mut out = Vec::new();
     for e in entries {
         let (reference, optional) = match e.origin {
@@ -285,6 +335,36 @@ pub fn resolve_each(
                     )),
                     _ => Err(Error::Usage(format!(
                         "environment `{env}`, variable `{}` ({shown}): vault:// refs need `secrets: {{ provider: vault, … }}` on the environment",
+                        e.name
+                    ))),
+                }
+            }
+            Ref::Aws {
+                name,
+                json_path,
+                stage,
+                version,
+            } => {
+                let w = Wanted {
+                    name: name.clone(),
+                    stage: stage.clone(),
+                    version: version.clone(),
+                };
+                match (&aws, aws_data.get(&w)) {
+                    (Some(_), Some(Ok(secret))) => match json_path {
+                        None => Ok(Some(secret.clone())),
+                        Some(p) => super::aws::json_key(secret, p)
+                            .map(Some)
+                            .map_err(|m| fail(env, &e.name, &shown, m)),
+                    },
+                    (Some(a), Some(Err(msg))) => Err(fail(
+                        env,
+                        &e.name,
+                        &shown,
+                        format!("{msg} (secret `{}`)", a.full_name(name)),
+                    )),
+                    _ => Err(Error::Usage(format!(
+                        "environment `{env}`, variable `{}` ({shown}): aws:// refs need `secrets: {{ provider: aws, … }}` on the environment",
                         e.name
                     ))),
                 }

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod aws;
 mod cli;
 mod config;
 mod git_sources;

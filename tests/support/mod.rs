@@ -2,6 +2,7 @@
 //! builders, throwaway git repositories and a throwaway PostgreSQL cluster.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod pg;
 pub mod vault;
 

@@ -1,0 +1,179 @@
+//! AWS Secrets Manager: distinct (name, stage or version) in, secret strings out.
+//!
+//! Credentials come from the standard chain (environment, profile files, web identity, IMDS) or a
+//! named profile; the endpoint can be overridden for tests and VPC endpoints. Every distinct
+//! secret is fetched once, concurrently, with a timeout and the SDK's bounded retries. JSON keys
+//! are extracted after the fetch; binary secrets come back as UTF-8 text, or base64 when they are
+//! not text.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use base64::Engine as _;
+
+use super::SecretValue;
+use crate::error::Error;
+
+/// An AWS store as configured for one environment.
+#[derive(Debug, Clone)]
+pub struct AwsStore {
+    /// The environment, for messages.
+    pub env: String,
+    /// Region.
+    pub region: String,
+    /// Name prefix.
+    pub prefix: String,
+    /// Named profile.
+    pub profile: Option<String>,
+    /// Endpoint override.
+    pub endpoint: Option<String>,
+    /// Request timeout.
+    pub timeout: Duration,
+}
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Wanted {
+    /// Name under the prefix.
+    pub name: String,
+    /// Version stage.
+    pub stage: Option<String>,
+    /// Version id.
+    pub version: Option<String>,
+}
+
+/// A fetched secret string, or why not (a message without values).
+pub type FetchResult = Result<SecretValue, String>;
+
+fn external(store: &AwsStore, detail: impl Into<String>) -> Error {
+    Error::External {
+        what: format!(
+            "AWS Secrets Manager of environment `{}` ({})",
+            store.env, store.region
+        ),
+        detail: detail.into(),
+    }
+}
+
+impl AwsStore {
+    /// The full secret name under the prefix.
+    pub fn full_name(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    async fn client(&self) -> aws_sdk_secretsmanager::Client {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(self.timeout)
+            .operation_timeout(self.timeout * 3)
+            .build();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()))
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &self.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        aws_sdk_secretsmanager::Client::new(&loader.load().await)
+    }
+
+    async fn fetch_one(&self, client: &aws_sdk_secretsmanager::Client, w: &Wanted) -> FetchResult {
+        let out = client
+            .get_secret_value()
+            .secret_id(self.full_name(&w.name))
+            .set_version_stage(w.stage.clone())
+            .set_version_id(w.version.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                let service = e.as_service_error();
+                match service.and_then(|s| s.code()) {
+                    Some("ResourceNotFoundException") => "not found".to_string(),
+                    Some("AccessDeniedException") => {
+                        "access denied: the credentials' policy does not allow this secret"
+                            .to_string()
+                    }
+                    Some(code) => format!(
+                        "{code}: {}",
+                        service.and_then(|s| s.message()).unwrap_or("")
+                    ),
+                    None => {
+                        let text =
+                            format!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e));
+                        text.split_whitespace().collect::<Vec<_>>().join(" ")
+                    }
+                }
+            })?;
+        if let Some(s) = out.secret_string() {
+            return Ok(SecretValue::new(s.to_string()));
+        }
+        if let Some(b) = out.secret_binary() {
+            let bytes = b.as_ref();
+            return Ok(SecretValue::new(match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_string(),
+                Err(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
+            }));
+        }
+        Err("the secret version holds no value".into())
+    }
+
+    /// Fetch every distinct secret once, concurrently.
+    pub fn fetch(&self, wanted: &[Wanted]) -> Result<HashMap<Wanted, FetchResult>, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| external(self, format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(async {
+            let client = Arc::new(self.client().await);
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, w) in wanted.iter().enumerate() {
+                let (client, store, w) = (client.clone(), self.clone(), w.clone());
+                tasks.spawn(async move { (i, store.fetch_one(&client, &w).await) });
+            }
+            let mut out = HashMap::new();
+            while let Some(done) = tasks.join_next().await {
+                let (i, r) =
+                    done.map_err(|e| external(self, format!("a fetch task failed: {e}")))?;
+                out.insert(wanted[i].clone(), r);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// The value at dotted `path` inside a JSON secret.
+pub fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, String> {
+    let doc: serde_json::Value = serde_json::from_str(secret.expose()).map_err(|_| {
+        format!("`#{path}` asks for a JSON key, but the secret is not a JSON object")
+    })?;
+    let mut cur = &doc;
+    for part in path.split('.') {
+        cur = cur
+            .get(part)
+            .ok_or_else(|| format!("the JSON secret has no key `{path}`"))?;
+    }
+    Ok(SecretValue::new(match cur {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_paths() {
+        let s = SecretValue::new(r#"{"url":"pg://x","nested":{"port":5432},"flag":true}"#.into());
+        assert_eq!(json_key(&s, "url").unwrap().expose(), "pg://x");
+        assert_eq!(json_key(&s, "nested.port").unwrap().expose(), "5432");
+        assert!(json_key(&s, "nope").unwrap_err().contains("no key `nope`"));
+        let plain = SecretValue::new("not json at all".into());
+        let e = json_key(&plain, "url").unwrap_err();
+        assert!(e.contains("not a JSON object") && !e.contains("not json at all"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The AWS Secrets Manager provider against moto: string and JSON secrets (key extraction),
+//! binary secrets, version stages (AWSCURRENT, AWSPREVIOUS, custom) and version ids, the
+//! endpoint override, concurrency, and errors that name the reference but never a value.
+
+use crate::support::moto::Moto;
+use crate::support::{Rng, sluice_bin, write};
+
+fn sluice(dir: &std::path::Path, endpoint: &str, args: &[&str]) -> crate::support::Run {
+    let mut cmd = assert_cmd::Command::new(sluice_bin());
+    let out = cmd
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MOTO_ENDPOINT", endpoint)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .args(args)
+        .output()
+        .unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn strings_json_binary_and_version_stages() {
+    let moto = Moto::start();
+    let mut rng = Rng::new(51);
+    let mut s = || format!("aws-{}", rng.string(crate::support::ALNUM, 20));
+    let (old, new, next, api, bin) = (s(), s(), s(), s(), s());
+    let version_old = moto.python(&format!(
+        "r = sm.create_secret(Name='prod/db', SecretString=json.dumps({{'url': 'pg://db', 'password': '{old}', 'port': 5432}}))\nprint(r['VersionId'])"
+    ));
+    moto.python(&format!(
+        "sm.put_secret_value(SecretId='prod/db', SecretString=json.dumps({{'url': 'pg://db', 'password': '{new}', 'port': 5432}}))\n\
+         sm.put_secret_value(SecretId='prod/db', SecretString=json.dumps({{'password': '{next}'}}), VersionStages=['NEXT'])\n\
+         sm.create_secret(Name='prod/stripe', SecretString='{api}')\n\
+         sm.create_secret(Name='prod/blob', SecretBinary=b'{bin}')\n\
+         sm.create_secret(Name='prod/raw', SecretBinary=bytes([0, 255, 1]))\n\
+         sm.create_secret(Name='staging/other', SecretString='x')"
+    ));
+    for i in 0..15 {
+        moto.python(&format!(
+            "sm.create_secret(Name='prod/svc{i}', SecretString='value-{i}')"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut secrets = format!(
+        "  DB_URL: {{ prod: 'aws://db#url' }}\n  DB_PASSWORD: {{ prod: 'aws://db#password' }}\n  DB_PORT: {{ prod: 'aws://db#port' }}\n  DB_PASSWORD_PREVIOUS: {{ prod: 'aws://db#password?stage=AWSPREVIOUS' }}\n  DB_PASSWORD_NEXT: {{ prod: 'aws://db#password?stage=NEXT' }}\n  DB_PASSWORD_FIRST: {{ prod: 'aws://db#password?version={version_old}' }}\n  STRIPE: {{ prod: 'aws://stripe' }}\n  BLOB: {{ prod: 'aws://blob' }}\n  RAW: {{ prod: 'aws://raw' }}\n"
+    );
+    for i in 0..15 {
+        secrets.push_str(&format!("  SVC{i}: {{ prod: 'aws://svc{i}' }}\n"));
+    }
+    write(
+        d,
+        "sluice.yaml",
+        &format!(
+            "version: 1
+environments:
+  prod: {{ protected: true, secrets: {{ provider: aws, region: eu-central-1, prefix: prod/, endpoint: '${{MOTO_ENDPOINT}}' }} }}
+secrets:
+{secrets}"
+        ),
+    );
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["DB_URL"], "pg://db");
+    assert_eq!(v["DB_PASSWORD"], new.as_str(), "AWSCURRENT by default");
+    assert_eq!(v["DB_PORT"], "5432");
+    assert_eq!(v["DB_PASSWORD_PREVIOUS"], old.as_str());
+    assert_eq!(v["DB_PASSWORD_NEXT"], next.as_str());
+    assert_eq!(v["DB_PASSWORD_FIRST"], old.as_str());
+    assert_eq!(v["STRIPE"], api.as_str());
+    assert_eq!(v["BLOB"], bin.as_str());
+    assert_eq!(
+        v["RAW"], "AP8B",
+        "non-text binary secrets come back as base64"
+    );
+    assert_eq!(v["SVC14"], "value-14");
+
+    // Missing secret, missing JSON key, a string secret asked for a key: named, no values.
+    write(
+        d,
+        "bad.yaml",
+        "version: 1
+environments:
+  prod: { secrets: { provider: aws, region: eu-central-1, prefix: prod/, endpoint: '${MOTO_ENDPOINT}' } }
+secrets:
+  A: { prod: 'aws://nope' }
+",
+    );
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["--config", "bad.yaml", "run", "--env", "prod", "--", "true"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("variable `A` (aws://nope): not found (secret `prod/nope`)"),
+        "{}",
+        r.stderr
+    );
+    for (reference, want) in [
+        ("aws://db#nokey", "the JSON secret has no key `nokey`"),
+        ("aws://stripe#k", "not a JSON object"),
+    ] {
+        std::fs::write(
+            d.join("bad.yaml"),
+            std::fs::read_to_string(d.join("bad.yaml"))
+                .unwrap()
+                .replace(
+                    &std::fs::read_to_string(d.join("bad.yaml"))
+                        .unwrap()
+                        .lines()
+                        .last()
+                        .unwrap()
+                        .to_string(),
+                    &format!("  A: {{ prod: '{reference}' }}"),
+                ),
+        )
+        .unwrap();
+        let r = sluice(
+            d,
+            &moto.endpoint,
+            &["--config", "bad.yaml", "export", "--env", "prod"],
+        );
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(r.stderr.contains(want), "{reference}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains(&api) && !r.stderr.contains(&new),
+            "{}",
+            r.stderr
+        );
+    }
+}
