@@ -77,6 +77,13 @@ pub enum Store {
         #[serde(default)]
         timeout_seconds: Option<u64>,
     },
+    /// SOPS files encrypted to age keys (`sops://FILE#a.b` refs), read natively.
+    Sops {
+        /// Identity file (age or SSH key). Default: `$SLUICE_AGE_KEY`, `$SLUICE_AGE_KEY_FILE`,
+        /// then `~/.config/sluice/keys/<env>.txt`.
+        #[serde(default)]
+        identity: Option<String>,
+    },
     /// The process environment (for CI systems that already inject variables).
     Env {
         /// Prefix added to every `env://NAME` lookup.

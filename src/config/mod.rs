@@ -266,6 +266,17 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
     let Some(secrets) = get(root, "secrets") else {
         return;
     };
+    let is_protected = |env: &str| {
+        declared.iter().any(|(n, v)| {
+            n == env
+                && matches!(
+                    get(v, "protected").map(|p| &p.value),
+                    Some(yaml::Value::Bool(true))
+                )
+        })
+    };
+    // SOPS files are named by the ref itself: a protected environment's files are its own.
+    let mut sops_uses: Vec<(String, String, &yaml::Node)> = Vec::new();
     for (var, spec) in entries(secrets) {
         let var = var.key_text();
         for (env_node, source) in entries(spec) {
@@ -300,6 +311,9 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                     format!("`secrets.{var}.{env}`: {e}"),
                 )),
                 Ok(r) => {
+                    if let crate::secrets::refs::Ref::Sops { file: f, .. } = &r {
+                        sops_uses.push((env.clone(), f.clone(), at));
+                    }
                     let scheme = r.scheme();
                     if scheme != "env" && provider_of(&env) != Some(scheme) {
                         problems.push(Problem::new(
@@ -311,6 +325,17 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                     }
                 }
             }
+        }
+    }
+    for (env, f, at) in &sops_uses {
+        if is_protected(env) {
+            continue;
+        }
+        if let Some((owner, _, _)) = sops_uses.iter().find(|(e, g, _)| g == f && is_protected(e)) {
+            problems.push(Problem::new(
+                at.at(file),
+                format!("environment `{env}` reads {f}, a file of protected environment `{owner}`; give it its own file"),
+            ));
         }
     }
 }
@@ -398,6 +423,21 @@ secrets:
             lines[3].starts_with("s.yaml:8:15: `secrets.KEY.dev`: `age://A#b`: write age://NAME"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unprotected_environments_cannot_read_protected_sops_files() {
+        let text = "version: 1
+environments:
+  prod: { protected: true, secrets: { provider: sops } }
+  staging: { secrets: { provider: sops } }
+secrets:
+  A: { prod: 'sops://prod.yaml#a', staging: 'sops://prod.yaml#a' }
+  B: { prod: 'sops://prod.yaml#b', staging: 'sops://staging.yaml#b' }
+";
+        let err = parse("s.yaml", text, &no_env).unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("s.yaml:6:45: environment `staging` reads prod.yaml, a file of protected environment `prod`"), "{err}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl AgeStore {
         }
     }
 
-    fn identities(&self) -> Result<Vec<Box<dyn age::Identity>>, Error> {
+    pub(crate) fn identities(&self) -> Result<Vec<Box<dyn age::Identity>>, Error> {
         let (text, name) = self.identity_text()?;
         if text.contains("AGE-SECRET-KEY-") {
             let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod inject;
 pub mod refs;
 pub mod resolve;
+pub mod sops;
 pub mod template;
 pub mod vault;
 

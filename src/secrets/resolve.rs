@@ -148,6 +148,20 @@ pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> 
     })
 }
 
+/// The identity settings of an environment with `provider: sops`, as an age store
+/// configuration (only its identity is used).
+fn sops_identity(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
+    Ok(match &environment(loaded, env)?.secrets {
+        Some(Store::Sops { identity }) => Some(AgeStore {
+            env: env.to_string(),
+            file: loaded.path.clone(),
+            identity: identity.as_deref().map(|i| loaded.relative(i)),
+            recipients: Vec::new(),
+        }),
+        _ => None,
+    })
+}
+
 /// The AWS store of an environment, if it has one.
 pub fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> {
     Ok(match &environment(loaded, env)?.secrets {
@@ -279,6 +293,8 @@ pub fn resolve_each(
         (Some(a), false) => a.fetch(&aws_wanted)?,
         _ => Default::default(),
     };
+    // SOPS: each file decrypted (and its MAC verified) once.
+    let mut sops_files: BTreeMap<String, Result<super::sops::Leaves, String>> = BTreeMap::new();
     let mut out = Vec::new();
     for e in entries {
         let (reference, optional) = match e.origin {
@@ -369,12 +385,29 @@ pub fn resolve_each(
                     ))),
                 }
             }
-            other => Err(Error::Usage(format!(
-                "environment `{env}`, variable `{}` ({shown}): {}:// refs need an environment with `provider: {}`, which this one does not have",
-                e.name,
-                other.scheme(),
-                other.scheme()
-            ))),
+            Ref::Sops { file, path } => match sops_identity(loaded, env)? {
+                None => Err(Error::Usage(format!(
+                    "environment `{env}`, variable `{}` ({shown}): sops:// refs need `secrets: {{ provider: sops }}` on the environment",
+                    e.name
+                ))),
+                Some(identity) => {
+                    let leaves = sops_files
+                        .entry(file.clone())
+                        .or_insert_with(|| super::sops::read(&loaded.relative(file), &identity));
+                    match leaves {
+                        Ok(l) => match l.get(path) {
+                            Some(v) => Ok(Some(v.clone())),
+                            None => Err(fail(
+                                env,
+                                &e.name,
+                                &shown,
+                                format!("{file} has no key `{path}`"),
+                            )),
+                        },
+                        Err(msg) => Err(fail(env, &e.name, &shown, msg.clone())),
+                    }
+                }
+            },
         };
         let result = match found {
             Ok(None) if !optional => Err(fail(

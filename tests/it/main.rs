@@ -13,4 +13,5 @@ mod sarif;
 mod scan;
 mod scan_corpus;
 mod secrets;
+mod sops;
 mod vault;

