@@ -26,10 +26,9 @@ fn collect(dir: &Path, out: &mut Vec<u8>, limit: usize) {
         } else if p
             .extension()
             .is_some_and(|x| x == "rs" || x == "toml" || x == "md")
+            && let Ok(b) = std::fs::read(&p)
         {
-            if let Ok(b) = std::fs::read(&p) {
-                out.extend_from_slice(&b);
-            }
+            out.extend_from_slice(&b);
         }
     }
 }

@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Replace variables that are already set (default: keep them and say so).
     #[arg(long = "override")]
     pub override_existing: bool,
+    /// Supervise the command instead of replacing sluice with it: forward signals, and replace
+    /// secret values in its stdout and stderr with `*****` (it still gets a TTY where sluice has
+    /// one).
+    #[arg(long)]
+    pub mask_output: bool,
     /// The command and its arguments, after `--`.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

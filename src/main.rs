@@ -124,6 +124,24 @@ fn run(cli: Cli) -> Result<i32, Failure> {
                     "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
                 );
             }
+            if args.mask_output {
+                // Literals are declared non-secret: they stay readable.
+                let literals: Vec<String> = resolve::entries(&loaded, &args.env, &args.only)?
+                    .into_iter()
+                    .filter(|e| matches!(e.origin, resolve::Origin::Literal(_)))
+                    .map(|e| e.name)
+                    .collect();
+                let values: Vec<SecretValue> = values
+                    .into_iter()
+                    .filter(|(k, _)| !literals.contains(k))
+                    .map(|(_, v)| v)
+                    .collect();
+                return Ok(sluice::secrets::supervise::run_masked(
+                    &args.command,
+                    vars,
+                    values,
+                )?);
+            }
             drop(values);
             Err(inject::exec(&args.command, vars).into())
         }

@@ -12,6 +12,7 @@ pub mod inject;
 pub mod refs;
 pub mod resolve;
 pub mod sops;
+pub mod supervise;
 pub mod template;
 pub mod vault;
 

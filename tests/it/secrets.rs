@@ -656,3 +656,122 @@ fn diff_and_check_never_show_values() {
         r.stdout
     );
 }
+
+#[test]
+fn mask_output_replaces_values_forwards_signals_and_keeps_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(11);
+    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&secret)
+        )
+        .code,
+        0
+    );
+
+    // Printed whole, split across writes, and on stderr: masked everywhere.
+    let (a, b) = secret.split_at(7);
+    let script = format!(
+        "echo \"token=$API_TOKEN\"; printf 'split=%s' '{a}'; sleep 0.2; printf '%s\\n' '{b}'; echo \"err $API_TOKEN\" >&2; echo \"level=$LOG_LEVEL\"; exit 5"
+    );
+    let r = run(
+        d,
+        &[
+            "run",
+            "--env",
+            "dev",
+            "--mask-output",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        None,
+    );
+    assert_eq!(r.code, 5, "the child's exit code: {}", r.stderr);
+    assert_absent(&secret, &r, "mask-output");
+    assert!(
+        r.stdout.contains("token=*****\nsplit=*****\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("level=debug"),
+        "literals (declared non-secret) stay readable: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("err *****"), "{}", r.stderr);
+
+    // A signal to sluice reaches the child, and the exit code says so.
+    let mut child = std::process::Command::new(crate::support::sluice_bin())
+        .current_dir(d)
+        .args([
+            "run",
+            "--env",
+            "dev",
+            "--mask-output",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"ready\n");
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(42), "{rest}");
+    assert!(rest.contains("got-term"));
+}
+
+#[test]
+fn mask_output_gives_the_child_a_tty_where_sluice_has_one() {
+    // `script` runs sluice on a pseudo-terminal; the child reports whether its stdout is a TTY.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("`script` (util-linux) is needed for this test: apt-get install bsdutils");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(12);
+    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "API_TOKEN"],
+            Some(&secret)
+        )
+        .code,
+        0
+    );
+    let cmd = format!(
+        "{} run --env dev --mask-output -- sh -c 'if [ -t 1 ]; then echo child-has-tty; fi; echo $API_TOKEN'",
+        crate::support::sluice_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(d)
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("child-has-tty"), "{text}");
+    assert!(text.contains("*****") && !text.contains(&secret), "{text}");
+}

@@ -1,0 +1,270 @@
+//! `sluice run --mask-output`: run the command as a child, forward signals to it, and replace
+//! every secret value in its stdout and stderr with `*****` before it reaches the terminal or
+//! log collector.
+//!
+//! Values split across reads are still masked: the streaming [`Masker`] holds back only the
+//! longest tail that could still become a secret. Where sluice's own stdout/stderr is a terminal
+//! the child gets a pseudo-terminal of the same size, so it still sees a TTY (colours, line
+//! buffering). The exit code is the child's (128 + signal when a signal ended it).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::SecretValue;
+use crate::error::Error;
+
+/// What replaces a secret in the output.
+pub const MASK: &[u8] = b"*****";
+/// Values shorter than this are not masked: masking `1` or `on` would garble every line.
+pub const MIN_MASKED_LEN: usize = 4;
+
+/// Streaming replacement of secret values in a byte stream.
+pub struct Masker {
+    needles: Vec<Vec<u8>>,
+    ac: Option<AhoCorasick>,
+    pending: Vec<u8>,
+}
+
+impl Masker {
+    /// A masker for `values` (those shorter than [`MIN_MASKED_LEN`] are skipped).
+    pub fn new(values: &[SecretValue]) -> Masker {
+        let mut needles: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| v.expose().as_bytes().to_vec())
+            .filter(|v| v.len() >= MIN_MASKED_LEN)
+            .collect();
+        needles.sort();
+        needles.dedup();
+        let ac = (!needles.is_empty())
+            .then(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&needles)
+                    .ok()
+            })
+            .flatten();
+        Masker {
+            needles,
+            ac,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feed bytes; returns what can be emitted now, masked.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(data);
+        let Some(ac) = &self.ac else {
+            return std::mem::take(&mut self.pending);
+        };
+        // Hold back the longest tail that is a proper prefix of some secret.
+        let buf = &self.pending;
+        let mut hold = 0;
+        for n in &self.needles {
+            for k in (1..n.len().min(buf.len() + 1)).rev() {
+                if k <= hold {
+                    break;
+                }
+                if buf.ends_with(&n[..k]) {
+                    hold = k;
+                    break;
+                }
+            }
+        }
+        let mut cut = buf.len() - hold;
+        let mut out = Vec::with_capacity(buf.len());
+        let mut last = 0;
+        for m in ac.find_iter(buf) {
+            if m.start() >= cut {
+                break;
+            }
+            out.extend_from_slice(&buf[last..m.start()]);
+            out.extend_from_slice(MASK);
+            last = m.end();
+            cut = cut.max(m.end());
+        }
+        out.extend_from_slice(&buf[last..cut]);
+        self.pending.drain(..cut);
+        out
+    }
+
+    /// Everything still held, masked (at end of stream).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let Some(ac) = &self.ac else {
+            return std::mem::take(&mut self.pending);
+        };
+        let buf = std::mem::take(&mut self.pending);
+        let mut out = Vec::new();
+        let mut last = 0;
+        for m in ac.find_iter(&buf) {
+            out.extend_from_slice(&buf[last..m.start()]);
+            out.extend_from_slice(MASK);
+            last = m.end();
+        }
+        out.extend_from_slice(&buf[last..]);
+        out
+    }
+}
+
+/// One output stream of the child: the parent's reading end and the child's writing end.
+fn channel(
+    is_tty: bool,
+    size_from: Option<std::os::fd::BorrowedFd<'_>>,
+) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    if is_tty {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+        grantpt(&master)?;
+        unlockpt(&master)?;
+        let name = ptsname(&master, Vec::new())?;
+        let slave: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(std::ffi::OsStr::new(
+                std::str::from_utf8(name.as_bytes()).map_err(std::io::Error::other)?,
+            ))?
+            .into();
+        if let Some(fd) = size_from
+            && let Ok(ws) = rustix::termios::tcgetwinsize(fd)
+        {
+            let _ = rustix::termios::tcsetwinsize(&slave, ws);
+        }
+        Ok((master, slave))
+    } else {
+        let (r, w) = std::io::pipe()?;
+        Ok((r.into(), w.into()))
+    }
+}
+
+fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
+    let mut masker = Masker::new(values);
+    let mut src = std::fs::File::from(from);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match src.read(&mut buf) {
+            // EIO is how a pty says its other side is gone.
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let out = masker.feed(&buf[..n]);
+                if to.write_all(&out).and_then(|_| to.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.write_all(&masker.finish());
+    let _ = to.flush();
+}
+
+/// Run `argv` as a supervised child with `vars` added to its environment, masking `values` in
+/// its output. Returns the exit code to leave with.
+pub fn run_masked(
+    argv: &[std::ffi::OsString],
+    vars: Vec<(String, std::ffi::OsString)>,
+    values: Vec<SecretValue>,
+) -> Result<i32, Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::Usage(
+            "nothing to run; give a command after `--`".into(),
+        ));
+    };
+    let io = |e: std::io::Error| Error::Usage(format!("cannot set up output masking: {e}"));
+    let stdout_tty = rustix::termios::isatty(std::io::stdout());
+    let stderr_tty = rustix::termios::isatty(std::io::stderr());
+    let (out_r, out_w) = channel(stdout_tty, stdout_tty.then(rustix::stdio::stdout)).map_err(io)?;
+    let (err_r, err_w) = channel(stderr_tty, stderr_tty.then(rustix::stdio::stderr)).map_err(io)?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+    ])
+    .map_err(io)?;
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(vars)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::from(out_w))
+        .stderr(Stdio::from(err_w))
+        .spawn()
+        .map_err(|e| Error::Usage(format!("cannot run `{}`: {e}", program.to_string_lossy())))?;
+    let pid = rustix::process::Pid::from_child(&child);
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+                let _ = rustix::process::kill_process(pid, s);
+            }
+        }
+    });
+    let (v1, v2) = (values.clone(), values);
+    let t_out = std::thread::spawn(move || pump(out_r, std::io::stdout(), &v1));
+    let t_err = std::thread::spawn(move || pump(err_r, std::io::stderr(), &v2));
+    let status = child.wait().map_err(io)?;
+    // The pty readers end when the child's side closes; pipes end at EOF.
+    let _ = t_out.join();
+    let _ = t_err.join();
+    handle.close();
+    let _ = forwarder.join();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masker(values: &[&str]) -> Masker {
+        let v: Vec<SecretValue> = values
+            .iter()
+            .map(|s| SecretValue::new(s.to_string()))
+            .collect();
+        Masker::new(&v)
+    }
+
+    fn run(m: &mut Masker, chunks: &[&str]) -> String {
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(m.feed(c.as_bytes()));
+        }
+        out.extend(m.finish());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn masks_values_split_across_reads() {
+        let mut m = masker(&["hunter2secret", "tok-123456"]);
+        let out = run(
+            &mut m,
+            &[
+                "user=alice pw=hun",
+                "ter2sec",
+                "ret\ntoken tok-12",
+                "3456 done\n",
+            ],
+        );
+        assert_eq!(out, "user=alice pw=*****\ntoken ***** done\n");
+    }
+
+    #[test]
+    fn emits_promptly_what_cannot_become_a_secret() {
+        let mut m = masker(&["hunter2secret"]);
+        assert_eq!(m.feed(b"Password: "), b"Password: ".to_vec());
+        assert_eq!(
+            m.feed(b"xx hunt"),
+            b"xx ".to_vec(),
+            "only the possible prefix is held"
+        );
+        assert_eq!(m.feed(b"ing\n"), b"hunting\n".to_vec());
+    }
+
+    #[test]
+    fn short_values_are_not_masked() {
+        let mut m = masker(&["on", "1"]);
+        assert_eq!(run(&mut m, &["debug on 1\n"]), "debug on 1\n");
+    }
+}
