@@ -173,6 +173,9 @@ pub enum SecretsCommand {
         /// The environment.
         #[arg(long, short = 'e')]
         env: String,
+        /// Encrypt the store with the passphrase in $SLUICE_AGE_PASSPHRASE instead of a key.
+        #[arg(long)]
+        passphrase: bool,
     },
 }
 

@@ -312,7 +312,19 @@ fn secrets_command(
                 Ok(EXIT_FINDINGS)
             }
         }
-        SecretsCommand::Init { env } => {
+        SecretsCommand::Init {
+            env,
+            passphrase: true,
+        } => {
+            let store = age(&env)?;
+            store.init_passphrase()?;
+            eprintln!("created {} (passphrase-encrypted)", store.file.display());
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Init {
+            env,
+            passphrase: false,
+        } => {
             let store = age(&env)?;
             if let Some(public) = store.init()? {
                 eprintln!(

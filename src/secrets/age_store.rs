@@ -23,6 +23,9 @@ use crate::error::Error;
 /// the machine (the age CLI itself refuses 23).
 pub const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
 
+/// The scrypt work factor sluice writes passphrase stores with (2^18: about 256 MiB).
+pub const SCRYPT_WORK_FACTOR: u8 = 18;
+
 /// Where a store is and how to open it.
 #[derive(Debug, Clone)]
 pub struct AgeStore {
@@ -215,8 +218,15 @@ impl AgeStore {
     /// Encrypt `map` and replace the store atomically (0600, temp file + rename). A
     /// passphrase store stays a passphrase store.
     pub fn write(&self, map: &BTreeMap<String, SecretValue>) -> Result<(), Error> {
+        self.write_with(map, self.is_passphrase_store())
+    }
+
+    fn write_with(
+        &self,
+        map: &BTreeMap<String, SecretValue>,
+        passphrase: bool,
+    ) -> Result<(), Error> {
         let plain = render_map(map);
-        let passphrase = self.is_passphrase_store();
         let encryptor = if passphrase {
             let pass = std::env::var("SLUICE_AGE_PASSPHRASE").map_err(|_| {
                 store_error(
@@ -224,7 +234,11 @@ impl AgeStore {
                     "the store is passphrase-encrypted; set SLUICE_AGE_PASSPHRASE",
                 )
             })?;
-            age::Encryptor::with_user_passphrase(SecretString::from(pass))
+            let mut recipient = age::scrypt::Recipient::new(SecretString::from(pass));
+            // A fixed factor well under the cap, so every machine that may read the store accepts it.
+            recipient.set_work_factor(SCRYPT_WORK_FACTOR);
+            age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                .map_err(|e| store_error(self, format!("cannot encrypt: {e}")))?
         } else {
             let recipients = self.recipients()?;
             age::Encryptor::with_recipients(
@@ -258,6 +272,18 @@ impl AgeStore {
 }
 
 impl AgeStore {
+    /// Create an empty store encrypted with the passphrase in `$SLUICE_AGE_PASSPHRASE` (no
+    /// identity needed). An existing store is never overwritten.
+    pub fn init_passphrase(&self) -> Result<(), Error> {
+        if self.file.exists() {
+            return Err(Error::Usage(format!(
+                "{} already exists",
+                self.file.display()
+            )));
+        }
+        self.write_with(&BTreeMap::new(), true)
+    }
+
     /// Create the identity (when its file is missing) and an empty store. Returns the public key
     /// when an identity was created. An existing store is never overwritten.
     pub fn init(&self) -> Result<Option<String>, Error> {

@@ -775,3 +775,62 @@ fn mask_output_gives_the_child_a_tty_where_sluice_has_one() {
     assert!(text.contains("child-has-tty"), "{text}");
     assert!(text.contains("*****") && !text.contains(&secret), "{text}");
 }
+
+#[test]
+fn passphrase_stores_work_and_stay_passphrase_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    let secret = sentinel(13);
+    let pass = sentinel(14);
+    let with_pass = |args: &[&str], stdin: Option<&str>, p: &str| {
+        let mut cmd = assert_cmd::Command::new(crate::support::sluice_bin());
+        cmd.current_dir(d)
+            .env("SLUICE_AGE_PASSPHRASE", p)
+            .args(args);
+        if let Some(s) = stdin {
+            cmd.write_stdin(s.to_string());
+        }
+        cmd.output().unwrap()
+    };
+    let out = with_pass(
+        &["secrets", "init", "--env", "dev", "--passphrase"],
+        None,
+        &pass,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!d.join("keys/dev.txt").exists(), "no identity needed");
+    let out = with_pass(
+        &["secrets", "set", "--env", "dev", "API_TOKEN"],
+        Some(&secret),
+        &pass,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = std::fs::read_to_string(d.join("secrets/dev.age")).unwrap();
+    assert!(header.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+    let out = with_pass(
+        &["secrets", "get", "--env", "dev", "API_TOKEN"],
+        None,
+        &pass,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), secret);
+    let out = with_pass(
+        &["secrets", "get", "--env", "dev", "API_TOKEN"],
+        None,
+        "wrong passphrase",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot decrypt") && !err.contains(&secret) && !err.contains(&pass),
+        "{err}"
+    );
+}

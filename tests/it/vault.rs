@@ -169,6 +169,56 @@ secrets:
         r.stderr
     );
 
+    // A namespace: the same path name holds another value there.
+    bao.cli(&["namespace", "create", "team-a"]);
+    bao.cli(&[
+        "secrets",
+        "enable",
+        "-namespace=team-a",
+        "-path=secret",
+        "kv-v2",
+    ]);
+    let in_ns = sentinel(&mut rng);
+    bao.cli(&[
+        "kv",
+        "put",
+        "-namespace=team-a",
+        "secret/staging/db",
+        &format!("password={in_ns}"),
+    ]);
+    write(
+        d,
+        "ns.yaml",
+        "version: 1
+environments:
+  staging: { secrets: { provider: vault, address: '${VAULT_ADDR}', namespace: team-a, prefix: staging/ } }
+secrets:
+  DB_PASSWORD: { staging: 'vault://db#password' }
+",
+    );
+    let r = sluice(
+        d,
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_TOKEN", bao.root.as_str()),
+        ],
+        &[
+            "--config",
+            "ns.yaml",
+            "secrets",
+            "get",
+            "--env",
+            "staging",
+            "DB_PASSWORD",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, in_ns.as_str()),
+        "{}",
+        r.stderr
+    );
+
     // AppRole login.
     bao.cli(&["auth", "enable", "approle"]);
     bao.cli(&[
