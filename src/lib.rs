@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fsio;
 pub mod scan;
 pub mod secrets;
 

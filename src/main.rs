@@ -7,7 +7,7 @@ use clap::Parser;
 
 use sluice::cli::{Cli, ColorChoice, Command, RulesCommand, SchemaKind, SecretsCommand};
 use sluice::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
-use sluice::scan::baseline::write_atomic;
+use sluice::fsio::write_atomic;
 use sluice::scan::engine::Engine;
 use sluice::scan::report::{self, ReportOptions};
 use sluice::scan::rules::{BUILTIN_NAME, RuleFile, RuleSet};

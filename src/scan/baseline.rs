@@ -4,7 +4,7 @@
 //! humans reading it. Written atomically (temp file + rename).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,43 +90,6 @@ impl Baseline {
         let mut text =
             serde_json::to_string_pretty(&file).map_err(|e| Error::Usage(e.to_string()))?;
         text.push('\n');
-        write_atomic(path, text.as_bytes())
+        crate::fsio::write_atomic(path, text.as_bytes())
     }
-}
-
-/// Write `bytes` to `path` via a temporary file in the same directory and a rename, so readers
-/// see the old file or the new one, never a part. Targets that are not regular files (`/dev/null`,
-/// a FIFO, `/dev/stdout`) are written directly: renaming over them would replace the device.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let io = |e| Error::Io {
-        path: PathBuf::from(path),
-        source: e,
-    };
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(bytes))
-            .map_err(io);
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }

@@ -3,26 +3,20 @@
 //! endpoint override, concurrency, and errors that name the reference but never a value.
 
 use crate::support::moto::Moto;
-use crate::support::{Rng, sluice_bin, write};
+use crate::support::{Rng, write};
 
 fn sluice(dir: &std::path::Path, endpoint: &str, args: &[&str]) -> crate::support::Run {
-    let mut cmd = assert_cmd::Command::new(sluice_bin());
-    let out = cmd
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MOTO_ENDPOINT", endpoint)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .args(args)
-        .output()
-        .unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::sluice_env(
+        dir,
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("MOTO_ENDPOINT", endpoint),
+        ],
+        &["AWS_PROFILE", "AWS_ENDPOINT_URL"],
+        args,
+        None,
+    )
 }
 
 #[test]

@@ -34,6 +34,20 @@ fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> crate::support::Run {
     sluice_with(dir, args, stdin.map(str::as_bytes))
 }
 
+/// Create `env`'s age store and set `API_TOKEN` in it.
+fn store_with_token(dir: &Path, env: &str, value: &str) {
+    assert_eq!(run(dir, &["secrets", "init", "--env", env], None).code, 0);
+    assert_eq!(
+        run(
+            dir,
+            &["secrets", "set", "--env", env, "API_TOKEN"],
+            Some(value)
+        )
+        .code,
+        0
+    );
+}
+
 fn assert_absent(value: &str, r: &crate::support::Run, what: &str) {
     assert!(
         !r.stdout.contains(value),
@@ -152,16 +166,7 @@ fn run_injects_keeps_existing_unless_override_and_propagates_exit_codes() {
     let d = dir.path();
     config(d, "");
     let secret = sentinel(3);
-    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
-    assert_eq!(
-        run(
-            d,
-            &["secrets", "set", "--env", "dev", "API_TOKEN"],
-            Some(&secret)
-        )
-        .code,
-        0
-    );
+    store_with_token(d, "dev", &secret);
 
     let r = run(
         d,
@@ -283,16 +288,7 @@ fn a_missing_secret_fails_before_the_app_starts_naming_env_variable_and_ref() {
 
     // The wrong identity: a clear error, no value.
     let secret = sentinel(4);
-    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
-    assert_eq!(
-        run(
-            d,
-            &["secrets", "set", "--env", "dev", "API_TOKEN"],
-            Some(&secret)
-        )
-        .code,
-        0
-    );
+    store_with_token(d, "dev", &secret);
     std::fs::copy(d.join("keys/prod.txt"), d.join("keys/dev.txt")).unwrap();
     let r = run(d, &["secrets", "get", "--env", "dev", "API_TOKEN"], None);
     assert_eq!(r.code, 3);
@@ -503,16 +499,7 @@ fn render_writes_0600_atomically_and_reports_template_problems() {
     let d = dir.path();
     config(d, "");
     let secret = sentinel(8);
-    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
-    assert_eq!(
-        run(
-            d,
-            &["secrets", "set", "--env", "dev", "API_TOKEN"],
-            Some(&secret)
-        )
-        .code,
-        0
-    );
+    store_with_token(d, "dev", &secret);
     write(
         d,
         "app.conf.tmpl",
@@ -663,16 +650,7 @@ fn mask_output_replaces_values_forwards_signals_and_keeps_exit_codes() {
     let d = dir.path();
     config(d, "");
     let secret = sentinel(11);
-    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
-    assert_eq!(
-        run(
-            d,
-            &["secrets", "set", "--env", "dev", "API_TOKEN"],
-            Some(&secret)
-        )
-        .code,
-        0
-    );
+    store_with_token(d, "dev", &secret);
 
     // Printed whole, split across writes, and on stderr: masked everywhere.
     let (a, b) = secret.split_at(7);
@@ -752,16 +730,7 @@ fn mask_output_gives_the_child_a_tty_where_sluice_has_one() {
     let d = dir.path();
     config(d, "");
     let secret = sentinel(12);
-    assert_eq!(run(d, &["secrets", "init", "--env", "dev"], None).code, 0);
-    assert_eq!(
-        run(
-            d,
-            &["secrets", "set", "--env", "dev", "API_TOKEN"],
-            Some(&secret)
-        )
-        .code,
-        0
-    );
+    store_with_token(d, "dev", &secret);
     let cmd = format!(
         "{} run --env dev --mask-output -- sh -c 'if [ -t 1 ]; then echo child-has-tty; fi; echo $API_TOKEN'",
         crate::support::sluice_bin().display()

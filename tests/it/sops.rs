@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Rng, sluice_bin, write};
+use crate::support::{Rng, write};
 
 fn sops_bin() -> PathBuf {
     let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
@@ -39,17 +39,13 @@ fn encrypt(dir: &Path, public: &str, plain: &str, name: &str, text: &str) {
 }
 
 fn sluice(dir: &Path, args: &[&str]) -> crate::support::Run {
-    let out = assert_cmd::Command::new(sluice_bin())
-        .current_dir(dir)
-        .env("HOME", dir)
-        .args(args)
-        .output()
-        .unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::sluice_env(
+        dir,
+        &[],
+        &["SLUICE_AGE_KEY", "SLUICE_AGE_KEY_FILE"],
+        args,
+        None,
+    )
 }
 
 #[test]

@@ -3,27 +3,14 @@
 //! refs, and values that never reach output.
 
 use crate::support::vault::Bao;
-use crate::support::{Rng, sluice_bin, write};
+use crate::support::{Rng, write};
 
 fn sentinel(rng: &mut Rng) -> String {
     format!("vlt-{}", rng.string(crate::support::ALNUM, 20))
 }
 
 fn sluice(dir: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> crate::support::Run {
-    let mut cmd = assert_cmd::Command::new(sluice_bin());
-    cmd.current_dir(dir)
-        .env_remove("VAULT_TOKEN")
-        .env("HOME", dir)
-        .args(args);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::sluice_env(dir, envs, &["VAULT_TOKEN"], args, None)
 }
 
 #[test]

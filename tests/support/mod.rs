@@ -45,8 +45,29 @@ pub fn sluice(cwd: &Path, args: &[&str]) -> Run {
 
 /// Run sluice with stdin fed from `input`.
 pub fn sluice_with(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Run {
+    sluice_env(cwd, &[], &[], args, input)
+}
+
+/// Run sluice with variables set (`set`) and removed (`remove`) in its environment; HOME is the
+/// working directory so nothing of the real home (tokens, keys, AWS profiles) leaks in.
+pub fn sluice_env(
+    cwd: &Path,
+    set: &[(&str, &str)],
+    remove: &[&str],
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> Run {
     let mut cmd = assert_cmd::Command::new(sluice_bin());
     cmd.current_dir(cwd).args(args).env("NO_COLOR", "1");
+    if !set.is_empty() || !remove.is_empty() {
+        cmd.env("HOME", cwd);
+    }
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
     if let Some(i) = input {
         cmd.write_stdin(i.to_vec());
     }

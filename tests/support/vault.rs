@@ -76,15 +76,19 @@ impl Bao {
         panic!("OpenBao did not start on {}", bao.addr);
     }
 
-    fn try_cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(&self.bin)
-            .args(args)
+    /// A `bao` command addressed to this server as root.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
             .env("BAO_ADDR", &self.addr)
             .env("VAULT_ADDR", &self.addr)
             .env("BAO_TOKEN", &self.root)
-            .env("VAULT_TOKEN", &self.root)
-            .output()
-            .ok()?;
+            .env("VAULT_TOKEN", &self.root);
+        c
+    }
+
+    fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let out = self.command(args).stdin(Stdio::null()).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -92,31 +96,14 @@ impl Bao {
 
     /// Run a `bao` CLI command as root; panics with its output on failure.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("VAULT_ADDR", &self.addr)
-            .env("BAO_TOKEN", &self.root)
-            .env("VAULT_TOKEN", &self.root)
-            .output()
-            .expect("run bao");
-        assert!(
-            out.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        self.cli_stdin(args, "")
     }
 
-    /// Run a `bao` CLI command with `stdin` as input.
+    /// Run a `bao` CLI command as root with `stdin` as input.
     pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
         use std::io::Write;
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .env("BAO_ADDR", &self.addr)
-            .env("VAULT_ADDR", &self.addr)
-            .env("BAO_TOKEN", &self.root)
-            .env("VAULT_TOKEN", &self.root)
+        let mut child = self
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
