@@ -104,6 +104,8 @@ pub struct Finding {
     pub commits: Vec<Occurrence>,
     /// The secret was found inside a base64-encoded value at this location.
     pub decoded: bool,
+    /// Byte offset of the secret (or its encoded form) in the scanned buffer.
+    pub offset: usize,
 }
 
 /// Options that shape how a buffer is scanned.
@@ -217,6 +219,7 @@ impl Scanner {
             secret: FoundSecret::new(secret.to_vec()),
             commits: Vec::new(),
             decoded: decoded.is_some(),
+            offset: start,
         }
     }
 }

@@ -218,21 +218,85 @@ pub fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> V
     scanner.scan_buffer(name, buf)
 }
 
-/// Scan standard input as one buffer named `name`.
+/// How much of a stream is scanned at once.
+const STREAM_CHUNK: usize = 8 << 20;
+/// How much of each chunk is scanned again with the next one: more than any rule's reach, so a
+/// secret that straddles two chunks is whole in one of them.
+const STREAM_OVERLAP: usize = 64 << 10;
+
+/// Scan standard input as one stream named `name`.
 pub fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
-    let mut buf = Vec::new();
-    std::io::stdin()
-        .lock()
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::Io {
+    let stats = Stats::default();
+    let findings =
+        scan_stream(scanner, name, std::io::stdin().lock(), &stats).map_err(|e| Error::Io {
             path: PathBuf::from("<stdin>"),
             source: e,
         })?;
-    let stats = Stats::default();
-    let findings = scan_bytes(scanner, name, &buf, &stats);
     Ok(Outcome {
         findings,
         warnings: Vec::new(),
         stats,
     })
+}
+
+/// Scan a stream of any length in overlapping chunks, in bounded memory. Each chunk ends at a
+/// line start where one is near, so line numbers carry over; findings in the overlap are
+/// reported by the chunk that holds them whole.
+pub fn scan_stream(
+    scanner: &Scanner,
+    name: &str,
+    mut src: impl Read,
+    stats: &Stats,
+) -> std::io::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK + STREAM_OVERLAP);
+    let mut lines_before = 0usize;
+    let mut first = true;
+    loop {
+        let carried = buf.len();
+        let mut eof = false;
+        // Read until the chunk is full (or the stream ends); always read something new.
+        while buf.len() < STREAM_CHUNK.max(carried + 1) {
+            let old = buf.len();
+            buf.resize(old + (64 << 10), 0);
+            let n = src.read(&mut buf[old..])?;
+            buf.truncate(old + n);
+            if n == 0 {
+                eof = true;
+                break;
+            }
+        }
+        if first && Scanner::is_binary(&buf) {
+            stats.binary.fetch_add(1, Ordering::Relaxed);
+            std::io::copy(&mut src, &mut std::io::sink())?;
+            return Ok(Vec::new());
+        }
+        // The next chunk starts here: at a line start within the overlap when there is one.
+        let cut = if eof {
+            buf.len()
+        } else {
+            let floor = buf.len().saturating_sub(STREAM_OVERLAP);
+            let lo = floor.saturating_sub(STREAM_OVERLAP);
+            memchr::memrchr(b'\n', &buf[lo..floor]).map_or(floor, |i| lo + i + 1)
+        };
+        // Findings from `cut` on are left to the next chunk, which starts there and holds them
+        // whole; the previous chunk reported only what lies before this one's start.
+        for mut f in scanner.scan_buffer(name, &buf) {
+            if f.offset >= cut {
+                continue;
+            }
+            f.line += lines_before;
+            f.end_line += lines_before;
+            findings.push(f);
+        }
+        stats.bytes.fetch_add(cut as u64, Ordering::Relaxed);
+        if eof {
+            break;
+        }
+        lines_before += memchr::memchr_iter(b'\n', &buf[..cut]).count();
+        buf.drain(..cut);
+        first = false;
+    }
+    stats.files.fetch_add(1, Ordering::Relaxed);
+    Ok(findings)
 }

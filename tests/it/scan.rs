@@ -344,3 +344,44 @@ fn output_to_a_device_writes_through_instead_of_replacing_it() {
         "the FIFO is still a FIFO"
     );
 }
+
+#[test]
+fn stdin_streams_in_chunks_with_correct_lines_and_no_duplicates() {
+    // 20 MiB through stdin: several chunks; secrets near chunk boundaries are found once, with
+    // their true line numbers.
+    let mut rng = Rng::new(12);
+    let dir = tempfile::tempdir().unwrap();
+    let filler = "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod\n";
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    let mut line = 1;
+    while text.len() < 20 << 20 {
+        // Every ~1 MiB, and densely around the 8 MiB boundaries, a token.
+        let near_boundary = (text.len() % (8 << 20)) > (8 << 20) - (80 << 10);
+        if near_boundary || text.len() % (1 << 20) < filler.len() {
+            text.push_str(&format!("token {}\n", fake_github_token(&mut rng)));
+            expected.push(line);
+        } else {
+            text.push_str(filler);
+        }
+        line += 1;
+    }
+    let r = sluice_with(
+        dir.path(),
+        &["scan", "--format", "jsonl", "-"],
+        Some(text.as_bytes()),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let found: Vec<u64> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["line"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let expected: Vec<u64> = expected.into_iter().map(|l| l as u64).collect();
+    assert_eq!(found.len(), expected.len(), "each secret once");
+    assert_eq!(found, expected);
+}
