@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod fsio;
 pub mod scan;

@@ -6,6 +6,7 @@ mod support;
 mod aws;
 mod cli;
 mod config;
+mod copy_codec;
 mod git_sources;
 mod pg_support;
 mod rules;

@@ -167,6 +167,49 @@ impl PgCluster {
         format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
+    fn psql_command(&self, db: &str) -> Command {
+        let psql = Some(self.bin.join("psql"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("psql"));
+        let mut c = Command::new(psql);
+        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(db)]);
+        c
+    }
+
+    /// `COPY … TO STDOUT` through psql: the raw bytes PostgreSQL sends.
+    pub fn copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
+        let out = self
+            .psql_command(db)
+            .args(["-c", copy_sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// `COPY … FROM STDIN` through psql with `data` as the rows.
+    pub fn copy_in(&self, db: &str, copy_sql: &str, data: &[u8]) {
+        use std::io::Write;
+        let mut child = self
+            .psql_command(db)
+            .args(["-c", copy_sql])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run psql");
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Run SQL with psql against `db`; returns unaligned, tuples-only output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let psql = Some(self.bin.join("psql"))
