@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fsio;
+pub mod keyed;
 pub mod scan;
 pub mod secrets;
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
+use crate::keyed::hmac_sha256;
 
 use super::resolve::{self, entries};
 use crate::config::Loaded;
@@ -66,25 +66,6 @@ fn run_key() -> [u8; 32] {
     key
 }
 
-/// HMAC-SHA256 (RFC 2104) of `msg` under `key`.
-fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
 /// Compare environments `a` and `b`.
 pub fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
     let key = run_key();
@@ -100,7 +81,7 @@ pub fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
             .collect();
         let mut out = BTreeMap::new();
         for (name, result) in resolve::resolve_each(loaded, env, &[])? {
-            let digest = result?.map(|v| hmac(&key, v.expose().as_bytes()));
+            let digest = result?.map(|v| hmac_sha256(&key, v.expose().as_bytes()));
             let source = sources.get(&name).cloned().unwrap_or_default();
             out.insert(name, (source, digest));
         }
@@ -127,25 +108,4 @@ pub fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
             }
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231_test_case_1() {
-        // HMAC pads keys with zeros to the block size, so the 20-byte key of the RFC is the
-        // same key as itself followed by zeros.
-        let mut key = [0u8; 32];
-        key[..20].fill(0x0b);
-        let hex: String = hmac(&key, b"Hi There")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        );
-    }
 }
