@@ -1,0 +1,640 @@
+//! Masking transforms: a source value in, its masked form out, deterministic under a key.
+//!
+//! Every fake value is drawn from a stream seeded by HMAC-SHA256(key, domain ‖ 0 ‖ normalised
+//! input), so one source value maps to one masked value in every table, column and night that
+//! shares the key and the domain (emails compare case-insensitively). Transforms keep what the
+//! column needs: an IBAN keeps its country and a valid checksum, a card number passes Luhn and
+//! keeps its brand digit, a phone keeps its shape, a shifted date stays a date, noisy numbers
+//! keep their scale. Pure functions: no database here.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+use crate::keyed::hmac_sha256;
+
+/// A deterministic stream of pseudo-random draws for one (key, domain, input).
+struct Draws {
+    seed: [u8; 32],
+    block: [u8; 32],
+    used: usize,
+    counter: u64,
+}
+
+impl Draws {
+    fn new(key: &[u8], domain: &str, input: &[u8]) -> Draws {
+        let mut msg = Vec::with_capacity(domain.len() + 1 + input.len());
+        msg.extend_from_slice(domain.as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(input);
+        let seed = hmac_sha256(key, &msg);
+        Draws {
+            seed,
+            block: [0; 32],
+            used: 32,
+            counter: 0,
+        }
+    }
+
+    fn byte(&mut self) -> u8 {
+        if self.used == 32 {
+            self.block = hmac_sha256(&self.seed, &self.counter.to_le_bytes());
+            self.counter += 1;
+            self.used = 0;
+        }
+        self.used += 1;
+        self.block[self.used - 1]
+    }
+
+    fn u64(&mut self) -> u64 {
+        (0..8).fold(0u64, |acc, _| (acc << 8) | u64::from(self.byte()))
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.u64() % n
+    }
+
+    fn digit(&mut self) -> u8 {
+        b'0' + self.below(10) as u8
+    }
+
+    fn letter(&mut self, upper: bool) -> u8 {
+        (if upper { b'A' } else { b'a' }) + self.below(26) as u8
+    }
+}
+
+/// A masking transform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// SQL NULL.
+    Null,
+    /// A fixed value.
+    Constant(String),
+    /// The value unchanged (declared safe).
+    Keep,
+    /// `x` for letters and `0` for digits, other characters kept (same length and shape).
+    Redact,
+    /// Keyed hash, hex, `len` characters (1..=64).
+    Hash {
+        /// Output length in hex characters.
+        len: usize,
+    },
+    /// A valid-looking e-mail at a reserved domain.
+    Email,
+    /// Digits replaced, shape kept (`+`, country code, separators).
+    Phone,
+    /// Same country and length, valid checksum.
+    Iban,
+    /// Same length and brand digit, Luhn-valid; optionally the last four kept.
+    Card {
+        /// Keep the last four digits.
+        keep_last4: bool,
+    },
+    /// An IPv4 or IPv6 address, keeping the first `keep_prefix_bits` bits (multiples of 8 for v4,
+    /// of 16 for v6).
+    Ip {
+        /// Bits of the original prefix to keep.
+        keep_prefix_bits: u8,
+    },
+    /// A random-looking version-4 UUID.
+    Uuid,
+    /// A date (`YYYY-MM-DD`, anything after it kept) shifted by 1..=`max_days` days, either way.
+    DateShift {
+        /// The largest shift.
+        max_days: u32,
+    },
+    /// A number moved by up to ±`percent` %, same sign rules, same number of decimals.
+    NumberNoise {
+        /// The largest relative change, in percent.
+        percent: f64,
+    },
+    /// Free text with every e-mail, card number, IBAN, IPv4 address and phone number inside it
+    /// replaced by its masked form (the same one the column transforms give).
+    Scrub,
+}
+
+/// Why a value could not be masked by a transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskError(pub String);
+
+impl std::fmt::Display for MaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Transform {
+    /// The default determinism domain: values masked by the same transform under the same key
+    /// agree across tables and columns.
+    pub fn default_domain(&self) -> &'static str {
+        match self {
+            Transform::Email => "email",
+            Transform::Phone => "phone",
+            Transform::Iban => "iban",
+            Transform::Card { .. } => "card",
+            Transform::Ip { .. } => "ip",
+            Transform::Uuid => "uuid",
+            Transform::DateShift { .. } => "date",
+            Transform::NumberNoise { .. } => "number",
+            Transform::Hash { .. } => "hash",
+            _ => "text",
+        }
+    }
+
+    /// Mask one non-NULL value. `Ok(None)` is NULL.
+    pub fn apply(
+        &self,
+        key: &[u8],
+        domain: &str,
+        input: &str,
+    ) -> Result<Option<String>, MaskError> {
+        Ok(Some(match self {
+            Transform::Null => return Ok(None),
+            Transform::Constant(c) => c.clone(),
+            Transform::Keep => input.to_string(),
+            Transform::Redact => input
+                .chars()
+                .map(|c| match c {
+                    c if c.is_ascii_digit() => '0',
+                    c if c.is_alphabetic() => 'x',
+                    c => c,
+                })
+                .collect(),
+            Transform::Hash { len } => {
+                let h = hmac_sha256(key, &[domain.as_bytes(), b"\0", input.as_bytes()].concat());
+                let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+                hex[..(*len).clamp(1, 64)].to_string()
+            }
+            Transform::Email => email(key, domain, input),
+            Transform::Phone => phone(key, domain, input),
+            Transform::Iban => iban(key, domain, input)?,
+            Transform::Card { keep_last4 } => card(key, domain, input, *keep_last4)?,
+            Transform::Ip { keep_prefix_bits } => ip(key, domain, input, *keep_prefix_bits)?,
+            Transform::Uuid => uuid(key, domain, input),
+            Transform::DateShift { max_days } => date_shift(key, domain, input, *max_days)?,
+            Transform::NumberNoise { percent } => number_noise(key, domain, input, *percent)?,
+            Transform::Scrub => scrub(key, input),
+        }))
+    }
+}
+
+const MAIL_DOMAINS: [&str; 3] = ["example.com", "example.net", "example.org"];
+
+fn email(key: &[u8], domain: &str, input: &str) -> String {
+    let norm = input.trim().to_lowercase();
+    let mut d = Draws::new(key, domain, norm.as_bytes());
+    let local: String = (0..10)
+        .map(|i| if i == 0 { d.letter(false) } else if d.below(3) == 0 { d.digit() } else { d.letter(false) } as char)
+        .collect();
+    format!("{local}@{}", MAIL_DOMAINS[d.below(3) as usize])
+}
+
+fn phone(key: &[u8], domain: &str, input: &str) -> String {
+    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    let mut d = Draws::new(key, domain, digits.as_bytes());
+    // Keep a leading `+` with the first two digits (country code), or a national trunk `0`.
+    let keep = if input.trim_start().starts_with('+') {
+        2
+    } else if digits.starts_with('0') {
+        1
+    } else {
+        0
+    };
+    let mut seen = 0;
+    input
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen <= keep { c } else { d.digit() as char }
+        })
+        .collect()
+}
+
+/// ISO 13616 check: move the first four characters to the end, letters as 10..35, mod 97.
+fn iban_mod97(s: &str) -> u32 {
+    let rearranged = format!("{}{}", &s[4..], &s[..4]);
+    rearranged.chars().fold(0u32, |acc, c| {
+        let v = c.to_digit(36).unwrap_or(0);
+        if v >= 10 {
+            (acc * 100 + v) % 97
+        } else {
+            (acc * 10 + v) % 97
+        }
+    })
+}
+
+fn iban(key: &[u8], domain: &str, input: &str) -> Result<String, MaskError> {
+    let compact: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    if compact.len() < 5
+        || !compact.is_char_boundary(2)
+        || !compact[..2].chars().all(|c| c.is_ascii_uppercase())
+    {
+        return Err(MaskError(
+            "not an IBAN: it must start with a two-letter country code".into(),
+        ));
+    }
+    let mut d = Draws::new(key, domain, compact.as_bytes());
+    let bban: String = compact[4..]
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                d.letter(true) as char
+            } else {
+                d.digit() as char
+            }
+        })
+        .collect();
+    let country = &compact[..2];
+    let check = 98 - iban_mod97(&format!("{country}00{bban}"));
+    let out = format!("{country}{check:02}{bban}");
+    // Keep the input's grouping in fours when it had spaces.
+    if input.contains(' ') {
+        Ok(out
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "))
+    } else {
+        Ok(out)
+    }
+}
+
+fn luhn_valid(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn card(key: &[u8], domain: &str, input: &str, keep_last4: bool) -> Result<String, MaskError> {
+    let digits: Vec<u8> = input.bytes().filter(u8::is_ascii_digit).collect();
+    if !(12..=19).contains(&digits.len()) {
+        return Err(MaskError(
+            "not a card number: it needs 12 to 19 digits".into(),
+        ));
+    }
+    let mut d = Draws::new(key, domain, &digits);
+    let n = digits.len();
+    let mut out: Vec<u8> = (0..n).map(|_| d.digit()).collect();
+    out[0] = digits[0];
+    if keep_last4 {
+        out[n - 4..].copy_from_slice(&digits[n - 4..]);
+        // Fix the checksum with the digit just before the kept four.
+        let fix = n - 5;
+        for v in b'0'..=b'9' {
+            out[fix] = v;
+            if luhn_valid(&out) {
+                break;
+            }
+        }
+    } else {
+        for v in b'0'..=b'9' {
+            out[n - 1] = v;
+            if luhn_valid(&out) {
+                break;
+            }
+        }
+    }
+    let mut it = out.into_iter();
+    Ok(input
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_digit() {
+                it.next().unwrap_or(b) as char
+            } else {
+                b as char
+            }
+        })
+        .collect())
+}
+
+fn ip(key: &[u8], domain: &str, input: &str, keep_prefix_bits: u8) -> Result<String, MaskError> {
+    let addr: std::net::IpAddr = input
+        .trim()
+        .parse()
+        .map_err(|_| MaskError("not an IP address".into()))?;
+    let mut d = Draws::new(key, domain, addr.to_string().as_bytes());
+    Ok(match addr {
+        std::net::IpAddr::V4(v4) => {
+            let keep = usize::from(keep_prefix_bits.min(32) / 8);
+            let mut o = v4.octets();
+            for (i, b) in o.iter_mut().enumerate().skip(keep) {
+                *b = if i == 3 {
+                    1 + d.below(254) as u8
+                } else {
+                    d.byte()
+                };
+            }
+            std::net::Ipv4Addr::from(o).to_string()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let keep = usize::from(keep_prefix_bits.min(128) / 16);
+            let mut s = v6.segments();
+            for seg in s.iter_mut().skip(keep) {
+                *seg = u16::from(d.byte()) << 8 | u16::from(d.byte());
+            }
+            std::net::Ipv6Addr::from(s).to_string()
+        }
+    })
+}
+
+fn uuid(key: &[u8], domain: &str, input: &str) -> String {
+    let mut d = Draws::new(key, domain, input.trim().to_lowercase().as_bytes());
+    let mut b: Vec<u8> = (0..16).map(|_| d.byte()).collect();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn date_shift(key: &[u8], domain: &str, input: &str, max_days: u32) -> Result<String, MaskError> {
+    let bad = || MaskError("not a date: expected YYYY-MM-DD at the start".into());
+    let head = input.get(..10).ok_or_else(bad)?;
+    let parts: Vec<&str> = head.split('-').collect();
+    if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
+        return Err(bad());
+    }
+    let (y, m, d): (i64, i64, i64) = (
+        parts[0].parse().map_err(|_| bad())?,
+        parts[1].parse().map_err(|_| bad())?,
+        parts[2].parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || civil_from_days(days_from_civil(y, m, d)) != (y, m, d)
+    {
+        return Err(bad());
+    }
+    let mut dr = Draws::new(key, domain, head.as_bytes());
+    let max = i64::from(max_days.max(1));
+    let mut shift = 1 + dr.below(max as u64) as i64;
+    if dr.below(2) == 0 {
+        shift = -shift;
+    }
+    let (ny, nm, nd) = civil_from_days(days_from_civil(y, m, d) + shift);
+    Ok(format!("{ny:04}-{nm:02}-{nd:02}{}", &input[10..]))
+}
+
+fn number_noise(key: &[u8], domain: &str, input: &str, percent: f64) -> Result<String, MaskError> {
+    let t = input.trim();
+    let value: f64 = t.parse().map_err(|_| MaskError("not a number".into()))?;
+    let scale = t.split_once('.').map_or(0, |(_, f)| f.len());
+    let mut d = Draws::new(key, domain, t.as_bytes());
+    let unit = (d.u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    let factor = 1.0 + (unit * 2.0 - 1.0) * percent / 100.0;
+    let noisy = value * factor;
+    Ok(format!("{noisy:.scale$}"))
+}
+
+static EMAIL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("static regex")
+});
+static IBAN_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b").expect("static regex")
+});
+static CARD_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[0-9](?:[ -]?[0-9]){11,18}\b").expect("static regex"));
+static IPV4_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b",
+    )
+    .expect("static regex")
+});
+static PHONE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+[0-9](?:[ ()./-]?[0-9]){6,14}").expect("static regex"));
+
+/// Replace every PII value found in free text with the masked form its column transform gives.
+fn scrub(key: &[u8], input: &str) -> String {
+    let mut text = EMAIL_RE
+        .replace_all(input, |c: &regex::Captures<'_>| email(key, "email", &c[0]))
+        .into_owned();
+    text = IBAN_RE
+        .replace_all(&text, |c: &regex::Captures<'_>| {
+            let compact: String = c[0].chars().filter(|x| !x.is_whitespace()).collect();
+            if iban_mod97(&compact) == 1 {
+                iban(key, "iban", &c[0]).unwrap_or_else(|_| c[0].to_string())
+            } else {
+                c[0].to_string()
+            }
+        })
+        .into_owned();
+    text = CARD_RE
+        .replace_all(&text, |c: &regex::Captures<'_>| {
+            let digits: Vec<u8> = c[0].bytes().filter(u8::is_ascii_digit).collect();
+            if luhn_valid(&digits) {
+                card(key, "card", &c[0], false).unwrap_or_else(|_| c[0].to_string())
+            } else {
+                c[0].to_string()
+            }
+        })
+        .into_owned();
+    text = IPV4_RE
+        .replace_all(&text, |c: &regex::Captures<'_>| {
+            ip(key, "ip", &c[0], 0).unwrap_or_else(|_| c[0].to_string())
+        })
+        .into_owned();
+    PHONE_RE
+        .replace_all(&text, |c: &regex::Captures<'_>| phone(key, "phone", &c[0]))
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: &[u8] = b"test-masking-key-0123456789abcdef";
+
+    fn m(t: &Transform, v: &str) -> String {
+        t.apply(K, t.default_domain(), v).unwrap().unwrap()
+    }
+
+    #[test]
+    fn deterministic_and_keyed() {
+        let t = Transform::Email;
+        assert_eq!(
+            m(&t, "Alice@Corp.example"),
+            m(&t, "alice@corp.example"),
+            "case-insensitive"
+        );
+        assert_ne!(m(&t, "alice@corp.example"), m(&t, "bob@corp.example"));
+        let other = t
+            .apply(b"another key", "email", "alice@corp.example")
+            .unwrap()
+            .unwrap();
+        assert_ne!(other, m(&t, "alice@corp.example"));
+        assert!(
+            EMAIL_RE.is_match(&m(&t, "not an email at all")),
+            "malformed input still gives an e-mail"
+        );
+    }
+
+    #[test]
+    fn iban_keeps_country_and_a_valid_checksum() {
+        for input in [
+            "DE89370400440532013000",
+            "GB82 WEST 1234 5698 7654 32",
+            "NL91ABNA0417164300",
+        ] {
+            let out = m(&Transform::Iban, input);
+            let compact: String = out.chars().filter(|c| !c.is_whitespace()).collect();
+            assert_eq!(&compact[..2], &input[..2]);
+            assert_eq!(iban_mod97(&compact), 1, "{out}");
+            assert_ne!(compact, input.replace(' ', ""));
+            assert_eq!(out.contains(' '), input.contains(' '));
+        }
+        assert!(Transform::Iban.apply(K, "iban", "12").is_err());
+    }
+
+    #[test]
+    fn cards_pass_luhn_keep_brand_shape_and_optionally_last4() {
+        let input = "4111 1111 1111 1111";
+        let out = m(&Transform::Card { keep_last4: false }, input);
+        let digits: Vec<u8> = out.bytes().filter(u8::is_ascii_digit).collect();
+        assert!(
+            luhn_valid(&digits) && digits[0] == b'4' && out.len() == input.len(),
+            "{out}"
+        );
+        assert_eq!(&out[4..5], " ");
+        let kept = m(&Transform::Card { keep_last4: true }, "5500-0000-0000-0004");
+        assert!(kept.ends_with("0004") && kept.starts_with('5'), "{kept}");
+        assert!(luhn_valid(
+            &kept.bytes().filter(u8::is_ascii_digit).collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn phones_keep_shape_and_country_code() {
+        let out = m(&Transform::Phone, "+49 (30) 1234-5678");
+        assert!(
+            out.starts_with("+49 (") && out.len() == "+49 (30) 1234-5678".len(),
+            "{out}"
+        );
+        assert_ne!(out, "+49 (30) 1234-5678");
+        assert!(m(&Transform::Phone, "030 1234567").starts_with('0'));
+    }
+
+    #[test]
+    fn dates_shift_within_range_and_stay_valid() {
+        let t = Transform::DateShift { max_days: 30 };
+        for input in ["2024-02-29", "1999-12-31 23:59:59+00", "2000-01-01"] {
+            let out = m(&t, input);
+            let (a, b) = (&input[..10], &out[..10]);
+            let p = |s: &str| {
+                let v: Vec<i64> = s.split('-').map(|x| x.parse().unwrap()).collect();
+                days_from_civil(v[0], v[1], v[2])
+            };
+            let diff = (p(b) - p(a)).abs();
+            assert!((1..=30).contains(&diff), "{input} -> {out}");
+            assert_eq!(&out[10..], &input[10..]);
+        }
+        assert!(t.apply(K, "date", "2024-02-30").is_err());
+        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+    }
+
+    #[test]
+    fn numbers_keep_scale_and_stay_in_range() {
+        let out = m(&Transform::NumberNoise { percent: 10.0 }, "1234.50");
+        let v: f64 = out.parse().unwrap();
+        assert!(
+            (1111.05..=1357.95).contains(&v) && out.split('.').nth(1).unwrap().len() == 2,
+            "{out}"
+        );
+        assert!(!m(&Transform::NumberNoise { percent: 5.0 }, "42").contains('.'));
+    }
+
+    #[test]
+    fn ips_uuids_hashes_redact() {
+        let out = m(
+            &Transform::Ip {
+                keep_prefix_bits: 16,
+            },
+            "10.20.30.40",
+        );
+        assert!(
+            out.starts_with("10.20.") && out.parse::<std::net::Ipv4Addr>().is_ok(),
+            "{out}"
+        );
+        assert!(
+            m(
+                &Transform::Ip {
+                    keep_prefix_bits: 0
+                },
+                "2001:db8::1"
+            )
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok()
+        );
+        let u = m(&Transform::Uuid, "not-even-a-uuid");
+        assert_eq!((u.len(), &u[14..15]), (36, "4"));
+        assert_eq!(m(&Transform::Hash { len: 12 }, "x").len(), 12);
+        assert_eq!(m(&Transform::Redact, "Ab-12 ü"), "xx-00 x");
+        assert_eq!(Transform::Null.apply(K, "t", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn scrub_replaces_pii_in_free_text_consistently_with_columns() {
+        let text = "Call +49 30 1234567 or mail Alice@Corp.example; card 4111-1111-1111-1111, IBAN DE89370400440532013000 from 192.168.10.20. Order 12345 stays.";
+        let out = m(&Transform::Scrub, text);
+        assert!(
+            !out.contains("Alice@Corp.example")
+                && out.contains(&m(&Transform::Email, "alice@corp.example")),
+            "{out}"
+        );
+        assert!(
+            !out.contains("4111-1111-1111-1111") && !out.contains("DE89370400440532013000"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("192.168.10.20") && !out.contains("1234567"),
+            "{out}"
+        );
+        assert!(out.contains("Order 12345 stays."), "{out}");
+    }
+}
