@@ -265,6 +265,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
 
+    /// Also find this environment's real secret values, verbatim (never printed: findings name
+    /// the variable).
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
     /// Name used for stdin in reports.
     #[arg(long, value_name = "NAME", default_value = "<stdin>")]
     pub stdin_name: String,

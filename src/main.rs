@@ -61,7 +61,20 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Scan(args) => {
             let loaded = config::load_or_discover(cli.config.as_deref(), &cwd)?;
-            let settings = Settings::resolve(*args, loaded.as_ref());
+            let known = match (&args.env, &loaded) {
+                (Some(env), Some(l)) => Some((env.clone(), resolve::resolve_secrets(l, env, &[])?)),
+                (Some(_), None) => {
+                    return Err(Error::Usage(format!(
+                        "--env needs a {} declaring the environment; none found from {}",
+                        config::FILE_NAME,
+                        cwd.display()
+                    ))
+                    .into());
+                }
+                _ => None,
+            };
+            let mut settings = Settings::resolve(*args, loaded.as_ref());
+            settings.known = known;
             scan_command(&settings)
         }
         Command::Rules(RulesCommand::Check { files }) => rules_check(&files),
@@ -125,21 +138,16 @@ fn run(cli: Cli) -> Result<i32, Failure> {
                 );
             }
             if args.mask_output {
-                // Literals are declared non-secret: they stay readable.
-                let literals: Vec<String> = resolve::entries(&loaded, &args.env, &args.only)?
-                    .into_iter()
-                    .filter(|e| matches!(e.origin, resolve::Origin::Literal(_)))
-                    .map(|e| e.name)
-                    .collect();
-                let values: Vec<SecretValue> = values
-                    .into_iter()
-                    .filter(|(k, _)| !literals.contains(k))
-                    .map(|(_, v)| v)
-                    .collect();
+                drop(values);
+                let hidden: Vec<SecretValue> =
+                    resolve::resolve_secrets(&loaded, &args.env, &args.only)?
+                        .into_iter()
+                        .map(|(_, v)| v)
+                        .collect();
                 return Ok(sluice::secrets::supervise::run_masked(
                     &args.command,
                     vars,
-                    values,
+                    hidden,
                 )?);
             }
             drop(values);

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod decode;
 pub mod engine;
 pub mod git;
+pub mod known;
 pub mod report;
 pub mod rules;
 pub mod settings;
@@ -115,6 +116,8 @@ pub struct ScanOptions {
     pub decode_base64: bool,
     /// Secret values to ignore (user allow list), matched against the captured secret.
     pub allow: Vec<Regex>,
+    /// Real secret values of an environment, found verbatim.
+    pub known: Option<std::sync::Arc<known::KnownValues>>,
 }
 
 impl Default for ScanOptions {
@@ -122,6 +125,7 @@ impl Default for ScanOptions {
         ScanOptions {
             decode_base64: true,
             allow: Vec::new(),
+            known: None,
         }
     }
 }
@@ -158,6 +162,33 @@ impl Scanner {
                 continue;
             }
             findings.push(self.finding(path, buf, &mut lines, &m, None));
+        }
+        if let Some(known) = &self.options.known {
+            for (start, end, name) in known.find(buf) {
+                if suppressed_inline(buf, start) {
+                    continue;
+                }
+                let (line, column) = lines.position(buf, start);
+                let (end_line, end_column) = lines.position(buf, end);
+                // The finding carries the variable's name, never its value.
+                let shown = format!("<{name}>");
+                findings.push(Finding {
+                    rule: known::RULE_ID.to_string(),
+                    description: format!("the value of {name} in environment {}", known.env()),
+                    severity: Severity::Critical,
+                    tags: vec!["known".into()],
+                    path: path.to_string(),
+                    line,
+                    column,
+                    end_line,
+                    end_column,
+                    fingerprint: fingerprint(known::RULE_ID, path, shown.as_bytes()),
+                    secret: FoundSecret::new(shown.into_bytes()),
+                    commits: Vec::new(),
+                    decoded: false,
+                    offset: start,
+                });
+            }
         }
         if self.options.decode_base64 && decode::worth_decoding(path, buf) {
             for blob in decode::base64_values(buf) {

@@ -12,6 +12,7 @@ use regex::bytes::Regex;
 use super::baseline::Baseline;
 use super::engine::Engine;
 use super::git::{self, Change};
+use super::known::KnownValues;
 use super::report::{Format, Summary};
 use super::rules::RuleSet;
 use super::sources::{self, Outcome, WalkOptions};
@@ -66,6 +67,8 @@ pub struct Settings {
     pub stdin_name: String,
     /// No summary or warnings.
     pub quiet: bool,
+    /// An environment's secret values to find verbatim: (environment, named values).
+    pub known: Option<(String, Vec<(String, crate::secrets::SecretValue)>)>,
 }
 
 impl Settings {
@@ -118,6 +121,7 @@ impl Settings {
             color: args.color,
             stdin_name: args.stdin_name,
             quiet: args.quiet,
+            known: None,
         }
     }
 }
@@ -188,6 +192,10 @@ pub fn run(s: &Settings) -> Result<ScanResult, Error> {
         ScanOptions {
             decode_base64: s.decode_base64,
             allow,
+            known: s
+                .known
+                .as_ref()
+                .map(|(env, values)| std::sync::Arc::new(KnownValues::new(env, values))),
         },
     );
     if s.walk.threads > 0 {

@@ -232,6 +232,24 @@ pub fn resolve(
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
 pub type Resolution = Result<Option<SecretValue>, Error>;
 
+/// Resolve the secret variables of `env`: like [`resolve`], without the literals (declared
+/// non-secret), for the places that hunt for or hide values (`scan --env`, `run --mask-output`).
+pub fn resolve_secrets(
+    loaded: &Loaded,
+    env: &str,
+    only: &[String],
+) -> Result<Vec<(String, SecretValue)>, Error> {
+    let literals: Vec<String> = entries(loaded, env, only)?
+        .into_iter()
+        .filter(|e| matches!(e.origin, Origin::Literal(_)))
+        .map(|e| e.name)
+        .collect();
+    Ok(resolve(loaded, env, only)?
+        .into_iter()
+        .filter(|(k, _)| !literals.contains(k))
+        .collect())
+}
+
 /// Resolve every variable of `env` separately, so that every problem can be reported. The outer
 /// error is about the environment itself (unknown environment, unknown `--only` name).
 pub fn resolve_each(

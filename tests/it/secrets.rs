@@ -803,3 +803,54 @@ fn passphrase_stores_work_and_stay_passphrase_stores() {
         "{err}"
     );
 }
+
+#[test]
+fn scan_env_finds_real_values_verbatim_and_never_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d, "");
+    // A value no rule would flag: plain lowercase words.
+    let value = "correct-horse-battery-staple";
+    store_with_token(d, "dev", value);
+    write(
+        d,
+        "src/notes.txt",
+        &format!("remember: {value}\nlevel debug\n"),
+    );
+    let r = run(
+        d,
+        &["scan", "--env", "dev", "--format", "json", "src"],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let f = &v["findings"][0];
+    assert_eq!(f["rule"], "known-secret");
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(1), Some(11))
+    );
+    assert!(f["description"].as_str().unwrap().contains("API_TOKEN"));
+    assert_eq!(
+        v["findings"].as_array().unwrap().len(),
+        1,
+        "literals (LOG_LEVEL=debug) are not hunted"
+    );
+    for args in [
+        &["scan", "--env", "dev", "src"][..],
+        &[
+            "scan",
+            "--env",
+            "dev",
+            "--show-secrets",
+            "--format",
+            "sarif",
+            "src",
+        ],
+    ] {
+        let r = run(d, args, None);
+        assert_absent(value, &r, "scan --env");
+    }
+    let r = run(d, &["scan", "src"], None);
+    assert_eq!(r.code, 0, "without --env the rules alone do not flag it");
+}
