@@ -4,6 +4,7 @@
 mod support;
 
 mod aws;
+mod catalog;
 mod cli;
 mod config;
 mod copy_codec;

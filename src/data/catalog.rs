@@ -1,0 +1,302 @@
+//! The catalog: what a PostgreSQL database holds, read from pg_catalog. A connection in, a
+//! [`Catalog`] out (tables with their partitions, columns and types, generated and identity
+//! columns, primary, unique and foreign keys, triggers; sequences, views, materialized views and
+//! extensions). Plans, subsetting and coverage work on this value, never on the server.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Client;
+
+use crate::error::Error;
+
+/// A schema-qualified name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualifiedName {
+    /// The schema.
+    pub schema: String,
+    /// The object.
+    pub name: String,
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.name)
+        )
+    }
+}
+
+/// Quote an identifier when PostgreSQL would need it.
+pub fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// What kind of relation a table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// An ordinary table.
+    Ordinary,
+    /// A partitioned table (rows live in its partitions).
+    Partitioned,
+}
+
+/// A column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type as `format_type` prints it (`character varying(80)`, `integer[]`).
+    pub type_name: String,
+    /// NOT NULL.
+    pub not_null: bool,
+    /// A stored generated column (the target recomputes it).
+    pub generated: bool,
+    /// Identity column: `Some('a')` always, `Some('d')` by default.
+    pub identity: Option<char>,
+}
+
+/// A foreign key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing columns, in key order.
+    pub columns: Vec<String>,
+    /// The referenced table.
+    pub references: QualifiedName,
+    /// Referenced columns, in key order.
+    pub referenced_columns: Vec<String>,
+    /// DEFERRABLE.
+    pub deferrable: bool,
+    /// Validated (false for NOT VALID: orphans may exist).
+    pub validated: bool,
+}
+
+/// A table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Its name.
+    pub name: QualifiedName,
+    /// Ordinary or partitioned.
+    pub kind: TableKind,
+    /// The partitioned table this is a partition of.
+    pub partition_of: Option<QualifiedName>,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Primary key columns (empty: none).
+    pub primary_key: Vec<String>,
+    /// Unique constraints and unique indexes, as column lists.
+    pub unique_keys: Vec<Vec<String>>,
+    /// Foreign keys from this table.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Names of user triggers.
+    pub triggers: Vec<String>,
+}
+
+/// Everything sluice needs to know about a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// Tables by name.
+    pub tables: BTreeMap<QualifiedName, Table>,
+    /// Sequences.
+    pub sequences: Vec<QualifiedName>,
+    /// Views.
+    pub views: Vec<QualifiedName>,
+    /// Materialized views.
+    pub materialized_views: Vec<QualifiedName>,
+    /// Installed extensions.
+    pub extensions: Vec<String>,
+}
+
+fn db_error(e: tokio_postgres::Error) -> Error {
+    let code = e
+        .code()
+        .map(|c| format!(" [SQLSTATE {}]", c.code()))
+        .unwrap_or_default();
+    Error::External {
+        what: "postgresql".into(),
+        detail: format!("reading the catalog: {e}{code}"),
+    }
+}
+
+const USER_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'";
+
+/// Read the catalog of the connected database (user schemas only).
+pub async fn load(client: &Client) -> Result<Catalog, Error> {
+    let mut cat = Catalog::default();
+    let rows = client
+        .query(
+            &format!(
+                "select c.oid, n.nspname, c.relname, c.relkind::text, pn.nspname, pc.relname
+                   from pg_class c
+                   join pg_namespace n on n.oid = c.relnamespace
+                   left join pg_inherits i on i.inhrelid = c.oid and c.relispartition
+                   left join pg_class pc on pc.oid = i.inhparent
+                   left join pg_namespace pn on pn.oid = pc.relnamespace
+                  where c.relkind in ('r', 'p', 'S', 'v', 'm') and {USER_SCHEMAS}
+                  order by 2, 3"
+            ),
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut by_oid: BTreeMap<u32, QualifiedName> = BTreeMap::new();
+    for r in &rows {
+        let oid: u32 = r.get(0);
+        let name = QualifiedName {
+            schema: r.get(1),
+            name: r.get(2),
+        };
+        let kind: String = r.get(3);
+        match kind.as_str() {
+            "S" => cat.sequences.push(name),
+            "v" => cat.views.push(name),
+            "m" => cat.materialized_views.push(name),
+            k => {
+                let parent = match (r.get::<_, Option<String>>(4), r.get::<_, Option<String>>(5)) {
+                    (Some(schema), Some(name)) => Some(QualifiedName { schema, name }),
+                    _ => None,
+                };
+                by_oid.insert(oid, name.clone());
+                cat.tables.insert(
+                    name.clone(),
+                    Table {
+                        name,
+                        kind: if k == "p" {
+                            TableKind::Partitioned
+                        } else {
+                            TableKind::Ordinary
+                        },
+                        partition_of: parent,
+                        columns: Vec::new(),
+                        primary_key: Vec::new(),
+                        unique_keys: Vec::new(),
+                        foreign_keys: Vec::new(),
+                        triggers: Vec::new(),
+                    },
+                );
+            }
+        }
+    }
+    let oids: Vec<u32> = by_oid.keys().copied().collect();
+    fn table<'a>(
+        tables: &'a mut BTreeMap<QualifiedName, Table>,
+        by_oid: &BTreeMap<u32, QualifiedName>,
+        oid: u32,
+    ) -> Option<&'a mut Table> {
+        by_oid.get(&oid).and_then(|n| tables.get_mut(n))
+    }
+
+    for r in client
+        .query(
+            "select a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    a.attgenerated::text, a.attidentity::text
+               from pg_attribute a
+              where a.attrelid = any($1) and a.attnum > 0 and not a.attisdropped
+              order by a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .await
+        .map_err(db_error)?
+    {
+        if let Some(t) = table(&mut cat.tables, &by_oid, r.get(0)) {
+            let generated: String = r.get(4);
+            let identity: String = r.get(5);
+            t.columns.push(Column {
+                name: r.get(1),
+                type_name: r.get(2),
+                not_null: r.get(3),
+                generated: !generated.is_empty(),
+                identity: identity.chars().next(),
+            });
+        }
+    }
+
+    // Keys: primary, unique (constraints and unique indexes), foreign.
+    for r in client
+        .query(
+            "select c.conrelid, c.contype::text, c.conname,
+                    array(select a.attname from unnest(c.conkey) with ordinality k(n, i)
+                          join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.n order by k.i),
+                    rn.nspname, rc.relname,
+                    array(select a.attname from unnest(c.confkey) with ordinality k(n, i)
+                          join pg_attribute a on a.attrelid = c.confrelid and a.attnum = k.n order by k.i),
+                    c.condeferrable, c.convalidated
+               from pg_constraint c
+               left join pg_class rc on rc.oid = c.confrelid
+               left join pg_namespace rn on rn.oid = rc.relnamespace
+              where c.conrelid = any($1) and c.contype in ('p', 'u', 'f') and c.conparentid = 0
+              order by c.conrelid, c.conname",
+            &[&oids],
+        )
+        .await
+        .map_err(db_error)?
+    {
+        let Some(t) = table(&mut cat.tables, &by_oid, r.get(0)) else { continue };
+        let kind: String = r.get(1);
+        let columns: Vec<String> = r.get(3);
+        match kind.as_str() {
+            "p" => t.primary_key = columns,
+            "u" => t.unique_keys.push(columns),
+            _ => t.foreign_keys.push(ForeignKey {
+                name: r.get(2),
+                columns,
+                references: QualifiedName { schema: r.get(4), name: r.get(5) },
+                referenced_columns: r.get(6),
+                deferrable: r.get(7),
+                validated: r.get(8),
+            }),
+        }
+    }
+    for r in client
+        .query(
+            "select i.indrelid,
+                    array(select a.attname from unnest(i.indkey::int2[]) with ordinality k(n, o)
+                          join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.n order by k.o)
+               from pg_index i
+              where i.indrelid = any($1) and i.indisunique and not i.indisprimary
+                and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)
+                and i.indexprs is null",
+            &[&oids],
+        )
+        .await
+        .map_err(db_error)?
+    {
+        if let Some(t) = table(&mut cat.tables, &by_oid, r.get(0)) {
+            t.unique_keys.push(r.get(1));
+        }
+    }
+    for r in client
+        .query(
+            "select tgrelid, tgname from pg_trigger where tgrelid = any($1) and not tgisinternal order by 1, 2",
+            &[&oids],
+        )
+        .await
+        .map_err(db_error)?
+    {
+        if let Some(t) = table(&mut cat.tables, &by_oid, r.get(0)) {
+            t.triggers.push(r.get(1));
+        }
+    }
+    cat.extensions = client
+        .query("select extname from pg_extension order by 1", &[])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(cat)
+}
