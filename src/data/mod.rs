@@ -5,3 +5,4 @@
 pub mod catalog;
 pub mod copy;
 pub mod mask;
+pub mod stream;

@@ -16,4 +16,5 @@ mod scan;
 mod scan_corpus;
 mod secrets;
 mod sops;
+mod stream;
 mod vault;
