@@ -122,14 +122,7 @@ pub struct Catalog {
 }
 
 fn db_error(e: tokio_postgres::Error) -> Error {
-    let code = e
-        .code()
-        .map(|c| format!(" [SQLSTATE {}]", c.code()))
-        .unwrap_or_default();
-    Error::External {
-        what: "postgresql".into(),
-        detail: format!("reading the catalog: {e}{code}"),
-    }
+    super::pg_error("reading the catalog", e)
 }
 
 const USER_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'";

@@ -10,6 +10,7 @@ use tokio_postgres::{Client, IsolationLevel, Transaction};
 use super::catalog::{QualifiedName, quote_ident};
 use super::copy::{RowSplitter, parse_row, write_row};
 use super::mask::Transform;
+use super::pg_error;
 use crate::error::Error;
 
 /// Bytes gathered before a batch goes to the target.
@@ -35,27 +36,24 @@ pub struct Moved {
     pub bytes: u64,
 }
 
-fn pg_error(what: &str, e: tokio_postgres::Error) -> Error {
-    let code = e
-        .code()
-        .map(|c| format!(" [SQLSTATE {}]", c.code()))
-        .unwrap_or_default();
-    Error::External {
-        what: "postgresql".into(),
-        detail: format!("{what}: {e}{code}"),
-    }
-}
-
-/// Open the refresh's snapshot on `client`: a REPEATABLE READ, READ ONLY transaction whose
-/// snapshot id other connections adopt with [`adopt_snapshot`]. Nothing is written to the source.
-pub async fn export_snapshot(client: &mut Client) -> Result<(Transaction<'_>, String), Error> {
-    let tx = client
+/// A REPEATABLE READ, READ ONLY transaction: what every reader of a refresh runs in.
+async fn read_only_snapshot_tx<'a>(
+    client: &'a mut Client,
+    what: &str,
+) -> Result<Transaction<'a>, Error> {
+    client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await
-        .map_err(|e| pg_error("starting the snapshot transaction", e))?;
+        .map_err(|e| pg_error(what, e))
+}
+
+/// Open the refresh's snapshot on `client`: a REPEATABLE READ, READ ONLY transaction whose
+/// snapshot id other connections adopt with [`adopt_snapshot`]. Nothing is written to the source.
+pub async fn export_snapshot(client: &mut Client) -> Result<(Transaction<'_>, String), Error> {
+    let tx = read_only_snapshot_tx(client, "starting the snapshot transaction").await?;
     let id: String = tx
         .query_one("select pg_export_snapshot()", &[])
         .await
@@ -69,17 +67,11 @@ pub async fn adopt_snapshot<'a>(
     client: &'a mut Client,
     id: &str,
 ) -> Result<Transaction<'a>, Error> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(|e| pg_error("starting a worker transaction", e))?;
     // Snapshot ids are server-generated (`00000003-0000001B-1`); reject anything else.
-    if !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(Error::Usage(format!("`{id}` is not a snapshot id")));
     }
+    let tx = read_only_snapshot_tx(client, "starting a worker transaction").await?;
     tx.batch_execute(&format!("set transaction snapshot '{id}'"))
         .await
         .map_err(|e| pg_error(&format!("adopting snapshot {id}"), e))?;
