@@ -854,3 +854,48 @@ fn scan_env_finds_real_values_verbatim_and_never_prints_them() {
     let r = run(d, &["scan", "src"], None);
     assert_eq!(r.code, 0, "without --env the rules alone do not flag it");
 }
+
+#[test]
+fn env_refs_read_the_process_environment_with_the_store_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  ci: { secrets: { provider: env, prefix: CI_ } }
+  dev: { secrets: { provider: env } }
+secrets:
+  DATABASE_URL: { ci: env://DATABASE_URL, dev: env://LOCAL_DB }
+  TOKEN: { ci: { ref: env://TOKEN, optional: true } }
+",
+    );
+    let value = sentinel(15);
+    let r = crate::support::sluice_env(
+        d,
+        &[("CI_DATABASE_URL", value.as_str())],
+        &["CI_TOKEN"],
+        &["export", "--env", "ci"],
+        None,
+    );
+    assert_eq!(
+        (r.code, r.stdout.clone()),
+        (0, format!("DATABASE_URL=\"{value}\"\n")),
+        "{}",
+        r.stderr
+    );
+    let r = crate::support::sluice_env(
+        d,
+        &[],
+        &["LOCAL_DB"],
+        &["run", "--env", "dev", "--", "true"],
+        None,
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("environment `dev`, variable `DATABASE_URL` (env://LOCAL_DB): LOCAL_DB is not set in the process environment"),
+        "{}",
+        r.stderr
+    );
+}
