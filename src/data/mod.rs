@@ -3,6 +3,7 @@
 //! transforms ([`mask`]) that rows pass through on the way. No database access lives here yet.
 
 pub mod catalog;
+pub mod classify;
 pub mod copy;
 pub mod mask;
 pub mod stream;
