@@ -56,6 +56,19 @@ pub enum Command {
     /// Inspect and manage secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Propose how to mask a database's columns (from column names and the PII presets),
+    /// printed as a `masking.columns` snippet for sluice.yaml.
+    Classify {
+        /// The environment whose variable holds the connection URL.
+        #[arg(long, short = 'e', requires = "var", conflicts_with = "url")]
+        env: Option<String>,
+        /// The variable (under `secrets:`) holding the connection URL in that environment.
+        #[arg(long, requires = "env")]
+        var: Option<String>,
+        /// A connection URL given directly (visible in process listings; prefer --env/--var).
+        #[arg(long, required_unless_present = "env")]
+        url: Option<String>,
+    },
     /// Print a JSON Schema (for editors and CI validation).
     Schema {
         /// Which schema.

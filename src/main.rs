@@ -170,6 +170,46 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
+        Command::Classify { env, var, url } => {
+            let url = match (env, var, url) {
+                (Some(env), Some(var), _) => {
+                    let loaded = require_config(cli.config.as_deref(), &cwd)?;
+                    let values = resolve::resolve(&loaded, &env, std::slice::from_ref(&var))?;
+                    values.into_iter().next().map(|(_, v)| v).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "variable `{var}` has no source in environment `{env}`"
+                        ))
+                    })?
+                }
+                (_, _, Some(u)) => SecretValue::new(u),
+                _ => {
+                    return Err(
+                        Error::Usage("give --env ENV --var NAME, or --url URL".into()).into(),
+                    );
+                }
+            };
+            let proposals = sluice::data::classify::classify_database(url.expose())?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "masking:\n  columns:")?;
+            for p in &proposals {
+                let key = format!(
+                    "{}.{}",
+                    p.table,
+                    sluice::data::catalog::quote_ident(&p.column)
+                );
+                writeln!(
+                    out,
+                    "    {}: {:<18} # {}",
+                    serde_json::to_string(&key).unwrap_or(key),
+                    p.spec,
+                    p.reason
+                )?;
+            }
+            if proposals.is_empty() {
+                writeln!(out, "    {{}}  # no column name matched a PII preset")?;
+            }
+            Ok(EXIT_OK)
+        }
         Command::Render {
             env,
             template,

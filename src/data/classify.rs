@@ -172,6 +172,26 @@ impl Presets {
     }
 }
 
+/// Connect to `url`, read the catalog and classify it with the built-in presets.
+pub fn classify_database(url: &str) -> Result<Vec<Proposal>, Error> {
+    let presets = Presets::builtin()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::External {
+            what: "runtime".into(),
+            detail: e.to_string(),
+        })?;
+    let catalog = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| super::pg_error("connecting (the URL is not shown)", e))?;
+        tokio::spawn(conn);
+        super::catalog::load(&client).await
+    })?;
+    Ok(presets.classify(&catalog))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,3 +136,57 @@ fn reads_keys_partitions_and_columns() {
     assert!(cat.sequences.iter().any(|s| s.name == "customers_id_seq"));
     assert!(cat.extensions.contains(&"plpgsql".to_string()));
 }
+
+#[test]
+fn classify_proposes_a_masking_snippet() {
+    let pg = PgCluster::start();
+    pg.psql(
+        "postgres",
+        r#"create table customers (id int primary key, email text, "Phone" text, notes text, created_at date);
+           create table payments (id int, iban text, amount numeric);"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = crate::support::sluice(d, &["classify", "--url", &pg.url("postgres")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("masking:\n  columns:\n"),
+        "{}",
+        r.stdout
+    );
+    for line in [
+        r#""public.customers.email": email"#,
+        r#""public.customers.\"Phone\"": phone"#,
+        r#""public.customers.notes": scrub"#,
+        r#""public.payments.iban": iban"#,
+    ] {
+        assert!(r.stdout.contains(line), "{line} missing:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("created_at") && !r.stdout.contains("amount"));
+
+    // Through an environment's secret; and a connection failure never shows the URL.
+    crate::support::write(
+        d,
+        "sluice.yaml",
+        "version: 1\nenvironments:\n  prod: { protected: true, secrets: { provider: env } }\nsecrets:\n  REPLICA_URL: { prod: env://REPLICA_URL }\n",
+    );
+    let r = crate::support::sluice_env(
+        d,
+        &[("REPLICA_URL", &pg.url("postgres"))],
+        &[],
+        &["classify", "--env", "prod", "--var", "REPLICA_URL"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("public.payments.iban"));
+    let bad = "postgresql://app:s3ntinel-pw@127.0.0.1:1/db";
+    let r = crate::support::sluice_env(
+        d,
+        &[("REPLICA_URL", bad)],
+        &[],
+        &["classify", "--env", "prod", "--var", "REPLICA_URL"],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!r.stderr.contains("s3ntinel-pw"), "{}", r.stderr);
+}
