@@ -156,7 +156,7 @@ impl Scanner {
     /// All findings in one buffer named `path`.
     pub fn scan_buffer(&self, path: &str, buf: &[u8]) -> Vec<Finding> {
         let mut findings = Vec::new();
-        let mut lines = LineIndex::new(buf);
+        let mut lines = LineIndex::new();
         for m in self.engine.find(buf) {
             if self.suppressed(buf, &m) {
                 continue;
@@ -296,7 +296,7 @@ struct LineIndex {
 }
 
 impl LineIndex {
-    fn new(_buf: &[u8]) -> LineIndex {
+    fn new() -> LineIndex {
         LineIndex {
             offset: 0,
             line: 1,
@@ -307,7 +307,7 @@ impl LineIndex {
     fn position(&mut self, buf: &[u8], offset: usize) -> (usize, usize) {
         let offset = offset.min(buf.len());
         if offset < self.offset {
-            *self = LineIndex::new(buf);
+            *self = LineIndex::new();
         }
         let seg = &buf[self.offset..offset];
         let newlines = memchr::memchr_iter(b'\n', seg).count();
