@@ -56,6 +56,14 @@ pub enum Command {
     /// Inspect and manage secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Copy a plan's source database into its target, masking PII on the way.
+    ///
+    /// Fail-closed: a column nobody classified stops the refresh before any row moves. Atomic:
+    /// rows load into a fresh database that is renamed into place only when complete; the
+    /// previous target is kept as `<name>_prev`.
+    ///
+    /// Example: sluice refresh nightly --jobs 4 --report refresh.json
+    Refresh(RefreshArgs),
     /// Propose how to mask a database's columns (from column names and the PII presets),
     /// printed as a `masking.columns` snippet for sluice.yaml.
     Classify {
@@ -75,6 +83,22 @@ pub enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Config)]
         kind: SchemaKind,
     },
+}
+
+/// `sluice refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// The plan, a key under `refresh:` in sluice.yaml.
+    pub plan: String,
+    /// Show what would move (tables, estimated rows, each column's transform); move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Tables copied at once (default: the plan's `jobs`, else the number of cores).
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+    /// Also write per-table rows, bytes, durations and masked-column counts as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// Which JSON Schema to print.

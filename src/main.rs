@@ -170,6 +170,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
+        Command::Refresh(args) => refresh_command(args, cli.config.as_deref(), &cwd),
         Command::Classify { env, var, url } => {
             let url = match (env, var, url) {
                 (Some(env), Some(var), _) => {
@@ -495,4 +496,133 @@ fn scan_command(s: &Settings) -> Result<i32, Failure> {
     } else {
         EXIT_FINDINGS
     })
+}
+
+fn refresh_command(
+    args: sluice::cli::RefreshArgs,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use sluice::data::{classify::Presets, pipeline, plan, progress};
+    let loaded = require_config(explicit, cwd)?;
+    let file = loaded.path.display().to_string();
+    let cfg = loaded.config.refresh.get(&args.plan).ok_or_else(|| {
+        let known: Vec<&str> = loaded.config.refresh.keys().map(String::as_str).collect();
+        Error::Usage(format!(
+            "{file}: no refresh plan `{}` (plans: {}); add it under `refresh:`",
+            args.plan,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })?;
+    let mut presets = Vec::new();
+    for p in &cfg.masking.presets {
+        if p == "builtin:pii" {
+            presets.push(Presets::builtin()?);
+            continue;
+        }
+        let path = loaded.relative(p);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        presets.push(Presets::parse(&path.display().to_string(), &text)?);
+    }
+    let what = |f: &str| format!("{file}: refresh.{}.{f}", args.plan);
+    let source_url = resolve::resolve_setting(
+        &loaded,
+        cfg.source.env.as_deref(),
+        &cfg.source.url,
+        &what("source.url"),
+    )?;
+    let build = |catalog: &sluice::data::catalog::Catalog| {
+        plan::build(&args.plan, cfg, &file, &presets, catalog)
+    };
+    if args.dry_run {
+        let catalog = pipeline::read_catalog(&source_url)?;
+        let plan = build(&catalog)?;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "plan `{}`: {} table(s) move, {} schema only",
+            args.plan,
+            plan.tables.len(),
+            plan.schema_only.len()
+        )?;
+        for t in &plan.tables {
+            writeln!(out, "{}  ~{} rows", t.name, t.estimated_rows.max(0))?;
+            for c in &t.columns {
+                let how = match &c.transform {
+                    None => "keep".to_string(),
+                    Some(tr) => format!(
+                        "{}{}",
+                        plan::transform_name(tr),
+                        if c.unique { " (unique)" } else { "" }
+                    ),
+                };
+                writeln!(out, "  {:<30} {how}", c.name)?;
+            }
+        }
+        for t in &plan.schema_only {
+            writeln!(out, "{t}  schema only")?;
+        }
+        for (t, c) in &plan.unclassified {
+            writeln!(
+                out,
+                "warning: {t}.{} is not classified and would be copied unmasked",
+                sluice::data::catalog::quote_ident(c)
+            )?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let settings = pipeline::Settings {
+        name: args.plan.clone(),
+        target_url: resolve::resolve_setting(
+            &loaded,
+            cfg.target.env.as_deref(),
+            &cfg.target.url,
+            &what("target.url"),
+        )?,
+        key: resolve::resolve_setting(
+            &loaded,
+            cfg.source.env.as_deref(),
+            &cfg.masking.key,
+            &what("masking.key"),
+        )?,
+        source_url,
+        jobs: args
+            .jobs
+            .map(usize::from)
+            .or(cfg.jobs)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let renderer = std::sync::Arc::new(progress::Renderer::new(
+        Box::new(io::stderr()),
+        io::stderr().is_terminal(),
+        0,
+    ));
+    let r = std::sync::Arc::clone(&renderer);
+    let report = pipeline::refresh(
+        &settings,
+        &|catalog| {
+            let plan = build(catalog)?;
+            for (t, c) in &plan.unclassified {
+                r.event(pipeline::Event::Step(format!(
+                    "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
+                    sluice::data::catalog::quote_ident(c)
+                )));
+            }
+            Ok(plan)
+        },
+        std::sync::Arc::new(move |e| renderer.event(e)),
+    )?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        write_atomic(path, &json)?;
+    }
+    progress::summary(&report, &mut io::stdout().lock())?;
+    Ok(EXIT_OK)
 }

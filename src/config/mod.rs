@@ -6,6 +6,7 @@
 //! then deserialize. `schemas/sluice.schema.json` is that generated schema; a test keeps it fresh.
 
 pub mod envs;
+pub mod refresh;
 pub mod validate;
 pub mod yaml;
 
@@ -37,6 +38,9 @@ pub struct Config {
     /// The variables the app needs, each with its source per environment.
     #[serde(default)]
     pub secrets: BTreeMap<String, envs::SecretSpec>,
+    /// Refresh plans: which database is copied where, and how its columns are masked.
+    #[serde(default)]
+    pub refresh: BTreeMap<String, refresh::RefreshPlan>,
 }
 
 /// Settings of `sluice scan`. Command-line flags add to these.
@@ -150,15 +154,171 @@ pub fn parse(
         problems.dedup();
         return Err(Error::Invalid { problems });
     }
-    serde_json::from_value(node.to_json()).map_err(|e| Error::Invalid {
-        problems: vec![Problem::new(Location::file(file), e.to_string())],
-    })
+    let mut config: Config =
+        serde_json::from_value(node.to_json()).map_err(|e| Error::Invalid {
+            problems: vec![Problem::new(Location::file(file), e.to_string())],
+        })?;
+    // Plans are met with a catalog later; keep where their keys stand for those messages.
+    if let Some(plans) = get(&node, "refresh") {
+        for (name, plan_node) in entries(plans) {
+            let Some(plan) = config.refresh.get_mut(&name.key_text()) else {
+                continue;
+            };
+            if let Some(columns) = get(plan_node, "masking").and_then(|m| get(m, "columns")) {
+                for (k, _) in entries(columns) {
+                    plan.positions.insert(k.key_text(), k.at(file));
+                }
+            }
+            for t in list(plan_node, "tables") {
+                if let yaml::Value::Str(text) = &t.value {
+                    plan.positions.insert(text.clone(), t.at(file));
+                }
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// `refresh:` plans: environments exist, `secret:NAME` names a variable of that environment,
+/// no plan writes into a protected environment, column keys and transforms parse.
+fn check_refresh(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
+    let Some(plans) = get(root, "refresh") else {
+        return;
+    };
+    let envs = get(root, "environments");
+    let env_node = |e: &str| envs.and_then(|n| get(n, e));
+    let secrets = get(root, "secrets");
+    for (name, plan) in entries(plans) {
+        let name = name.key_text();
+        let mut env_of = |side: &str| -> Option<String> {
+            let ep = get(plan, side)?;
+            let env = get(ep, "env");
+            let env_name = str_of(env).map(str::to_string);
+            if let (Some(n), Some(e)) = (env, &env_name)
+                && env_node(e).is_none()
+            {
+                problems.push(Problem::new(
+                    n.at(file),
+                    format!(
+                        "`refresh.{name}.{side}.env`: no environment `{e}` under `environments:`"
+                    ),
+                ));
+            }
+            if let Some(u) = get(ep, "url")
+                && let Some(text) = str_of(Some(u))
+            {
+                check_secret_use(
+                    file,
+                    &name,
+                    &format!("{side}.url"),
+                    text,
+                    u,
+                    env_name.as_deref(),
+                    secrets,
+                    problems,
+                );
+            }
+            env_name
+        };
+        let source_env = env_of("source");
+        let target_env = env_of("target");
+        if let Some(t) = &target_env
+            && let Some(n) = env_node(t)
+            && matches!(
+                get(n, "protected").map(|p| &p.value),
+                Some(yaml::Value::Bool(true))
+            )
+        {
+            problems.push(Problem::new(
+                get(plan, "target").map_or_else(|| plan.at(file), |n| n.at(file)),
+                format!("`refresh.{name}.target`: environment `{t}` is protected; a refresh never writes into a protected environment"),
+            ));
+        }
+        let Some(masking) = get(plan, "masking") else {
+            continue;
+        };
+        if let Some(k) = get(masking, "key")
+            && let Some(text) = str_of(Some(k))
+        {
+            if !text.starts_with("secret:") {
+                problems.push(Problem::new(
+                    k.at(file),
+                    format!("`refresh.{name}.masking.key`: write `secret:NAME` (a variable of `secrets:`, resolved in the source environment); a key in the file would be a leaked key"),
+                ));
+            } else {
+                check_secret_use(
+                    file,
+                    &name,
+                    "masking.key",
+                    text,
+                    k,
+                    source_env.as_deref(),
+                    secrets,
+                    problems,
+                );
+            }
+        }
+        if let Some(columns) = get(masking, "columns") {
+            for (k, v) in entries(columns) {
+                let key = k.key_text();
+                if let Err(e) = crate::data::plan::parse_column_key(&key) {
+                    problems.push(Problem::new(k.at(file), e));
+                }
+                let spec = match &v.value {
+                    yaml::Value::Str(t) => Some((t.as_str(), v)),
+                    yaml::Value::Map(_) => {
+                        get(v, "transform").and_then(|n| str_of(Some(n)).map(|t| (t, n)))
+                    }
+                    _ => None,
+                };
+                if let Some((t, at)) = spec
+                    && let Err(e) = crate::data::classify::parse_transform(t)
+                {
+                    problems.push(Problem::new(at.at(file), e));
+                }
+            }
+        }
+    }
+}
+
+/// `secret:NAME` in a plan must name a variable with a source in `env`.
+#[allow(clippy::too_many_arguments)]
+fn check_secret_use(
+    file: &str,
+    plan: &str,
+    field: &str,
+    text: &str,
+    at: &yaml::Node,
+    env: Option<&str>,
+    secrets: Option<&yaml::Node>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(var) = text.strip_prefix("secret:") else {
+        return;
+    };
+    let Some(env) = env else {
+        problems.push(Problem::new(
+            at.at(file),
+            format!("`refresh.{plan}.{field}`: `{text}` needs an environment to resolve in; add `env:` to the plan's source/target"),
+        ));
+        return;
+    };
+    let defined = secrets
+        .and_then(|s| get(s, var))
+        .is_some_and(|spec| get(spec, env).is_some());
+    if !defined {
+        problems.push(Problem::new(
+            at.at(file),
+            format!("`refresh.{plan}.{field}`: no variable `{var}` with a source for environment `{env}` under `secrets:`"),
+        ));
+    }
 }
 
 /// Checks the schema cannot express: regexes compile, globs parse, secret references parse and
 /// fit their environment's store, protected environments keep their stores to themselves.
 fn check_semantics(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
     check_environments(file, root, problems);
+    check_refresh(file, root, problems);
     let Some(scan) = get(root, "scan") else {
         return;
     };

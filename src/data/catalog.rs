@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::Client;
+use tokio_postgres::GenericClient;
 
 use crate::error::Error;
 
@@ -29,7 +29,19 @@ impl std::fmt::Display for QualifiedName {
     }
 }
 
-/// Quote an identifier when PostgreSQL would need it.
+impl QualifiedName {
+    /// The name for SQL text: both parts always quoted, so reserved words and odd names are safe.
+    pub fn sql(&self) -> String {
+        format!("{}.{}", sql_ident(&self.schema), sql_ident(&self.name))
+    }
+}
+
+/// An identifier for SQL text, always quoted.
+pub fn sql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quote an identifier when PostgreSQL would need it (for display; SQL uses [`sql_ident`]).
 pub fn quote_ident(s: &str) -> String {
     let plain = s
         .chars()
@@ -104,6 +116,10 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// Names of user triggers.
     pub triggers: Vec<String>,
+    /// The planner's row estimate (`reltuples`; -1 if never analyzed).
+    pub estimated_rows: i64,
+    /// On-disk size of the table's main fork, in bytes.
+    pub bytes: i64,
 }
 
 /// Everything sluice needs to know about a database.
@@ -128,12 +144,13 @@ fn db_error(e: tokio_postgres::Error) -> Error {
 const USER_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'";
 
 /// Read the catalog of the connected database (user schemas only).
-pub async fn load(client: &Client) -> Result<Catalog, Error> {
+pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
     let mut cat = Catalog::default();
     let rows = client
         .query(
             &format!(
-                "select c.oid, n.nspname, c.relname, c.relkind::text, pn.nspname, pc.relname
+                "select c.oid, n.nspname, c.relname, c.relkind::text, pn.nspname, pc.relname,
+                        c.reltuples::int8, pg_relation_size(c.oid)
                    from pg_class c
                    join pg_namespace n on n.oid = c.relnamespace
                    left join pg_inherits i on i.inhrelid = c.oid and c.relispartition
@@ -179,6 +196,8 @@ pub async fn load(client: &Client) -> Result<Catalog, Error> {
                         unique_keys: Vec::new(),
                         foreign_keys: Vec::new(),
                         triggers: Vec::new(),
+                        estimated_rows: r.get(6),
+                        bytes: r.get(7),
                     },
                 );
             }

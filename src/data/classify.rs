@@ -149,6 +149,14 @@ impl Presets {
         }
     }
 
+    /// The first preset matching a column name: its transform, compact form and reason.
+    pub fn lookup(&self, column: &str) -> Option<(&Transform, &str, &str)> {
+        self.rules
+            .iter()
+            .find(|(re, ..)| re.is_match(column))
+            .map(|(_, t, spec, reason)| (t, spec.as_str(), reason.as_str()))
+    }
+
     /// A proposal for every column of every table whose name matches a preset. Generated
     /// columns are left out: the target recomputes them.
     pub fn classify(&self, catalog: &Catalog) -> Vec<Proposal> {
@@ -219,6 +227,8 @@ mod tests {
             unique_keys: vec![],
             foreign_keys: vec![],
             triggers: vec![],
+            estimated_rows: 0,
+            bytes: 0,
         }
     }
 

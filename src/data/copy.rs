@@ -37,7 +37,8 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Decode one field's text (between tabs).
-fn decode_field(raw: &[u8], index: usize) -> Result<Field, CopyError> {
+/// Decode one raw field (the bytes between tabs); `index` is for the error.
+pub fn decode_field(raw: &[u8], index: usize) -> Result<Field, CopyError> {
     if raw == b"\\N" {
         return Ok(None);
     }
@@ -113,25 +114,34 @@ pub fn write_row<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = Option<
         if i > 0 {
             out.push(b'\t');
         }
-        match f {
-            None => out.extend_from_slice(b"\\N"),
-            Some(bytes) => {
-                for &b in bytes {
-                    match b {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        0x08 => out.extend_from_slice(b"\\b"),
-                        0x0c => out.extend_from_slice(b"\\f"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        0x0b => out.extend_from_slice(b"\\v"),
-                        _ => out.push(b),
-                    }
-                }
-            }
-        }
+        encode_field(out, f);
     }
     out.push(b'\n');
+}
+
+/// Append one field in COPY text form (`\N` for NULL, specials escaped).
+pub fn encode_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    let Some(bytes) = field else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x0b => b"\\v",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// Splits a stream of COPY text into rows as chunks arrive (a raw newline always ends a row:

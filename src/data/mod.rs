@@ -1,11 +1,16 @@
-//! Moving production data into staging (the `refresh` capability). The byte-level cores so far:
-//! the COPY text codec ([`copy`]) every table stream goes through, and the keyed masking
-//! transforms ([`mask`]) that rows pass through on the way. No database access lives here yet.
+//! Moving production data into staging (the `refresh` capability). Pure cores: the COPY text
+//! codec ([`copy`]), the keyed masking transforms ([`mask`]), presets and proposals
+//! ([`classify`]) and the plan ([`plan`]: config x catalog, coverage). At the edges: the catalog
+//! reader ([`catalog`]), one table's stream ([`stream`]) and the whole refresh ([`pipeline`]:
+//! snapshot, schema, parallel streams, atomic swap).
 
 pub mod catalog;
 pub mod classify;
 pub mod copy;
 pub mod mask;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
 pub mod stream;
 
 /// A database error as sluice reports it: what was being done, the server's message and its
@@ -15,8 +20,22 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Er
         .code()
         .map(|c| format!(" [SQLSTATE {}]", c.code()))
         .unwrap_or_default();
+    // The generic Display of a server error is only "db error"; say what the server said.
+    let message = match e.as_db_error() {
+        Some(db) => {
+            let mut m = db.message().to_string();
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                m.push_str(&format!("; hint: {h}"));
+            }
+            m
+        }
+        None => e.to_string(),
+    };
     crate::error::Error::External {
         what: "postgresql".into(),
-        detail: format!("{what}: {e}{code}"),
+        detail: format!("{what}: {message}{code}"),
     }
 }

@@ -1,20 +1,31 @@
 //! One table's rows from source to target: `COPY (SELECT …) TO STDOUT` on a source connection
 //! that adopted the refresh's snapshot, parse (COPY text codec), mask the planned columns,
-//! `COPY … FROM STDIN` on the target. Memory stays bounded: rows are parsed as chunks arrive and
-//! written in batches, and the target's back-pressure paces the source.
+//! `COPY … FROM STDIN` on the target. Memory stays bounded: rows are gathered into batches of
+//! about 1 MiB, masked on the rayon pool (at most [`IN_FLIGHT`] batches at once), and written in
+//! order; the target's back-pressure paces the source. A table with nothing to mask passes its
+//! COPY bytes through untouched.
+
+use std::collections::HashSet;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::{Client, IsolationLevel, Transaction};
+use zeroize::Zeroizing;
 
-use super::catalog::{QualifiedName, quote_ident};
-use super::copy::{RowSplitter, parse_row, write_row};
+use super::catalog::{QualifiedName, sql_ident};
+use super::copy::{decode_field, encode_field};
 use super::mask::Transform;
 use super::pg_error;
 use crate::error::Error;
 
 /// Bytes gathered before a batch goes to the target.
 const BATCH: usize = 1 << 20;
+
+/// Batches being masked at once per table.
+pub const IN_FLIGHT: usize = 3;
 
 /// How one column is treated.
 #[derive(Debug, Clone)]
@@ -25,6 +36,8 @@ pub struct ColumnPlan {
     pub transform: Option<Transform>,
     /// Determinism domain (values sharing it mask alike across tables).
     pub domain: String,
+    /// Masked values must stay distinct (a unique key): a collision is re-drawn.
+    pub unique: bool,
 }
 
 /// What a copy moved.
@@ -78,6 +91,157 @@ pub async fn adopt_snapshot<'a>(
     Ok(tx)
 }
 
+/// Masked values already given out in one unique column, as 64-bit digests, sharded so that
+/// parallel batches rarely wait on each other.
+#[derive(Default)]
+struct Seen {
+    shards: [Mutex<HashSet<u64>>; 16],
+}
+
+impl Seen {
+    /// Record `v`; false if it was already there.
+    fn insert(&self, v: &[u8]) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        v.hash(&mut h);
+        let d = h.finish();
+        match self.shards[(d >> 60) as usize].lock() {
+            Ok(mut s) => s.insert(d),
+            Err(p) => p.into_inner().insert(d),
+        }
+    }
+}
+
+/// Everything a masking batch needs, shared by all batches of one table.
+struct Masker {
+    columns: Vec<ColumnPlan>,
+    key: Zeroizing<Vec<u8>>,
+    seen: Vec<Option<Seen>>,
+}
+
+impl Masker {
+    fn new(columns: &[ColumnPlan], key: &[u8]) -> Masker {
+        Masker {
+            seen: columns
+                .iter()
+                .map(|c| (c.unique && c.transform.is_some()).then(Seen::default))
+                .collect(),
+            columns: columns.to_vec(),
+            key: Zeroizing::new(key.to_vec()),
+        }
+    }
+
+    /// Mask one value of column `i`, re-drawing (domain `d#1`, `d#2`, …) while a unique column
+    /// already holds the result.
+    fn value(&self, i: usize, t: &Transform, text: &str) -> Result<Option<String>, String> {
+        let c = &self.columns[i];
+        let mut out = t
+            .apply(&self.key, &c.domain, text)
+            .map_err(|e| format!("column {}: {e}", c.name))?;
+        if let (Some(seen), Some(v)) = (&self.seen[i], &out) {
+            let mut attempt = 0;
+            let mut current = v.clone();
+            while !seen.insert(current.as_bytes()) {
+                attempt += 1;
+                if attempt > 64 {
+                    return Err(format!(
+                        "column {}: {} cannot produce enough distinct values for this unique column",
+                        c.name,
+                        super::plan::transform_name(t)
+                    ));
+                }
+                current = t
+                    .apply(&self.key, &format!("{}#{attempt}", c.domain), text)
+                    .map_err(|e| format!("column {}: {e}", c.name))?
+                    .unwrap_or_default();
+            }
+            out = Some(current);
+        }
+        Ok(out)
+    }
+
+    /// Mask one COPY row (without its newline) into `out`, newline included. Fields without a
+    /// transform are copied as raw bytes, never decoded.
+    fn row(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let mut n = 0;
+        for (i, raw) in line.split(|&b| b == b'\t').enumerate() {
+            let Some(c) = self.columns.get(i) else {
+                return Err(format!(
+                    "COPY row has more than the {} planned fields",
+                    self.columns.len()
+                ));
+            };
+            if i > 0 {
+                out.push(b'\t');
+            }
+            n = i + 1;
+            let Some(t) = &c.transform else {
+                out.extend_from_slice(raw);
+                continue;
+            };
+            match decode_field(raw, i).map_err(|e| e.to_string())? {
+                // NULL stays NULL.
+                None => out.extend_from_slice(b"\\N"),
+                Some(bytes) => {
+                    let text = std::str::from_utf8(&bytes)
+                        .map_err(|_| format!("column {} is not UTF-8 text", c.name))?;
+                    let masked = self.value(i, t, text)?;
+                    encode_field(out, masked.as_deref().map(str::as_bytes));
+                }
+            }
+        }
+        if n != self.columns.len() {
+            return Err(format!(
+                "COPY row has {n} fields, expected {}",
+                self.columns.len()
+            ));
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// Mask a batch of whole rows (each ending in a newline) on the rayon pool, in parallel
+    /// slices, preserving order.
+    fn batch(&self, input: &[u8]) -> Result<Vec<u8>, String> {
+        use rayon::prelude::*;
+        const SLICE: usize = 64 << 10;
+        // Cut at row ends near every SLICE bytes.
+        let mut cuts = vec![0];
+        let mut at = 0;
+        while at + SLICE < input.len() {
+            match memchr::memchr(b'\n', &input[at + SLICE..]) {
+                Some(i) => {
+                    at = at + SLICE + i + 1;
+                    cuts.push(at);
+                }
+                None => break,
+            }
+        }
+        if *cuts.last().unwrap_or(&0) != input.len() {
+            cuts.push(input.len());
+        }
+        let parts: Vec<Result<Vec<u8>, String>> = cuts
+            .par_windows(2)
+            .map(|w| {
+                let slice = &input[w[0]..w[1]];
+                let mut out = Vec::with_capacity(slice.len() + slice.len() / 4);
+                for line in slice
+                    .strip_suffix(b"\n")
+                    .unwrap_or(slice)
+                    .split(|&b| b == b'\n')
+                {
+                    self.row(line, &mut out)?;
+                }
+                Ok(out)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(input.len() + input.len() / 4);
+        for p in parts {
+            out.extend_from_slice(&p?);
+        }
+        Ok(out)
+    }
+}
+
 /// Copy `table`'s planned columns from `source` (a transaction on the snapshot) into the same
 /// table on `target`, masking on the way. `filter` is an optional SQL condition (subsets).
 pub async fn copy_table(
@@ -88,96 +252,204 @@ pub async fn copy_table(
     filter: Option<&str>,
     key: &[u8],
 ) -> Result<Moved, Error> {
+    copy_table_with(source, target, table, columns, filter, key, &|_| {}).await
+}
+
+/// [`copy_table`], calling `progress` with the running totals after every batch.
+pub async fn copy_table_with(
+    source: &Transaction<'_>,
+    target: &Client,
+    table: &QualifiedName,
+    columns: &[ColumnPlan],
+    filter: Option<&str>,
+    key: &[u8],
+    progress: &(dyn Fn(Moved) + Sync),
+) -> Result<Moved, Error> {
     let list = columns
         .iter()
-        .map(|c| quote_ident(&c.name))
+        .map(|c| sql_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
     let select = format!(
-        "copy (select {list} from {table}{}) to stdout",
+        "copy (select {list} from only {}{}) to stdout",
+        table.sql(),
         filter.map(|f| format!(" where {f}")).unwrap_or_default()
     );
-    let out = source
-        .copy_out(select.as_str())
-        .await
-        .map_err(|e| pg_error(&format!("reading {table}"), e))?;
+    let reading = |e| pg_error(&format!("reading {table}"), e);
+    let writing = |e| pg_error(&format!("writing {table}"), e);
+    let out = source.copy_out(select.as_str()).await.map_err(reading)?;
     let sink = target
-        .copy_in(format!("copy {table} ({list}) from stdin").as_str())
+        .copy_in(format!("copy {} ({list}) from stdin", table.sql()).as_str())
         .await
-        .map_err(|e| pg_error(&format!("writing {table}"), e))?;
+        .map_err(writing)?;
     futures_util::pin_mut!(out);
     futures_util::pin_mut!(sink);
-    let mut splitter = RowSplitter::default();
-    let mut batch = Vec::with_capacity(BATCH + 4096);
+    let masks = columns.iter().any(|c| c.transform.is_some());
+    let masker = Arc::new(Masker::new(columns, key));
+    let mut batch = Vec::with_capacity(BATCH + (64 << 10));
     let mut moved = Moved::default();
-    let mut failure: Option<Error> = None;
-    while let Some(chunk) = out.next().await {
-        let chunk = chunk.map_err(|e| pg_error(&format!("reading {table}"), e))?;
-        moved.bytes += chunk.len() as u64;
-        splitter.feed(&chunk, |line| {
-            if failure.is_some() {
-                return;
+    let mut in_flight: VecDeque<tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>> =
+        VecDeque::new();
+    let masking_failed = |e: String| Error::Usage(format!("{table}: {e}"));
+    // The oldest masked batch, written once it is ready.
+    macro_rules! drain_one {
+        () => {
+            if let Some(rx) = in_flight.pop_front() {
+                let masked = rx
+                    .await
+                    .map_err(|_| masking_failed("a masking worker stopped".into()))?
+                    .map_err(masking_failed)?;
+                sink.send(Bytes::from(masked)).await.map_err(writing)?;
             }
-            match mask_row(line, columns, key) {
-                Ok(fields) => {
-                    write_row(&mut batch, fields.iter().map(|f| f.as_deref()));
-                    moved.rows += 1;
-                }
-                Err(e) => failure = Some(Error::Usage(format!("{table}: {e}"))),
-            }
-        });
-        if let Some(e) = failure.take() {
-            return Err(e);
+        };
+    }
+    loop {
+        let chunk = out.next().await.transpose().map_err(reading)?;
+        let done = chunk.is_none();
+        if let Some(chunk) = chunk {
+            moved.bytes += chunk.len() as u64;
+            moved.rows += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+            batch.extend_from_slice(&chunk);
         }
-        if batch.len() >= BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + 4096));
-            sink.send(Bytes::from(full))
-                .await
-                .map_err(|e| pg_error(&format!("writing {table}"), e))?;
+        // Rows never straddle a batch: COPY sends whole rows, and a batch is cut at a newline.
+        let whole = batch.last().is_none_or(|&b| b == b'\n');
+        if (batch.len() >= BATCH && whole) || (done && !batch.is_empty()) {
+            if !whole {
+                return Err(Error::External {
+                    what: "postgresql".into(),
+                    detail: format!("{table}: COPY ended inside a row"),
+                });
+            }
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + (64 << 10)));
+            if masks {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let m = Arc::clone(&masker);
+                rayon::spawn(move || {
+                    let _ = tx.send(m.batch(&full));
+                });
+                in_flight.push_back(rx);
+                if in_flight.len() >= IN_FLIGHT {
+                    drain_one!();
+                }
+            } else {
+                sink.send(Bytes::from(full)).await.map_err(writing)?;
+            }
+            progress(moved);
+        }
+        if done {
+            break;
         }
     }
-    if !splitter.remainder().is_empty() {
+    while !in_flight.is_empty() {
+        drain_one!();
+    }
+    // The target's own count of what it stored must match what the source sent.
+    let written = sink.as_mut().finish().await.map_err(writing)?;
+    if written != moved.rows {
         return Err(Error::External {
             what: "postgresql".into(),
-            detail: format!("{table}: COPY ended inside a row"),
+            detail: format!(
+                "{table}: the source sent {} rows but the target stored {written}",
+                moved.rows
+            ),
         });
     }
-    if !batch.is_empty() {
-        sink.send(Bytes::from(batch))
-            .await
-            .map_err(|e| pg_error(&format!("writing {table}"), e))?;
-    }
-    sink.as_mut()
-        .finish()
-        .await
-        .map_err(|e| pg_error(&format!("writing {table}"), e))?;
     Ok(moved)
 }
 
-/// Parse one COPY row and apply the column transforms.
-fn mask_row(
-    line: &[u8],
-    columns: &[ColumnPlan],
-    key: &[u8],
-) -> Result<Vec<Option<Vec<u8>>>, String> {
-    let mut fields = parse_row(line).map_err(|e| e.to_string())?;
-    if fields.len() != columns.len() {
-        return Err(format!(
-            "COPY row has {} fields, expected {}",
-            fields.len(),
-            columns.len()
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, t: Option<Transform>, unique: bool) -> ColumnPlan {
+        ColumnPlan {
+            name: name.into(),
+            domain: t
+                .as_ref()
+                .map(|t| t.default_domain().to_string())
+                .unwrap_or_default(),
+            transform: t,
+            unique,
+        }
     }
-    for (f, c) in fields.iter_mut().zip(columns) {
-        let (Some(t), Some(value)) = (&c.transform, f.as_ref()) else {
-            continue;
-        };
-        let text = std::str::from_utf8(value)
-            .map_err(|_| format!("column {} is not UTF-8 text", c.name))?;
-        *f = t
-            .apply(key, &c.domain, text)
-            .map_err(|e| format!("column {}: {e}", c.name))?
-            .map(String::into_bytes);
+
+    #[test]
+    fn batches_mask_only_planned_fields_and_keep_raw_bytes_elsewhere() {
+        let m = Masker::new(
+            &[
+                col("id", None, false),
+                col("email", Some(Transform::Email), true),
+                col("note", None, false),
+            ],
+            b"k",
+        );
+        let mut input = Vec::new();
+        for i in 0..5000 {
+            input.extend_from_slice(
+                format!("{i}\tUser{i}@Corp.example\tline\\none\\ttab \\N\n").as_bytes(),
+            );
+        }
+        input.extend_from_slice(b"5000\t\\N\t\\N\n");
+        let out = m.batch(&input).unwrap();
+        let lines: Vec<&[u8]> = out
+            .strip_suffix(b"\n")
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .collect();
+        assert_eq!(lines.len(), 5001);
+        assert!(lines[7].starts_with(b"7\t"));
+        assert!(lines[7].ends_with(b"\tline\\none\\ttab \\N"));
+        assert!(!String::from_utf8_lossy(&out).contains("Corp.example"));
+        assert_eq!(lines[5000], b"5000\t\\N\t\\N");
+        let emails: HashSet<&[u8]> = lines
+            .iter()
+            .map(|l| l.split(|&b| b == b'\t').nth(1).unwrap())
+            .collect();
+        assert_eq!(emails.len(), 5001);
+        // Deterministic: a fresh masker gives the same bytes.
+        let again = Masker::new(&m.columns, b"k").batch(&input).unwrap();
+        assert_eq!(out, again);
     }
-    Ok(fields)
+
+    #[test]
+    fn unique_columns_redraw_collisions() {
+        // A 1-character hash has 16 possible values: the 17th distinct input cannot fit.
+        let m = Masker::new(&[col("h", Some(Transform::Hash { len: 1 }), true)], b"k");
+        let mut outs = HashSet::new();
+        for i in 0..16 {
+            let mut o = Vec::new();
+            m.row(format!("v{i}").as_bytes(), &mut o).unwrap();
+            outs.insert(o);
+        }
+        assert_eq!(
+            outs.len(),
+            16,
+            "collisions were re-drawn into distinct values"
+        );
+        let mut o = Vec::new();
+        let e = m.row(b"v16", &mut o).unwrap_err();
+        assert!(e.contains("cannot produce enough distinct values"), "{e}");
+    }
+
+    #[test]
+    fn rows_with_the_wrong_field_count_are_errors() {
+        let m = Masker::new(
+            &[
+                col("a", None, false),
+                col("b", Some(Transform::Redact), false),
+            ],
+            b"k",
+        );
+        let mut o = Vec::new();
+        assert!(
+            m.row(b"1", &mut o)
+                .unwrap_err()
+                .contains("1 fields, expected 2")
+        );
+        assert!(
+            m.row(b"1\t2\t3", &mut o)
+                .unwrap_err()
+                .contains("more than the 2")
+        );
+    }
 }

@@ -229,6 +229,33 @@ pub fn resolve(
     Ok(out)
 }
 
+/// Resolve a value written in a plan: `secret:NAME` is the variable `NAME` of `secrets:`
+/// resolved in `env`; anything else is taken as written. `what` names the field for errors.
+pub fn resolve_setting(
+    loaded: &Loaded,
+    env: Option<&str>,
+    text: &str,
+    what: &str,
+) -> Result<SecretValue, Error> {
+    let Some(name) = text.strip_prefix("secret:") else {
+        return Ok(SecretValue::new(text.to_string()));
+    };
+    let env = env.ok_or_else(|| {
+        Error::Usage(format!(
+            "{what}: `secret:{name}` needs an environment; add `env:` beside it"
+        ))
+    })?;
+    resolve(loaded, env, &[name.to_string()])?
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{what}: variable `{name}` has no value in environment `{env}`"
+            ))
+        })
+}
+
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
 pub type Resolution = Result<Option<SecretValue>, Error>;
 

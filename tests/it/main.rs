@@ -10,6 +10,7 @@ mod config;
 mod copy_codec;
 mod git_sources;
 mod pg_support;
+mod refresh;
 mod rules;
 mod sarif;
 mod scan;

@@ -17,6 +17,7 @@ fn plan(cols: &[(&str, Option<Transform>)]) -> Vec<ColumnPlan> {
                 .map_or("text", |t| t.default_domain())
                 .to_string(),
             transform: t.clone(),
+            unique: false,
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use std::process::Command;
 pub struct PgCluster {
     dir: tempfile::TempDir,
     port: u16,
+    opts: String,
     bin: PathBuf,
     as_user: Option<String>,
 }
@@ -65,6 +66,7 @@ impl PgCluster {
         let mut cluster = PgCluster {
             dir,
             port: 0,
+            opts: String::new(),
             bin,
             as_user,
         };
@@ -109,6 +111,7 @@ impl PgCluster {
                 ],
             );
             if ok {
+                cluster.opts = opts;
                 return cluster;
             }
             if attempt == 4 {
@@ -122,6 +125,24 @@ impl PgCluster {
 
     fn data(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stop the server at once (like a crash), keeping its data.
+    pub fn stop(&self) {
+        let data = self.data().display().to_string();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// Start the server again after [`PgCluster::stop`], on the same port.
+    pub fn restart(&self) {
+        let data = self.data().display().to_string();
+        let log = self.data().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &self.opts, "start",
+            ],
+        );
     }
 
     fn command(&self, tool: &str) -> Command {

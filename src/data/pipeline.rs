@@ -1,0 +1,780 @@
+//! The whole refresh: resolved settings in, a [`Report`] out, staging replaced atomically or
+//! left exactly as it was.
+//!
+//! Order of work: the source's snapshot is exported and the catalog read under it; the plan is
+//! met with the catalog (nothing moves if a column is unclassified); a fresh database
+//! `<target>_sluice_new` is created on the target server; pre-data schema (`pg_dump` under the
+//! same snapshot, applied by `psql`); rows, several tables at once, each worker on the shared
+//! snapshot; sequences; post-data (indexes, constraints, triggers: they never fire during the
+//! load and FKs are checked once, here); materialized views; then one transaction renames the
+//! current target to `<target>_prev` and the fresh one into place. Any failure before that
+//! transaction drops the fresh database; a killed run leaves it behind marked as sluice's, and
+//! the next run removes it. Nothing is ever written to the source.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
+use zeroize::Zeroizing;
+
+use super::catalog::{self, Catalog, QualifiedName, sql_ident};
+use super::pg_error;
+use super::plan::{Plan, TablePlan};
+use super::stream::{Moved, adopt_snapshot, copy_table_with, export_snapshot};
+use crate::error::Error;
+use crate::secrets::SecretValue;
+
+/// Suffix of the database a refresh loads into before the swap.
+pub const LOADING_SUFFIX: &str = "_sluice_new";
+/// Suffix of the previous target, kept until the next success.
+pub const PREVIOUS_SUFFIX: &str = "_prev";
+/// The marker every database sluice creates carries in its comment.
+const MARK: &str = "sluice:";
+
+/// Everything a refresh needs, resolved (secrets already fetched).
+pub struct Settings {
+    /// The plan's name (for messages and the database comment).
+    pub name: String,
+    /// The source database's URL.
+    pub source_url: SecretValue,
+    /// The target database's URL; its database name is the one replaced.
+    pub target_url: SecretValue,
+    /// The masking key.
+    pub key: SecretValue,
+    /// Tables copied at once.
+    pub jobs: usize,
+}
+
+/// Something worth telling the user while a refresh runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step began.
+    Step(String),
+    /// A table's copy began.
+    TableStarted {
+        /// The table.
+        table: QualifiedName,
+        /// The planner's estimate.
+        estimated_rows: i64,
+    },
+    /// Running totals of a table.
+    TableProgress {
+        /// The table.
+        table: QualifiedName,
+        /// So far.
+        moved: Moved,
+    },
+    /// A table is done.
+    TableDone(TableReport),
+}
+
+/// One table's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableReport {
+    /// The table.
+    #[serde(serialize_with = "display")]
+    pub table: QualifiedName,
+    /// Rows copied.
+    pub rows: u64,
+    /// COPY text bytes read.
+    pub bytes: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Columns transformed.
+    pub masked_columns: usize,
+}
+
+fn display<S: serde::Serializer>(v: &QualifiedName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The plan.
+    pub plan: String,
+    /// The database that now holds the copy.
+    pub target_database: String,
+    /// Where the previous contents are kept, if there were any.
+    pub previous_database: Option<String>,
+    /// Per table, largest first.
+    pub tables: Vec<TableReport>,
+    /// Tables created empty.
+    pub schema_only: usize,
+    /// Sequences set.
+    pub sequences: usize,
+    /// Materialized views refreshed.
+    pub materialized_views: usize,
+    /// Leftovers of earlier runs removed.
+    pub removed_leftovers: Vec<String>,
+    /// Seconds for the whole refresh.
+    pub seconds: f64,
+}
+
+/// A progress callback.
+pub type Progress = dyn Fn(Event) + Send + Sync;
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::External {
+            what: "runtime".into(),
+            detail: e.to_string(),
+        })
+}
+
+fn parse_url(url: &SecretValue, side: &str) -> Result<Config, Error> {
+    // The parser's message may quote the URL; say only which one is wrong.
+    url.expose().parse::<Config>().map_err(|_| {
+        Error::Usage(format!(
+            "the {side} URL is not a PostgreSQL connection URL (postgres://user:password@host:port/dbname); it is not shown"
+        ))
+    })
+}
+
+async fn connect(config: &Config, what: &str) -> Result<Client, Error> {
+    let (client, conn) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| pg_error(&format!("connecting to {what} (the URL is not shown)"), e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Read the source catalog (under a fresh snapshot) so a plan can be built or explained.
+pub fn read_catalog(source_url: &SecretValue) -> Result<Catalog, Error> {
+    let config = parse_url(source_url, "source")?;
+    runtime()?.block_on(async {
+        let mut client = connect(&config, "the source").await?;
+        let (tx, _) = export_snapshot(&mut client).await?;
+        catalog::load(&tx).await
+    })
+}
+
+/// Find a PostgreSQL client program: `$SLUICE_PG_BIN`, `PATH`, then the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn pg_program(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLUICE_PG_BIN") {
+        return PathBuf::from(dir).join(name);
+    }
+    if let Some(p) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+    {
+        return p;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            Some((v, e.path().join("bin").join(name)))
+        })
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// The libpq environment for `config`, so child programs never see the URL on their command
+/// line.
+fn libpq_env(config: &Config) -> Vec<(&'static str, Zeroizing<String>)> {
+    let mut env = Vec::new();
+    if let Some(h) = config.get_hosts().first() {
+        let h = match h {
+            Host::Tcp(h) => h.clone(),
+            Host::Unix(p) => p.display().to_string(),
+        };
+        env.push(("PGHOST", Zeroizing::new(h)));
+    }
+    if let Some(p) = config.get_ports().first() {
+        env.push(("PGPORT", Zeroizing::new(p.to_string())));
+    }
+    if let Some(u) = config.get_user() {
+        env.push(("PGUSER", Zeroizing::new(u.to_string())));
+    }
+    if let Some(p) = config.get_password() {
+        env.push((
+            "PGPASSWORD",
+            Zeroizing::new(String::from_utf8_lossy(p).into_owned()),
+        ));
+    }
+    if let Some(d) = config.get_dbname() {
+        env.push(("PGDATABASE", Zeroizing::new(d.to_string())));
+    }
+    env
+}
+
+fn run_program(
+    name: &str,
+    args: &[&str],
+    config: &Config,
+    stdin: Option<&[u8]>,
+) -> Result<Vec<u8>, Error> {
+    use std::io::Write;
+    let program = pg_program(name);
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .env_remove("PGSERVICE")
+        .env_remove("PGSERVICEFILE")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in libpq_env(config) {
+        cmd.env(k, v.as_str());
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::External {
+        what: name.into(),
+        detail: format!(
+            "cannot run {}: {e}; install the PostgreSQL client (Debian: apt-get install postgresql-client) or set SLUICE_PG_BIN",
+            program.display()
+        ),
+    })?;
+    let writer = match (stdin, child.stdin.take()) {
+        (Some(data), Some(mut pipe)) => {
+            let data = data.to_vec();
+            Some(std::thread::spawn(move || pipe.write_all(&data)))
+        }
+        _ => None,
+    };
+    let out = child.wait_with_output().map_err(|e| Error::External {
+        what: name.into(),
+        detail: e.to_string(),
+    })?;
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::External {
+            what: name.into(),
+            detail: format!("{} failed: {}", program.display(), stderr.trim()),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// `pg_dump` can only dump servers up to its own major version.
+fn check_pg_dump(server_version_num: i32) -> Result<(), Error> {
+    let program = pg_program("pg_dump");
+    let out = Command::new(&program)
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::External {
+            what: "pg_dump".into(),
+            detail: format!(
+                "cannot run {}: {e}; install the PostgreSQL client of the source's major version or newer (Debian: apt-get install postgresql-client) or set SLUICE_PG_BIN",
+                program.display()
+            ),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major: Option<i32> = text
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse().ok());
+    let server_major = server_version_num / 10000;
+    match major {
+        Some(m) if m >= server_major => Ok(()),
+        Some(m) => Err(Error::External {
+            what: "pg_dump".into(),
+            detail: format!(
+                "{} is version {m}, but the source server is version {server_major}; pg_dump cannot dump a newer server. Install the PostgreSQL {server_major} client or newer, or point SLUICE_PG_BIN at its bin directory",
+                program.display()
+            ),
+        }),
+        None => Err(Error::External {
+            what: "pg_dump".into(),
+            detail: format!(
+                "cannot tell the version of {} from `{}`",
+                program.display(),
+                text.trim()
+            ),
+        }),
+    }
+}
+
+/// The comment sluice puts on databases it creates.
+fn mark(role: &str, plan: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{MARK}{}",
+        serde_json::json!({ "role": role, "plan": plan, "at": now })
+    )
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Databases on the target server: name → comment.
+async fn databases(admin: &Client) -> Result<Vec<(String, Option<String>)>, Error> {
+    Ok(admin
+        .query(
+            "select datname, shobj_description(oid, 'pg_database') from pg_database",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error("listing databases on the target", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Connect to the target server's maintenance database.
+async fn connect_admin(target: &Config) -> Result<Client, Error> {
+    let mut last = None;
+    for db in ["postgres", "template1"] {
+        let mut c = target.clone();
+        c.dbname(db);
+        match connect(&c, "the target server").await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Usage("no maintenance database".into())))
+}
+
+/// Run a refresh: see the module docs for the order of work.
+pub fn refresh(
+    settings: &Settings,
+    build: &dyn Fn(&Catalog) -> Result<Plan, Error>,
+    progress: Arc<Progress>,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let source = parse_url(&settings.source_url, "source")?;
+    let target = parse_url(&settings.target_url, "target")?;
+    let target_db = target
+        .get_dbname()
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| Error::Usage("the target URL names no database; add /dbname to it".into()))?
+        .to_string();
+    if target_db.len() + LOADING_SUFFIX.len() > 63 {
+        return Err(Error::Usage(format!(
+            "target database `{target_db}` is too long: with `{LOADING_SUFFIX}` it would exceed PostgreSQL's 63-byte names"
+        )));
+    }
+    if matches!(target_db.as_str(), "postgres" | "template0" | "template1") {
+        return Err(Error::Usage(format!(
+            "the target URL names `{target_db}`, a maintenance database; name the staging database instead"
+        )));
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let step = |s: &str| progress(Event::Step(s.to_string()));
+        step("opening the source snapshot");
+        let mut leader = connect(&source, "the source").await?;
+        let server_version: i32 = leader
+            .query_one("select current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| pg_error("reading the source version", e))?
+            .get(0);
+        check_pg_dump(server_version)?;
+        let (snapshot_tx, snapshot) = export_snapshot(&mut leader).await?;
+        let catalog = catalog::load(&snapshot_tx).await?;
+        let plan = build(&catalog)?;
+        let same_server = source.get_hosts() == target.get_hosts()
+            && source.get_ports() == target.get_ports();
+        if same_server && source.get_dbname() == Some(target_db.as_str()) {
+            return Err(Error::Usage(
+                "source and target are the same database; a refresh would replace its own source".into(),
+            ));
+        }
+
+        step("preparing the target");
+        let admin = connect_admin(&target).await?;
+        let lock: bool = admin
+            .query_one(
+                "select pg_try_advisory_lock(hashtext('sluice refresh ' || $1))",
+                &[&target_db],
+            )
+            .await
+            .map_err(|e| pg_error("taking the refresh lock", e))?
+            .get(0);
+        if !lock {
+            return Err(Error::External {
+                what: "postgresql".into(),
+                detail: format!("another refresh into `{target_db}` is running; try again when it ends"),
+            });
+        }
+        let loading = format!("{target_db}{LOADING_SUFFIX}");
+        let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
+        let removed = recover(&admin, &target_db, &loading, &previous).await?;
+        let encoding: String = snapshot_tx
+            .query_one("select pg_encoding_to_char(encoding) from pg_database where datname = current_database()", &[])
+            .await
+            .map_err(|e| pg_error("reading the source encoding", e))?
+            .get(0);
+        admin
+            .batch_execute(&format!(
+                "create database {} template template0 encoding {}",
+                sql_ident(&loading),
+                quote_literal(&encoding)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("creating database {loading} on the target"), e))?;
+        admin
+            .batch_execute(&format!(
+                "comment on database {} is {}",
+                sql_ident(&loading),
+                quote_literal(&mark("loading", &settings.name))
+            ))
+            .await
+            .map_err(|e| pg_error("marking the new database", e))?;
+        let mut load_cfg = target.clone();
+        load_cfg.dbname(&loading);
+
+        let result = load(
+            settings, &source, &load_cfg, &snapshot, &snapshot_tx, &catalog, &plan, &progress,
+        )
+        .await;
+        let (tables, sequences) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = admin
+                    .batch_execute(&format!(
+                        "drop database if exists {} with (force)",
+                        sql_ident(&loading)
+                    ))
+                    .await;
+                return Err(e);
+            }
+        };
+        drop(snapshot_tx);
+
+        step("swapping the new database into place");
+        let had_previous = swap(&admin, &target_db, &loading, &previous, &settings.name).await?;
+        Ok(Report {
+            plan: settings.name.clone(),
+            target_database: target_db.clone(),
+            previous_database: had_previous.then_some(previous),
+            tables,
+            schema_only: plan.schema_only.len(),
+            sequences,
+            materialized_views: plan.materialized_views.len(),
+            removed_leftovers: removed,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    })
+}
+
+/// Undo what a killed run left: a half-loaded database is dropped; a swap cut short (target
+/// gone, previous kept) is rolled back. Only databases carrying sluice's mark are touched.
+async fn recover(
+    admin: &Client,
+    target_db: &str,
+    loading: &str,
+    previous: &str,
+) -> Result<Vec<String>, Error> {
+    let dbs = databases(admin).await?;
+    let ours = |name: &str| {
+        dbs.iter()
+            .any(|(n, c)| n == name && c.as_deref().is_some_and(|c| c.starts_with(MARK)))
+    };
+    let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
+    let mut removed = Vec::new();
+    if exists(loading) {
+        if !ours(loading) {
+            return Err(Error::External {
+                what: "postgresql".into(),
+                detail: format!(
+                    "database `{loading}` exists on the target but sluice did not create it; rename or drop it yourself"
+                ),
+            });
+        }
+        admin
+            .batch_execute(&format!(
+                "drop database {} with (force)",
+                sql_ident(loading)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("removing the leftover {loading}"), e))?;
+        removed.push(loading.to_string());
+    }
+    if !exists(target_db) && ours(previous) {
+        admin
+            .batch_execute(&format!(
+                "alter database {} rename to {}",
+                sql_ident(previous),
+                sql_ident(target_db)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("restoring {target_db} from {previous}"), e))?;
+    }
+    Ok(removed)
+}
+
+/// Replace `target_db` by `loading` in one transaction; the old one becomes `previous`.
+async fn swap(
+    admin: &Client,
+    target_db: &str,
+    loading: &str,
+    previous: &str,
+    plan: &str,
+) -> Result<bool, Error> {
+    let dbs = databases(admin).await?;
+    let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
+    if exists(previous) {
+        let ours = dbs
+            .iter()
+            .any(|(n, c)| n == previous && c.as_deref().is_some_and(|c| c.starts_with(MARK)));
+        if !ours {
+            return Err(Error::External {
+                what: "postgresql".into(),
+                detail: format!(
+                    "database `{previous}` exists on the target but sluice did not create it; rename or drop it, then run again (the loaded copy was discarded)"
+                ),
+            });
+        }
+        admin
+            .batch_execute(&format!(
+                "drop database {} with (force)",
+                sql_ident(previous)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("dropping {previous}"), e))?;
+    }
+    let had_target = exists(target_db);
+    let mut sql = String::from("begin;");
+    if had_target {
+        sql.push_str(&format!(
+            "alter database {} rename to {};comment on database {} is {};",
+            sql_ident(target_db),
+            sql_ident(previous),
+            sql_ident(previous),
+            quote_literal(&mark("previous", plan))
+        ));
+    }
+    sql.push_str(&format!(
+        "alter database {} rename to {};comment on database {} is {};commit;",
+        sql_ident(loading),
+        sql_ident(target_db),
+        sql_ident(target_db),
+        quote_literal(&mark("current", plan))
+    ));
+    // Sessions on the old target are ended only now; one that reconnects in between makes
+    // the rename fail (55006), so end them again and retry.
+    let mut attempt = 0;
+    loop {
+        if had_target {
+            admin
+                .execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                    &[&target_db],
+                )
+                .await
+                .map_err(|e| pg_error(&format!("ending sessions on {target_db}"), e))?;
+        }
+        match admin.batch_execute(&sql).await {
+            Ok(()) => return Ok(had_target),
+            Err(e) => {
+                let _ = admin.batch_execute("rollback").await;
+                let busy = e.code().is_some_and(|c| c.code() == "55006");
+                attempt += 1;
+                if !busy || attempt >= 20 {
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "drop database if exists {} with (force)",
+                            sql_ident(loading)
+                        ))
+                        .await;
+                    return Err(pg_error(&format!("swapping {loading} into {target_db}"), e));
+                }
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+        }
+    }
+}
+
+/// Schema, rows, sequences, post-data and materialized views into the fresh database.
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    settings: &Settings,
+    source: &Config,
+    load_cfg: &Config,
+    snapshot: &str,
+    snapshot_tx: &tokio_postgres::Transaction<'_>,
+    catalog: &Catalog,
+    plan: &Plan,
+    progress: &Arc<Progress>,
+) -> Result<(Vec<TableReport>, usize), Error> {
+    let step = |s: &str| progress(Event::Step(s.to_string()));
+    step("creating the schema (pre-data)");
+    let schema = |section: &str| {
+        let args = [
+            "--schema-only",
+            section,
+            "--no-owner",
+            "--no-privileges",
+            "--no-comments",
+            &format!("--snapshot={snapshot}"),
+        ];
+        run_program(
+            "pg_dump",
+            &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>(),
+            source,
+            None,
+        )
+    };
+    let apply = |sql: &[u8]| {
+        run_program(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-f",
+                "-",
+            ],
+            load_cfg,
+            Some(sql),
+        )
+    };
+    let pre = tokio::task::block_in_place(|| schema("--section=pre-data"))?;
+    tokio::task::block_in_place(|| apply(&pre))?;
+
+    step("copying rows");
+    let queue: Arc<Mutex<Vec<TablePlan>>> =
+        Arc::new(Mutex::new(plan.tables.iter().rev().cloned().collect()));
+    let reports: Arc<Mutex<Vec<TableReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let key = Arc::new(Zeroizing::new(settings.key.expose().as_bytes().to_vec()));
+    let mut workers = Vec::new();
+    for _ in 0..settings.jobs.max(1).min(plan.tables.len().max(1)) {
+        let (queue, reports, key, progress) = (
+            Arc::clone(&queue),
+            Arc::clone(&reports),
+            Arc::clone(&key),
+            Arc::clone(progress),
+        );
+        let (source, load_cfg, snapshot) = (source.clone(), load_cfg.clone(), snapshot.to_string());
+        workers.push(tokio::spawn(async move {
+            let mut src = connect(&source, "the source").await?;
+            let tx = adopt_snapshot(&mut src, &snapshot).await?;
+            let dst = connect(&load_cfg, "the new target database").await?;
+            dst.batch_execute("set synchronous_commit = off")
+                .await
+                .map_err(|e| pg_error("configuring the target session", e))?;
+            loop {
+                let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                let Some(t) = next else { break };
+                progress(Event::TableStarted {
+                    table: t.name.clone(),
+                    estimated_rows: t.estimated_rows,
+                });
+                let began = Instant::now();
+                let name = t.name.clone();
+                let p = Arc::clone(&progress);
+                let report_progress = move |moved: Moved| {
+                    p(Event::TableProgress {
+                        table: name.clone(),
+                        moved,
+                    })
+                };
+                let moved =
+                    copy_table_with(&tx, &dst, &t.name, &t.columns, None, &key, &report_progress)
+                        .await?;
+                let r = TableReport {
+                    table: t.name.clone(),
+                    rows: moved.rows,
+                    bytes: moved.bytes,
+                    seconds: began.elapsed().as_secs_f64(),
+                    masked_columns: t.columns.iter().filter(|c| c.transform.is_some()).count(),
+                };
+                progress(Event::TableDone(r.clone()));
+                if let Ok(mut all) = reports.lock() {
+                    all.push(r);
+                }
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    let mut first_error = None;
+    for w in workers {
+        let outcome = w.await.unwrap_or_else(|e| {
+            Err(Error::External {
+                what: "refresh".into(),
+                detail: format!("a copy worker stopped: {e}"),
+            })
+        });
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+
+    let dst = connect(load_cfg, "the new target database").await?;
+    step("setting sequences");
+    let mut setvals = String::new();
+    for s in &catalog.sequences {
+        let row = snapshot_tx
+            .query_one(
+                &format!("select last_value, is_called from {}", s.sql()),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error(&format!("reading sequence {s}"), e))?;
+        let (last, called): (i64, bool) = (row.get(0), row.get(1));
+        setvals.push_str(&format!(
+            "select pg_catalog.setval({}, {last}, {called});",
+            quote_literal(&s.sql())
+        ));
+    }
+    if !setvals.is_empty() {
+        dst.batch_execute(&setvals)
+            .await
+            .map_err(|e| pg_error("setting sequences", e))?;
+    }
+
+    step("creating indexes, constraints and triggers (post-data)");
+    let post = tokio::task::block_in_place(|| schema("--section=post-data"))?;
+    tokio::task::block_in_place(|| apply(&post))?;
+
+    if !plan.materialized_views.is_empty() {
+        step("refreshing materialized views");
+        // A view over another view needs that one first; retry in rounds until none is left.
+        let mut left: Vec<&QualifiedName> = plan.materialized_views.iter().collect();
+        while !left.is_empty() {
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for mv in &left {
+                if let Err(e) = dst
+                    .batch_execute(&format!("refresh materialized view {}", mv.sql()))
+                    .await
+                {
+                    last_error = Some(pg_error(&format!("refreshing {mv}"), e));
+                    failed.push(*mv);
+                }
+            }
+            if failed.len() == left.len() {
+                return Err(last_error.unwrap_or_else(|| Error::Usage("materialized views".into())));
+            }
+            left = failed;
+        }
+    }
+
+    let mut tables = reports.lock().map(|r| r.clone()).unwrap_or_default();
+    tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.table.cmp(&b.table)));
+    Ok((tables, catalog.sequences.len()))
+}

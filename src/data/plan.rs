@@ -1,0 +1,724 @@
+//! The plan: a `refresh:` entry of sluice.yaml met with the source catalog. Config, presets and
+//! a [`Catalog`] in; which tables move and how every column of each is treated out, or every
+//! reason the refresh must not start (unclassified columns with a paste-ready snippet, column
+//! keys naming nothing, transforms that would break a unique or foreign key). Pure: no server.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog::{Catalog, QualifiedName, Table, TableKind, quote_ident};
+use super::classify::{Presets, parse_transform};
+use super::mask::Transform;
+use super::stream::ColumnPlan;
+use crate::config::refresh::{ColumnRule, RefreshPlan, Unclassified};
+use crate::error::{Error, Location, Problem};
+
+/// One table whose rows move.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table (a leaf: partitions are copied one by one, their parents hold no rows).
+    pub name: QualifiedName,
+    /// Every stored column, in order (generated columns are left to the target).
+    pub columns: Vec<ColumnPlan>,
+    /// The planner's row estimate.
+    pub estimated_rows: i64,
+    /// Size on disk, for scheduling the largest first.
+    pub bytes: i64,
+}
+
+impl TablePlan {
+    /// Whether any column is transformed (otherwise rows pass through untouched).
+    pub fn masks(&self) -> bool {
+        self.columns.iter().any(|c| c.transform.is_some())
+    }
+}
+
+/// What a refresh will do.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Tables whose rows move, largest first.
+    pub tables: Vec<TablePlan>,
+    /// Tables created empty (not under `tables:`).
+    pub schema_only: Vec<QualifiedName>,
+    /// Columns copied unmasked although nobody classified them (`unclassified: warn`).
+    pub unclassified: Vec<(QualifiedName, String)>,
+    /// Materialized views, refreshed after the load.
+    pub materialized_views: Vec<QualifiedName>,
+}
+
+/// Split a dotted path of identifiers; `"double quoted"` parts keep case, dots and `""`.
+pub fn split_path(s: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(format!("`{s}`: unterminated quoted identifier")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c);
+                chars.next();
+            }
+            // Unquoted identifiers fold to lower case, as in SQL.
+            part = part.trim().to_lowercase();
+        }
+        if part.is_empty() {
+            return Err(format!("`{s}`: empty name part"));
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Ok(parts),
+            Some('.') => continue,
+            Some(c) => return Err(format!("`{s}`: unexpected `{c}` after a quoted identifier")),
+        }
+    }
+}
+
+/// Parse `schema.table` or `table` (schema `public`).
+pub fn parse_table(s: &str) -> Result<QualifiedName, String> {
+    match split_path(s)?.as_slice() {
+        [t] => Ok(QualifiedName {
+            schema: "public".into(),
+            name: t.clone(),
+        }),
+        [sc, t] => Ok(QualifiedName {
+            schema: sc.clone(),
+            name: t.clone(),
+        }),
+        _ => Err(format!("`{s}`: write `schema.table` or `table`")),
+    }
+}
+
+/// Parse a column key: `schema.table.column`, `table.column` (schema `public`), or `*` as the
+/// column for every column of the table (`None`).
+pub fn parse_column_key(s: &str) -> Result<(QualifiedName, Option<String>), String> {
+    let parts = split_path(s)?;
+    let (schema, table, column) = match parts.as_slice() {
+        [t, c] => ("public".to_string(), t.clone(), c.clone()),
+        [sc, t, c] => (sc.clone(), t.clone(), c.clone()),
+        _ => {
+            return Err(format!(
+                "`{s}`: write `schema.table.column`, `table.column` or `schema.table.*`"
+            ));
+        }
+    };
+    let column = (column != "*").then_some(column);
+    Ok((
+        QualifiedName {
+            schema,
+            name: table,
+        },
+        column,
+    ))
+}
+
+/// A column's decided treatment and why.
+#[derive(Debug, Clone, PartialEq)]
+struct Decision {
+    transform: Transform,
+    domain: String,
+    unique: bool,
+    why: String,
+}
+
+/// Transforms whose outputs can repeat for distinct inputs by design.
+fn can_be_unique(t: &Transform) -> bool {
+    !matches!(
+        t,
+        Transform::Null
+            | Transform::Constant(_)
+            | Transform::Redact
+            | Transform::DateShift { .. }
+            | Transform::NumberNoise { .. }
+            | Transform::Scrub
+    ) && !matches!(t, Transform::Hash { len } if *len < 12)
+}
+
+struct Resolver<'a> {
+    catalog: &'a Catalog,
+    presets: &'a [Presets],
+    explicit: BTreeMap<(QualifiedName, String), (Decision, String)>,
+    wildcard: BTreeMap<QualifiedName, (Decision, String)>,
+}
+
+impl Resolver<'_> {
+    /// The partitioned table at the top of `t`'s partition tree (or `t`).
+    fn root<'t>(&'t self, mut t: &'t QualifiedName) -> &'t QualifiedName {
+        for _ in 0..32 {
+            match self
+                .catalog
+                .tables
+                .get(t)
+                .and_then(|x| x.partition_of.as_ref())
+            {
+                Some(p) => t = p,
+                None => break,
+            }
+        }
+        t
+    }
+
+    fn explicit(&self, table: &QualifiedName, column: &str) -> Option<Decision> {
+        let root = self.root(table);
+        [table, root]
+            .into_iter()
+            .find_map(|t| self.explicit.get(&(t.clone(), column.to_string())))
+            .map(|(d, _)| d.clone())
+    }
+
+    fn wildcard(&self, table: &QualifiedName) -> Option<Decision> {
+        let root = self.root(table);
+        [table, root]
+            .into_iter()
+            .find_map(|t| self.wildcard.get(t))
+            .map(|(d, _)| d.clone())
+    }
+
+    /// The column's own rule, else the rule of the column a foreign key points at (so parent
+    /// and child mask alike), else the table's `*` rule, else a preset.
+    fn decide(&self, table: &QualifiedName, column: &str, depth: usize) -> Option<Decision> {
+        if let Some(d) = self.explicit(table, column) {
+            return Some(d);
+        }
+        if depth < 16
+            && let Some(t) = self.catalog.tables.get(self.root(table))
+        {
+            for fk in &t.foreign_keys {
+                if let Some(i) = fk.columns.iter().position(|c| c == column)
+                    && let Some(pc) = fk.referenced_columns.get(i)
+                    && let Some(d) = self.decide(&fk.references, pc, depth + 1)
+                    && d.transform != Transform::Keep
+                {
+                    return Some(Decision {
+                        why: format!("foreign key {} to {}.{}", fk.name, fk.references, pc),
+                        unique: false,
+                        ..d
+                    });
+                }
+            }
+        }
+        if let Some(d) = self.wildcard(table) {
+            return Some(d);
+        }
+        self.presets
+            .iter()
+            .find_map(|p| p.lookup(column))
+            .map(|(t, spec, reason)| Decision {
+                transform: t.clone(),
+                domain: t.default_domain().to_string(),
+                unique: false,
+                why: format!("preset {spec} ({reason})"),
+            })
+    }
+}
+
+/// Meet a plan with a catalog. `file` names sluice.yaml for messages; `name` is the plan.
+pub fn build(
+    name: &str,
+    cfg: &RefreshPlan,
+    file: &str,
+    presets: &[Presets],
+    catalog: &Catalog,
+) -> Result<Plan, Error> {
+    let mut problems = Vec::new();
+    let at = |key: &str| {
+        cfg.positions
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Location::file(file))
+    };
+    let mut explicit = BTreeMap::new();
+    let mut wildcard = BTreeMap::new();
+    for (key, rule) in &cfg.masking.columns {
+        let (table, column) = match parse_column_key(key) {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(Problem::new(at(key), e));
+                continue;
+            }
+        };
+        let transform = match parse_transform(rule.transform()) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(Problem::new(at(key), e));
+                continue;
+            }
+        };
+        let (domain, unique) = match rule {
+            ColumnRule::Full { domain, unique, .. } => (domain.clone(), *unique),
+            ColumnRule::Short(_) => (None, false),
+        };
+        let decision = Decision {
+            domain: domain.unwrap_or_else(|| transform.default_domain().to_string()),
+            transform,
+            unique,
+            why: format!("masking.columns.{key}"),
+        };
+        let Some(t) = catalog.tables.get(&table) else {
+            problems.push(Problem::new(
+                at(key),
+                format!(
+                    "`{key}`: the source has no table {table}{}",
+                    did_you_mean_table(catalog, &table)
+                ),
+            ));
+            continue;
+        };
+        match column {
+            None => {
+                wildcard.insert(table, (decision, key.clone()));
+            }
+            Some(c) => {
+                if !t.columns.iter().any(|x| x.name == c) {
+                    let names: Vec<&str> = t.columns.iter().map(|x| x.name.as_str()).collect();
+                    problems.push(Problem::new(
+                        at(key),
+                        format!(
+                            "`{key}`: {table} has no column `{c}` (columns: {})",
+                            names.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                explicit.insert((table, c), (decision, key.clone()));
+            }
+        }
+    }
+
+    // Which tables' rows move.
+    let mut selected: BTreeSet<QualifiedName> = BTreeSet::new();
+    if cfg.tables.is_empty() {
+        selected.extend(catalog.tables.keys().cloned());
+    } else {
+        for entry in &cfg.tables {
+            match parse_table(entry) {
+                Err(e) => problems.push(Problem::new(at(entry), e)),
+                Ok(t) if !catalog.tables.contains_key(&t) => problems.push(Problem::new(
+                    at(entry),
+                    format!(
+                        "`tables`: the source has no table {t}{}",
+                        did_you_mean_table(catalog, &t)
+                    ),
+                )),
+                Ok(t) => {
+                    // A partitioned table brings its partitions, at any depth.
+                    let mut stack = vec![t];
+                    while let Some(t) = stack.pop() {
+                        stack.extend(
+                            catalog
+                                .tables
+                                .values()
+                                .filter(|c| c.partition_of.as_ref() == Some(&t))
+                                .map(|c| c.name.clone()),
+                        );
+                        selected.insert(t);
+                    }
+                }
+            }
+        }
+    }
+
+    let resolver = Resolver {
+        catalog,
+        presets,
+        explicit,
+        wildcard,
+    };
+    let mut plan = Plan {
+        materialized_views: catalog.materialized_views.clone(),
+        ..Plan::default()
+    };
+    let mut unclassified: Vec<(&Table, &str, &str)> = Vec::new();
+    for t in catalog.tables.values() {
+        if !selected.contains(&t.name) {
+            if t.kind == TableKind::Ordinary {
+                plan.schema_only.push(t.name.clone());
+            }
+            continue;
+        }
+        // Every foreign key of a copied table must point at copied rows.
+        for fk in &t.foreign_keys {
+            if !selected.contains(&fk.references) {
+                problems.push(Problem::new(
+                    Location::file(file),
+                    format!(
+                        "refresh plan `{name}`: {} is copied but its foreign key {} points at {}, which is not; add {} to `tables:`",
+                        t.name, fk.name, fk.references, fk.references
+                    ),
+                ));
+            }
+        }
+        if t.kind == TableKind::Partitioned {
+            continue;
+        }
+        let root = resolver.root(&t.name).clone();
+        let root_table = catalog.tables.get(&root).unwrap_or(t);
+        let mut columns = Vec::new();
+        for c in t.columns.iter().filter(|c| !c.generated) {
+            let unique_key = root_table
+                .unique_keys
+                .iter()
+                .chain(std::iter::once(&root_table.primary_key))
+                .any(|k| k.len() == 1 && k[0] == c.name);
+            match resolver.decide(&t.name, &c.name, 0) {
+                Some(d) => {
+                    if (d.unique || unique_key) && !can_be_unique(&d.transform) {
+                        problems.push(Problem::new(
+                            Location::file(file),
+                            format!(
+                                "{}.{}: masked by {} ({}), which cannot keep the values of a unique column distinct; use hash, email, uuid or keep",
+                                t.name,
+                                quote_ident(&c.name),
+                                transform_name(&d.transform),
+                                d.why
+                            ),
+                        ));
+                    }
+                    columns.push(ColumnPlan {
+                        name: c.name.clone(),
+                        unique: (d.unique || unique_key) && d.transform != Transform::Keep,
+                        transform: (d.transform != Transform::Keep).then_some(d.transform),
+                        domain: d.domain,
+                    });
+                }
+                None => {
+                    unclassified.push((t, &c.name, &c.type_name));
+                    columns.push(ColumnPlan {
+                        name: c.name.clone(),
+                        transform: None,
+                        domain: String::new(),
+                        unique: false,
+                    });
+                }
+            }
+        }
+        plan.tables.push(TablePlan {
+            name: t.name.clone(),
+            columns,
+            estimated_rows: t.estimated_rows,
+            bytes: t.bytes,
+        });
+    }
+
+    // Parent and child of a foreign key must mask alike, or the key breaks.
+    for t in plan.tables.iter() {
+        let Some(tt) = catalog.tables.get(resolver.root(&t.name)) else {
+            continue;
+        };
+        for fk in &tt.foreign_keys {
+            for (c, pc) in fk.columns.iter().zip(&fk.referenced_columns) {
+                let mine = resolver
+                    .decide(&t.name, c, 0)
+                    .filter(|d| d.transform != Transform::Keep);
+                let theirs = resolver
+                    .decide(&fk.references, pc, 0)
+                    .filter(|d| d.transform != Transform::Keep);
+                let same = match (&mine, &theirs) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.transform == b.transform && a.domain == b.domain,
+                    _ => false,
+                };
+                if !same {
+                    let show = |d: &Option<Decision>| {
+                        d.as_ref().map_or("kept".to_string(), |d| {
+                            format!("{} ({})", transform_name(&d.transform), d.why)
+                        })
+                    };
+                    problems.push(Problem::new(
+                        Location::file(file),
+                        format!(
+                            "{}.{} is {} but the column its foreign key {} points at, {}.{}, is {}; mask both alike (same transform and domain) or the key breaks",
+                            t.name,
+                            quote_ident(c),
+                            show(&mine),
+                            fk.name,
+                            fk.references,
+                            quote_ident(pc),
+                            show(&theirs)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    if !unclassified.is_empty() {
+        match cfg.masking.unclassified {
+            Unclassified::Warn => {
+                plan.unclassified = unclassified
+                    .iter()
+                    .map(|(t, c, _)| (t.name.clone(), c.to_string()))
+                    .collect();
+            }
+            Unclassified::Fail => {
+                let mut msg = format!(
+                    "refresh plan `{name}`: {} column(s) are not classified, so no row moves (fail-closed). Decide for each; paste under `refresh.{name}.masking.columns:`\n",
+                    unclassified.len()
+                );
+                for (t, c, ty) in &unclassified {
+                    let key = format!("{}.{}", t.name, quote_ident(c));
+                    let key = if key.contains('"') {
+                        format!("'{key}'")
+                    } else {
+                        key
+                    };
+                    msg.push_str(&format!("      {key}: keep    # {ty}; or a transform\n"));
+                }
+                msg.push_str("    or set `unclassified: warn` to copy them unmasked");
+                problems.push(Problem::new(Location::file(file), msg));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid { problems });
+    }
+    plan.tables
+        .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    Ok(plan)
+}
+
+fn did_you_mean_table(catalog: &Catalog, t: &QualifiedName) -> String {
+    catalog
+        .tables
+        .keys()
+        .find(|k| k.name.eq_ignore_ascii_case(&t.name) || (k.name == t.name))
+        .map(|k| format!(" (did you mean {k}?)"))
+        .unwrap_or_default()
+}
+
+/// A transform's name as written in sluice.yaml.
+pub fn transform_name(t: &Transform) -> String {
+    match t {
+        Transform::Null => "null".into(),
+        Transform::Constant(_) => "constant".into(),
+        Transform::Keep => "keep".into(),
+        Transform::Redact => "redact".into(),
+        Transform::Hash { len } => format!("hash:{len}"),
+        Transform::Email => "email".into(),
+        Transform::Phone => "phone".into(),
+        Transform::Iban => "iban".into(),
+        Transform::Card { keep_last4: true } => "card:keep_last4".into(),
+        Transform::Card { .. } => "card".into(),
+        Transform::Ip { keep_prefix_bits } => format!("ip:{keep_prefix_bits}"),
+        Transform::Uuid => "uuid".into(),
+        Transform::DateShift { max_days } => format!("date_shift:{max_days}"),
+        Transform::NumberNoise { percent } => format!("number_noise:{percent}"),
+        Transform::Scrub => "scrub".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::refresh::{Endpoint, Masking};
+    use crate::data::catalog::{Column, ForeignKey};
+
+    fn qn(s: &str) -> QualifiedName {
+        parse_table(s).unwrap()
+    }
+
+    fn table(name: &str, cols: &[&str]) -> Table {
+        Table {
+            name: qn(name),
+            kind: TableKind::Ordinary,
+            partition_of: None,
+            columns: cols
+                .iter()
+                .map(|c| Column {
+                    name: c.trim_end_matches('!').to_string(),
+                    type_name: "text".into(),
+                    not_null: false,
+                    generated: c.ends_with('!'),
+                    identity: None,
+                })
+                .collect(),
+            primary_key: vec![cols[0].to_string()],
+            unique_keys: vec![],
+            foreign_keys: vec![],
+            triggers: vec![],
+            estimated_rows: 10,
+            bytes: 8192,
+        }
+    }
+
+    fn plan(columns: &[(&str, &str)], unclassified: Unclassified) -> RefreshPlan {
+        RefreshPlan {
+            source: Endpoint {
+                env: None,
+                url: "postgres://s".into(),
+            },
+            target: Endpoint {
+                env: None,
+                url: "postgres://t".into(),
+            },
+            tables: vec![],
+            jobs: None,
+            masking: Masking {
+                key: "secret:K".into(),
+                presets: vec!["builtin:pii".into()],
+                columns: columns
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ColumnRule::Short(v.to_string())))
+                    .collect(),
+                unclassified,
+            },
+            positions: BTreeMap::new(),
+        }
+    }
+
+    fn catalog() -> Catalog {
+        let mut cat = Catalog::default();
+        let mut users = table("users", &["id", "email", "nickname", "search!"]);
+        users.unique_keys.push(vec!["email".into()]);
+        let mut orders = table("orders", &["id", "user_id", "buyer_email", "total"]);
+        orders.foreign_keys.push(ForeignKey {
+            name: "orders_buyer_fk".into(),
+            columns: vec!["buyer_email".into()],
+            references: qn("users"),
+            referenced_columns: vec!["email".into()],
+            deferrable: false,
+            validated: true,
+        });
+        for t in [users, orders] {
+            cat.tables.insert(t.name.clone(), t);
+        }
+        cat
+    }
+
+    fn build_with(columns: &[(&str, &str)], u: Unclassified) -> Result<Plan, Error> {
+        let presets = vec![Presets::builtin().unwrap()];
+        build(
+            "nightly",
+            &plan(columns, u),
+            "sluice.yaml",
+            &presets,
+            &catalog(),
+        )
+    }
+
+    fn message(e: Error) -> String {
+        match e {
+            Error::Invalid { problems } => problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_parse_with_quotes_and_case_folding() {
+        assert_eq!(split_path("Public.Users").unwrap(), ["public", "users"]);
+        assert_eq!(
+            split_path(r#""My Schema"."Odd.""Name""".col"#).unwrap(),
+            ["My Schema", "Odd.\"Name\"", "col"]
+        );
+        assert!(split_path("a..b").is_err());
+        assert!(split_path(r#""open"#).is_err());
+        assert_eq!(
+            parse_column_key("users.email").unwrap().0,
+            qn("public.users")
+        );
+        assert_eq!(parse_column_key("app.users.*").unwrap().1, None);
+        assert!(parse_column_key("email").is_err());
+    }
+
+    #[test]
+    fn unclassified_columns_stop_the_plan_with_a_snippet() {
+        let e = message(build_with(&[], Unclassified::Fail).unwrap_err());
+        assert!(e.contains("public.users.nickname: keep"), "{e}");
+        assert!(e.contains("public.orders.total: keep"), "{e}");
+        // Primary keys are not PII by name; they still need a decision.
+        assert!(e.contains("public.users.id: keep"), "{e}");
+        // Presets and FK inheritance classify the rest; generated columns are not copied.
+        assert!(!e.contains("users.email"), "{e}");
+        assert!(!e.contains("buyer_email"), "{e}");
+        assert!(!e.contains("search"), "{e}");
+    }
+
+    #[test]
+    fn warn_copies_unclassified_columns_and_lists_them() {
+        let p = build_with(&[], Unclassified::Warn).unwrap();
+        assert!(p.unclassified.contains(&(qn("users"), "nickname".into())));
+        let users = p.tables.iter().find(|t| t.name == qn("users")).unwrap();
+        let names: Vec<&str> = users.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "email", "nickname"]);
+        let email = &users.columns[1];
+        assert_eq!(email.transform, Some(Transform::Email));
+        assert!(
+            email.unique,
+            "a unique index makes the masked column unique"
+        );
+    }
+
+    #[test]
+    fn foreign_keys_inherit_the_parent_transform() {
+        let p = build_with(
+            &[
+                ("users.email", "hash:20"),
+                ("users.*", "keep"),
+                ("orders.*", "keep"),
+            ],
+            Unclassified::Fail,
+        )
+        .unwrap();
+        let orders = p.tables.iter().find(|t| t.name == qn("orders")).unwrap();
+        // The column's foreign key wins over the table's `*`.
+        assert_eq!(
+            orders.columns[2].transform,
+            Some(Transform::Hash { len: 20 })
+        );
+        assert_eq!(orders.columns[3].transform, None);
+        let e = message(
+            build_with(
+                &[
+                    ("users.email", "hash:20"),
+                    ("users.*", "keep"),
+                    ("orders.*", "keep"),
+                    ("orders.buyer_email", "email"),
+                ],
+                Unclassified::Fail,
+            )
+            .unwrap_err(),
+        );
+        assert!(e.contains("mask both alike"), "{e}");
+    }
+
+    #[test]
+    fn unique_columns_reject_transforms_that_collide() {
+        let e = message(build_with(&[("users.email", "redact")], Unclassified::Warn).unwrap_err());
+        assert!(e.contains("public.users.email: masked by redact"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let e = message(
+            build_with(
+                &[
+                    ("users.mail", "email"),
+                    ("userz.email", "email"),
+                    ("email", "x"),
+                ],
+                Unclassified::Warn,
+            )
+            .unwrap_err(),
+        );
+        assert!(e.contains("has no column `mail`"), "{e}");
+        assert!(e.contains("no table public.userz"), "{e}");
+        assert!(e.contains("write `schema.table.column`"), "{e}");
+    }
+}

@@ -1,0 +1,234 @@
+//! Showing a refresh as it runs: [`Event`]s in, text out. On a terminal, a bar per running
+//! table and a total line redrawn in place (at most ten times a second); elsewhere, one plain
+//! log line per step and per finished table. The summary table is printed at the end either way.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::catalog::QualifiedName;
+use super::pipeline::{Event, Report};
+use super::stream::Moved;
+
+struct Running {
+    estimated: i64,
+    moved: Moved,
+    started: Instant,
+}
+
+struct State {
+    running: BTreeMap<QualifiedName, Running>,
+    done_rows: u64,
+    done_bytes: u64,
+    estimated_total: i64,
+    drawn_lines: usize,
+    last_draw: Option<Instant>,
+    started: Instant,
+}
+
+/// Renders [`Event`]s to a writer (stderr in the CLI).
+pub struct Renderer {
+    tty: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+    state: Mutex<State>,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-3)
+}
+
+impl Renderer {
+    /// A renderer; `tty` selects the redrawn bars, `estimated_total` the rows expected overall.
+    pub fn new(out: Box<dyn Write + Send>, tty: bool, estimated_total: i64) -> Renderer {
+        Renderer {
+            tty,
+            out: Mutex::new(out),
+            state: Mutex::new(State {
+                running: BTreeMap::new(),
+                done_rows: 0,
+                done_bytes: 0,
+                estimated_total,
+                drawn_lines: 0,
+                last_draw: None,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// Take one event.
+    pub fn event(&self, e: Event) {
+        let (Ok(mut st), Ok(mut out)) = (self.state.lock(), self.out.lock()) else {
+            return;
+        };
+        let mut line = None;
+        let mut force = false;
+        match e {
+            Event::Step(s) => {
+                line = Some(format!("refresh: {s}"));
+                force = true;
+            }
+            Event::TableStarted {
+                table,
+                estimated_rows,
+            } => {
+                st.running.insert(
+                    table,
+                    Running {
+                        estimated: estimated_rows,
+                        moved: Moved::default(),
+                        started: Instant::now(),
+                    },
+                );
+                force = true;
+            }
+            Event::TableProgress { table, moved } => {
+                if let Some(r) = st.running.get_mut(&table) {
+                    r.moved = moved;
+                }
+            }
+            Event::TableDone(r) => {
+                st.running.remove(&r.table);
+                st.done_rows += r.rows;
+                st.done_bytes += r.bytes;
+                line = Some(format!(
+                    "refresh: copied {}: {} rows, {:.1} MB in {:.1} s ({:.0} rows/s){}",
+                    r.table,
+                    r.rows,
+                    mb(r.bytes),
+                    r.seconds,
+                    r.rows as f64 / r.seconds.max(1e-3),
+                    if r.masked_columns > 0 {
+                        format!(", {} column(s) masked", r.masked_columns)
+                    } else {
+                        String::new()
+                    }
+                ));
+                force = true;
+            }
+        }
+        if !self.tty {
+            if let Some(l) = line {
+                let _ = writeln!(out, "{l}");
+            }
+            return;
+        }
+        let due = st
+            .last_draw
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if !force && !due {
+            return;
+        }
+        // Erase the bars, print the log line above them, draw the bars again.
+        let mut text = String::new();
+        if st.drawn_lines > 0 {
+            text.push_str(&format!("\x1b[{}A\x1b[J", st.drawn_lines));
+        }
+        if let Some(l) = line {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        let mut lines = 0;
+        let (mut rows, mut bytes) = (st.done_rows, st.done_bytes);
+        for (name, r) in &st.running {
+            rows += r.moved.rows;
+            bytes += r.moved.bytes;
+            let frac = if r.estimated > 0 {
+                (r.moved.rows as f64 / r.estimated as f64).min(1.0)
+            } else {
+                0.0
+            };
+            let filled = (frac * 20.0) as usize;
+            text.push_str(&format!(
+                "  {:<32} [{}{}] {:>11} rows {:>8.1} MB {:>9.0} rows/s\n",
+                name.to_string(),
+                "#".repeat(filled),
+                "-".repeat(20 - filled),
+                r.moved.rows,
+                mb(r.moved.bytes),
+                rate(r.moved.rows, r.started.elapsed())
+            ));
+            lines += 1;
+        }
+        if !st.running.is_empty() {
+            let elapsed = st.started.elapsed();
+            let per_s = rate(rows, elapsed);
+            let eta = if st.estimated_total > rows as i64 && per_s > 0.0 {
+                format!(
+                    ", ETA {:.0} s",
+                    (st.estimated_total - rows as i64) as f64 / per_s
+                )
+            } else {
+                String::new()
+            };
+            text.push_str(&format!(
+                "  total: {rows} rows, {:.1} MB, {per_s:.0} rows/s{eta}\n",
+                mb(bytes)
+            ));
+            lines += 1;
+        }
+        st.drawn_lines = lines;
+        st.last_draw = Some(Instant::now());
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// The summary printed when a refresh succeeds.
+pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let width = report
+        .tables
+        .iter()
+        .map(|t| t.table.to_string().len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    writeln!(
+        out,
+        "{:<width$}  {:>12}  {:>10}  {:>8}  {:>12}  {:>6}",
+        "table", "rows", "MB", "seconds", "rows/s", "masked"
+    )?;
+    for t in &report.tables {
+        writeln!(
+            out,
+            "{:<width$}  {:>12}  {:>10.1}  {:>8.2}  {:>12.0}  {:>6}",
+            t.table.to_string(),
+            t.rows,
+            mb(t.bytes),
+            t.seconds,
+            t.rows as f64 / t.seconds.max(1e-3),
+            t.masked_columns
+        )?;
+    }
+    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+    let bytes: u64 = report.tables.iter().map(|t| t.bytes).sum();
+    writeln!(
+        out,
+        "{:<width$}  {:>12}  {:>10.1}  {:>8.2}",
+        "total",
+        rows,
+        mb(bytes),
+        report.seconds
+    )?;
+    writeln!(
+        out,
+        "refreshed `{}` from plan `{}`{}; {} table(s) schema only, {} sequence(s), {} materialized view(s)",
+        report.target_database,
+        report.plan,
+        match &report.previous_database {
+            Some(p) => format!(" (previous contents kept as `{p}`)"),
+            None => String::new(),
+        },
+        report.schema_only,
+        report.sequences,
+        report.materialized_views
+    )?;
+    for l in &report.removed_leftovers {
+        writeln!(out, "removed `{l}`, left behind by an interrupted refresh")?;
+    }
+    Ok(())
+}

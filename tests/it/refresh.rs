@@ -1,0 +1,529 @@
+//! `sluice refresh` end to end: a source and a target throwaway cluster, the real binary.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::pg::PgCluster;
+use crate::support::{Run, sluice_bin, sluice_env, write};
+
+const PASSWORD: &str = "Sentinel-DSN-Password-7f3a91";
+const KEY: &str = "Sentinel-Masking-Key-c0ffee42";
+
+struct Env {
+    src: PgCluster,
+    dst: PgCluster,
+    dir: tempfile::TempDir,
+}
+
+fn url(pg: &PgCluster, db: &str) -> String {
+    // Trust authentication ignores the password; it is there to prove it never leaks.
+    format!(
+        "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}",
+        pg.port()
+    )
+}
+
+impl Env {
+    /// Two clusters: `app` on the source with `schema`, `staging` on the target holding one
+    /// marker row; sluice.yaml with plan `nightly` and `masking` (YAML, indented 6).
+    fn new(schema: &str, masking: &str) -> Env {
+        let src = PgCluster::start();
+        let dst = PgCluster::start();
+        src.psql("postgres", "create database app");
+        src.psql("app", schema);
+        dst.psql("postgres", "create database staging");
+        dst.psql(
+            "staging",
+            "create table marker (what text); insert into marker values ('before')",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "sluice.yaml",
+            &format!(
+                "version: 1
+environments:
+  prod: {{ protected: true, secrets: {{ provider: env, prefix: PROD_ }} }}
+  staging: {{ secrets: {{ provider: env, prefix: STAGING_ }} }}
+secrets:
+  DATABASE_URL:
+    prod: env://DATABASE_URL
+    staging: env://DATABASE_URL
+  MASKING_KEY:
+    prod: env://MASKING_KEY
+refresh:
+  nightly:
+    source: {{ env: prod, url: 'secret:DATABASE_URL' }}
+    target: {{ env: staging, url: 'secret:DATABASE_URL' }}
+    jobs: 2
+    masking:
+      key: 'secret:MASKING_KEY'
+{masking}
+"
+            ),
+        );
+        Env { src, dst, dir }
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PROD_DATABASE_URL", url(&self.src, "app")),
+            ("STAGING_DATABASE_URL", url(&self.dst, "staging")),
+            ("PROD_MASKING_KEY", KEY.to_string()),
+        ]
+    }
+
+    fn sluice(&self, args: &[&str]) -> Run {
+        let vars = self.vars();
+        let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let run = sluice_env(self.dir.path(), &set, &[], args, None);
+        assert_no_sentinel(&run, self.dir.path());
+        run
+    }
+
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut cmd = std::process::Command::new(sluice_bin());
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in self.vars() {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    fn databases(&self) -> String {
+        self.dst.psql(
+            "postgres",
+            "select string_agg(datname, ',' order by datname) from pg_database where datname like 'staging%'",
+        )
+    }
+
+    /// Wait until rows are streaming into the loading database.
+    fn wait_for_copy(&self, child: &mut std::process::Child) {
+        let started = Instant::now();
+        loop {
+            let n = self.dst.psql(
+                "postgres",
+                "select count(*) from pg_stat_activity where datname = 'staging_sluice_new' and query ilike 'copy%'",
+            );
+            if n != "0" {
+                return;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("sluice ended before the load was under way: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the load never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn assert_no_sentinel(run: &Run, dir: &Path) {
+    for s in [PASSWORD, KEY] {
+        assert!(!run.stdout.contains(s), "secret in stdout:\n{}", run.stdout);
+        assert!(!run.stderr.contains(s), "secret in stderr:\n{}", run.stderr);
+    }
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read(entry.path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if entry.file_name() != "sluice.yaml" {
+            assert!(!text.contains(PASSWORD) && !text.contains(KEY));
+        }
+    }
+}
+
+const SCHEMA: &str = r#"
+create extension citext;
+create type mood as enum ('sad', 'ok', 'happy');
+create domain posint as int check (value > 0);
+create table types (
+  id int primary key, b bool, i2 int2, i8 int8, n numeric, n2 numeric(10,3), r4 real,
+  r8 double precision, m money, t text, vc varchar(20), c char(5), by bytea, d date, tm time,
+  ttz timetz, ts timestamp, tstz timestamptz, iv interval, u uuid, j json, jb jsonb, x xml,
+  ip inet, net cidr, mac macaddr, mac8 macaddr8, bits bit(4), vb varbit(8), pt point, ln line,
+  ls lseg, bx box, pth path, pg polygon, ci circle, tsv tsvector, tsq tsquery, arr int[],
+  tarr text[], ir int4range, dr daterange, nr numrange, tr tstzrange, mr int4multirange,
+  e mood, dom posint, ct citext, o oid, lsn pg_lsn);
+insert into types values
+ (1, true, -32768, 9223372036854775807, 'NaN', 1234567.125, 'Infinity', '-Infinity', 12.34,
+  E'tab\there\nnewline \\N back\\slash \\\\ emoji 🦀 rtl שלום عربى', 'varchar', 'ab', '\x00ff5c0a09',
+  '2024-02-29', '23:59:59.999999', '12:00+05:30', '1999-12-31 23:59:59', '2024-01-01 00:00:00+00',
+  '1 year 2 mons -3 days 04:05:06', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, "x\ty"]}',
+  '{"k": {"n": null, "s": "q\"uote"}}', '<a b="c">d &amp; e</a>', '192.0.2.1/24', '2001:db8::/32',
+  '08:00:2b:01:02:03', '08:00:2b:01:02:03:04:05', B'1010', B'101', '(1.5,2)', '{1,2,3}', '[(0,0),(1,1)]',
+  '(1,1),(0,0)', '[(0,0),(1,1),(2,0)]', '((0,0),(1,1),(1,0))', '<(0,0),2>', 'a fat cat:3', 'fat & rat',
+  '{1,NULL,3}', E'{"with space","tab\\there",NULL,"quote\\"d"}', '[1,10)', '[2024-01-01,2024-02-01)',
+  '(1.5,2.5]', '[2024-01-01 00:00+00,)', '{[1,3), [5,7)}', 'happy', 7, 'MiXeD', 12345, '16/B374D848'),
+ (2, null, null, null, '-Infinity', null, null, null, null, '\N', null, null, null, null, null, null, null,
+  null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+  null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+insert into types (id, b, i2, i8, n, n2, r4, r8, m, t, vc, c, by, arr, tarr, ir, dr, nr, tr, mr, e, dom, ct, o, lsn)
+  values (3, false, 0, 0, '0.000', 0, 'NaN', 'NaN', 0, repeat('big value ', 120000), '', '', '', '{}', '{}',
+  'empty', 'empty', 'empty', 'empty', '{}', 'sad', 1, '', 0, '0/0');
+
+create schema "Sales";
+create table "Sales"."Order" ("select" int primary key, "Group" text, "user" text);
+insert into "Sales"."Order" values (1, 'A', 'x'), (2, null, E'line\nbreak');
+
+create table log_lines (line text);
+insert into log_lines values ('same'), ('same'), (null);
+
+create table users (
+  id bigint generated always as identity primary key,
+  email text not null unique,
+  email_domain text generated always as (split_part(email, '@', 2)) stored,
+  full_name text,
+  phone text,
+  notes text,
+  created date not null
+);
+insert into users (email, full_name, phone, notes, created)
+  select 'Person' || i || '@corp.example', 'Person Number' || i, '+49 30 ' || (1000000 + i),
+         'call +49 30 ' || (1000000 + i) || ' or mail person' || i || '@corp.example', date '2024-01-01' + i
+    from generate_series(1, 300) i;
+insert into users (email, full_name, phone, notes, created) values
+  ('Twin@Corp.Example', 'Twin Upper', null, null, '2024-05-05'),
+  ('twin@corp.example', 'Twin Lower', null, null, '2024-05-05');
+
+create table orders (
+  id serial primary key,
+  user_id bigint not null references users (id),
+  buyer_email text references users (email),
+  amount numeric(10,2) not null check (amount >= 0),
+  client_ip inet
+);
+insert into orders (user_id, buyer_email, amount, client_ip)
+  select u.id, u.email, (i % 97) * 1.25, ('10.' || (i % 200) || '.1.' || (i % 250))::inet
+    from generate_series(1, 900) i join users u on u.id = (i % 300) + 1;
+select setval('orders_id_seq', 5000);
+
+create table events (id int, at date not null, email text, payload jsonb) partition by range (at);
+create table events_2024 partition of events for values from ('2024-01-01') to ('2025-01-01');
+create table events_2025 partition of events for values from ('2025-01-01') to ('2026-01-01');
+insert into events select i, date '2024-06-01' + i, 'person' || (i % 300 + 1) || '@corp.example', '{"i": 1}'
+  from generate_series(1, 400) i;
+
+create materialized view order_totals as select user_id, sum(amount) as total from orders group by 1;
+
+create function boom() returns trigger language plpgsql as $$ begin raise exception 'trigger fired'; end $$;
+create trigger no_fire before insert on orders for each row execute function boom();
+"#;
+
+const MASKING: &str = r#"      columns:
+        public.types.*: keep
+        '"Sales"."Order".*': keep
+        log_lines.line: keep
+        users.id: keep
+        users.created: keep
+        orders.id: keep
+        orders.user_id: keep
+        orders.amount: number_noise:5
+        events.id: keep
+        events.at: keep
+        events.payload: keep"#;
+
+fn copy_text(pg: &PgCluster, db: &str, query: &str) -> String {
+    String::from_utf8(pg.copy_out(db, &format!("copy ({query}) to stdout"))).unwrap()
+}
+
+#[test]
+fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
+    let env = Env::new(SCHEMA, MASKING);
+    let dry = env.sluice(&["refresh", "nightly", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("public.users"), "{}", dry.stdout);
+    assert!(
+        dry.stdout
+            .contains("email                          email (unique)"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(env.databases(), "staging", "a dry run creates nothing");
+
+    let report = env.dir.path().join("report.json");
+    let first = env.sluice(&["refresh", "nightly", "--report", report.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("previous contents kept as `staging_prev`"),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(env.databases(), "staging,staging_prev");
+    assert_eq!(
+        env.dst.psql("staging_prev", "select what from marker"),
+        "before"
+    );
+
+    // Kept columns are byte-identical, every type included.
+    for q in [
+        "select * from types order by id",
+        r#"select * from "Sales"."Order" order by 1"#,
+        "select * from log_lines order by 1",
+        "select id, at, payload from events order by id",
+        "select id, user_id, client_ip is null from orders order by id",
+    ] {
+        assert_eq!(
+            copy_text(&env.src, "app", q),
+            copy_text(&env.dst, "staging", q),
+            "{q}"
+        );
+    }
+    // Partitions stayed partitions.
+    assert_eq!(
+        env.dst.psql("staging", "select count(*) from events_2024"),
+        env.src.psql("app", "select count(*) from events_2024")
+    );
+
+    // Masked: no source e-mail or phone survives, uniqueness and keys hold.
+    let d = &env.dst;
+    let source_values = env.src.psql(
+        "app",
+        "select email from users union all select phone from users where phone is not null",
+    );
+    let target_text = copy_text(
+        d,
+        "staging",
+        "select email, phone, notes, full_name from users",
+    );
+    for v in source_values.lines() {
+        assert!(!target_text.contains(v), "source value {v} reached staging");
+    }
+    assert!(!target_text.contains("corp.example") && !target_text.contains("Person"));
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) from users where notes like 'call % or mail %@example.%'"
+        ),
+        "300"
+    );
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(distinct email) = count(*) from users"
+        ),
+        "t"
+    );
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) from users where email_domain not like 'example.%'"
+        ),
+        "0",
+        "generated column recomputed"
+    );
+    assert_eq!(d.psql("staging", "select count(*) from orders o join users u on u.id = o.user_id where o.buyer_email <> u.email"), "0", "same value, same mask, in every table");
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) from events e join users u on lower(u.email) = e.email"
+        ),
+        "400",
+        "determinism across tables"
+    );
+    assert_eq!(
+        d.psql("staging", "select count(*) from orders where amount < 0"),
+        "0"
+    );
+    assert_ne!(
+        copy_text(&env.src, "app", "select amount from orders order by id"),
+        copy_text(d, "staging", "select amount from orders order by id")
+    );
+    // Post-data came after the rows: constraints, indexes and the trigger exist (it never fired).
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) from pg_trigger where tgname = 'no_fire'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) from pg_constraint where contype = 'f'"
+        ),
+        "2"
+    );
+    assert_eq!(
+        d.psql("staging", "select count(*) > 0 from order_totals"),
+        "t"
+    );
+    // Sequences continue past the copied rows.
+    d.psql("staging", "drop trigger no_fire on orders");
+    assert_eq!(
+        d.psql(
+            "staging",
+            "insert into orders (user_id, amount) values (1, 1) returning id"
+        ),
+        "5001"
+    );
+    assert_eq!(
+        d.psql(
+            "staging",
+            "insert into users (email, created) values ('n@example.com', now()) returning id > 302"
+        ),
+        "t"
+    );
+
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let users = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.users")
+        .unwrap();
+    assert_eq!(users["rows"], 302);
+    assert_eq!(users["masked_columns"], 4);
+
+    // A second night: the same key gives the same values; the first copy becomes _prev.
+    let masked = "select id, email, phone, notes from users where id <= 302 order by id";
+    let emails = copy_text(d, "staging", masked);
+    d.psql("staging", "create table touched (x int)");
+    let second = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        emails == copy_text(d, "staging", masked),
+        "two runs, same key, same values"
+    );
+    assert_eq!(
+        d.psql(
+            "staging_prev",
+            "select count(*) from pg_tables where tablename = 'touched'"
+        ),
+        "1"
+    );
+    assert_eq!(env.databases(), "staging,staging_prev");
+    // Nothing was ever written to the source.
+    assert_eq!(env.src.psql("app", "select count(*) from users"), "302");
+}
+
+#[test]
+fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
+    let env = Env::new(
+        "create table people (id int primary key, email text, shoe_size int, \"Odd Name\" text);
+         insert into people values (1, 'a@corp.example', 42, 'x');",
+        "      columns:\n        people.id: keep",
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 column(s) are not classified"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("public.people.shoe_size: keep    # integer"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(r#"'public.people."Odd Name"': keep"#),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("people.email:"),
+        "a preset classified it: {}",
+        run.stderr
+    );
+    assert_eq!(env.databases(), "staging");
+    assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
+
+    // A typo in a column key names the file position.
+    let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
+    write(
+        env.dir.path(),
+        "sluice.yaml",
+        &yaml.replace("people.id: keep", "people.idd: keep"),
+    );
+    let run = env.sluice(&["refresh", "nightly", "--dry-run"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("sluice.yaml:19:9: `people.idd`: public.people has no column `idd`"),
+        "{}",
+        run.stderr
+    );
+}
+
+const BIG: &str = "create table big (id int primary key, email text, note text);
+  insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 400000) i;";
+const BIG_MASKING: &str = "      columns:\n        big.id: keep\n        big.note: keep";
+
+#[test]
+fn a_killed_refresh_leaves_staging_untouched_and_the_next_run_cleans_up() {
+    let env = Env::new(BIG, BIG_MASKING);
+    let mut child = env.spawn(&["refresh", "nightly", "--jobs", "1"]);
+    env.wait_for_copy(&mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
+    assert_eq!(env.databases(), "staging,staging_sluice_new");
+
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("removed `staging_sluice_new`"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.databases(), "staging,staging_prev");
+    assert_eq!(
+        env.dst.psql("staging", "select count(*) from big"),
+        "400000"
+    );
+}
+
+#[test]
+fn the_target_server_stopping_mid_load_leaves_staging_untouched() {
+    let env = Env::new(BIG, BIG_MASKING);
+    let mut child = env.spawn(&["refresh", "nightly", "--jobs", "1"]);
+    env.wait_for_copy(&mut child);
+    env.dst.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(!stderr.contains(PASSWORD) && !stderr.contains(KEY));
+    env.dst.restart();
+    assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
+
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        env.dst.psql("staging", "select count(*) from big"),
+        "400000"
+    );
+    assert_eq!(
+        env.dst.psql("staging_prev", "select what from marker"),
+        "before"
+    );
+}
+
+#[test]
+fn connection_failures_exit_3_without_showing_the_url() {
+    let env = Env::new(
+        "create table t (id int primary key)",
+        "      columns:\n        t.id: keep",
+    );
+    let mut vars = env.vars();
+    vars[1].1 = format!("postgresql://postgres:{PASSWORD}@127.0.0.1:1/staging");
+    let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = sluice_env(env.dir.path(), &set, &[], &["refresh", "nightly"], None);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("connecting to the target server"),
+        "{}",
+        run.stderr
+    );
+    assert_no_sentinel(&run, env.dir.path());
+    assert_eq!(env.databases(), "staging");
+}
