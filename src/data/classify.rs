@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::catalog::{Catalog, QualifiedName};
-use super::mask::Transform;
+use super::mask::{FakeKind, Locale, Transform};
 use crate::error::{Error, Location, Problem};
 
 /// The built-in presets.
@@ -83,6 +83,25 @@ pub fn parse_transform(spec: &str) -> Result<Transform, String> {
         "iban" => no_arg(Transform::Iban),
         "uuid" => no_arg(Transform::Uuid),
         "scrub" => no_arg(Transform::Scrub),
+        "shape" | "national_id" => no_arg(Transform::Shape),
+        n if FakeKind::parse(n).is_some() => {
+            let kind = FakeKind::parse(n).unwrap_or(FakeKind::FullName);
+            let locale = match arg {
+                None => Locale::En,
+                Some(a) => Locale::ALL
+                    .iter()
+                    .find(|(name, _)| *name == a)
+                    .map(|(_, l)| *l)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = Locale::ALL.iter().map(|(n, _)| *n).collect();
+                        format!(
+                            "`{spec}`: unknown locale `{a}`; use one of {}",
+                            names.join(", ")
+                        )
+                    })?,
+            };
+            Ok(Transform::Fake { kind, locale })
+        }
         "constant" => Ok(Transform::Constant(arg.unwrap_or("").to_string())),
         "card" => match arg {
             None => Ok(Transform::Card { keep_last4: false }),
@@ -102,7 +121,7 @@ pub fn parse_transform(spec: &str) -> Result<Transform, String> {
             percent: number(10.0)?,
         }),
         other => Err(format!(
-            "unknown transform `{other}`; use null, keep, redact, constant:TEXT, hash[:LEN], email, phone, iban, card[:keep_last4], ip[:BITS], uuid, date_shift[:DAYS], number_noise[:PERCENT], scrub"
+            "unknown transform `{other}`; use null, keep, redact, constant:TEXT, hash[:LEN], email, phone, iban, card[:keep_last4], ip[:BITS], uuid, date_shift[:DAYS], number_noise[:PERCENT], scrub, shape, first_name|last_name|full_name|street|city|postcode[:LOCALE]"
         )),
     }
 }
@@ -265,7 +284,7 @@ mod tests {
             got,
             [
                 ("Email", "email"),
-                ("first_name", "redact"),
+                ("first_name", "first_name"),
                 ("phone", "phone"),
                 ("date_of_birth", "date_shift:180"),
                 ("notes", "scrub"),

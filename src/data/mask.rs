@@ -10,43 +10,61 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
-use crate::keyed::hmac_sha256;
+use crate::keyed::HmacKey;
 
-/// A deterministic stream of pseudo-random draws for one (key, domain, input).
+/// The masking key, prepared once (see [`HmacKey`]).
+pub type MaskKey = HmacKey;
+
+/// A deterministic stream of pseudo-random draws for one (key, domain, input): the seed is the
+/// keyed hash, the stream xoshiro256** from it. The stream need not be cryptographic: knowing
+/// it reveals only the keyed hash of the input, never the input or the key.
 struct Draws {
-    seed: [u8; 32],
-    block: [u8; 32],
-    used: usize,
-    counter: u64,
+    s: [u64; 4],
+    bits: u64,
+    left: u32,
 }
 
 impl Draws {
-    fn new(key: &[u8], domain: &str, input: &[u8]) -> Draws {
-        let mut msg = Vec::with_capacity(domain.len() + 1 + input.len());
-        msg.extend_from_slice(domain.as_bytes());
-        msg.push(0);
-        msg.extend_from_slice(input);
-        let seed = hmac_sha256(key, &msg);
+    fn new(key: &MaskKey, domain: &str, input: &[u8]) -> Draws {
+        let seed = key.mac(&[domain.as_bytes(), b"\0", input]);
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&seed[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        let mut s = [word(0), word(1), word(2), word(3)];
+        if s == [0; 4] {
+            s[0] = 1;
+        }
         Draws {
-            seed,
-            block: [0; 32],
-            used: 32,
-            counter: 0,
+            s,
+            bits: 0,
+            left: 0,
         }
-    }
-
-    fn byte(&mut self) -> u8 {
-        if self.used == 32 {
-            self.block = hmac_sha256(&self.seed, &self.counter.to_le_bytes());
-            self.counter += 1;
-            self.used = 0;
-        }
-        self.used += 1;
-        self.block[self.used - 1]
     }
 
     fn u64(&mut self) -> u64 {
-        (0..8).fold(0u64, |acc, _| (acc << 8) | u64::from(self.byte()))
+        let s = &mut self.s;
+        let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        out
+    }
+
+    fn byte(&mut self) -> u8 {
+        if self.left == 0 {
+            self.bits = self.u64();
+            self.left = 8;
+        }
+        self.left -= 1;
+        let b = self.bits as u8;
+        self.bits >>= 8;
+        b
     }
 
     /// Uniform in `0..n` (n > 0).
@@ -111,6 +129,179 @@ pub enum Transform {
     /// Free text with every e-mail, card number, IBAN, IPv4 address and phone number inside it
     /// replaced by its masked form (the same one the column transforms give).
     Scrub,
+    /// A person's or a place's name from `fake`'s lists for a locale.
+    Fake {
+        /// Which kind of value.
+        kind: FakeKind,
+        /// Whose lists.
+        locale: Locale,
+    },
+    /// Every digit replaced by a keyed digit and every letter by a keyed letter of the same case;
+    /// separators kept (national ids, account numbers, licence plates).
+    Shape,
+}
+
+/// Names and places `fake` provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeKind {
+    /// A first name.
+    FirstName,
+    /// A last name.
+    LastName,
+    /// A full name.
+    FullName,
+    /// A building number and a street.
+    Street,
+    /// A city.
+    City,
+    /// A postcode.
+    Postcode,
+}
+
+impl FakeKind {
+    /// The name in sluice.yaml.
+    pub fn name(self) -> &'static str {
+        match self {
+            FakeKind::FirstName => "first_name",
+            FakeKind::LastName => "last_name",
+            FakeKind::FullName => "full_name",
+            FakeKind::Street => "street",
+            FakeKind::City => "city",
+            FakeKind::Postcode => "postcode",
+        }
+    }
+
+    /// Parse the name in sluice.yaml.
+    pub fn parse(s: &str) -> Option<FakeKind> {
+        [
+            FakeKind::FirstName,
+            FakeKind::LastName,
+            FakeKind::FullName,
+            FakeKind::Street,
+            FakeKind::City,
+            FakeKind::Postcode,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+}
+
+/// The locales of `fake`'s lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Locale {
+    /// English (the default).
+    #[default]
+    En,
+    /// German.
+    DeDe,
+    /// French.
+    FrFr,
+    /// Italian.
+    ItIt,
+    /// Brazilian Portuguese.
+    PtBr,
+    /// Portuguese.
+    PtPt,
+    /// Japanese.
+    JaJp,
+    /// Simplified Chinese.
+    ZhCn,
+    /// Traditional Chinese.
+    ZhTw,
+    /// Arabic.
+    ArSa,
+    /// Welsh.
+    CyGb,
+}
+
+impl Locale {
+    /// Every locale with its name in sluice.yaml.
+    pub const ALL: [(&'static str, Locale); 11] = [
+        ("en", Locale::En),
+        ("de_de", Locale::DeDe),
+        ("fr_fr", Locale::FrFr),
+        ("it_it", Locale::ItIt),
+        ("pt_br", Locale::PtBr),
+        ("pt_pt", Locale::PtPt),
+        ("ja_jp", Locale::JaJp),
+        ("zh_cn", Locale::ZhCn),
+        ("zh_tw", Locale::ZhTw),
+        ("ar_sa", Locale::ArSa),
+        ("cy_gb", Locale::CyGb),
+    ];
+
+    /// The name in sluice.yaml.
+    pub fn name(self) -> &'static str {
+        Locale::ALL
+            .iter()
+            .find(|(_, l)| *l == self)
+            .map_or("en", |(n, _)| n)
+    }
+}
+
+impl fake::rand::RngCore for Draws {
+    fn next_u32(&mut self) -> u32 {
+        (self.u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.u64()
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for b in dst {
+            *b = self.byte();
+        }
+    }
+}
+
+fn fake_value(kind: FakeKind, locale: Locale, d: &mut Draws) -> String {
+    use fake::Fake;
+    use fake::faker::address::raw::{BuildingNumber, CityName, PostCode, StreetName};
+    use fake::faker::name::raw::{FirstName, LastName, Name};
+    use fake::locales::*;
+    macro_rules! draw {
+        ($l:expr) => {
+            match kind {
+                FakeKind::FirstName => FirstName($l).fake_with_rng(d),
+                FakeKind::LastName => LastName($l).fake_with_rng(d),
+                FakeKind::FullName => Name($l).fake_with_rng(d),
+                FakeKind::Street => {
+                    let n: String = BuildingNumber($l).fake_with_rng(d);
+                    let s: String = StreetName($l).fake_with_rng(d);
+                    format!("{n} {s}")
+                }
+                FakeKind::City => CityName($l).fake_with_rng(d),
+                FakeKind::Postcode => PostCode($l).fake_with_rng(d),
+            }
+        };
+    }
+    match locale {
+        Locale::En => draw!(EN),
+        Locale::DeDe => draw!(DE_DE),
+        Locale::FrFr => draw!(FR_FR),
+        Locale::ItIt => draw!(IT_IT),
+        Locale::PtBr => draw!(PT_BR),
+        Locale::PtPt => draw!(PT_PT),
+        Locale::JaJp => draw!(JA_JP),
+        Locale::ZhCn => draw!(ZH_CN),
+        Locale::ZhTw => draw!(ZH_TW),
+        Locale::ArSa => draw!(AR_SA),
+        Locale::CyGb => draw!(CY_GB),
+    }
+}
+
+fn shape(key: &MaskKey, domain: &str, input: &str) -> String {
+    let mut d = Draws::new(key, domain, input.as_bytes());
+    input
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_digit() => char::from(d.digit()),
+            c if c.is_ascii_uppercase() => char::from(d.letter(true)),
+            c if c.is_alphabetic() => char::from(d.letter(false)),
+            c => c,
+        })
+        .collect()
 }
 
 /// Why a value could not be masked by a transform.
@@ -137,6 +328,8 @@ impl Transform {
             Transform::DateShift { .. } => "date",
             Transform::NumberNoise { .. } => "number",
             Transform::Hash { .. } => "hash",
+            Transform::Fake { kind, .. } => kind.name(),
+            Transform::Shape => "shape",
             _ => "text",
         }
     }
@@ -144,7 +337,7 @@ impl Transform {
     /// Mask one non-NULL value. `Ok(None)` is NULL.
     pub fn apply(
         &self,
-        key: &[u8],
+        key: &MaskKey,
         domain: &str,
         input: &str,
     ) -> Result<Option<String>, MaskError> {
@@ -161,9 +354,13 @@ impl Transform {
                 })
                 .collect(),
             Transform::Hash { len } => {
-                let h = hmac_sha256(key, &[domain.as_bytes(), b"\0", input.as_bytes()].concat());
-                let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-                hex[..(*len).clamp(1, 64)].to_string()
+                let h = key.mac(&[domain.as_bytes(), b"\0", input.as_bytes()]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                h.iter()
+                    .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+                    .take((*len).clamp(1, 64))
+                    .map(char::from)
+                    .collect()
             }
             Transform::Email => email(key, domain, input),
             Transform::Phone => phone(key, domain, input),
@@ -174,13 +371,23 @@ impl Transform {
             Transform::DateShift { max_days } => date_shift(key, domain, input, *max_days)?,
             Transform::NumberNoise { percent } => number_noise(key, domain, input, *percent)?,
             Transform::Scrub => scrub(key, input),
+            Transform::Fake { kind, locale } => {
+                // Names compare case- and space-insensitively: `ALICE ` masks like `alice`.
+                let norm = input.trim().to_lowercase();
+                fake_value(
+                    *kind,
+                    *locale,
+                    &mut Draws::new(key, domain, norm.as_bytes()),
+                )
+            }
+            Transform::Shape => shape(key, domain, input),
         }))
     }
 }
 
 const MAIL_DOMAINS: [&str; 3] = ["example.com", "example.net", "example.org"];
 
-fn email(key: &[u8], domain: &str, input: &str) -> String {
+fn email(key: &MaskKey, domain: &str, input: &str) -> String {
     let norm = input.trim().to_lowercase();
     let mut d = Draws::new(key, domain, norm.as_bytes());
     let local: String = (0..10)
@@ -189,7 +396,7 @@ fn email(key: &[u8], domain: &str, input: &str) -> String {
     format!("{local}@{}", MAIL_DOMAINS[d.below(3) as usize])
 }
 
-fn phone(key: &[u8], domain: &str, input: &str) -> String {
+fn phone(key: &MaskKey, domain: &str, input: &str) -> String {
     let digits: String = input.chars().filter(char::is_ascii_digit).collect();
     let mut d = Draws::new(key, domain, digits.as_bytes());
     // Keep a leading `+` with the first two digits (country code), or a national trunk `0`.
@@ -226,7 +433,7 @@ fn iban_mod97(s: &str) -> u32 {
     })
 }
 
-fn iban(key: &[u8], domain: &str, input: &str) -> Result<String, MaskError> {
+fn iban(key: &MaskKey, domain: &str, input: &str) -> Result<String, MaskError> {
     let compact: String = input
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -284,7 +491,7 @@ fn luhn_valid(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-fn card(key: &[u8], domain: &str, input: &str, keep_last4: bool) -> Result<String, MaskError> {
+fn card(key: &MaskKey, domain: &str, input: &str, keep_last4: bool) -> Result<String, MaskError> {
     let digits: Vec<u8> = input.bytes().filter(u8::is_ascii_digit).collect();
     if !(12..=19).contains(&digits.len()) {
         return Err(MaskError(
@@ -326,7 +533,7 @@ fn card(key: &[u8], domain: &str, input: &str, keep_last4: bool) -> Result<Strin
         .collect())
 }
 
-fn ip(key: &[u8], domain: &str, input: &str, keep_prefix_bits: u8) -> Result<String, MaskError> {
+fn ip(key: &MaskKey, domain: &str, input: &str, keep_prefix_bits: u8) -> Result<String, MaskError> {
     let addr: std::net::IpAddr = input
         .trim()
         .parse()
@@ -356,7 +563,7 @@ fn ip(key: &[u8], domain: &str, input: &str, keep_prefix_bits: u8) -> Result<Str
     })
 }
 
-fn uuid(key: &[u8], domain: &str, input: &str) -> String {
+fn uuid(key: &MaskKey, domain: &str, input: &str) -> String {
     let mut d = Draws::new(key, domain, input.trim().to_lowercase().as_bytes());
     let mut b: Vec<u8> = (0..16).map(|_| d.byte()).collect();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -394,7 +601,12 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn date_shift(key: &[u8], domain: &str, input: &str, max_days: u32) -> Result<String, MaskError> {
+fn date_shift(
+    key: &MaskKey,
+    domain: &str,
+    input: &str,
+    max_days: u32,
+) -> Result<String, MaskError> {
     let bad = || MaskError("not a date: expected YYYY-MM-DD at the start".into());
     let head = input.get(..10).ok_or_else(bad)?;
     let parts: Vec<&str> = head.split('-').collect();
@@ -422,10 +634,19 @@ fn date_shift(key: &[u8], domain: &str, input: &str, max_days: u32) -> Result<St
     Ok(format!("{ny:04}-{nm:02}-{nd:02}{}", &input[10..]))
 }
 
-fn number_noise(key: &[u8], domain: &str, input: &str, percent: f64) -> Result<String, MaskError> {
+fn number_noise(
+    key: &MaskKey,
+    domain: &str,
+    input: &str,
+    percent: f64,
+) -> Result<String, MaskError> {
     let t = input.trim();
     let value: f64 = t.parse().map_err(|_| MaskError("not a number".into()))?;
     let scale = t.split_once('.').map_or(0, |(_, f)| f.len());
+    if value == 0.0 {
+        // Noise relative to zero is zero: nothing to draw.
+        return Ok(t.to_string());
+    }
     let mut d = Draws::new(key, domain, t.as_bytes());
     let unit = (d.u64() >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
     let factor = 1.0 + (unit * 2.0 - 1.0) * percent / 100.0;
@@ -451,7 +672,7 @@ static PHONE_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+[0-9](?:[ ()./-]?[0-9]){6,14}").expect("static regex"));
 
 /// Replace every PII value found in free text with the masked form its column transform gives.
-fn scrub(key: &[u8], input: &str) -> String {
+fn scrub(key: &MaskKey, input: &str) -> String {
     let mut text = EMAIL_RE
         .replace_all(input, |c: &regex::Captures<'_>| email(key, "email", &c[0]))
         .into_owned();
@@ -489,10 +710,12 @@ fn scrub(key: &[u8], input: &str) -> String {
 mod tests {
     use super::*;
 
-    const K: &[u8] = b"test-masking-key-0123456789abcdef";
+    fn k() -> MaskKey {
+        MaskKey::new(b"test-masking-key-0123456789abcdef")
+    }
 
     fn m(t: &Transform, v: &str) -> String {
-        t.apply(K, t.default_domain(), v).unwrap().unwrap()
+        t.apply(&k(), t.default_domain(), v).unwrap().unwrap()
     }
 
     #[test]
@@ -505,7 +728,7 @@ mod tests {
         );
         assert_ne!(m(&t, "alice@corp.example"), m(&t, "bob@corp.example"));
         let other = t
-            .apply(b"another key", "email", "alice@corp.example")
+            .apply(&MaskKey::new(b"another key"), "email", "alice@corp.example")
             .unwrap()
             .unwrap();
         assert_ne!(other, m(&t, "alice@corp.example"));
@@ -529,7 +752,7 @@ mod tests {
             assert_ne!(compact, input.replace(' ', ""));
             assert_eq!(out.contains(' '), input.contains(' '));
         }
-        assert!(Transform::Iban.apply(K, "iban", "12").is_err());
+        assert!(Transform::Iban.apply(&k(), "iban", "12").is_err());
     }
 
     #[test]
@@ -574,7 +797,7 @@ mod tests {
             assert!((1..=30).contains(&diff), "{input} -> {out}");
             assert_eq!(&out[10..], &input[10..]);
         }
-        assert!(t.apply(K, "date", "2024-02-30").is_err());
+        assert!(t.apply(&k(), "date", "2024-02-30").is_err());
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
     }
 
@@ -615,7 +838,63 @@ mod tests {
         assert_eq!((u.len(), &u[14..15]), (36, "4"));
         assert_eq!(m(&Transform::Hash { len: 12 }, "x").len(), 12);
         assert_eq!(m(&Transform::Redact, "Ab-12 ü"), "xx-00 x");
-        assert_eq!(Transform::Null.apply(K, "t", "x").unwrap(), None);
+        assert_eq!(Transform::Null.apply(&k(), "t", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn names_and_places_come_from_fake_by_locale_and_ignore_case() {
+        let first = Transform::Fake {
+            kind: FakeKind::FirstName,
+            locale: Locale::En,
+        };
+        assert_eq!(m(&first, "Alice"), m(&first, "  alice "));
+        assert_ne!(m(&first, "Alice"), m(&first, "Bob"));
+        let full = m(
+            &Transform::Fake {
+                kind: FakeKind::FullName,
+                locale: Locale::En,
+            },
+            "Alice Example",
+        );
+        assert!(full.contains(' '), "{full}");
+        let de = Transform::Fake {
+            kind: FakeKind::LastName,
+            locale: Locale::DeDe,
+        };
+        let names: std::collections::HashSet<String> =
+            (0..200).map(|i| m(&de, &format!("person {i}"))).collect();
+        assert!(names.len() > 50, "draws spread over the list");
+        let de_list = <fake::locales::DE_DE as fake::locales::Data>::NAME_LAST_NAME;
+        assert!(names.iter().all(|n| de_list.contains(&n.as_str())));
+        for kind in [FakeKind::Street, FakeKind::City, FakeKind::Postcode] {
+            let v = m(
+                &Transform::Fake {
+                    kind,
+                    locale: Locale::FrFr,
+                },
+                "12 rue Exemple",
+            );
+            assert!(!v.is_empty() && v != "12 rue Exemple", "{kind:?}: {v}");
+        }
+    }
+
+    #[test]
+    fn shape_keeps_separators_case_and_length() {
+        let v = m(&Transform::Shape, "AB-123 456/x");
+        assert_eq!(v.len(), 12);
+        let kinds = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    c if c.is_ascii_digit() => '9',
+                    c if c.is_ascii_uppercase() => 'A',
+                    c if c.is_ascii_lowercase() => 'a',
+                    c => c,
+                })
+                .collect()
+        };
+        assert_eq!(kinds(&v), kinds("AB-123 456/x"));
+        assert_ne!(v, "AB-123 456/x");
+        assert_eq!(m(&Transform::Shape, "AB-123 456/x"), v);
     }
 
     #[test]

@@ -462,6 +462,7 @@ pub fn refresh(
 
         step("swapping the new database into place");
         let had_previous = swap(&admin, &target_db, &loading, &previous, &settings.name).await?;
+        step("done");
         Ok(Report {
             plan: settings.name.clone(),
             target_database: target_db.clone(),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::catalog::{Catalog, QualifiedName, Table, TableKind, quote_ident};
 use super::classify::{Presets, parse_transform};
-use super::mask::Transform;
+use super::mask::{Locale, Transform};
 use super::stream::ColumnPlan;
 use crate::config::refresh::{ColumnRule, RefreshPlan, Unclassified};
 use crate::error::{Error, Location, Problem};
@@ -144,6 +144,7 @@ fn can_be_unique(t: &Transform) -> bool {
             | Transform::DateShift { .. }
             | Transform::NumberNoise { .. }
             | Transform::Scrub
+            | Transform::Fake { .. }
     ) && !matches!(t, Transform::Hash { len } if *len < 12)
 }
 
@@ -517,6 +518,9 @@ pub fn transform_name(t: &Transform) -> String {
         Transform::DateShift { max_days } => format!("date_shift:{max_days}"),
         Transform::NumberNoise { percent } => format!("number_noise:{percent}"),
         Transform::Scrub => "scrub".into(),
+        Transform::Shape => "shape".into(),
+        Transform::Fake { kind, locale } if *locale == Locale::En => kind.name().into(),
+        Transform::Fake { kind, locale } => format!("{}:{}", kind.name(), locale.name()),
     }
 }
 

@@ -69,7 +69,10 @@ impl Renderer {
         let mut force = false;
         match e {
             Event::Step(s) => {
-                line = Some(format!("refresh: {s}"));
+                line = Some(format!(
+                    "refresh: {s} (at {:.1} s)",
+                    st.started.elapsed().as_secs_f64()
+                ));
                 force = true;
             }
             Event::TableStarted {

@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::{Client, IsolationLevel, Transaction};
-use zeroize::Zeroizing;
 
 use super::catalog::{QualifiedName, sql_ident};
 use super::copy::{decode_field, encode_field};
-use super::mask::Transform;
+use super::mask::{MaskKey, Transform};
 use super::pg_error;
 use crate::error::Error;
 
@@ -114,7 +113,7 @@ impl Seen {
 /// Everything a masking batch needs, shared by all batches of one table.
 struct Masker {
     columns: Vec<ColumnPlan>,
-    key: Zeroizing<Vec<u8>>,
+    key: MaskKey,
     seen: Vec<Option<Seen>>,
 }
 
@@ -126,7 +125,7 @@ impl Masker {
                 .map(|c| (c.unique && c.transform.is_some()).then(Seen::default))
                 .collect(),
             columns: columns.to_vec(),
-            key: Zeroizing::new(key.to_vec()),
+            key: MaskKey::new(key),
         }
     }
 

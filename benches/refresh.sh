@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# sluice refresh against the baselines, on pgbench data (`pgbench -i -s SCALE --foreign-keys`):
+#   (a) psql COPY pgbench_accounts TO STDOUT | psql COPY … FROM STDIN into an identical empty
+#       table (created from pre-data: no indexes, like sluice's load)
+#   (b) pg_dump | psql of the whole database into a fresh one
+#   (c) sluice refresh of the whole database, every column kept
+#   (d) the same with pgbench_accounts.filler hashed (keyed) and abalance noised
+# Prints wall seconds (median of --runs), peak RSS of sluice, and pgbench_accounts rows/s.
+#
+# Usage: benches/refresh.sh [--scale 50] [--runs 3]
+# Needs the PostgreSQL 15 server binaries (initdb, pg_ctl, pgbench, pg_dump, psql).
+set -euo pipefail
+
+SCALE=50
+RUNS=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${SLUICE_BENCH_DIR:-/tmp/sluice-refresh-bench}
+PORT=${SLUICE_BENCH_PORT:-55633}
+BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+export PATH="$BIN:$PATH"
+AS=()
+if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); fi
+
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+SLUICE="$ROOT/target/release/sluice"
+
+mkdir -p "$WORK"
+DATA="$WORK/data-s$SCALE"
+if [ ! -d "$DATA" ]; then
+  [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK"
+  "${AS[@]}" initdb -D "$DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
+fi
+[ ${#AS[@]} -gt 0 ] && chown -R postgres "$WORK"
+"${AS[@]}" pg_ctl -D "$DATA" -l "$WORK/server.log" -w -o "-c listen_addresses=127.0.0.1 -c port=$PORT \
+  -c unix_socket_directories=$WORK -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+  -c shared_buffers=256MB -c max_wal_size=4GB -c maintenance_work_mem=256MB" start >/dev/null
+trap '"${AS[@]}" pg_ctl -D "$DATA" -m fast -w stop >/dev/null' EXIT
+
+P=(-h 127.0.0.1 -p "$PORT" -U postgres)
+q() { psql "${P[@]}" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+if [ "$(q -d postgres -c "select count(*) from pg_database where datname = 'bench'")" = 0 ]; then
+  echo "initializing pgbench scale $SCALE…" >&2
+  q -d postgres -c "create database bench"
+  pgbench "${P[@]}" -i -s "$SCALE" --foreign-keys -q bench >/dev/null 2>&1
+  q -d bench -c "vacuum analyze"
+fi
+ROWS=$(q -d bench -c "select count(*) from pgbench_accounts")
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+timed() { # prints "seconds maxrss_kb" of the command
+  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null
+  cat "$WORK/time"
+}
+
+# (a) one table through two psql processes.
+q -d postgres -c "drop database if exists a_target" -c "create database a_target"
+pg_dump "${P[@]}" --schema-only --section=pre-data bench | q -d a_target >/dev/null
+A=()
+for _ in $(seq "$RUNS"); do
+  q -d a_target -c "truncate pgbench_accounts"
+  A+=("$(timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -c 'copy pgbench_accounts to stdout' bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -c 'copy pgbench_accounts from stdin' a_target" | cut -d' ' -f1)")
+done
+a=$(printf '%s\n' "${A[@]}" | median)
+
+# (b) pg_dump | psql.
+B=()
+for _ in $(seq "$RUNS"); do
+  q -d postgres -c "drop database if exists b_target" -c "create database b_target"
+  B+=("$(timed bash -c "pg_dump -h 127.0.0.1 -p $PORT -U postgres bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d b_target" | cut -d' ' -f1)")
+done
+b=$(printf '%s\n' "${B[@]}" | median)
+
+# (c) and (d): sluice.
+CFG="$WORK/sluice.yaml"
+cat >"$CFG" <<YAML
+version: 1
+environments:
+  prod: { protected: true, secrets: { provider: env, prefix: PROD_ } }
+  staging: { secrets: { provider: env, prefix: STAGING_ } }
+secrets:
+  DATABASE_URL: { prod: env://DATABASE_URL, staging: env://DATABASE_URL }
+  MASKING_KEY: { prod: env://MASKING_KEY }
+refresh:
+  keep:
+    source: { env: prod, url: "secret:DATABASE_URL" }
+    target: { env: staging, url: "secret:DATABASE_URL" }
+    masking:
+      key: "secret:MASKING_KEY"
+      presets: []
+      columns: { pgbench_accounts.*: keep, pgbench_branches.*: keep, pgbench_tellers.*: keep, pgbench_history.*: keep }
+  masked:
+    source: { env: prod, url: "secret:DATABASE_URL" }
+    target: { env: staging, url: "secret:DATABASE_URL" }
+    masking:
+      key: "secret:MASKING_KEY"
+      presets: []
+      columns:
+        pgbench_accounts.*: keep
+        pgbench_accounts.filler: hash:32
+        pgbench_accounts.abalance: number_noise:10
+        pgbench_branches.*: keep
+        pgbench_tellers.*: keep
+        pgbench_history.*: keep
+YAML
+export PROD_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/bench"
+export PROD_MASKING_KEY="benchmark-key"
+run_sluice() { # plan target_db -> lines "seconds rss_kb accounts_rows_per_s"
+  local plan=$1 db=$2
+  export STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db"
+  for _ in $(seq "$RUNS"); do
+    local t
+    t=$(timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json")
+    local rps
+    rps=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=[x for x in r['tables'] if x['table']=='public.pgbench_accounts'][0]; print(round(t['rows']/t['seconds']))" "$WORK/report.json")
+    echo "$t $rps"
+  done
+}
+C=$(run_sluice keep c_target)
+D=$(run_sluice masked d_target)
+c=$(echo "$C" | cut -d' ' -f1 | median)
+d=$(echo "$D" | cut -d' ' -f1 | median)
+c_rss=$(echo "$C" | cut -d' ' -f2 | sort -n | tail -1)
+d_rss=$(echo "$D" | cut -d' ' -f2 | sort -n | tail -1)
+d_rps=$(echo "$D" | cut -d' ' -f3 | median)
+a_rps=$(python3 -c "print(round($ROWS/$a))")
+
+cat <<EOF
+pgbench scale $SCALE ($ROWS accounts), median of $RUNS, $(nproc) cores
+(a) psql COPY | psql COPY, pgbench_accounts : ${a}s  ($a_rps rows/s)
+(b) pg_dump | psql, whole database          : ${b}s
+(c) sluice refresh, all kept                : ${c}s  (peak RSS $((c_rss / 1024)) MB)
+(d) sluice refresh, filler hash + noise     : ${d}s  (peak RSS $((d_rss / 1024)) MB; pgbench_accounts $d_rps rows/s = $(python3 -c "print(round(100*$d_rps/$a_rps))")% of (a))
+EOF
