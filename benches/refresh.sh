@@ -2,7 +2,7 @@
 # sluice refresh against the baselines, on pgbench data (`pgbench -i -s SCALE --foreign-keys`):
 #   (a) psql COPY pgbench_accounts TO STDOUT | psql COPY … FROM STDIN into an identical empty
 #       table (created from pre-data: no indexes, like sluice's load)
-#   (b) pg_dump | psql of the whole database into a fresh one
+#   (b) pg_dump | psql of the whole database into a fresh one replacing the previous copy
 #   (c) sluice refresh of the whole database, every column kept
 #   (d) the same with pgbench_accounts.filler hashed (keyed) and abalance noised
 # Prints wall seconds (median of --runs), peak RSS of sluice, and pgbench_accounts rows/s.
@@ -70,11 +70,13 @@ for _ in $(seq "$RUNS"); do
 done
 a=$(printf '%s\n' "${A[@]}" | median)
 
-# (b) pg_dump | psql.
+# (b) pg_dump | psql into a fresh database that replaces the previous copy (what sluice does:
+# the old copy is dropped and a new database created, inside the timing for both).
 B=()
+q -d postgres -c "drop database if exists b_target" -c "create database b_target"
+pg_dump "${P[@]}" bench | q -d b_target >/dev/null
 for _ in $(seq "$RUNS"); do
-  q -d postgres -c "drop database if exists b_target" -c "create database b_target"
-  B+=("$(timed bash -c "pg_dump -h 127.0.0.1 -p $PORT -U postgres bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d b_target" | cut -d' ' -f1)")
+  B+=("$(timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d postgres -c 'drop database if exists b_target' -c 'create database b_target' && pg_dump -h 127.0.0.1 -p $PORT -U postgres bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d b_target" | cut -d' ' -f1)")
 done
 b=$(printf '%s\n' "${B[@]}" | median)
 

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod classify;
 pub mod copy;
+pub mod ddl;
 pub mod mask;
 pub mod pipeline;
 pub mod plan;

@@ -750,7 +750,12 @@ async fn load(
 
     step("creating indexes, constraints and triggers (post-data)");
     let post = tokio::task::block_in_place(|| schema("--section=post-data"))?;
-    tokio::task::block_in_place(|| apply(&post))?;
+    post_data(
+        load_cfg,
+        &super::ddl::split(&String::from_utf8_lossy(&post)),
+        settings.jobs,
+    )
+    .await?;
 
     if !plan.materialized_views.is_empty() {
         step("refreshing materialized views");
@@ -778,4 +783,74 @@ async fn load(
     let mut tables = reports.lock().map(|r| r.clone()).unwrap_or_default();
     tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.table.cmp(&b.table)));
     Ok((tables, catalog.sequences.len()))
+}
+
+/// Run one post-data entry on `client`, setting its session settings first when they changed.
+async fn run_entry(
+    client: &Client,
+    in_force: &mut String,
+    e: &super::ddl::Entry,
+) -> Result<(), Error> {
+    if *in_force != e.settings {
+        client
+            .batch_execute(&e.settings)
+            .await
+            .map_err(|err| pg_error("applying pg_dump's session settings", err))?;
+        in_force.clone_from(&e.settings);
+    }
+    client.batch_execute(&e.sql).await.map_err(|err| {
+        let first = e.sql.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        let first: String = first.chars().take(160).collect();
+        pg_error(&format!("post-data {} `{first}`", e.kind), err)
+    })
+}
+
+/// Indexes and constraints on `jobs` connections at once, then foreign keys one by one, then
+/// the rest in dump order (what `pg_restore --jobs` does, from the same pg_dump output).
+async fn post_data(cfg: &Config, entries: &[super::ddl::Entry], jobs: usize) -> Result<(), Error> {
+    use super::ddl::Phase;
+    let build: std::collections::VecDeque<super::ddl::Entry> = entries
+        .iter()
+        .filter(|e| e.phase == Phase::Build)
+        .cloned()
+        .collect();
+    let workers = jobs.max(1).min(build.len());
+    let queue = Arc::new(Mutex::new(build));
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (queue, cfg) = (Arc::clone(&queue), cfg.clone());
+        handles.push(tokio::spawn(async move {
+            let client = connect(&cfg, "the new target database").await?;
+            let mut in_force = String::new();
+            loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some(e) = next else { break };
+                run_entry(&client, &mut in_force, &e).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    let mut first_error = None;
+    for h in handles {
+        let outcome = h.await.unwrap_or_else(|e| {
+            Err(Error::External {
+                what: "refresh".into(),
+                detail: format!("a post-data worker stopped: {e}"),
+            })
+        });
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let client = connect(cfg, "the new target database").await?;
+    let mut in_force = String::new();
+    for phase in [Phase::ForeignKeys, Phase::Rest] {
+        for e in entries.iter().filter(|e| e.phase == phase) {
+            run_entry(&client, &mut in_force, e).await?;
+        }
+    }
+    Ok(())
 }
