@@ -25,7 +25,21 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Er
     let message = match e.as_db_error() {
         Some(db) => {
             let mut m = db.message().to_string();
-            if let Some(d) = db.detail() {
+            // Integrity (23) and data (22) errors quote row contents in their detail ("Failing
+            // row contains …"): production data never reaches sluice's output, so name the
+            // place instead.
+            let quotes_rows = matches!(&db.code().code()[..2], "22" | "23");
+            if quotes_rows {
+                for (what, v) in [
+                    ("table", db.table()),
+                    ("column", db.column()),
+                    ("constraint", db.constraint()),
+                ] {
+                    if let Some(v) = v {
+                        m.push_str(&format!("; {what} {v}"));
+                    }
+                }
+            } else if let Some(d) = db.detail() {
                 m.push_str(&format!(" ({d})"));
             }
             if let Some(h) = db.hint() {

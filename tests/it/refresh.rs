@@ -527,3 +527,26 @@ fn connection_failures_exit_3_without_showing_the_url() {
     assert_no_sentinel(&run, env.dir.path());
     assert_eq!(env.databases(), "staging");
 }
+
+#[test]
+fn a_masked_value_breaking_a_check_constraint_fails_before_staging_is_touched() {
+    let env = Env::new(
+        "create table members (id int primary key,
+                               email text constraint corp_only check (email like '%@corp.example'));
+         insert into members values (1, 'Private.Person@corp.example');",
+        "      columns:\n        members.id: keep",
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("constraint corp_only"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("[SQLSTATE 23514]"), "{}", run.stderr);
+    // The failing row is not quoted: neither the source value nor its masked form.
+    assert!(!run.stderr.contains("Private.Person"), "{}", run.stderr);
+    assert!(!run.stderr.contains("@example."), "{}", run.stderr);
+    assert_eq!(env.databases(), "staging");
+    assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
+}
