@@ -64,6 +64,20 @@ pub enum Command {
     ///
     /// Example: sluice refresh nightly --jobs 4 --report refresh.json
     Refresh(RefreshArgs),
+    /// Check a refreshed target against its source: no sampled source value of a masked column
+    /// appears in the target, every foreign key holds; row counts are shown.
+    ///
+    /// Exit codes: 0 verified, 1 a leak or a broken key, 2 config error, 3 a database failed.
+    Verify {
+        /// The plan, a key under `refresh:` in sluice.yaml.
+        plan: String,
+        /// Source values sampled per masked column.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Propose how to mask a database's columns (from column names and the PII presets),
     /// printed as a `masking.columns` snippet for sluice.yaml.
     Classify {

@@ -171,6 +171,9 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
         Command::Refresh(args) => refresh_command(args, cli.config.as_deref(), &cwd),
+        Command::Verify { plan, sample, json } => {
+            verify_command(&plan, sample, json, cli.config.as_deref(), &cwd)
+        }
         Command::Classify { env, var, url } => {
             let url = match (env, var, url) {
                 (Some(env), Some(var), _) => {
@@ -498,19 +501,21 @@ fn scan_command(s: &Settings) -> Result<i32, Failure> {
     })
 }
 
-fn refresh_command(
-    args: sluice::cli::RefreshArgs,
-    explicit: Option<&std::path::Path>,
-    cwd: &std::path::Path,
-) -> Result<i32, Failure> {
-    use sluice::data::{classify::Presets, pipeline, plan, progress};
-    let loaded = require_config(explicit, cwd)?;
+/// A plan with everything resolved: presets loaded, URLs and key fetched from their stores.
+struct ResolvedPlan<'a> {
+    file: String,
+    cfg: &'a sluice::config::refresh::RefreshPlan,
+    presets: Vec<sluice::data::classify::Presets>,
+    source_url: SecretValue,
+}
+
+fn resolve_plan<'a>(loaded: &'a config::Loaded, name: &str) -> Result<ResolvedPlan<'a>, Failure> {
+    use sluice::data::classify::Presets;
     let file = loaded.path.display().to_string();
-    let cfg = loaded.config.refresh.get(&args.plan).ok_or_else(|| {
+    let cfg = loaded.config.refresh.get(name).ok_or_else(|| {
         let known: Vec<&str> = loaded.config.refresh.keys().map(String::as_str).collect();
         Error::Usage(format!(
-            "{file}: no refresh plan `{}` (plans: {}); add it under `refresh:`",
-            args.plan,
+            "{file}: no refresh plan `{name}` (plans: {}); add it under `refresh:`",
             if known.is_empty() {
                 "none".to_string()
             } else {
@@ -531,18 +536,138 @@ fn refresh_command(
         })?;
         presets.push(Presets::parse(&path.display().to_string(), &text)?);
     }
-    let what = |f: &str| format!("{file}: refresh.{}.{f}", args.plan);
     let source_url = resolve::resolve_setting(
-        &loaded,
+        loaded,
         cfg.source.env.as_deref(),
         &cfg.source.url,
-        &what("source.url"),
+        &format!("{file}: refresh.{name}.source.url"),
     )?;
-    let build = |catalog: &sluice::data::catalog::Catalog| {
-        plan::build(&args.plan, cfg, &file, &presets, catalog)
-    };
+    Ok(ResolvedPlan {
+        file,
+        cfg,
+        presets,
+        source_url,
+    })
+}
+
+impl ResolvedPlan<'_> {
+    fn target_url(&self, loaded: &config::Loaded, name: &str) -> Result<SecretValue, Error> {
+        resolve::resolve_setting(
+            loaded,
+            self.cfg.target.env.as_deref(),
+            &self.cfg.target.url,
+            &format!("{}: refresh.{name}.target.url", self.file),
+        )
+    }
+
+    fn key(&self, loaded: &config::Loaded, name: &str) -> Result<SecretValue, Error> {
+        resolve::resolve_setting(
+            loaded,
+            self.cfg.source.env.as_deref(),
+            &self.cfg.masking.key,
+            &format!("{}: refresh.{name}.masking.key", self.file),
+        )
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        catalog: &sluice::data::catalog::Catalog,
+    ) -> Result<sluice::data::plan::Plan, Error> {
+        sluice::data::plan::build(name, self.cfg, &self.file, &self.presets, catalog)
+    }
+}
+
+fn verify_command(
+    plan: &str,
+    sample: usize,
+    json: bool,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, plan)?;
+    let verdict = sluice::data::verify::verify(
+        &r.source_url,
+        &r.target_url(&loaded, plan)?,
+        &r.key(&loaded, plan)?,
+        sample,
+        &|catalog| r.build(plan, catalog),
+    )?;
+    let mut out = io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&verdict).unwrap_or_default()
+        )?;
+    } else {
+        for c in &verdict.counts {
+            let note = if c.source == c.target {
+                ""
+            } else {
+                "  (differs: the source has changed since the refresh, or rows are missing)"
+            };
+            writeln!(
+                out,
+                "rows      {:<40} source {:>10}  target {:>10}{note}",
+                c.table, c.source, c.target
+            )?;
+        }
+        for k in &verdict.keys {
+            let status = if k.orphans == 0 {
+                "ok".to_string()
+            } else {
+                format!("BROKEN: {} row(s) point at nothing", k.orphans)
+            };
+            writeln!(out, "key       {:<40} {status}", k.key)?;
+        }
+        for l in &verdict.leaks {
+            let status = if l.found == 0 {
+                format!(
+                    "ok ({} source values sampled, none in the target)",
+                    l.sampled
+                )
+            } else {
+                format!(
+                    "LEAK: {} of {} sampled source values appear in the target",
+                    l.found, l.sampled
+                )
+            };
+            writeln!(
+                out,
+                "masked    {:<40} {:<16} {status}",
+                l.column, l.transform
+            )?;
+        }
+        writeln!(
+            out,
+            "{}",
+            if verdict.passed() {
+                "verified: no leak, every foreign key holds"
+            } else {
+                "verification FAILED"
+            }
+        )?;
+    }
+    Ok(if verdict.passed() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+fn refresh_command(
+    args: sluice::cli::RefreshArgs,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use sluice::data::{pipeline, plan, progress};
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, &args.plan)?;
+    let build = |catalog: &sluice::data::catalog::Catalog| r.build(&args.plan, catalog);
     if args.dry_run {
-        let catalog = pipeline::read_catalog(&source_url)?;
+        let catalog = pipeline::read_catalog(&r.source_url)?;
         let plan = build(&catalog)?;
         let mut out = io::stdout().lock();
         writeln!(
@@ -580,23 +705,13 @@ fn refresh_command(
     }
     let settings = pipeline::Settings {
         name: args.plan.clone(),
-        target_url: resolve::resolve_setting(
-            &loaded,
-            cfg.target.env.as_deref(),
-            &cfg.target.url,
-            &what("target.url"),
-        )?,
-        key: resolve::resolve_setting(
-            &loaded,
-            cfg.source.env.as_deref(),
-            &cfg.masking.key,
-            &what("masking.key"),
-        )?,
-        source_url,
+        target_url: r.target_url(&loaded, &args.plan)?,
+        key: r.key(&loaded, &args.plan)?,
+        source_url: r.source_url.clone(),
         jobs: args
             .jobs
             .map(usize::from)
-            .or(cfg.jobs)
+            .or(r.cfg.jobs)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
     };
     let renderer = std::sync::Arc::new(progress::Renderer::new(

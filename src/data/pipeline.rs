@@ -117,7 +117,7 @@ pub struct Report {
 /// A progress callback.
 pub type Progress = dyn Fn(Event) + Send + Sync;
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,7 +128,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-fn parse_url(url: &SecretValue, side: &str) -> Result<Config, Error> {
+pub(crate) fn parse_url(url: &SecretValue, side: &str) -> Result<Config, Error> {
     // The parser's message may quote the URL; say only which one is wrong.
     url.expose().parse::<Config>().map_err(|_| {
         Error::Usage(format!(
@@ -137,7 +137,7 @@ fn parse_url(url: &SecretValue, side: &str) -> Result<Config, Error> {
     })
 }
 
-async fn connect(config: &Config, what: &str) -> Result<Client, Error> {
+pub(crate) async fn connect(config: &Config, what: &str) -> Result<Client, Error> {
     let (client, conn) = config
         .connect(NoTls)
         .await

@@ -550,3 +550,60 @@ fn a_masked_value_breaking_a_check_constraint_fails_before_staging_is_touched() 
     assert_eq!(env.databases(), "staging");
     assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
 }
+
+#[test]
+fn verify_passes_after_a_refresh_and_finds_a_planted_leak_and_a_broken_key() {
+    let env = Env::new(
+        "create table accounts (id int primary key, email text unique, balance numeric(10,2));
+         create table logins (id int primary key, account_id int references accounts, ip inet);
+         insert into accounts select i, 'holder' || i || '@corp.example', (i % 3) * 10.5 from generate_series(1, 200) i;
+         insert into logins select i, i % 200 + 1, ('192.0.2.' || (i % 250))::inet from generate_series(1, 500) i;",
+        "      columns:\n        accounts.id: keep\n        accounts.balance: number_noise:10\n        logins.id: keep\n        logins.account_id: keep\n        logins.ip: ip:16",
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ok = env.sluice(&["verify", "nightly"]);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("verified: no leak"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("public.accounts.email"), "{}", ok.stdout);
+    // Zero balances stay zero under noise: a fixed point of the transform, not a leak.
+    assert!(
+        ok.stdout.contains("public.accounts.balance"),
+        "{}",
+        ok.stdout
+    );
+
+    // Plant one source value and one orphan in staging.
+    let d = &env.dst;
+    d.psql(
+        "staging",
+        "update accounts set email = 'holder7@corp.example' where id = 7",
+    );
+    d.psql(
+        "staging",
+        "alter table logins drop constraint logins_account_id_fkey",
+    );
+    d.psql(
+        "staging",
+        "update logins set account_id = 9999 where id = 1",
+    );
+    d.psql("staging", "alter table logins add constraint logins_account_id_fkey foreign key (account_id) references accounts not valid");
+    let bad = env.sluice(&["verify", "nightly", "--json"]);
+    assert_eq!(bad.code, 1, "{}\n{}", bad.stdout, bad.stderr);
+    let v: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    let email = v["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["column"] == "public.accounts.email")
+        .unwrap();
+    assert_eq!(email["found"], 1);
+    let key = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "public.logins.logins_account_id_fkey")
+        .unwrap();
+    assert_eq!(key["orphans"], 1);
+    assert!(!bad.stdout.contains("holder7"), "values are never printed");
+}
