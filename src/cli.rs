@@ -78,9 +78,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Propose how to mask a database's columns (from column names and the PII presets),
-    /// printed as a `masking.columns` snippet for sluice.yaml.
+    /// Propose how to mask a database's columns, from their names (PII presets) and a bounded
+    /// sample of their values, printed as paste-ready `masking.columns` YAML.
+    ///
+    /// Examples: sluice classify nightly (the plan's source; columns it already decides are
+    /// left out), sluice classify --env prod --var DATABASE_URL
     Classify {
+        /// A refresh plan: classify its source with its presets.
+        #[arg(conflicts_with_all = ["env", "url"], required_unless_present_any = ["env", "url"])]
+        plan: Option<String>,
         /// The environment whose variable holds the connection URL.
         #[arg(long, short = 'e', requires = "var", conflicts_with = "url")]
         env: Option<String>,
@@ -88,8 +94,11 @@ pub enum Command {
         #[arg(long, requires = "env")]
         var: Option<String>,
         /// A connection URL given directly (visible in process listings; prefer --env/--var).
-        #[arg(long, required_unless_present = "env")]
+        #[arg(long)]
         url: Option<String>,
+        /// Values sampled per column (0: names only).
+        #[arg(long, default_value_t = 200)]
+        sample: usize,
     },
     /// Print a JSON Schema (for editors and CI validation).
     Schema {

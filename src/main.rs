@@ -174,46 +174,13 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Verify { plan, sample, json } => {
             verify_command(&plan, sample, json, cli.config.as_deref(), &cwd)
         }
-        Command::Classify { env, var, url } => {
-            let url = match (env, var, url) {
-                (Some(env), Some(var), _) => {
-                    let loaded = require_config(cli.config.as_deref(), &cwd)?;
-                    let values = resolve::resolve(&loaded, &env, std::slice::from_ref(&var))?;
-                    values.into_iter().next().map(|(_, v)| v).ok_or_else(|| {
-                        Error::Usage(format!(
-                            "variable `{var}` has no source in environment `{env}`"
-                        ))
-                    })?
-                }
-                (_, _, Some(u)) => SecretValue::new(u),
-                _ => {
-                    return Err(
-                        Error::Usage("give --env ENV --var NAME, or --url URL".into()).into(),
-                    );
-                }
-            };
-            let proposals = sluice::data::classify::classify_database(url.expose())?;
-            let mut out = io::stdout().lock();
-            writeln!(out, "masking:\n  columns:")?;
-            for p in &proposals {
-                let key = format!(
-                    "{}.{}",
-                    p.table,
-                    sluice::data::catalog::quote_ident(&p.column)
-                );
-                writeln!(
-                    out,
-                    "    {}: {:<18} # {}",
-                    serde_json::to_string(&key).unwrap_or(key),
-                    p.spec,
-                    p.reason
-                )?;
-            }
-            if proposals.is_empty() {
-                writeln!(out, "    {{}}  # no column name matched a PII preset")?;
-            }
-            Ok(EXIT_OK)
-        }
+        Command::Classify {
+            plan,
+            env,
+            var,
+            url,
+            sample,
+        } => classify_command(plan, env, var, url, sample, cli.config.as_deref(), &cwd),
         Command::Render {
             env,
             template,
@@ -739,5 +706,88 @@ fn refresh_command(
         write_atomic(path, &json)?;
     }
     progress::summary(&report, &mut io::stdout().lock())?;
+    Ok(EXIT_OK)
+}
+
+fn classify_command(
+    plan: Option<String>,
+    env: Option<String>,
+    var: Option<String>,
+    url: Option<String>,
+    sample: usize,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use sluice::data::{classify, plan as planning};
+    let mut out = io::stdout().lock();
+    let indent = if plan.is_some() { 6 } else { 4 };
+    let proposals = match (plan, env, var, url) {
+        (Some(name), ..) => {
+            let loaded = require_config(explicit, cwd)?;
+            let r = resolve_plan(&loaded, &name)?;
+            let decided: Vec<_> = r
+                .cfg
+                .masking
+                .columns
+                .keys()
+                .filter_map(|k| planning::parse_column_key(k).ok())
+                .collect();
+            let skip = |t: &sluice::data::catalog::QualifiedName, c: &str| {
+                decided
+                    .iter()
+                    .any(|(dt, dc)| dt == t && dc.as_deref().is_none_or(|dc| dc == c))
+            };
+            let p = classify::classify_database(r.source_url.expose(), &r.presets, sample, &skip)?;
+            writeln!(out, "# paste under refresh.{name}.masking.columns:")?;
+            p
+        }
+        (None, Some(env), Some(var), _) => {
+            let loaded = require_config(explicit, cwd)?;
+            let url =
+                resolve::resolve_setting(&loaded, Some(&env), &format!("secret:{var}"), "--var")?;
+            let p = classify::classify_database(
+                url.expose(),
+                &[classify::Presets::builtin()?],
+                sample,
+                &|_, _| false,
+            )?;
+            writeln!(out, "masking:\n  columns:")?;
+            p
+        }
+        (None, None, None, Some(u)) => {
+            let p = classify::classify_database(
+                &u,
+                &[classify::Presets::builtin()?],
+                sample,
+                &|_, _| false,
+            )?;
+            writeln!(out, "masking:\n  columns:")?;
+            p
+        }
+        _ => {
+            return Err(
+                Error::Usage("give a plan, --env ENV --var NAME, or --url URL".into()).into(),
+            );
+        }
+    };
+    let width = proposals
+        .iter()
+        .map(|p| planning::yaml_column_key(&p.table, &p.column).len())
+        .max()
+        .unwrap_or(0);
+    for p in &proposals {
+        writeln!(
+            out,
+            "{:indent$}{:<width$} {:<18} # {}",
+            "",
+            format!("{}:", planning::yaml_column_key(&p.table, &p.column)),
+            p.spec,
+            p.reason,
+            width = width + 1
+        )?;
+    }
+    if proposals.is_empty() {
+        writeln!(out, "{:indent$}{{}}  # every column is already decided", "")?;
+    }
     Ok(EXIT_OK)
 }

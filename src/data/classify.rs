@@ -21,6 +21,26 @@ pub struct PresetFile {
     pub version: u32,
     /// Column-name presets, first match wins.
     pub columns: Vec<ColumnPreset>,
+    /// Value detectors for sampled columns, first match wins.
+    #[serde(default)]
+    pub values: Vec<ValuePreset>,
+}
+
+/// One value detector.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValuePreset {
+    /// Case-insensitive regex over the whole value (or anywhere in it, with `contains`).
+    pub value: String,
+    /// The transform to propose, in compact form.
+    pub transform: String,
+    /// What the values are, for people.
+    pub reason: String,
+    /// The share of sampled values (0..1) that must match.
+    pub share: f64,
+    /// Match anywhere inside the value (free text).
+    #[serde(default)]
+    pub contains: bool,
 }
 
 /// One column-name preset.
@@ -39,6 +59,7 @@ pub struct ColumnPreset {
 #[derive(Debug)]
 pub struct Presets {
     rules: Vec<(Regex, Transform, String, String)>,
+    detectors: Vec<(Regex, Transform, String, String, f64)>,
 }
 
 /// A proposed classification of one column.
@@ -161,8 +182,33 @@ impl Presets {
                 (_, Err(e)) => problems.push(Problem::new(at, e)),
             }
         }
+        let mut detectors = Vec::new();
+        for v in file.values {
+            let at = text.find(&v.value).map_or_else(
+                || Location::file(name),
+                |o| Location::from_offset(name, text, o),
+            );
+            let pattern = if v.contains {
+                v.value.clone()
+            } else {
+                format!("^(?:{})$", v.value)
+            };
+            let re = regex::RegexBuilder::new(&pattern)
+                .case_insensitive(true)
+                .build();
+            match (re, parse_transform(&v.transform)) {
+                _ if !(0.0..=1.0).contains(&v.share) => {
+                    problems.push(Problem::new(at, "`share` must be between 0 and 1"))
+                }
+                (Ok(re), Ok(t)) => detectors.push((re, t, v.transform, v.reason, v.share)),
+                (Err(e), _) => {
+                    problems.push(Problem::new(at, format!("regex does not compile: {e}")))
+                }
+                (_, Err(e)) => problems.push(Problem::new(at, e)),
+            }
+        }
         if problems.is_empty() {
-            Ok(Presets { rules })
+            Ok(Presets { rules, detectors })
         } else {
             Err(Error::Invalid { problems })
         }
@@ -174,6 +220,31 @@ impl Presets {
             .iter()
             .find(|(re, ..)| re.is_match(column))
             .map(|(_, t, spec, reason)| (t, spec.as_str(), reason.as_str()))
+    }
+
+    /// The first value detector that enough of `samples` satisfy: transform, compact form and a
+    /// reason naming the share.
+    pub fn detect(&self, samples: &[String]) -> Option<(Transform, String, String)> {
+        if samples.is_empty() {
+            return None;
+        }
+        self.detectors
+            .iter()
+            .find_map(|(re, t, spec, reason, share)| {
+                let hits = samples.iter().filter(|v| re.is_match(v.trim())).count();
+                let got = hits as f64 / samples.len() as f64;
+                (got >= *share && hits > 0).then(|| {
+                    (
+                        t.clone(),
+                        spec.clone(),
+                        format!(
+                            "{reason}: {:.0}% of {} sampled values",
+                            got * 100.0,
+                            samples.len()
+                        ),
+                    )
+                })
+            })
     }
 
     /// A proposal for every column of every table whose name matches a preset. Generated
@@ -199,9 +270,38 @@ impl Presets {
     }
 }
 
-/// Connect to `url`, read the catalog and classify it with the built-in presets.
-pub fn classify_database(url: &str) -> Result<Vec<Proposal>, Error> {
-    let presets = Presets::builtin()?;
+/// Types whose values are never personal data by themselves; unnamed columns of these types are
+/// proposed `keep` without sampling.
+fn plain_type(type_name: &str) -> bool {
+    let t = type_name.split('(').next().unwrap_or("").trim();
+    matches!(
+        t,
+        "boolean"
+            | "smallint"
+            | "integer"
+            | "bigint"
+            | "real"
+            | "double precision"
+            | "numeric"
+            | "money"
+            | "oid"
+            | "interval"
+            | "date"
+    ) || t.starts_with("timestamp")
+        || t.starts_with("time ")
+        || t == "time"
+}
+
+/// Connect to `url` and propose a transform for every stored column that `skip` does not rule
+/// out: by name (presets), else by sampling up to `sample` values of text-like columns and
+/// running the value detectors, else `keep` with the reason. Partitions are covered by their
+/// parent.
+pub fn classify_database(
+    url: &str,
+    presets: &[Presets],
+    sample: usize,
+    skip: &dyn Fn(&QualifiedName, &str) -> bool,
+) -> Result<Vec<Proposal>, Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -209,14 +309,72 @@ pub fn classify_database(url: &str) -> Result<Vec<Proposal>, Error> {
             what: "runtime".into(),
             detail: e.to_string(),
         })?;
-    let catalog = rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    rt.block_on(async {
+        let (mut client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .map_err(|e| super::pg_error("connecting (the URL is not shown)", e))?;
         tokio::spawn(conn);
-        super::catalog::load(&client).await
-    })?;
-    Ok(presets.classify(&catalog))
+        let (tx, _) = super::stream::export_snapshot(&mut client).await?;
+        let catalog = super::catalog::load(&tx).await?;
+        let mut out = Vec::new();
+        for t in catalog.tables.values().filter(|t| t.partition_of.is_none()) {
+            for c in t.columns.iter().filter(|c| !c.generated) {
+                if skip(&t.name, &c.name) {
+                    continue;
+                }
+                let proposal = |transform: Transform, spec: String, reason: String| Proposal {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    transform,
+                    spec,
+                    reason,
+                };
+                if let Some((tr, spec, reason)) = presets.iter().find_map(|p| p.lookup(&c.name)) {
+                    out.push(proposal(
+                        tr.clone(),
+                        spec.to_string(),
+                        format!("name: {reason}"),
+                    ));
+                    continue;
+                }
+                if plain_type(&c.type_name) || sample == 0 {
+                    out.push(proposal(
+                        Transform::Keep,
+                        "keep".into(),
+                        format!("{}: not personal by type", c.type_name),
+                    ));
+                    continue;
+                }
+                let col = super::catalog::sql_ident(&c.name);
+                let rows = tx
+                    .query(
+                        &format!(
+                            "select {col}::text from {} where {col} is not null limit {sample}",
+                            t.name.sql()
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| super::pg_error(&format!("sampling {}.{}", t.name, c.name), e))?;
+                let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                match presets.iter().find_map(|p| p.detect(&values)) {
+                    Some((tr, spec, reason)) => {
+                        out.push(proposal(tr, spec, format!("values: {reason}")))
+                    }
+                    None => out.push(proposal(
+                        Transform::Keep,
+                        "keep".into(),
+                        format!(
+                            "{}: no PII found in {} sampled values; check",
+                            c.type_name,
+                            values.len()
+                        ),
+                    )),
+                }
+            }
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

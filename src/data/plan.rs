@@ -470,12 +470,7 @@ pub fn build(
                     unclassified.len()
                 );
                 for (t, c, ty) in &unclassified {
-                    let key = format!("{}.{}", t.name, quote_ident(c));
-                    let key = if key.contains('"') {
-                        format!("'{key}'")
-                    } else {
-                        key
-                    };
+                    let key = yaml_column_key(&t.name, c);
                     msg.push_str(&format!("      {key}: keep    # {ty}; or a transform\n"));
                 }
                 msg.push_str("    or set `unclassified: warn` to copy them unmasked");
@@ -489,6 +484,17 @@ pub fn build(
     plan.tables
         .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
     Ok(plan)
+}
+
+/// A column key as sluice.yaml takes it (`schema.table.column`, single-quoted when it needs
+/// double-quoted identifiers).
+pub fn yaml_column_key(table: &QualifiedName, column: &str) -> String {
+    let key = format!("{table}.{}", quote_ident(column));
+    if key.contains('"') {
+        format!("'{}'", key.replace('\'', "''"))
+    } else {
+        key
+    }
 }
 
 fn did_you_mean_table(catalog: &Catalog, t: &QualifiedName) -> String {

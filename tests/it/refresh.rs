@@ -438,6 +438,32 @@ fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
     assert_eq!(env.databases(), "staging");
     assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
 
+    // classify PLAN proposes the missing decisions, ready to paste under the plan.
+    let c = env.sluice(&["classify", "nightly"]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    assert!(
+        c.stdout
+            .starts_with("# paste under refresh.nightly.masking.columns:\n      public.people."),
+        "{}",
+        c.stdout
+    );
+    let squeeze = c.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squeeze.contains("public.people.shoe_size: keep # integer: not personal by type"),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        squeeze.contains("public.people.email: email # name: e-mail address"),
+        "{}",
+        c.stdout
+    );
+    assert!(
+        !c.stdout.contains("people.id:"),
+        "already decided: {}",
+        c.stdout
+    );
+
     // A typo in a column key names the file position.
     let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
     write(
