@@ -10,7 +10,13 @@ fn transforms(c: &mut Criterion) {
         .map(|i| format!("Person{i}.Example@corp.example"))
         .collect();
     let cases = [
-        ("hash", Transform::Hash { len: 32 }),
+        (
+            "hash",
+            Transform::Hash {
+                len: 32,
+                base64: false,
+            },
+        ),
         ("email", Transform::Email),
         (
             "first_name",

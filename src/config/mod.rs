@@ -264,11 +264,12 @@ fn check_refresh(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
                 if let Err(e) = crate::data::plan::parse_column_key(&key) {
                     problems.push(Problem::new(k.at(file), e));
                 }
+                // The long forms of regex, json, array and template are checked with the catalog.
                 let spec = match &v.value {
                     yaml::Value::Str(t) => Some((t.as_str(), v)),
-                    yaml::Value::Map(_) => {
-                        get(v, "transform").and_then(|n| str_of(Some(n)).map(|t| (t, n)))
-                    }
+                    yaml::Value::Map(_) => get(v, "transform")
+                        .and_then(|n| str_of(Some(n)).map(|t| (t, n)))
+                        .filter(|(t, _)| !matches!(*t, "regex" | "json" | "array" | "template")),
                     _ => None,
                 };
                 if let Some((t, at)) = spec

@@ -90,6 +90,22 @@ pub enum ColumnRule {
         /// Masked values must stay distinct (implied by a unique index on the column).
         #[serde(default)]
         unique: bool,
+        /// `regex`: the pattern whose matches are replaced.
+        #[serde(default)]
+        pattern: Option<String>,
+        /// `regex`: the replacement (`$1`, `${name}` for groups).
+        #[serde(default)]
+        replace: Option<String>,
+        /// `json`: a transform (compact form) per JSON path (`$.contact.phone`,
+        /// `$.items[*].email`).
+        #[serde(default)]
+        paths: BTreeMap<String, String>,
+        /// `array`: the transform (compact form) of every element.
+        #[serde(default)]
+        element: Option<String>,
+        /// `template`: text from the row's other columns after masking, `{first} {last}`.
+        #[serde(default)]
+        template: Option<String>,
     },
 }
 

@@ -129,9 +129,23 @@ pub fn parse_transform(spec: &str) -> Result<Transform, String> {
             Some("keep_last4") => Ok(Transform::Card { keep_last4: true }),
             Some(a) => Err(format!("`{spec}`: card takes `keep_last4`, not `{a}`")),
         },
-        "hash" => Ok(Transform::Hash {
-            len: number(16.0)? as usize,
-        }),
+        "hash" => {
+            // hash, hash:LEN, hash:base64, hash:LEN:base64 (hex is the default).
+            let mut len = 16;
+            let mut base64 = false;
+            for part in arg.into_iter().flat_map(|a| a.split(':')) {
+                match part {
+                    "base64" => base64 = true,
+                    "hex" => base64 = false,
+                    n => {
+                        len = n.parse().map_err(|_| {
+                            format!("`{spec}`: `{n}` is not a length, `hex` or `base64`")
+                        })?
+                    }
+                }
+            }
+            Ok(Transform::Hash { len, base64 })
+        }
         "ip" => Ok(Transform::Ip {
             keep_prefix_bits: number(0.0)? as u8,
         }),
@@ -458,7 +472,10 @@ mod tests {
     fn compact_transform_forms() {
         assert_eq!(
             parse_transform("hash:12").unwrap(),
-            Transform::Hash { len: 12 }
+            Transform::Hash {
+                len: 12,
+                base64: false
+            }
         );
         assert_eq!(
             parse_transform("number_noise").unwrap(),

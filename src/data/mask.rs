@@ -10,6 +10,7 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
+use super::structured::{Step, apply_path, parse_array, write_array};
 use crate::keyed::HmacKey;
 
 /// The masking key, prepared once (see [`HmacKey`]).
@@ -94,8 +95,10 @@ pub enum Transform {
     Redact,
     /// Keyed hash, hex, `len` characters (1..=64).
     Hash {
-        /// Output length in hex characters.
+        /// Output length in characters.
         len: usize,
+        /// Base64 (URL-safe alphabet, no padding) instead of hex.
+        base64: bool,
     },
     /// A valid-looking e-mail at a reserved domain.
     Email,
@@ -139,6 +142,37 @@ pub enum Transform {
     /// Every digit replaced by a keyed digit and every letter by a keyed letter of the same case;
     /// separators kept (national ids, account numbers, licence plates).
     Shape,
+    /// Every match of a regex replaced (`$1`, `${name}` refer to groups).
+    Regex {
+        /// The pattern.
+        pattern: Pattern,
+        /// The replacement.
+        replace: String,
+    },
+    /// A JSON document whose leaves at each path are masked by that path's transform (the
+    /// transform's own domain, so a phone inside JSON masks like a phone column).
+    Json {
+        /// `(path as written, parsed path, transform)`.
+        paths: Vec<(String, Vec<Step>, Transform)>,
+    },
+    /// A PostgreSQL array whose every element is masked by `element`.
+    Array {
+        /// The element transform.
+        element: Box<Transform>,
+    },
+    /// Text built from other columns of the same row, after their masking:
+    /// `{first_name} {last_name}`. NULL when a column it names is NULL.
+    Template(String),
+}
+
+/// A compiled regex that compares by its pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 /// Names and places `fake` provides.
@@ -328,6 +362,9 @@ impl Transform {
             Transform::DateShift { .. } => "date",
             Transform::NumberNoise { .. } => "number",
             Transform::Hash { .. } => "hash",
+            Transform::Json { .. } => "json",
+            Transform::Array { element } => element.default_domain(),
+            Transform::Template(_) => "template",
             Transform::Fake { kind, .. } => kind.name(),
             Transform::Shape => "shape",
             _ => "text",
@@ -353,14 +390,22 @@ impl Transform {
                     c => c,
                 })
                 .collect(),
-            Transform::Hash { len } => {
+            Transform::Hash { len, base64 } => {
                 let h = key.mac(&[domain.as_bytes(), b"\0", input.as_bytes()]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                h.iter()
-                    .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
-                    .take((*len).clamp(1, 64))
-                    .map(char::from)
-                    .collect()
+                let len = (*len).clamp(1, if *base64 { 43 } else { 64 });
+                if *base64 {
+                    use base64::Engine;
+                    let mut s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h);
+                    s.truncate(len);
+                    s
+                } else {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    h.iter()
+                        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+                        .take(len)
+                        .map(char::from)
+                        .collect()
+                }
             }
             Transform::Email => email(key, domain, input),
             Transform::Phone => phone(key, domain, input),
@@ -381,6 +426,36 @@ impl Transform {
                 )
             }
             Transform::Shape => shape(key, domain, input),
+            Transform::Regex { pattern, replace } => {
+                pattern.0.replace_all(input, replace.as_str()).into_owned()
+            }
+            Transform::Json { paths } => {
+                let mut doc: serde_json::Value = serde_json::from_str(input)
+                    .map_err(|e| MaskError(format!("not JSON ({e})")))?;
+                for (_, steps, t) in paths {
+                    apply_path(&mut doc, steps, &mut |leaf| {
+                        t.apply(key, t.default_domain(), leaf).map_err(|e| e.0)
+                    })
+                    .map_err(MaskError)?;
+                }
+                serde_json::to_string(&doc).map_err(|e| MaskError(e.to_string()))?
+            }
+            Transform::Array { element } => {
+                let items = parse_array(input).map_err(MaskError)?;
+                let masked = items
+                    .iter()
+                    .map(|i| match i {
+                        None => Ok(None),
+                        Some(v) => element.apply(key, domain, v),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                write_array(&masked)
+            }
+            Transform::Template(_) => {
+                return Err(MaskError(
+                    "a template is filled from its row; it cannot mask a lone value".into(),
+                ));
+            }
         }))
     }
 }
@@ -836,7 +911,17 @@ mod tests {
         );
         let u = m(&Transform::Uuid, "not-even-a-uuid");
         assert_eq!((u.len(), &u[14..15]), (36, "4"));
-        assert_eq!(m(&Transform::Hash { len: 12 }, "x").len(), 12);
+        assert_eq!(
+            m(
+                &Transform::Hash {
+                    len: 12,
+                    base64: false
+                },
+                "x"
+            )
+            .len(),
+            12
+        );
         assert_eq!(m(&Transform::Redact, "Ab-12 ü"), "xx-00 x");
         assert_eq!(Transform::Null.apply(&k(), "t", "x").unwrap(), None);
     }
@@ -876,6 +961,69 @@ mod tests {
             );
             assert!(!v.is_empty() && v != "12 rue Exemple", "{kind:?}: {v}");
         }
+    }
+
+    #[test]
+    fn structured_values_mask_inside() {
+        let json = Transform::Json {
+            paths: vec![
+                (
+                    "$.contact.email".into(),
+                    crate::data::structured::parse_path("$.contact.email").unwrap(),
+                    Transform::Email,
+                ),
+                (
+                    "$.phones[*]".into(),
+                    crate::data::structured::parse_path("$.phones[*]").unwrap(),
+                    Transform::Phone,
+                ),
+            ],
+        };
+        let out = m(
+            &json,
+            r#"{"contact": {"email": "Ann@corp.example", "tier": 2}, "phones": ["+49 30 1234567"]}"#,
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["contact"]["email"],
+            m(&Transform::Email, "ann@corp.example")
+        );
+        assert_eq!(v["contact"]["tier"], 2);
+        assert_eq!(v["phones"][0], m(&Transform::Phone, "+49 30 1234567"));
+        assert!(json.apply(&k(), "json", "not json").is_err());
+
+        let arr = Transform::Array {
+            element: Box::new(Transform::Email),
+        };
+        let out = m(&arr, r#"{a@corp.example,NULL,"b@corp.example"}"#);
+        let items = crate::data::structured::parse_array(&out).unwrap();
+        assert_eq!(
+            items[0].as_deref(),
+            Some(m(&Transform::Email, "a@corp.example").as_str())
+        );
+        assert_eq!(items[1], None);
+
+        let re = Transform::Regex {
+            pattern: Pattern(Regex::new(r"(\d{4})-\d+").unwrap()),
+            replace: "$1-XXXX".into(),
+        };
+        assert_eq!(
+            m(&re, "ref 2024-991 and 2023-12"),
+            "ref 2024-XXXX and 2023-XXXX"
+        );
+
+        let b64 = m(
+            &Transform::Hash {
+                len: 20,
+                base64: true,
+            },
+            "x",
+        );
+        assert_eq!(b64.len(), 20);
+        assert!(
+            b64.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod stream;
+pub mod structured;
 pub mod verify;
 
 /// A database error as sluice reports it: what was being done, the server's message and its

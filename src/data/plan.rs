@@ -145,7 +145,11 @@ fn can_be_unique(t: &Transform) -> bool {
             | Transform::NumberNoise { .. }
             | Transform::Scrub
             | Transform::Fake { .. }
-    ) && !matches!(t, Transform::Hash { len } if *len < 12)
+            | Transform::Regex { .. }
+            | Transform::Json { .. }
+            | Transform::Array { .. }
+            | Transform::Template(_)
+    ) && !matches!(t, Transform::Hash { len, .. } if *len < 12)
 }
 
 struct Resolver<'a> {
@@ -251,10 +255,10 @@ pub fn build(
                 continue;
             }
         };
-        let transform = match parse_transform(rule.transform()) {
+        let transform = match rule_transform(rule) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(Problem::new(at(key), e));
+                problems.push(Problem::new(at(key), format!("`{key}`: {e}")));
                 continue;
             }
         };
@@ -262,6 +266,18 @@ pub fn build(
             ColumnRule::Full { domain, unique, .. } => (domain.clone(), *unique),
             ColumnRule::Short(_) => (None, false),
         };
+        if let (Transform::Template(tpl), Some(c)) = (&transform, &column)
+            && let Some(t) = catalog.tables.get(&table)
+        {
+            for name in super::structured::template_columns(tpl).unwrap_or_default() {
+                if name == *c || !t.columns.iter().any(|x| x.name == name && !x.generated) {
+                    problems.push(Problem::new(
+                        at(key),
+                        format!("`{key}`: the template names `{name}`, which is not another stored column of {table}"),
+                    ));
+                }
+            }
+        }
         let decision = Decision {
             domain: domain.unwrap_or_else(|| transform.default_domain().to_string()),
             transform,
@@ -486,6 +502,92 @@ pub fn build(
     Ok(plan)
 }
 
+/// The transform a column rule describes: the compact form, or the long form with the
+/// parameters `regex`, `json`, `array` and `template` need.
+pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
+    let ColumnRule::Full {
+        transform,
+        pattern,
+        replace,
+        paths,
+        element,
+        template,
+        ..
+    } = rule
+    else {
+        return parse_transform(rule.transform());
+    };
+    let stray = |field: &str, set: bool| {
+        if set {
+            Err(format!(
+                "`{field}` does not go with transform `{transform}`"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let name = transform.as_str();
+    if name != "regex" {
+        stray("pattern", pattern.is_some())?;
+        stray("replace", replace.is_some())?;
+    }
+    if name != "json" {
+        stray("paths", !paths.is_empty())?;
+    }
+    if name != "array" {
+        stray("element", element.is_some())?;
+    }
+    if name != "template" {
+        stray("template", template.is_some())?;
+    }
+    match name {
+        "regex" => {
+            let (Some(p), Some(r)) = (pattern, replace) else {
+                return Err("`regex` needs `pattern` and `replace`".into());
+            };
+            let re = regex::Regex::new(p).map_err(|e| {
+                format!(
+                    "`pattern` does not compile: {}",
+                    e.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            })?;
+            Ok(Transform::Regex {
+                pattern: super::mask::Pattern(re),
+                replace: r.clone(),
+            })
+        }
+        "json" => {
+            if paths.is_empty() {
+                return Err("`json` needs `paths` (a transform per JSON path)".into());
+            }
+            let mut out = Vec::new();
+            for (path, spec) in paths {
+                let steps = super::structured::parse_path(path)?;
+                let t = parse_transform(spec).map_err(|e| format!("path `{path}`: {e}"))?;
+                out.push((path.clone(), steps, t));
+            }
+            Ok(Transform::Json { paths: out })
+        }
+        "array" => {
+            let e = element
+                .as_deref()
+                .ok_or("`array` needs `element` (the transform of each element)")?;
+            Ok(Transform::Array {
+                element: Box::new(parse_transform(e)?),
+            })
+        }
+        "template" => {
+            let t = template.as_deref().ok_or("`template` needs `template`")?;
+            super::structured::template_columns(t)?;
+            Ok(Transform::Template(t.to_string()))
+        }
+        _ => parse_transform(transform),
+    }
+}
+
 /// A column key as sluice.yaml takes it (`schema.table.column`, single-quoted when it needs
 /// double-quoted identifiers).
 pub fn yaml_column_key(table: &QualifiedName, column: &str) -> String {
@@ -513,7 +615,19 @@ pub fn transform_name(t: &Transform) -> String {
         Transform::Constant(_) => "constant".into(),
         Transform::Keep => "keep".into(),
         Transform::Redact => "redact".into(),
-        Transform::Hash { len } => format!("hash:{len}"),
+        Transform::Hash { len, base64: false } => format!("hash:{len}"),
+        Transform::Hash { len, base64: true } => format!("hash:{len}:base64"),
+        Transform::Regex { .. } => "regex".into(),
+        Transform::Json { paths } => format!(
+            "json({})",
+            paths
+                .iter()
+                .map(|(p, _, t)| format!("{p}: {}", transform_name(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Transform::Array { element } => format!("array({})", transform_name(element)),
+        Transform::Template(t) => format!("template({t})"),
         Transform::Email => "email".into(),
         Transform::Phone => "phone".into(),
         Transform::Iban => "iban".into(),
@@ -690,7 +804,10 @@ mod tests {
         // The column's foreign key wins over the table's `*`.
         assert_eq!(
             orders.columns[2].transform,
-            Some(Transform::Hash { len: 20 })
+            Some(Transform::Hash {
+                len: 20,
+                base64: false
+            })
         );
         assert_eq!(orders.columns[3].transform, None);
         let e = message(

@@ -115,6 +115,7 @@ struct Masker {
     columns: Vec<ColumnPlan>,
     key: MaskKey,
     seen: Vec<Option<Seen>>,
+    templates: bool,
 }
 
 impl Masker {
@@ -126,6 +127,9 @@ impl Masker {
                 .collect(),
             columns: columns.to_vec(),
             key: MaskKey::new(key),
+            templates: columns
+                .iter()
+                .any(|c| matches!(c.transform, Some(Transform::Template(_)))),
         }
     }
 
@@ -161,38 +165,107 @@ impl Masker {
     /// Mask one COPY row (without its newline) into `out`, newline included. Fields without a
     /// transform are copied as raw bytes, never decoded.
     fn row(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if self.templates {
+            return self.row_with_templates(line, out);
+        }
         let mut n = 0;
         for (i, raw) in line.split(|&b| b == b'\t').enumerate() {
-            let Some(c) = self.columns.get(i) else {
+            if i >= self.columns.len() {
                 return Err(format!(
                     "COPY row has more than the {} planned fields",
                     self.columns.len()
                 ));
-            };
+            }
             if i > 0 {
                 out.push(b'\t');
             }
             n = i + 1;
-            let Some(t) = &c.transform else {
-                out.extend_from_slice(raw);
-                continue;
-            };
-            match decode_field(raw, i).map_err(|e| e.to_string())? {
-                // NULL stays NULL.
-                None => out.extend_from_slice(b"\\N"),
-                Some(bytes) => {
-                    let text = std::str::from_utf8(&bytes)
-                        .map_err(|_| format!("column {} is not UTF-8 text", c.name))?;
-                    let masked = self.value(i, t, text)?;
-                    encode_field(out, masked.as_deref().map(str::as_bytes));
-                }
-            }
+            self.field(i, raw, out)?;
         }
         if n != self.columns.len() {
             return Err(format!(
                 "COPY row has {n} fields, expected {}",
                 self.columns.len()
             ));
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// One field of column `i` from its raw COPY bytes into `out`, masked if planned.
+    fn field(&self, i: usize, raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let c = &self.columns[i];
+        let Some(t) = &c.transform else {
+            out.extend_from_slice(raw);
+            return Ok(());
+        };
+        match decode_field(raw, i).map_err(|e| e.to_string())? {
+            // NULL stays NULL.
+            None => out.extend_from_slice(b"\\N"),
+            Some(bytes) => {
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| format!("column {} is not UTF-8 text", c.name))?;
+                let masked = self.value(i, t, text)?;
+                encode_field(out, masked.as_deref().map(str::as_bytes));
+            }
+        }
+        Ok(())
+    }
+
+    /// A row with template columns: every other field first, then the templates from those
+    /// fields' masked values.
+    fn row_with_templates(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let raws: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
+        if raws.len() != self.columns.len() {
+            return Err(format!(
+                "COPY row has {} fields, expected {}",
+                raws.len(),
+                self.columns.len()
+            ));
+        }
+        let mut fields: Vec<Vec<u8>> = Vec::with_capacity(raws.len());
+        for (i, raw) in raws.iter().enumerate() {
+            let mut f = Vec::new();
+            if !matches!(self.columns[i].transform, Some(Transform::Template(_))) {
+                self.field(i, raw, &mut f)?;
+            }
+            fields.push(f);
+        }
+        for (i, c) in self.columns.iter().enumerate() {
+            let Some(Transform::Template(tpl)) = &c.transform else {
+                continue;
+            };
+            if raws[i] == b"\\N" {
+                fields[i] = b"\\N".to_vec();
+                continue;
+            }
+            let mut missing = None;
+            let rendered = super::structured::render_template(tpl, &mut |name| {
+                let Some(j) = self.columns.iter().position(|c| c.name == name) else {
+                    missing = Some(name.to_string());
+                    return None;
+                };
+                decode_field(&fields[j], j)
+                    .ok()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
+            .map_err(|e| format!("column {}: {e}", c.name))?;
+            if let Some(m) = missing {
+                return Err(format!(
+                    "column {}: the template names `{m}`, which is not copied",
+                    c.name
+                ));
+            }
+            let mut f = Vec::new();
+            encode_field(&mut f, rendered.as_deref().map(str::as_bytes));
+            fields[i] = f;
+        }
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            out.extend_from_slice(f);
         }
         out.push(b'\n');
         Ok(())
@@ -413,7 +486,17 @@ mod tests {
     #[test]
     fn unique_columns_redraw_collisions() {
         // A 1-character hash has 16 possible values: the 17th distinct input cannot fit.
-        let m = Masker::new(&[col("h", Some(Transform::Hash { len: 1 }), true)], b"k");
+        let m = Masker::new(
+            &[col(
+                "h",
+                Some(Transform::Hash {
+                    len: 1,
+                    base64: false,
+                }),
+                true,
+            )],
+            b"k",
+        );
         let mut outs = HashSet::new();
         for i in 0..16 {
             let mut o = Vec::new();
@@ -428,6 +511,45 @@ mod tests {
         let mut o = Vec::new();
         let e = m.row(b"v16", &mut o).unwrap_err();
         assert!(e.contains("cannot produce enough distinct values"), "{e}");
+    }
+
+    #[test]
+    fn templates_use_the_masked_values_of_their_row() {
+        use crate::data::mask::{FakeKind, Locale};
+        let first = Transform::Fake {
+            kind: FakeKind::FirstName,
+            locale: Locale::En,
+        };
+        let last = Transform::Fake {
+            kind: FakeKind::LastName,
+            locale: Locale::En,
+        };
+        let m = Masker::new(
+            &[
+                col("first", Some(first), false),
+                col("last", Some(last), false),
+                col(
+                    "display",
+                    Some(Transform::Template("{last}, {first}".into())),
+                    false,
+                ),
+                col("id", None, false),
+            ],
+            b"k",
+        );
+        let mut o = Vec::new();
+        m.row(b"Ann\tLee\tAnn Lee\t7", &mut o).unwrap();
+        let text = String::from_utf8(o).unwrap();
+        let f: Vec<&str> = text.trim_end().split('\t').collect();
+        assert_eq!(f[2], format!("{}, {}", f[1], f[0]));
+        assert_eq!(f[3], "7");
+        assert!(!text.contains("Ann") && !text.contains("Lee"), "{text}");
+        let mut o = Vec::new();
+        m.row(b"Ann\t\\N\tx\t8", &mut o).unwrap();
+        assert!(
+            o.ends_with(b"\t\\N\t8\n"),
+            "a NULL part makes the template NULL"
+        );
     }
 
     #[test]

@@ -633,3 +633,85 @@ fn verify_passes_after_a_refresh_and_finds_a_planted_leak_and_a_broken_key() {
     assert_eq!(key["orphans"], 1);
     assert!(!bad.stdout.contains("holder7"), "values are never printed");
 }
+
+#[test]
+fn json_array_regex_and_template_columns_mask_inside_their_values() {
+    let env = Env::new(
+        r#"create table profiles (
+             id int primary key,
+             first text, last text, display text,
+             meta jsonb, aliases text[], ref text);
+           insert into profiles values
+             (1, 'Ann', 'Lee', 'Ann Lee',
+              '{"contact": {"email": "ann.lee@corp.example", "phone": "+49 30 5550101"}, "tier": 3}',
+              '{ann@corp.example,"a.lee@corp.example",NULL}', 'case 2024-00917'),
+             (2, 'Bo', null, 'Bo', '{"tier": 1}', '{}', null);"#,
+        r#"      columns:
+        profiles.id: keep
+        profiles.display: { transform: template, template: "{first} {last}" }
+        profiles.meta: { transform: json, paths: { "$.contact.email": email, "$.contact.phone": phone } }
+        profiles.aliases: { transform: array, element: email }
+        profiles.ref: { transform: regex, pattern: '(\d{4})-\d+', replace: '$1-XXXXX' }
+        profiles.first: first_name
+        profiles.last: last_name"#,
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d = &env.dst;
+    let row = |sql: &str| d.psql("staging", sql);
+    assert_eq!(
+        row("select display = first || ' ' || last from profiles where id = 1"),
+        "t"
+    );
+    assert_eq!(
+        row("select display is null from profiles where id = 2"),
+        "t",
+        "a NULL part makes the template NULL"
+    );
+    assert_eq!(row("select meta->>'tier' from profiles where id = 1"), "3");
+    assert_eq!(
+        row("select meta->'contact'->>'email' like '%@example.%' from profiles where id = 1"),
+        "t"
+    );
+    assert_eq!(
+        row(
+            "select meta->'contact'->>'phone' like '+49 %' and meta->'contact'->>'phone' <> '+49 30 5550101' from profiles where id = 1"
+        ),
+        "t"
+    );
+    assert_eq!(
+        row("select array_length(aliases, 1), aliases[3] is null from profiles where id = 1"),
+        "3|t"
+    );
+    assert_eq!(
+        row(
+            "select bool_and(a like '%@example.%') from profiles, unnest(aliases[1:2]) a where id = 1"
+        ),
+        "t"
+    );
+    assert_eq!(
+        row("select ref from profiles where id = 1"),
+        "case 2024-XXXXX"
+    );
+    let all = copy_text(d, "staging", "select * from profiles");
+    assert!(
+        !all.contains("corp.example") && !all.contains("Ann") && !all.contains("Lee"),
+        "{all}"
+    );
+
+    // A template naming a column the table does not have is a plan error with its position.
+    let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
+    write(
+        env.dir.path(),
+        "sluice.yaml",
+        &yaml.replace("{first} {last}", "{first} {surname}"),
+    );
+    let bad = env.sluice(&["refresh", "nightly", "--dry-run"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .contains("sluice.yaml:20:9: `profiles.display`: the template names `surname`"),
+        "{}",
+        bad.stderr
+    );
+}
