@@ -747,6 +747,31 @@ async fn load(
             .await
             .map_err(|e| pg_error("setting sequences", e))?;
     }
+    // A sequence behind its column (rows inserted with explicit ids) would hand out ids that
+    // exist: move every owned sequence past its column's maximum.
+    for r in dst
+        .query(
+            "select s.oid::regclass::text, t.oid::regclass::text, quote_ident(a.attname)
+               from pg_class s
+               join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = s.oid
+                and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+               join pg_class t on t.oid = d.refobjid
+               join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
+              where s.relkind = 'S'",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_error("reading sequence owners", e))?
+    {
+        let (seq, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        dst.batch_execute(&format!(
+            "select setval({seq_lit}, m) from (select max({column})::bigint as m from {table}) x, {seq} s
+              where x.m is not null and (s.last_value < x.m or (not s.is_called and s.last_value = x.m))",
+            seq_lit = quote_literal(&seq),
+        ))
+        .await
+        .map_err(|e| pg_error(&format!("moving {seq} past the maximum of {table}.{column}"), e))?;
+    }
 
     step("creating indexes, constraints and triggers (post-data)");
     let post = tokio::task::block_in_place(|| schema("--section=post-data"))?;

@@ -404,11 +404,25 @@ pub fn build(
                             ),
                         ));
                     }
+                    if let Err(e) = fits_type(&c.type_name, &d.transform) {
+                        problems.push(Problem::new(
+                            Location::file(file),
+                            format!(
+                                "{}.{} ({}): {} ({}) {e}",
+                                t.name,
+                                quote_ident(&c.name),
+                                c.type_name,
+                                transform_name(&d.transform),
+                                d.why
+                            ),
+                        ));
+                    }
                     columns.push(ColumnPlan {
                         name: c.name.clone(),
                         unique: (d.unique || unique_key) && d.transform != Transform::Keep,
                         transform: (d.transform != Transform::Keep).then_some(d.transform),
                         domain: d.domain,
+                        max_len: max_len(&c.type_name),
                     });
                 }
                 None => {
@@ -418,6 +432,7 @@ pub fn build(
                         transform: None,
                         domain: String::new(),
                         unique: false,
+                        max_len: None,
                     });
                 }
             }
@@ -585,6 +600,57 @@ pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
             Ok(Transform::Template(t.to_string()))
         }
         _ => parse_transform(transform),
+    }
+}
+
+/// The length limit of `character varying(n)` and `character(n)` columns.
+pub fn max_len(type_name: &str) -> Option<usize> {
+    let rest = type_name
+        .strip_prefix("character varying(")
+        .or_else(|| type_name.strip_prefix("character("))?;
+    rest.strip_suffix(')')?.parse().ok()
+}
+
+/// Whether a transform can produce values of a column's type. Types sluice does not know
+/// (enums, domains, geometric, ranges, extension types) are left to the load to judge.
+pub fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
+    let base = type_name.split('(').next().unwrap_or("").trim();
+    let universal = matches!(
+        t,
+        Transform::Null | Transform::Constant(_) | Transform::Keep | Transform::Regex { .. }
+    );
+    if universal {
+        return Ok(());
+    }
+    let (kind, ok) = if type_name.ends_with("[]") {
+        ("an array", matches!(t, Transform::Array { .. }))
+    } else {
+        match base {
+            "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision"
+            | "money" => (
+                "numbers",
+                matches!(t, Transform::NumberNoise { .. } | Transform::Shape),
+            ),
+            "date" => ("dates", matches!(t, Transform::DateShift { .. })),
+            b if b.starts_with("timestamp") => {
+                ("timestamps", matches!(t, Transform::DateShift { .. }))
+            }
+            "uuid" => ("UUIDs", matches!(t, Transform::Uuid)),
+            "inet" | "cidr" => ("addresses", matches!(t, Transform::Ip { .. })),
+            "json" | "jsonb" => (
+                "JSON",
+                matches!(t, Transform::Json { .. } | Transform::Scrub),
+            ),
+            "boolean" | "bytea" => ("these values", false),
+            _ => return Ok(()),
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot produce {kind}; use keep, null, constant or a transform for {kind}"
+        ))
     }
 }
 
@@ -829,6 +895,49 @@ mod tests {
     fn unique_columns_reject_transforms_that_collide() {
         let e = message(build_with(&[("users.email", "redact")], Unclassified::Warn).unwrap_err());
         assert!(e.contains("public.users.email: masked by redact"), "{e}");
+    }
+
+    #[test]
+    fn transforms_must_fit_the_column_type() {
+        assert!(fits_type("integer", &Transform::Email).is_err());
+        assert!(fits_type("integer", &Transform::NumberNoise { percent: 5.0 }).is_ok());
+        assert!(
+            fits_type(
+                "timestamp with time zone",
+                &Transform::DateShift { max_days: 3 }
+            )
+            .is_ok()
+        );
+        assert!(
+            fits_type(
+                "uuid",
+                &Transform::Hash {
+                    len: 32,
+                    base64: false
+                }
+            )
+            .is_err()
+        );
+        assert!(fits_type("text[]", &Transform::Email).is_err());
+        assert!(fits_type("jsonb", &Transform::Scrub).is_ok());
+        assert!(
+            fits_type("mood", &Transform::Email).is_ok(),
+            "unknown types are left to the load"
+        );
+        assert_eq!(max_len("character varying(20)"), Some(20));
+        assert_eq!(max_len("character(5)"), Some(5));
+        assert_eq!(max_len("text"), None);
+        let mut cat = catalog();
+        if let Some(t) = cat.tables.get_mut(&qn("orders")) {
+            t.columns[3].type_name = "numeric(10,2)".into();
+        }
+        let presets = vec![Presets::builtin().unwrap()];
+        let cfg = plan(&[("orders.total", "email")], Unclassified::Warn);
+        let e = message(build("nightly", &cfg, "sluice.yaml", &presets, &cat).unwrap_err());
+        assert!(
+            e.contains("public.orders.total (numeric(10,2)): email"),
+            "{e}"
+        );
     }
 
     #[test]

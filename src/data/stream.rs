@@ -37,6 +37,8 @@ pub struct ColumnPlan {
     pub domain: String,
     /// Masked values must stay distinct (a unique key): a collision is re-drawn.
     pub unique: bool,
+    /// The column's length limit (`varchar(n)`, `char(n)`): longer masked values are fitted.
+    pub max_len: Option<usize>,
 }
 
 /// What a copy moved.
@@ -110,6 +112,18 @@ impl Seen {
     }
 }
 
+/// Shorten a masked value to `max` characters: an e-mail keeps its domain and shortens its
+/// local part (still a valid-looking address); anything else is cut.
+fn fit_length(t: &Transform, v: String, max: usize) -> String {
+    if let (Transform::Email, Some((local, domain))) = (t, v.split_once('@'))
+        && domain.len() + 2 <= max
+    {
+        let keep = max - domain.len() - 1;
+        return format!("{}@{domain}", &local[..keep.min(local.len())]);
+    }
+    v.chars().take(max).collect()
+}
+
 /// Everything a masking batch needs, shared by all batches of one table.
 struct Masker {
     columns: Vec<ColumnPlan>,
@@ -137,9 +151,13 @@ impl Masker {
     /// already holds the result.
     fn value(&self, i: usize, t: &Transform, text: &str) -> Result<Option<String>, String> {
         let c = &self.columns[i];
-        let mut out = t
+        let fit = |v: Option<String>| match (v, c.max_len) {
+            (Some(v), Some(max)) if v.chars().count() > max => Some(fit_length(t, v, max)),
+            (v, _) => v,
+        };
+        let mut out = fit(t
             .apply(&self.key, &c.domain, text)
-            .map_err(|e| format!("column {}: {e}", c.name))?;
+            .map_err(|e| format!("column {}: {e}", c.name))?);
         if let (Some(seen), Some(v)) = (&self.seen[i], &out) {
             let mut attempt = 0;
             let mut current = v.clone();
@@ -152,10 +170,10 @@ impl Masker {
                         super::plan::transform_name(t)
                     ));
                 }
-                current = t
+                current = fit(t
                     .apply(&self.key, &format!("{}#{attempt}", c.domain), text)
-                    .map_err(|e| format!("column {}: {e}", c.name))?
-                    .unwrap_or_default();
+                    .map_err(|e| format!("column {}: {e}", c.name))?)
+                .unwrap_or_default();
             }
             out = Some(current);
         }
@@ -442,6 +460,7 @@ mod tests {
                 .unwrap_or_default(),
             transform: t,
             unique,
+            max_len: None,
         }
     }
 
@@ -550,6 +569,34 @@ mod tests {
             o.ends_with(b"\t\\N\t8\n"),
             "a NULL part makes the template NULL"
         );
+    }
+
+    #[test]
+    fn masked_values_fit_the_column_length() {
+        let mut c = col("email", Some(Transform::Email), true);
+        c.max_len = Some(16);
+        let mut h = col(
+            "h",
+            Some(Transform::Hash {
+                len: 32,
+                base64: false,
+            }),
+            false,
+        );
+        h.max_len = Some(5);
+        let m = Masker::new(&[c, h], b"k");
+        for i in 0..200 {
+            let mut o = Vec::new();
+            m.row(
+                format!("someone.long{i}@corp.example\tv{i}").as_bytes(),
+                &mut o,
+            )
+            .unwrap();
+            let text = String::from_utf8(o).unwrap();
+            let (email, hash) = text.trim_end().split_once('\t').unwrap();
+            assert!(email.len() <= 16 && email.contains("@example."), "{email}");
+            assert_eq!(hash.len(), 5);
+        }
     }
 
     #[test]

@@ -203,6 +203,7 @@ insert into orders (user_id, buyer_email, amount, client_ip)
   select u.id, u.email, (i % 97) * 1.25, ('10.' || (i % 200) || '.1.' || (i % 250))::inet
     from generate_series(1, 900) i join users u on u.id = (i % 300) + 1;
 select setval('orders_id_seq', 5000);
+insert into orders (id, user_id, amount) values (6000, 1, 1);
 
 create table events (id int, at date not null, email text, payload jsonb) partition by range (at);
 create table events_2024 partition of events for values from ('2024-01-01') to ('2025-01-01');
@@ -363,7 +364,7 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
             "staging",
             "insert into orders (user_id, amount) values (1, 1) returning id"
         ),
-        "5001"
+        "6001"
     );
     assert_eq!(
         d.psql(

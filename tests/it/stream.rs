@@ -18,6 +18,7 @@ fn plan(cols: &[(&str, Option<Transform>)]) -> Vec<ColumnPlan> {
                 .to_string(),
             transform: t.clone(),
             unique: false,
+            max_len: None,
         })
         .collect()
 }
