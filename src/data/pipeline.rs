@@ -53,22 +53,96 @@ pub struct Settings {
 pub enum Event {
     /// A step began.
     Step(String),
-    /// A table's copy began.
+    /// A table's copy (or one part of a large table's) began.
     TableStarted {
-        /// The table.
-        table: QualifiedName,
+        /// The table, with `[i/n]` for a part.
+        label: String,
         /// The planner's estimate.
         estimated_rows: i64,
     },
-    /// Running totals of a table.
+    /// Running totals of a table or part.
     TableProgress {
-        /// The table.
-        table: QualifiedName,
+        /// As in `TableStarted`.
+        label: String,
         /// So far.
         moved: Moved,
     },
-    /// A table is done.
-    TableDone(TableReport),
+    /// A table or part is done.
+    TableDone {
+        /// As in `TableStarted`.
+        label: String,
+        /// What it moved.
+        report: TableReport,
+    },
+}
+
+/// One unit of copying: a table, or a block range of a large one.
+struct Task {
+    table: Arc<TablePlan>,
+    label: String,
+    filter: Option<String>,
+    estimated_rows: i64,
+}
+
+/// Tables of at least this size are copied in block ranges on several connections at once
+/// (`SLUICE_SPLIT_MIN_BYTES` overrides it).
+const SPLIT_BYTES: i64 = 256 << 20;
+
+fn split_min_bytes() -> i64 {
+    std::env::var("SLUICE_SPLIT_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v: &i64| v > 0)
+        .unwrap_or(SPLIT_BYTES)
+}
+
+/// The copy tasks, largest first: a table at least [`SPLIT_BYTES`] large is cut into up to
+/// `jobs / 2` block ranges (`ctid` ranges, scanned as TID ranges since PostgreSQL 14), the last
+/// one open-ended so rows on blocks added after the statistics are not missed. Each stream keeps
+/// two server processes busy (the source's COPY out, the target's COPY in), so with two jobs a
+/// table stays whole, and a whole table loads with COPY FREEZE, which a range cannot.
+fn split_tasks(
+    plan: &Plan,
+    jobs: usize,
+    server_version: i32,
+    block_size: i64,
+    min_bytes: i64,
+) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for t in &plan.tables {
+        let t = Arc::new(t.clone());
+        let parts = if server_version >= 140000 && jobs >= 4 && t.bytes >= min_bytes {
+            (jobs / 2).min((t.bytes / (min_bytes / 4).max(1)).max(1) as usize)
+        } else {
+            1
+        };
+        if parts == 1 {
+            tasks.push(Task {
+                label: t.name.to_string(),
+                filter: None,
+                estimated_rows: t.estimated_rows,
+                table: t,
+            });
+            continue;
+        }
+        let blocks = (t.bytes / block_size.max(1)).max(parts as i64);
+        for i in 0..parts {
+            let lo = blocks * i as i64 / parts as i64;
+            let hi = blocks * (i as i64 + 1) / parts as i64;
+            let filter = match (i, i + 1 == parts) {
+                (0, _) => format!("ctid < '({hi},0)'::tid"),
+                (_, true) => format!("ctid >= '({lo},0)'::tid"),
+                _ => format!("ctid >= '({lo},0)'::tid and ctid < '({hi},0)'::tid"),
+            };
+            tasks.push(Task {
+                label: format!("{} [{}/{parts}]", t.name, i + 1),
+                filter: Some(filter),
+                estimated_rows: t.estimated_rows / parts as i64,
+                table: Arc::clone(&t),
+            });
+        }
+    }
+    tasks
 }
 
 /// One table's outcome.
@@ -442,8 +516,20 @@ pub fn refresh(
         let mut load_cfg = target.clone();
         load_cfg.dbname(&loading);
 
+        let block_size: i64 = snapshot_tx
+            .query_one("select current_setting('block_size')::int8", &[])
+            .await
+            .map_err(|e| pg_error("reading the block size", e))?
+            .get(0);
         let result = load(
-            settings, &source, &load_cfg, &snapshot, &snapshot_tx, &catalog, &plan, &progress,
+            settings,
+            &source,
+            &load_cfg,
+            (&snapshot, &snapshot_tx),
+            &catalog,
+            &plan,
+            (server_version, block_size),
+            &progress,
         )
         .await;
         let (tables, sequences) = match result {
@@ -611,10 +697,10 @@ async fn load(
     settings: &Settings,
     source: &Config,
     load_cfg: &Config,
-    snapshot: &str,
-    snapshot_tx: &tokio_postgres::Transaction<'_>,
+    (snapshot, snapshot_tx): (&str, &tokio_postgres::Transaction<'_>),
     catalog: &Catalog,
     plan: &Plan,
+    (server_version, block_size): (i32, i64),
     progress: &Arc<Progress>,
 ) -> Result<(Vec<TableReport>, usize), Error> {
     let step = |s: &str| progress(Event::Step(s.to_string()));
@@ -655,15 +741,22 @@ async fn load(
     tokio::task::block_in_place(|| apply(&pre))?;
 
     step("copying rows");
-    let queue: Arc<Mutex<Vec<TablePlan>>> =
-        Arc::new(Mutex::new(plan.tables.iter().rev().cloned().collect()));
-    let reports: Arc<Mutex<Vec<TableReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let tasks = split_tasks(
+        plan,
+        settings.jobs,
+        server_version,
+        block_size,
+        split_min_bytes(),
+    );
+    let queue: Arc<Mutex<Vec<Task>>> = Arc::new(Mutex::new(tasks.into_iter().rev().collect()));
+    let parts: Arc<Mutex<Vec<TableReport>>> = Arc::new(Mutex::new(Vec::new()));
     let key = Arc::new(Zeroizing::new(settings.key.expose().as_bytes().to_vec()));
     let mut workers = Vec::new();
-    for _ in 0..settings.jobs.max(1).min(plan.tables.len().max(1)) {
-        let (queue, reports, key, progress) = (
+    let pending = queue.lock().map(|q| q.len()).unwrap_or(1);
+    for _ in 0..settings.jobs.max(1).min(pending.max(1)) {
+        let (queue, parts, key, progress) = (
             Arc::clone(&queue),
-            Arc::clone(&reports),
+            Arc::clone(&parts),
             Arc::clone(&key),
             Arc::clone(progress),
         );
@@ -677,23 +770,31 @@ async fn load(
                 .map_err(|e| pg_error("configuring the target session", e))?;
             loop {
                 let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
-                let Some(t) = next else { break };
+                let Some(task) = next else { break };
+                let t = &task.table;
                 progress(Event::TableStarted {
-                    table: t.name.clone(),
-                    estimated_rows: t.estimated_rows,
+                    label: task.label.clone(),
+                    estimated_rows: task.estimated_rows,
                 });
                 let began = Instant::now();
-                let name = t.name.clone();
-                let p = Arc::clone(&progress);
+                let (label, p) = (task.label.clone(), Arc::clone(&progress));
                 let report_progress = move |moved: Moved| {
                     p(Event::TableProgress {
-                        table: name.clone(),
+                        label: label.clone(),
                         moved,
                     })
                 };
-                let moved =
-                    copy_table_with(&tx, &dst, &t.name, &t.columns, None, &key, &report_progress)
-                        .await?;
+                let moved = copy_table_with(
+                    &tx,
+                    &dst,
+                    &t.name,
+                    &t.columns,
+                    task.filter.as_deref(),
+                    &key,
+                    true,
+                    &report_progress,
+                )
+                .await?;
                 let r = TableReport {
                     table: t.name.clone(),
                     rows: moved.rows,
@@ -701,8 +802,11 @@ async fn load(
                     seconds: began.elapsed().as_secs_f64(),
                     masked_columns: t.columns.iter().filter(|c| c.transform.is_some()).count(),
                 };
-                progress(Event::TableDone(r.clone()));
-                if let Ok(mut all) = reports.lock() {
+                progress(Event::TableDone {
+                    label: task.label.clone(),
+                    report: r.clone(),
+                });
+                if let Ok(mut all) = parts.lock() {
                     all.push(r);
                 }
             }
@@ -723,6 +827,18 @@ async fn load(
     }
     if let Some(e) = first_error {
         return Err(e);
+    }
+    // Parts of one table ran side by side: rows and bytes add up, the table took the longest.
+    let mut tables: Vec<TableReport> = Vec::new();
+    for r in parts.lock().map(|r| r.clone()).unwrap_or_default() {
+        match tables.iter_mut().find(|t| t.table == r.table) {
+            Some(t) => {
+                t.rows += r.rows;
+                t.bytes += r.bytes;
+                t.seconds = t.seconds.max(r.seconds);
+            }
+            None => tables.push(r),
+        }
     }
 
     let dst = connect(load_cfg, "the new target database").await?;
@@ -805,7 +921,6 @@ async fn load(
         }
     }
 
-    let mut tables = reports.lock().map(|r| r.clone()).unwrap_or_default();
     tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.table.cmp(&b.table)));
     Ok((tables, catalog.sequences.len()))
 }
@@ -878,4 +993,50 @@ async fn post_data(cfg: &Config, entries: &[super::ddl::Entry], jobs: usize) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::plan::TablePlan;
+
+    fn plan(bytes: &[i64]) -> Plan {
+        Plan {
+            tables: bytes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| TablePlan {
+                    name: QualifiedName {
+                        schema: "public".into(),
+                        name: format!("t{i}"),
+                    },
+                    columns: vec![],
+                    estimated_rows: 1000,
+                    bytes: *b,
+                })
+                .collect(),
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn large_tables_split_into_contiguous_block_ranges() {
+        let p = plan(&[1 << 30, 1 << 20]);
+        let tasks = split_tasks(&p, 8, 150000, 8192, SPLIT_BYTES);
+        let big: Vec<&Task> = tasks.iter().filter(|t| t.table.name.name == "t0").collect();
+        assert_eq!(big.len(), 4, "jobs / 2 streams");
+        assert_eq!(big[0].filter.as_deref(), Some("ctid < '(32768,0)'::tid"));
+        assert_eq!(
+            big[1].filter.as_deref(),
+            Some("ctid >= '(32768,0)'::tid and ctid < '(65536,0)'::tid")
+        );
+        assert_eq!(big[3].filter.as_deref(), Some("ctid >= '(98304,0)'::tid"));
+        assert_eq!(big[2].label, "public.t0 [3/4]");
+        let small: Vec<&Task> = tasks.iter().filter(|t| t.table.name.name == "t1").collect();
+        assert_eq!(small.len(), 1);
+        assert!(small[0].filter.is_none());
+        // Two jobs, or a server before TID range scans: whole tables (and COPY FREEZE).
+        assert_eq!(split_tasks(&p, 2, 150000, 8192, SPLIT_BYTES).len(), 2);
+        assert_eq!(split_tasks(&p, 8, 130000, 8192, SPLIT_BYTES).len(), 2);
+    }
 }

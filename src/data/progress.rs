@@ -7,7 +7,6 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::catalog::QualifiedName;
 use super::pipeline::{Event, Report};
 use super::stream::Moved;
 
@@ -18,7 +17,7 @@ struct Running {
 }
 
 struct State {
-    running: BTreeMap<QualifiedName, Running>,
+    running: BTreeMap<String, Running>,
     done_rows: u64,
     done_bytes: u64,
     estimated_total: i64,
@@ -76,11 +75,11 @@ impl Renderer {
                 force = true;
             }
             Event::TableStarted {
-                table,
+                label,
                 estimated_rows,
             } => {
                 st.running.insert(
-                    table,
+                    label,
                     Running {
                         estimated: estimated_rows,
                         moved: Moved::default(),
@@ -89,18 +88,18 @@ impl Renderer {
                 );
                 force = true;
             }
-            Event::TableProgress { table, moved } => {
-                if let Some(r) = st.running.get_mut(&table) {
+            Event::TableProgress { label, moved } => {
+                if let Some(r) = st.running.get_mut(&label) {
                     r.moved = moved;
                 }
             }
-            Event::TableDone(r) => {
-                st.running.remove(&r.table);
+            Event::TableDone { label, report: r } => {
+                st.running.remove(&label);
                 st.done_rows += r.rows;
                 st.done_bytes += r.bytes;
                 line = Some(format!(
                     "refresh: copied {}: {} rows, {:.1} MB in {:.1} s ({:.0} rows/s){}",
-                    r.table,
+                    label,
                     r.rows,
                     mb(r.bytes),
                     r.seconds,
@@ -148,7 +147,7 @@ impl Renderer {
             let filled = (frac * 20.0) as usize;
             text.push_str(&format!(
                 "  {:<32} [{}{}] {:>11} rows {:>8.1} MB {:>9.0} rows/s\n",
-                name.to_string(),
+                name,
                 "#".repeat(filled),
                 "-".repeat(20 - filled),
                 r.moved.rows,

@@ -342,10 +342,13 @@ pub async fn copy_table(
     filter: Option<&str>,
     key: &[u8],
 ) -> Result<Moved, Error> {
-    copy_table_with(source, target, table, columns, filter, key, &|_| {}).await
+    copy_table_with(source, target, table, columns, filter, key, false, &|_| {}).await
 }
 
-/// [`copy_table`], calling `progress` with the running totals after every batch.
+/// [`copy_table`], calling `progress` with the running totals after every batch. With
+/// `whole_table_freeze` (and no filter) the target table is truncated and loaded with
+/// `COPY … FREEZE` in one transaction: only for a freshly created target.
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_table_with(
     source: &Transaction<'_>,
     target: &Client,
@@ -353,6 +356,7 @@ pub async fn copy_table_with(
     columns: &[ColumnPlan],
     filter: Option<&str>,
     key: &[u8],
+    whole_table_freeze: bool,
     progress: &(dyn Fn(Moved) + Sync),
 ) -> Result<Moved, Error> {
     let list = columns
@@ -368,8 +372,25 @@ pub async fn copy_table_with(
     let reading = |e| pg_error(&format!("reading {table}"), e);
     let writing = |e| pg_error(&format!("writing {table}"), e);
     let out = source.copy_out(select.as_str()).await.map_err(reading)?;
+    // A whole table into an empty one: truncate and COPY FREEZE in one transaction, so rows land
+    // frozen and the index builds and key checks after the load never rewrite pages to set hint
+    // bits (nor does a later vacuum).
+    let freeze = filter.is_none() && whole_table_freeze;
+    if freeze {
+        target
+            .batch_execute(&format!("begin; truncate only {}", table.sql()))
+            .await
+            .map_err(writing)?;
+    }
     let sink = target
-        .copy_in(format!("copy {} ({list}) from stdin", table.sql()).as_str())
+        .copy_in(
+            format!(
+                "copy {} ({list}) from stdin{}",
+                table.sql(),
+                if freeze { " with (freeze)" } else { "" }
+            )
+            .as_str(),
+        )
         .await
         .map_err(writing)?;
     futures_util::pin_mut!(out);
@@ -435,6 +456,9 @@ pub async fn copy_table_with(
     }
     // The target's own count of what it stored must match what the source sent.
     let written = sink.as_mut().finish().await.map_err(writing)?;
+    if freeze {
+        target.batch_execute("commit").await.map_err(writing)?;
+    }
     if written != moved.rows {
         return Err(Error::External {
             what: "postgresql".into(),

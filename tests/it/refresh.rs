@@ -511,6 +511,41 @@ fn a_killed_refresh_leaves_staging_untouched_and_the_next_run_cleans_up() {
 }
 
 #[test]
+fn a_large_table_copies_in_block_ranges_on_several_connections() {
+    let env = Env::new(BIG, BIG_MASKING);
+    let mut vars = env.vars();
+    vars.push(("SLUICE_SPLIT_MIN_BYTES", "4000000".into()));
+    let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = sluice_env(
+        env.dir.path(),
+        &set,
+        &[],
+        &["refresh", "nightly", "--jobs", "6"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("copied public.big [3/3]"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.dst.psql(
+            "staging",
+            "select count(*), count(distinct id), sum(id) from big"
+        ),
+        "400000|400000|80000200000"
+    );
+    assert_eq!(
+        env.dst.psql(
+            "staging",
+            "select count(*) from big where email like '%corp.example'"
+        ),
+        "0"
+    );
+}
+
+#[test]
 fn the_target_server_stopping_mid_load_leaves_staging_untouched() {
     let env = Env::new(BIG, BIG_MASKING);
     let mut child = env.spawn(&["refresh", "nightly", "--jobs", "1"]);
