@@ -234,3 +234,81 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::catalog::QualifiedName;
+    use crate::data::pipeline::TableReport;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn feed(tty: bool) -> String {
+        let buf = Buf::default();
+        let r = Renderer::new(Box::new(buf.clone()), tty, 1000);
+        r.event(Event::Step("copying rows".into()));
+        r.event(Event::TableStarted {
+            label: "public.big".into(),
+            estimated_rows: 1000,
+        });
+        std::thread::sleep(Duration::from_millis(120));
+        r.event(Event::TableProgress {
+            label: "public.big".into(),
+            moved: Moved {
+                rows: 500,
+                bytes: 2_000_000,
+            },
+        });
+        r.event(Event::TableDone {
+            label: "public.big".into(),
+            report: TableReport {
+                table: QualifiedName {
+                    schema: "public".into(),
+                    name: "big".into(),
+                },
+                rows: 1000,
+                bytes: 4_000_000,
+                seconds: 2.0,
+                masked_columns: 1,
+            },
+        });
+        let out = buf.0.lock().unwrap().clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_terminal_gets_bars_and_a_total_redrawn_in_place() {
+        let out = feed(true);
+        assert!(out.contains("[##########----------]"), "{out:?}");
+        assert!(out.contains("total: 500 rows, 2.0 MB"), "{out:?}");
+        assert!(out.contains("ETA"), "{out:?}");
+        assert!(
+            out.contains("\x1b[2A\x1b[J"),
+            "bars erased before the next line: {out:?}"
+        );
+        assert!(out.contains(
+            "copied public.big: 1000 rows, 4.0 MB in 2.0 s (500 rows/s), 1 column(s) masked"
+        ));
+    }
+
+    #[test]
+    fn a_log_gets_one_line_per_step_and_table() {
+        let out = feed(false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(lines[0].starts_with("refresh: copying rows (at "));
+        assert!(!out.contains('\x1b'));
+    }
+}

@@ -407,6 +407,39 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
 }
 
 #[test]
+fn a_hot_standby_is_a_source() {
+    let env = Env::new(
+        "create table accounts (id int primary key, email text not null, joined date);
+         insert into accounts select i, 'member' || i || '@corp.example', date '2020-01-01' + i
+           from generate_series(1, 1000) i;",
+        "      columns:\n        accounts.id: keep\n        accounts.joined: date_shift:10",
+    );
+    let standby = PgCluster::standby_of(&env.src);
+    assert_eq!(standby.psql("app", "select pg_is_in_recovery()"), "t");
+    let mut vars = env.vars();
+    vars[0].1 = url(&standby, "app");
+    let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = sluice_env(env.dir.path(), &set, &[], &["refresh", "nightly"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_no_sentinel(&run, env.dir.path());
+    assert_eq!(
+        env.dst.psql(
+            "staging",
+            "select count(*), count(distinct email) from accounts where email like '%@example.%'"
+        ),
+        "1000|1000"
+    );
+    assert_eq!(
+        env.dst.psql(
+            "staging",
+            "select count(*) from accounts a where joined = date '2020-01-01' + id"
+        ),
+        "0",
+        "every date moved"
+    );
+}
+
+#[test]
 fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
     let env = Env::new(
         "create table people (id int primary key, email text, shoe_size int, \"Odd Name\" text);

@@ -52,6 +52,55 @@ fn is_root() -> bool {
 impl PgCluster {
     /// Start a new cluster. Panics with a clear message when PostgreSQL is not installed.
     pub fn start() -> PgCluster {
+        let cluster = PgCluster::empty();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &cluster.data().display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        cluster.launch()
+    }
+
+    /// A hot standby of `primary` (pg_basebackup with streaming replication): read only.
+    pub fn standby_of(primary: &PgCluster) -> PgCluster {
+        let cluster = PgCluster::empty();
+        cluster.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &cluster.data().display().to_string(),
+                "-R",
+                "-c",
+                "fast",
+                "-X",
+                "stream",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ],
+        );
+        let ok = Command::new("chmod")
+            .args(["0700", &cluster.data().display().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot chmod the standby's data directory");
+        cluster.launch()
+    }
+
+    /// A fresh directory owned by the server's user, no cluster yet.
+    fn empty() -> PgCluster {
         let bin = find_bin_dir().unwrap_or_else(|| {
             panic!(
                 "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under \
@@ -63,7 +112,7 @@ impl PgCluster {
             .prefix("sluice-pg-")
             .tempdir()
             .expect("tempdir");
-        let mut cluster = PgCluster {
+        let cluster = PgCluster {
             dir,
             port: 0,
             opts: String::new(),
@@ -80,43 +129,34 @@ impl PgCluster {
                 "cannot chown the cluster directory to {u}; does that user exist?"
             );
         }
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                &cluster.data().display().to_string(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-        );
-        let sock = cluster.data().display().to_string();
+        cluster
+    }
+
+    /// Start the server on a free loopback port.
+    fn launch(mut self) -> PgCluster {
+        let sock = self.data().display().to_string();
         for attempt in 0..5 {
-            cluster.port = free_port();
+            self.port = free_port();
             let opts = format!(
                 "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={sock} \
                  -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
                  -c max_connections=60 -c shared_buffers=128MB",
-                cluster.port
+                self.port
             );
-            let log = cluster.data().join("server.log").display().to_string();
-            let ok = cluster.try_run(
+            let log = self.data().join("server.log").display().to_string();
+            let ok = self.try_run(
                 "pg_ctl",
                 &[
                     "-D", &sock, "-l", &log, "-w", "-t", "60", "-o", &opts, "start",
                 ],
             );
             if ok {
-                cluster.opts = opts;
-                return cluster;
+                self.opts = opts;
+                return self;
             }
             if attempt == 4 {
                 let log =
-                    std::fs::read_to_string(cluster.data().join("server.log")).unwrap_or_default();
+                    std::fs::read_to_string(self.data().join("server.log")).unwrap_or_default();
                 panic!("PostgreSQL did not start:\n{log}");
             }
         }
@@ -146,7 +186,19 @@ impl PgCluster {
     }
 
     fn command(&self, tool: &str) -> Command {
-        let exe = self.bin.join(tool);
+        // PATH may hold only some tools (initdb, pg_ctl); the rest live beside the server.
+        let exe = Some(self.bin.join(tool))
+            .filter(|p| p.is_file())
+            .or_else(|| {
+                let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                    .ok()?
+                    .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(tool)))
+                    .filter(|p| p.is_file())
+                    .collect();
+                dirs.sort();
+                dirs.pop()
+            })
+            .unwrap_or_else(|| PathBuf::from(tool));
         match &self.as_user {
             Some(u) => {
                 let mut c = Command::new("runuser");
