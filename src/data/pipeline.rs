@@ -609,6 +609,34 @@ async fn recover(
     Ok(removed)
 }
 
+/// End every other session on `databases` (autovacuum workers included) and wait until they are
+/// gone, polling briefly: DROP and RENAME would otherwise wait or fail on them.
+async fn end_sessions(admin: &Client, databases: &[String]) -> Result<(), Error> {
+    let names: Vec<&str> = databases.iter().map(String::as_str).collect();
+    admin
+        .execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = any($1) and pid <> pg_backend_pid()",
+            &[&names],
+        )
+        .await
+        .map_err(|e| pg_error(&format!("ending sessions on {}", names.join(", ")), e))?;
+    for _ in 0..500 {
+        let left: i64 = admin
+            .query_one(
+                "select count(*) from pg_stat_activity where datname = any($1) and pid <> pg_backend_pid()",
+                &[&names],
+            )
+            .await
+            .map_err(|e| pg_error("waiting for sessions to end", e))?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// Replace `target_db` by `loading` in one transaction; the old one becomes `previous`.
 async fn swap(
     admin: &Client,
@@ -631,6 +659,7 @@ async fn swap(
                 ),
             });
         }
+        end_sessions(admin, &[previous.to_string()]).await?;
         admin
             .batch_execute(&format!(
                 "drop database {} with (force)",
@@ -657,26 +686,20 @@ async fn swap(
         sql_ident(target_db),
         quote_literal(&mark("current", plan))
     ));
-    // Sessions on the old target are ended only now; one that reconnects in between makes
-    // the rename fail (55006), so end them again and retry.
+    // Sessions on the old target (and an autovacuum worker analyzing either database) are
+    // ended only now and waited for; one that connects in between makes the rename fail
+    // (55006), so end them again and retry.
+    let both = [target_db.to_string(), loading.to_string()];
     let mut attempt = 0;
     loop {
-        if had_target {
-            admin
-                .execute(
-                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
-                    &[&target_db],
-                )
-                .await
-                .map_err(|e| pg_error(&format!("ending sessions on {target_db}"), e))?;
-        }
+        end_sessions(admin, &both).await?;
         match admin.batch_execute(&sql).await {
             Ok(()) => return Ok(had_target),
             Err(e) => {
                 let _ = admin.batch_execute("rollback").await;
                 let busy = e.code().is_some_and(|c| c.code() == "55006");
                 attempt += 1;
-                if !busy || attempt >= 20 {
+                if !busy || attempt >= 50 {
                     let _ = admin
                         .batch_execute(&format!(
                             "drop database if exists {} with (force)",
@@ -685,7 +708,7 @@ async fn swap(
                         .await;
                     return Err(pg_error(&format!("swapping {loading} into {target_db}"), e));
                 }
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
             }
         }
     }
