@@ -119,7 +119,7 @@ run_sluice() { # plan target_db -> lines "seconds rss_kb accounts_rows_per_s"
   export STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db"
   for _ in $(seq "$RUNS"); do
     local t
-    t=$(timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json")
+    t=$(timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json" 2>>"$WORK/sluice.log")
     local rps
     rps=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=[x for x in r['tables'] if x['table']=='public.pgbench_accounts'][0]; print(round(t['rows']/t['seconds']))" "$WORK/report.json")
     echo "$t $rps"
@@ -136,8 +136,8 @@ a_rps=$(python3 -c "print(round($ROWS/$a))")
 
 cat <<EOF
 pgbench scale $SCALE ($ROWS accounts), median of $RUNS, $(nproc) cores
-(a) psql COPY | psql COPY, pgbench_accounts : ${a}s  ($a_rps rows/s)
-(b) pg_dump | psql, whole database          : ${b}s
-(c) sluice refresh, all kept                : ${c}s  (peak RSS $((c_rss / 1024)) MB)
-(d) sluice refresh, filler hash + noise     : ${d}s  (peak RSS $((d_rss / 1024)) MB; pgbench_accounts $d_rps rows/s = $(python3 -c "print(round(100*$d_rps/$a_rps))")% of (a))
+(a) psql COPY | psql COPY, pgbench_accounts : ${a}s  ($a_rps rows/s)  runs: ${A[*]}
+(b) pg_dump | psql, whole database          : ${b}s  runs: ${B[*]}
+(c) sluice refresh, all kept                : ${c}s  (peak RSS $((c_rss / 1024)) MB)  runs: $(echo "$C" | cut -d' ' -f1 | tr '\n' ' ')
+(d) sluice refresh, filler hash + noise     : ${d}s  (peak RSS $((d_rss / 1024)) MB; pgbench_accounts $d_rps rows/s = $(python3 -c "print(round(100*$d_rps/$a_rps))")% of (a))  runs: $(echo "$D" | cut -d' ' -f1 | tr '\n' ' ')
 EOF

@@ -345,6 +345,23 @@ fn run_program(
     Ok(out.stdout)
 }
 
+/// One schema section of the source, as pg_dump reads it under the refresh's snapshot.
+fn dump_section(source: &Config, snapshot: &str, section: &str) -> Result<Vec<u8>, Error> {
+    run_program(
+        "pg_dump",
+        &[
+            "--schema-only",
+            &format!("--section={section}"),
+            "--no-owner",
+            "--no-privileges",
+            "--no-comments",
+            &format!("--snapshot={snapshot}"),
+        ],
+        source,
+        None,
+    )
+}
+
 /// `pg_dump` can only dump servers up to its own major version.
 fn check_pg_dump(server_version_num: i32) -> Result<(), Error> {
     let program = pg_program("pg_dump");
@@ -728,22 +745,6 @@ async fn load(
 ) -> Result<(Vec<TableReport>, usize), Error> {
     let step = |s: &str| progress(Event::Step(s.to_string()));
     step("creating the schema (pre-data)");
-    let schema = |section: &str| {
-        let args = [
-            "--schema-only",
-            section,
-            "--no-owner",
-            "--no-privileges",
-            "--no-comments",
-            &format!("--snapshot={snapshot}"),
-        ];
-        run_program(
-            "pg_dump",
-            &args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>(),
-            source,
-            None,
-        )
-    };
     let apply = |sql: &[u8]| {
         run_program(
             "psql",
@@ -760,7 +761,12 @@ async fn load(
             Some(sql),
         )
     };
-    let pre = tokio::task::block_in_place(|| schema("--section=pre-data"))?;
+    let pre = tokio::task::block_in_place(|| dump_section(source, snapshot, "pre-data"))?;
+    // The post-data dump reads the same snapshot: fetch it while the rows stream.
+    let post_dump = {
+        let (source, snapshot) = (source.clone(), snapshot.to_string());
+        std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
+    };
     tokio::task::block_in_place(|| apply(&pre))?;
 
     step("copying rows");
@@ -913,7 +919,11 @@ async fn load(
     }
 
     step("creating indexes, constraints and triggers (post-data)");
-    let post = tokio::task::block_in_place(|| schema("--section=post-data"))?;
+    let post =
+        tokio::task::block_in_place(|| post_dump.join()).map_err(|_| Error::External {
+            what: "pg_dump".into(),
+            detail: "the post-data dump stopped".into(),
+        })??;
     post_data(
         load_cfg,
         &super::ddl::split(&String::from_utf8_lossy(&post)),
