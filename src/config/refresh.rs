@@ -26,6 +26,9 @@ pub struct RefreshPlan {
     #[serde(default)]
     #[schemars(range(min = 1, max = 64))]
     pub jobs: Option<usize>,
+    /// Which rows move (default: all of every table under `tables`).
+    #[serde(default)]
+    pub subset: Option<Subset>,
     /// How columns are masked.
     pub masking: Masking,
     /// Where each column key and table name stands in the file (filled in by the loader).
@@ -128,4 +131,108 @@ pub enum Unclassified {
     Fail,
     /// Copy it unmasked, with a warning.
     Warn,
+}
+
+/// A referentially complete slice: roots, their required parents, chosen children.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Subset {
+    /// Where the slice starts: rows picked per table.
+    pub roots: Vec<Root>,
+    /// Tables (`schema.table`: every foreign key of it into included rows) or foreign keys
+    /// (`schema.table(col, …)`) whose rows come along when they reference a root or a child row.
+    /// `all` follows every foreign key downward, up to `depth` levels.
+    #[serde(default)]
+    pub children: Children,
+    /// Levels followed downward with `children: all` (default 3).
+    #[serde(default)]
+    pub depth: Option<u32>,
+    /// Aggregate parts (`schema.table` or `schema.table(col, …)`): every included row of the
+    /// referenced table brings them, however it came in (an order is always copied whole).
+    #[serde(default)]
+    pub always: Vec<String>,
+    /// Relationships the schema does not declare.
+    #[serde(default)]
+    pub virtual_keys: Vec<VirtualKey>,
+    /// Tables copied whole although no root reaches them (lookup tables).
+    #[serde(default)]
+    pub full: Vec<String>,
+    /// Tables created empty although no root reaches them.
+    #[serde(default)]
+    pub empty: Vec<String>,
+}
+
+/// Which children to follow.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Children {
+    /// `all`.
+    All(AllChildren),
+    /// Tables or foreign keys.
+    Listed(Vec<String>),
+}
+
+impl Default for Children {
+    fn default() -> Self {
+        Children::Listed(Vec::new())
+    }
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AllChildren {
+    /// Every foreign key downward.
+    All,
+}
+
+/// Rows a subset starts from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    /// The table (`schema.table`).
+    pub table: String,
+    /// An SQL condition on the table's rows.
+    #[serde(default, rename = "where")]
+    pub condition: Option<String>,
+    /// A share of the rows, in percent (0 < p ≤ 100).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub percent: Option<f64>,
+    /// How `percent` picks rows: `keyed` (default: by a keyed hash of the primary key, the same
+    /// rows every night for the same key and data) or `tablesample` (faster, not repeatable).
+    #[serde(default)]
+    pub method: SampleMethod,
+    /// At most this many rows (after `where` and `percent`).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// How a percent is sampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleMethod {
+    /// A keyed hash of the primary key (or of the whole row without one): repeatable.
+    #[default]
+    Keyed,
+    /// `TABLESAMPLE SYSTEM`: block sampling, fast, different rows each run.
+    Tablesample,
+}
+
+/// A foreign key the schema does not declare.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualKey {
+    /// The referencing side: `schema.table(column, …)`, or `schema.table(meta->>'user_id')`
+    /// for a key inside a JSON column (one SQL expression per referenced column).
+    pub from: String,
+    /// The referenced side: `schema.table(column, …)`.
+    pub to: String,
+    /// For a polymorphic pair: only rows whose `type_column` equals `type_value` reference
+    /// this table.
+    #[serde(default)]
+    pub type_column: Option<String>,
+    /// See `type_column`.
+    #[serde(default)]
+    pub type_value: Option<String>,
 }

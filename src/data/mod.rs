@@ -14,6 +14,7 @@ pub mod plan;
 pub mod progress;
 pub mod stream;
 pub mod structured;
+pub mod subset;
 pub mod verify;
 
 /// A database error as sluice reports it: what was being done, the server's message and its

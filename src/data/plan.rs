@@ -756,6 +756,7 @@ mod tests {
             },
             tables: vec![],
             jobs: None,
+            subset: None,
             masking: Masking {
                 key: "secret:K".into(),
                 presets: vec!["builtin:pii".into()],

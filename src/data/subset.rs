@@ -1,0 +1,669 @@
+//! Subsetting: which rows move. Edges (declared and virtual foreign keys, each with how it is
+//! followed downward), root rows and a [`RowSource`] in; a [`Closure`] out: per leaf table the
+//! set of included rows (by `ctid`, under the refresh's snapshot, in compressed bitmaps), why
+//! they came in, and the orphans left out.
+//!
+//! Rules: every included row's parents are included (transitively, to a fixpoint, so cycles and
+//! self-references close); rows that came in as roots or as children bring the children the
+//! plan asks for; rows that came in only as parents do not (that would grow toward the whole
+//! database), except through `always` edges (aggregate parts: an order's items), which every
+//! included row follows. A row whose declared parent does not exist (a NOT VALID key) is an
+//! orphan: left out and counted. Pure over the [`RowSource`] trait; `subset_pg` reads PostgreSQL.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use roaring::RoaringTreemap;
+
+use super::catalog::QualifiedName;
+use crate::error::Error;
+
+/// A row's position: `ctid` packed as `block << 11 | offset` (offsets stay below 2048 for
+/// every PostgreSQL page size).
+pub fn pack_ctid(block: u32, offset: u16) -> u64 {
+    (u64::from(block) << 11) | u64::from(offset & 0x7ff)
+}
+
+/// The `(block,offset)` text of a packed ctid.
+pub fn ctid_text(code: u64) -> String {
+    format!("({},{})", code >> 11, code & 0x7ff)
+}
+
+/// Parse PostgreSQL's `(block,offset)` ctid text.
+pub fn parse_ctid(text: &str) -> Option<u64> {
+    let (b, o) = text
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix(')')?
+        .split_once(',')?;
+    Some(pack_ctid(b.parse().ok()?, o.parse().ok()?))
+}
+
+/// How an edge is followed from parent rows down to the rows referencing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Down {
+    /// Never (only child → parent).
+    Never,
+    /// From rows that came in as roots or children.
+    Children,
+    /// From every included row (aggregate parts).
+    Always,
+}
+
+/// A foreign key, declared or virtual, between logical tables (partitions are their parent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// Constraint name, or `virtual: …`.
+    pub name: String,
+    /// The referencing table.
+    pub child: QualifiedName,
+    /// SQL expressions on the referencing rows, one per referenced column.
+    pub child_exprs: Vec<String>,
+    /// Their SQL types (to compare typed).
+    pub child_types: Vec<String>,
+    /// A condition on the referencing rows (polymorphic keys), or none.
+    pub child_filter: Option<String>,
+    /// The referenced table.
+    pub parent: QualifiedName,
+    /// SQL expressions (quoted columns) on the referenced rows.
+    pub parent_exprs: Vec<String>,
+    /// Their SQL types.
+    pub parent_types: Vec<String>,
+    /// How it is followed downward.
+    pub down: Down,
+}
+
+/// A row found by a lookup: its leaf table, its ctid and the looked-up values.
+pub type Found = (QualifiedName, u64, Vec<String>);
+
+/// Where rows are read (the source under the snapshot, or a test double).
+#[allow(async_fn_in_trait)]
+pub trait RowSource {
+    /// For rows of `leaf`, the text of each of `exprs` (`None`: NULL), by ctid.
+    async fn values(
+        &mut self,
+        leaf: &QualifiedName,
+        ctids: &[u64],
+        exprs: &[String],
+    ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error>;
+
+    /// Rows of the logical `table` (any partition) whose `exprs`, compared as `types`, equal one
+    /// of `tuples`, and satisfy `filter`.
+    async fn find(
+        &mut self,
+        table: &QualifiedName,
+        exprs: &[String],
+        types: &[String],
+        filter: Option<&str>,
+        tuples: &[Vec<String>],
+    ) -> Result<Vec<Found>, Error>;
+}
+
+/// Rows a subset starts from, or that a step brings.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// The logical table.
+    pub table: QualifiedName,
+    /// `(leaf, ctid)`.
+    pub rows: Vec<(QualifiedName, u64)>,
+    /// Whether these rows bring their children.
+    pub expand: bool,
+    /// Levels below the roots.
+    pub depth: u32,
+    /// Why they come (`root`, `parent of x`, `child of y`, `part of z`).
+    pub reason: String,
+}
+
+/// The outcome.
+#[derive(Debug, Default)]
+pub struct Closure {
+    /// Included rows per leaf table.
+    pub rows: BTreeMap<QualifiedName, RoaringTreemap>,
+    /// Rows per logical table and reason.
+    pub reasons: BTreeMap<QualifiedName, BTreeMap<String, u64>>,
+    /// Rows left out per foreign key because their parent does not exist.
+    pub orphans: BTreeMap<String, u64>,
+}
+
+impl Closure {
+    /// Rows included in all.
+    pub fn total(&self) -> u64 {
+        self.rows.values().map(RoaringTreemap::len).sum()
+    }
+
+    /// Bytes the key sets take in memory.
+    pub fn key_bytes(&self) -> u64 {
+        self.rows.values().map(|r| r.serialized_size() as u64).sum()
+    }
+}
+
+/// Rows per lookup query.
+const CHUNK: usize = 5000;
+
+/// Close `roots` under the edges: see the module docs. `depth_limit` bounds `Children` edges.
+pub async fn close<S: RowSource>(
+    edges: &[Edge],
+    roots: Vec<Work>,
+    source: &mut S,
+    depth_limit: Option<u32>,
+) -> Result<Closure, Error> {
+    // Every expression each logical table must show for its edges, in a fixed order.
+    let mut wanted: HashMap<QualifiedName, Vec<String>> = HashMap::new();
+    for e in edges {
+        let w = wanted.entry(e.child.clone()).or_default();
+        for x in e.child_exprs.iter().chain(e.child_filter.iter()) {
+            if !w.contains(x) {
+                w.push(x.clone());
+            }
+        }
+        let w = wanted.entry(e.parent.clone()).or_default();
+        for x in &e.parent_exprs {
+            if !w.contains(x) {
+                w.push(x.clone());
+            }
+        }
+    }
+    let mut out = Closure::default();
+    let mut expanded: BTreeMap<QualifiedName, RoaringTreemap> = BTreeMap::new();
+    let mut orphaned: BTreeMap<QualifiedName, RoaringTreemap> = BTreeMap::new();
+    let mut queue: VecDeque<Work> = roots.into();
+    while let Some(w) = queue.pop_front() {
+        // Which rows are new, and which were included before but must now bring children.
+        let mut new: Vec<(QualifiedName, u64)> = Vec::new();
+        let mut redo: Vec<(QualifiedName, u64)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (leaf, c) in w.rows {
+            if !seen.insert((leaf.clone(), c)) || orphaned.get(&leaf).is_some_and(|o| o.contains(c))
+            {
+                continue;
+            }
+            if !out.rows.get(&leaf).is_some_and(|r| r.contains(c)) {
+                new.push((leaf, c));
+            } else if w.expand && !expanded.get(&leaf).is_some_and(|r| r.contains(c)) {
+                redo.push((leaf, c));
+            }
+        }
+        if new.is_empty() && redo.is_empty() {
+            continue;
+        }
+        let exprs = wanted.get(&w.table).cloned().unwrap_or_default();
+        let index = |x: &str| exprs.iter().position(|e| e == x);
+        let mut values: HashMap<(QualifiedName, u64), Vec<Option<String>>> = HashMap::new();
+        if !exprs.is_empty() {
+            let mut by_leaf: BTreeMap<&QualifiedName, Vec<u64>> = BTreeMap::new();
+            for (leaf, c) in new.iter().chain(&redo) {
+                by_leaf.entry(leaf).or_default().push(*c);
+            }
+            for (leaf, ctids) in by_leaf {
+                for chunk in ctids.chunks(CHUNK) {
+                    for (c, v) in source.values(leaf, chunk, &exprs).await? {
+                        values.insert((leaf.clone(), c), v);
+                    }
+                }
+            }
+        }
+        let tuple = |row: &(QualifiedName, u64), xs: &[String]| -> Option<Vec<String>> {
+            let v = values.get(row)?;
+            xs.iter()
+                .map(|x| index(x).and_then(|i| v.get(i).cloned().flatten()))
+                .collect()
+        };
+
+        // Parents of the new rows; a row whose parent is missing is an orphan.
+        let mut orphans: BTreeSet<(QualifiedName, u64)> = BTreeSet::new();
+        for e in edges.iter().filter(|e| e.child == w.table) {
+            let applies = |row: &(QualifiedName, u64)| match &e.child_filter {
+                None => true,
+                Some(f) => {
+                    index(f)
+                        .and_then(|i| values.get(row).and_then(|v| v.get(i).cloned().flatten()))
+                        .as_deref()
+                        == Some("true")
+                }
+            };
+            let keyed: Vec<(&(QualifiedName, u64), Vec<String>)> = new
+                .iter()
+                .filter(|r| applies(r))
+                .filter_map(|r| tuple(r, &e.child_exprs).map(|t| (r, t)))
+                .collect();
+            if keyed.is_empty() {
+                continue;
+            }
+            let distinct: Vec<Vec<String>> = keyed
+                .iter()
+                .map(|(_, t)| t.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let mut found_keys = BTreeSet::new();
+            let mut parents = Vec::new();
+            for chunk in distinct.chunks(CHUNK) {
+                for (leaf, c, key) in source
+                    .find(&e.parent, &e.parent_exprs, &e.parent_types, None, chunk)
+                    .await?
+                {
+                    found_keys.insert(key);
+                    parents.push((leaf, c));
+                }
+            }
+            for (row, t) in &keyed {
+                if !found_keys.contains(t) && orphans.insert((*row).clone()) {
+                    *out.orphans.entry(e.name.clone()).or_default() += 1;
+                }
+            }
+            if !parents.is_empty() {
+                queue.push_back(Work {
+                    table: e.parent.clone(),
+                    rows: parents,
+                    expand: false,
+                    depth: w.depth,
+                    reason: format!("parent of {}", w.table),
+                });
+            }
+        }
+        let new: Vec<(QualifiedName, u64)> = new
+            .into_iter()
+            .filter(|r| {
+                if orphans.contains(r) {
+                    orphaned.entry(r.0.clone()).or_default().insert(r.1);
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        for (leaf, c) in &new {
+            out.rows.entry(leaf.clone()).or_default().insert(*c);
+        }
+        if !new.is_empty() {
+            *out.reasons
+                .entry(w.table.clone())
+                .or_default()
+                .entry(w.reason.clone())
+                .or_default() += new.len() as u64;
+        }
+
+        // Children: from rows that bring them, and aggregate parts from every new row.
+        let bring: Vec<(QualifiedName, u64)> = if w.expand {
+            new.iter().chain(&redo).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        for (leaf, c) in &bring {
+            expanded.entry(leaf.clone()).or_default().insert(*c);
+        }
+        for e in edges.iter().filter(|e| e.parent == w.table) {
+            let (rows, expand, depth) = match e.down {
+                Down::Never => continue,
+                Down::Children => {
+                    if bring.is_empty() || depth_limit.is_some_and(|l| w.depth >= l) {
+                        continue;
+                    }
+                    (&bring, true, w.depth + 1)
+                }
+                Down::Always => (if w.expand { &bring } else { &new }, w.expand, w.depth),
+            };
+            let keys: BTreeSet<Vec<String>> = rows
+                .iter()
+                .filter_map(|r| tuple(r, &e.parent_exprs))
+                .collect();
+            let keys: Vec<Vec<String>> = keys.into_iter().collect();
+            let mut children = Vec::new();
+            for chunk in keys.chunks(CHUNK) {
+                for (leaf, c, _) in source
+                    .find(
+                        &e.child,
+                        &e.child_exprs,
+                        &e.child_types,
+                        e.child_filter.as_deref(),
+                        chunk,
+                    )
+                    .await?
+                {
+                    children.push((leaf, c));
+                }
+            }
+            if !children.is_empty() {
+                queue.push_back(Work {
+                    table: e.child.clone(),
+                    rows: children,
+                    expand,
+                    depth,
+                    reason: match e.down {
+                        Down::Always => format!("part of {}", w.table),
+                        _ => format!("child of {}", w.table),
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables in memory: rows are maps of column → value; ctid = row index.
+    #[derive(Default)]
+    struct Memory {
+        tables: BTreeMap<QualifiedName, Vec<BTreeMap<String, Option<String>>>>,
+    }
+
+    fn qn(s: &str) -> QualifiedName {
+        QualifiedName {
+            schema: "public".into(),
+            name: s.into(),
+        }
+    }
+
+    impl Memory {
+        fn add(&mut self, table: &str, rows: &[&[(&str, Option<&str>)]]) {
+            let t = self.tables.entry(qn(table)).or_default();
+            for r in rows {
+                t.push(
+                    r.iter()
+                        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                        .collect(),
+                );
+            }
+        }
+
+        fn eval(row: &BTreeMap<String, Option<String>>, expr: &str) -> Option<String> {
+            match expr.split_once(" = ") {
+                Some((col, lit)) => Some(
+                    (row.get(col).cloned().flatten().as_deref() == Some(lit.trim_matches('\'')))
+                        .to_string(),
+                ),
+                None => row.get(expr).cloned().flatten(),
+            }
+        }
+    }
+
+    impl RowSource for Memory {
+        async fn values(
+            &mut self,
+            leaf: &QualifiedName,
+            ctids: &[u64],
+            exprs: &[String],
+        ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error> {
+            let t = &self.tables[leaf];
+            Ok(ctids
+                .iter()
+                .map(|&c| {
+                    let row = &t[c as usize];
+                    (c, exprs.iter().map(|x| Memory::eval(row, x)).collect())
+                })
+                .collect())
+        }
+
+        async fn find(
+            &mut self,
+            table: &QualifiedName,
+            exprs: &[String],
+            _types: &[String],
+            filter: Option<&str>,
+            tuples: &[Vec<String>],
+        ) -> Result<Vec<Found>, Error> {
+            let t = &self.tables[table];
+            Ok(t.iter()
+                .enumerate()
+                .filter(|(_, row)| {
+                    filter.is_none_or(|f| Memory::eval(row, f).as_deref() == Some("true"))
+                })
+                .filter_map(|(i, row)| {
+                    let key: Option<Vec<String>> =
+                        exprs.iter().map(|x| Memory::eval(row, x)).collect();
+                    key.filter(|k| tuples.contains(k))
+                        .map(|k| (table.clone(), i as u64, k))
+                })
+                .collect())
+        }
+    }
+
+    fn edge(name: &str, child: &str, cc: &[&str], parent: &str, pc: &[&str], down: Down) -> Edge {
+        Edge {
+            name: name.into(),
+            child: qn(child),
+            child_exprs: cc.iter().map(|s| s.to_string()).collect(),
+            child_types: cc.iter().map(|_| "text".to_string()).collect(),
+            child_filter: None,
+            parent: qn(parent),
+            parent_exprs: pc.iter().map(|s| s.to_string()).collect(),
+            parent_types: pc.iter().map(|_| "text".to_string()).collect(),
+            down,
+        }
+    }
+
+    fn root(table: &str, ctids: &[u64]) -> Work {
+        Work {
+            table: qn(table),
+            rows: ctids.iter().map(|&c| (qn(table), c)).collect(),
+            expand: true,
+            depth: 0,
+            reason: "root".into(),
+        }
+    }
+
+    fn rows(c: &Closure, table: &str) -> Vec<u64> {
+        c.rows
+            .get(&qn(table))
+            .map(|r| r.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// users ← orders ← items; orders.referrer → users (second FK to the same parent);
+    /// users.manager → users (self); users.team → teams, teams.lead → users (a cycle).
+    fn shop() -> Memory {
+        let mut m = Memory::default();
+        m.add(
+            "teams",
+            &[
+                &[("id", Some("t1")), ("lead", Some("u2"))],
+                &[("id", Some("t2")), ("lead", Some("u4"))],
+            ],
+        );
+        m.add(
+            "users",
+            &[
+                &[
+                    ("id", Some("u1")),
+                    ("manager", Some("u2")),
+                    ("team", Some("t1")),
+                ],
+                &[("id", Some("u2")), ("manager", None), ("team", Some("t1"))],
+                &[("id", Some("u3")), ("manager", Some("u1")), ("team", None)],
+                &[("id", Some("u4")), ("manager", None), ("team", Some("t2"))],
+            ],
+        );
+        m.add(
+            "orders",
+            &[
+                &[
+                    ("id", Some("o1")),
+                    ("user", Some("u1")),
+                    ("referrer", Some("u3")),
+                ],
+                &[("id", Some("o2")), ("user", Some("u2")), ("referrer", None)],
+                &[("id", Some("o3")), ("user", Some("u4")), ("referrer", None)],
+                &[("id", Some("o4")), ("user", Some("u9")), ("referrer", None)],
+            ],
+        );
+        m.add(
+            "items",
+            &[
+                &[("order", Some("o1")), ("sku", Some("a"))],
+                &[("order", Some("o2")), ("sku", Some("b"))],
+                &[("order", Some("o3")), ("sku", Some("c"))],
+            ],
+        );
+        m
+    }
+
+    fn shop_edges(users_orders: Down, items: Down) -> Vec<Edge> {
+        vec![
+            edge(
+                "orders_user",
+                "orders",
+                &["user"],
+                "users",
+                &["id"],
+                users_orders,
+            ),
+            edge(
+                "orders_referrer",
+                "orders",
+                &["referrer"],
+                "users",
+                &["id"],
+                Down::Never,
+            ),
+            edge("items_order", "items", &["order"], "orders", &["id"], items),
+            edge(
+                "users_manager",
+                "users",
+                &["manager"],
+                "users",
+                &["id"],
+                Down::Never,
+            ),
+            edge(
+                "users_team",
+                "users",
+                &["team"],
+                "teams",
+                &["id"],
+                Down::Never,
+            ),
+            edge(
+                "teams_lead",
+                "teams",
+                &["lead"],
+                "users",
+                &["id"],
+                Down::Never,
+            ),
+        ]
+    }
+
+    fn run(edges: &[Edge], roots: Vec<Work>, m: &mut Memory) -> Closure {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(close(edges, roots, m, None))
+            .unwrap()
+    }
+
+    #[test]
+    fn parents_close_through_self_references_second_keys_and_cycles() {
+        let mut m = shop();
+        let c = run(
+            &shop_edges(Down::Never, Down::Never),
+            vec![root("orders", &[0])],
+            &mut m,
+        );
+        // o1 → u1 (user) and u3 (referrer); u1 → u2 (manager) and t1; u3 → u1; t1 → u2.
+        assert_eq!(rows(&c, "orders"), [0]);
+        assert_eq!(rows(&c, "users"), [0, 1, 2]);
+        assert_eq!(rows(&c, "teams"), [0]);
+        assert!(rows(&c, "items").is_empty(), "no children asked for");
+        assert_eq!(c.reasons[&qn("users")]["parent of public.orders"], 2);
+    }
+
+    #[test]
+    fn children_come_from_roots_not_from_rows_pulled_in_as_parents() {
+        let mut m = shop();
+        let c = run(
+            &shop_edges(Down::Children, Down::Children),
+            vec![root("users", &[0])],
+            &mut m,
+        );
+        // u1's order o1 and its item; u2 and u3 came in only as parents: o2 stays out.
+        assert_eq!(rows(&c, "orders"), [0]);
+        assert_eq!(rows(&c, "items"), [0]);
+        assert_eq!(rows(&c, "users"), [0, 1, 2]);
+    }
+
+    #[test]
+    fn always_parts_follow_every_included_row() {
+        let mut m = shop();
+        // Root: u2's team t1 pulls nothing down, but an order entering as a parent of nothing…
+        // here: root items of o2 only → o2 as parent → its items always (all of them).
+        let c = run(
+            &shop_edges(Down::Never, Down::Always),
+            vec![root("items", &[1])],
+            &mut m,
+        );
+        assert_eq!(rows(&c, "orders"), [1]);
+        assert_eq!(rows(&c, "items"), [1]);
+        let c = run(
+            &shop_edges(Down::Never, Down::Always),
+            vec![root("orders", &[0, 2])],
+            &mut m,
+        );
+        assert_eq!(
+            rows(&c, "items"),
+            [0, 2],
+            "every included order brings its items"
+        );
+    }
+
+    #[test]
+    fn orphans_are_left_out_and_counted() {
+        let mut m = shop();
+        let c = run(
+            &shop_edges(Down::Never, Down::Never),
+            vec![root("orders", &[3, 2])],
+            &mut m,
+        );
+        assert_eq!(rows(&c, "orders"), [2], "o4's user u9 does not exist");
+        assert_eq!(c.orphans["orders_user"], 1);
+        assert_eq!(
+            rows(&c, "users"),
+            [3],
+            "o3's user u4, whose team t2 it leads"
+        );
+        assert_eq!(rows(&c, "teams"), [1]);
+    }
+
+    #[test]
+    fn polymorphic_edges_follow_only_their_type() {
+        let mut m = shop();
+        m.add(
+            "comments",
+            &[
+                &[("kind", Some("order")), ("target", Some("o1"))],
+                &[("kind", Some("user")), ("target", Some("u4"))],
+                &[("kind", Some("user")), ("target", Some("o1"))],
+            ],
+        );
+        let mut edges = shop_edges(Down::Never, Down::Never);
+        let mut poly = edge(
+            "virtual: comments(target) -> orders",
+            "comments",
+            &["target"],
+            "orders",
+            &["id"],
+            Down::Children,
+        );
+        poly.child_filter = Some("kind = 'order'".into());
+        edges.push(poly);
+        let c = run(&edges, vec![root("orders", &[0])], &mut m);
+        assert_eq!(rows(&c, "comments"), [0]);
+        let c = run(&edges, vec![root("comments", &[1])], &mut m);
+        assert!(
+            rows(&c, "orders").is_empty(),
+            "a user comment has no order parent"
+        );
+        assert_eq!(rows(&c, "comments"), [1]);
+    }
+
+    #[test]
+    fn ctids_pack_and_print() {
+        assert_eq!(ctid_text(pack_ctid(12, 7)), "(12,7)");
+        assert_eq!(
+            parse_ctid("(4294967295,1165)"),
+            Some(pack_ctid(u32::MAX, 1165))
+        );
+        assert_eq!(parse_ctid("x"), None);
+    }
+}
