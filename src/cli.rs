@@ -116,6 +116,10 @@ pub struct RefreshArgs {
     /// Show what would move (tables, estimated rows, each column's transform); move nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// For a subset: how many rows of each table would move and why (root, parent of X, child
+    /// of Y), from the source; the target is not touched.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub explain: bool,
     /// Tables copied at once (default: the plan's `jobs`, else the number of cores).
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,

@@ -675,6 +675,7 @@ fn refresh_command(
         target_url: r.target_url(&loaded, &args.plan)?,
         key: r.key(&loaded, &args.plan)?,
         source_url: r.source_url.clone(),
+        explain: args.explain,
         jobs: args
             .jobs
             .map(usize::from)
@@ -704,6 +705,41 @@ fn refresh_command(
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
         write_atomic(path, &json)?;
+    }
+    if args.explain {
+        let mut out = io::stdout().lock();
+        match &report.subset {
+            None => writeln!(
+                out,
+                "plan `{}` copies every row of its tables (no `subset:`)",
+                args.plan
+            )?,
+            Some(s) => {
+                for (table, reasons) in &s.tables {
+                    let total: u64 = reasons.values().sum();
+                    let why = reasons
+                        .iter()
+                        .map(|(r, n)| format!("{n} {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    writeln!(out, "{table:<32} {total:>10} rows  ({why})")?;
+                }
+                for (fk, n) in &s.orphans {
+                    writeln!(
+                        out,
+                        "orphans left out: {n} row(s) whose {fk} points at no row"
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "{} rows selected; key sets take {} bytes ({:.2} bytes per row)",
+                    s.rows,
+                    s.key_bytes,
+                    s.key_bytes as f64 / s.rows.max(1) as f64
+                )?;
+            }
+        }
+        return Ok(EXIT_OK);
     }
     progress::summary(&report, &mut io::stdout().lock())?;
     Ok(EXIT_OK)

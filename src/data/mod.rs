@@ -15,6 +15,7 @@ pub mod progress;
 pub mod stream;
 pub mod structured;
 pub mod subset;
+pub mod subset_pg;
 pub mod verify;
 
 /// A database error as sluice reports it: what was being done, the server's message and its

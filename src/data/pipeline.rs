@@ -11,6 +11,7 @@
 //! transaction drops the fresh database; a killed run leaves it behind marked as sluice's, and
 //! the next run removes it. Nothing is ever written to the source.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,21 @@ pub struct Settings {
     pub key: SecretValue,
     /// Tables copied at once.
     pub jobs: usize,
+    /// Only work out which rows a subset moves, and why; touch no target.
+    pub explain: bool,
+}
+
+/// What a subset selected.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SubsetReport {
+    /// Rows per table and reason (`root`, `full`, `parent of …`, `child of …`, `part of …`).
+    pub tables: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Rows left out per foreign key because their parent does not exist.
+    pub orphans: BTreeMap<String, u64>,
+    /// Rows selected.
+    pub rows: u64,
+    /// Memory the key sets take (compressed bitmaps of row positions).
+    pub key_bytes: u64,
 }
 
 /// Something worth telling the user while a refresh runs.
@@ -82,6 +98,54 @@ struct Task {
     label: String,
     filter: Option<String>,
     estimated_rows: i64,
+}
+
+/// Rows per COPY when a subset names them by position.
+const SUBSET_CHUNK: usize = 20_000;
+
+/// The copy tasks of a subset: `full` tables whole, every other table's selected rows by
+/// position (`ctid = ANY(…)`, a TID scan), in chunks; tables with nothing selected stay empty.
+fn subset_tasks(
+    plan: &Plan,
+    selection: &BTreeMap<QualifiedName, roaring::RoaringTreemap>,
+    whole: &BTreeSet<QualifiedName>,
+) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for t in &plan.tables {
+        let t = Arc::new(t.clone());
+        if whole.contains(&t.name) {
+            tasks.push(Task {
+                label: t.name.to_string(),
+                filter: None,
+                estimated_rows: t.estimated_rows,
+                table: t,
+            });
+            continue;
+        }
+        let Some(rows) = selection.get(&t.name).filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        let ctids: Vec<u64> = rows.iter().collect();
+        let parts = ctids.len().div_ceil(SUBSET_CHUNK);
+        for (i, chunk) in ctids.chunks(SUBSET_CHUNK).enumerate() {
+            let list = chunk
+                .iter()
+                .map(|&c| format!("\"{}\"", super::subset::ctid_text(c)))
+                .collect::<Vec<_>>()
+                .join(",");
+            tasks.push(Task {
+                label: if parts == 1 {
+                    t.name.to_string()
+                } else {
+                    format!("{} [{}/{parts}]", t.name, i + 1)
+                },
+                filter: Some(format!("ctid = any('{{{list}}}'::tid[])")),
+                estimated_rows: chunk.len() as i64,
+                table: Arc::clone(&t),
+            });
+        }
+    }
+    tasks
 }
 
 /// Tables of at least this size are copied in block ranges on several connections at once
@@ -184,6 +248,8 @@ pub struct Report {
     pub materialized_views: usize,
     /// Leftovers of earlier runs removed.
     pub removed_leftovers: Vec<String>,
+    /// What the subset selected, when the plan subsets.
+    pub subset: Option<SubsetReport>,
     /// Seconds for the whole refresh.
     pub seconds: f64,
 }
@@ -482,6 +548,48 @@ pub fn refresh(
         let (snapshot_tx, snapshot) = export_snapshot(&mut leader).await?;
         let catalog = catalog::load(&snapshot_tx).await?;
         let plan = build(&catalog)?;
+        // A subset: which rows of which leaves, worked out on the source before the target is
+        // touched.
+        let mut selection: Option<BTreeMap<QualifiedName, roaring::RoaringTreemap>> = None;
+        let mut whole: BTreeSet<QualifiedName> = BTreeSet::new();
+        let mut subset_report = None;
+        if let Some(sp) = &plan.subset {
+            step("selecting the subset");
+            let key = super::mask::MaskKey::new(settings.key.expose().as_bytes());
+            let mut rows = super::subset_pg::PgRows::new(&snapshot_tx).await?;
+            let work = super::subset_pg::starting_rows(&rows, sp, &catalog, &key).await?;
+            let closure = super::subset::close(&sp.edges, work, &mut rows, sp.depth_limit).await?;
+            subset_report = Some(SubsetReport {
+                tables: super::subset_pg::explain(&closure),
+                orphans: closure.orphans.clone(),
+                rows: closure.total(),
+                key_bytes: closure.key_bytes(),
+            });
+            for t in catalog.tables.values() {
+                let mut root = t.name.clone();
+                while let Some(p) = catalog.tables.get(&root).and_then(|x| x.partition_of.clone()) {
+                    root = p;
+                }
+                if sp.full.contains(&root) {
+                    whole.insert(t.name.clone());
+                }
+            }
+            selection = Some(closure.rows);
+        }
+        if settings.explain {
+            return Ok(Report {
+                plan: settings.name.clone(),
+                target_database: target_db.clone(),
+                previous_database: None,
+                tables: Vec::new(),
+                schema_only: plan.schema_only.len(),
+                sequences: 0,
+                materialized_views: 0,
+                removed_leftovers: Vec::new(),
+                subset: subset_report,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
         let same_server = source.get_hosts() == target.get_hosts()
             && source.get_ports() == target.get_ports();
         if same_server && source.get_dbname() == Some(target_db.as_str()) {
@@ -546,6 +654,7 @@ pub fn refresh(
             &catalog,
             &plan,
             (server_version, block_size),
+            (selection.as_ref(), &whole),
             &progress,
         )
         .await;
@@ -575,6 +684,7 @@ pub fn refresh(
             sequences,
             materialized_views: plan.materialized_views.len(),
             removed_leftovers: removed,
+            subset: subset_report,
             seconds: started.elapsed().as_secs_f64(),
         })
     })
@@ -741,6 +851,10 @@ async fn load(
     catalog: &Catalog,
     plan: &Plan,
     (server_version, block_size): (i32, i64),
+    (selection, whole): (
+        Option<&BTreeMap<QualifiedName, roaring::RoaringTreemap>>,
+        &BTreeSet<QualifiedName>,
+    ),
     progress: &Arc<Progress>,
 ) -> Result<(Vec<TableReport>, usize), Error> {
     let step = |s: &str| progress(Event::Step(s.to_string()));
@@ -770,13 +884,16 @@ async fn load(
     tokio::task::block_in_place(|| apply(&pre))?;
 
     step("copying rows");
-    let tasks = split_tasks(
-        plan,
-        settings.jobs,
-        server_version,
-        block_size,
-        split_min_bytes(),
-    );
+    let tasks = match selection {
+        None => split_tasks(
+            plan,
+            settings.jobs,
+            server_version,
+            block_size,
+            split_min_bytes(),
+        ),
+        Some(sel) => subset_tasks(plan, sel, whole),
+    };
     let queue: Arc<Mutex<Vec<Task>>> = Arc::new(Mutex::new(tasks.into_iter().rev().collect()));
     let parts: Arc<Mutex<Vec<TableReport>>> = Arc::new(Mutex::new(Vec::new()));
     let key = Arc::new(Zeroizing::new(settings.key.expose().as_bytes().to_vec()));

@@ -43,6 +43,8 @@ pub struct Plan {
     pub unclassified: Vec<(QualifiedName, String)>,
     /// Materialized views, refreshed after the load.
     pub materialized_views: Vec<QualifiedName>,
+    /// Which rows move, when the plan subsets.
+    pub subset: Option<super::subset_pg::SubsetPlan>,
 }
 
 /// Split a dotted path of identifiers; `"double quoted"` parts keep case, dots and `""`.
@@ -348,6 +350,30 @@ pub fn build(
         }
     }
 
+    let subset = match &cfg.subset {
+        None => None,
+        Some(sub) => match super::subset_pg::plan_subset(sub, catalog, name) {
+            Ok(s) => Some(s),
+            Err(list) => {
+                problems.extend(
+                    list.into_iter()
+                        .map(|m| Problem::new(Location::file(file), m)),
+                );
+                None
+            }
+        },
+    };
+    // Tables a subset leaves empty are schema only: their columns need no decision.
+    if let Some(sp) = &subset {
+        let root_of = |t: &QualifiedName| {
+            let mut t = t.clone();
+            while let Some(p) = catalog.tables.get(&t).and_then(|x| x.partition_of.clone()) {
+                t = p;
+            }
+            t
+        };
+        selected.retain(|t| !sp.empty.contains(&root_of(t)));
+    }
     let resolver = Resolver {
         catalog,
         presets,
@@ -356,6 +382,7 @@ pub fn build(
     };
     let mut plan = Plan {
         materialized_views: catalog.materialized_views.clone(),
+        subset,
         ..Plan::default()
     };
     let mut unclassified: Vec<(&Table, &str, &str)> = Vec::new();
@@ -651,6 +678,16 @@ pub fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
         Err(format!(
             "cannot produce {kind}; use keep, null, constant or a transform for {kind}"
         ))
+    }
+}
+
+/// A table name as sluice.yaml takes it (single-quoted when it needs double-quoted identifiers).
+pub fn yaml_table(t: &QualifiedName) -> String {
+    let k = t.to_string();
+    if k.contains('"') {
+        format!("'{}'", k.replace('\'', "''"))
+    } else {
+        k
     }
 }
 

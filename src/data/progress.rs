@@ -229,6 +229,22 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         report.sequences,
         report.materialized_views
     )?;
+    if let Some(s) = &report.subset {
+        writeln!(
+            out,
+            "subset: {} rows selected across {} table(s); key sets {} bytes ({:.2} per row)",
+            s.rows,
+            s.tables.len(),
+            s.key_bytes,
+            s.key_bytes as f64 / s.rows.max(1) as f64
+        )?;
+        for (fk, n) in &s.orphans {
+            writeln!(
+                out,
+                "subset: {n} orphan row(s) left out ({fk} points at no row)"
+            )?;
+        }
+    }
     for l in &report.removed_leftovers {
         writeln!(out, "removed `{l}`, left behind by an interrupted refresh")?;
     }

@@ -784,3 +784,243 @@ fn json_array_regex_and_template_columns_mask_inside_their_values() {
         bad.stderr
     );
 }
+
+const SHOP: &str = r#"
+create schema "Shop";
+create table "Shop".countries (code text primary key, name text);
+create table "Shop".sessions (id int primary key, token text);
+create table "Shop".customers (id int primary key, email text, region text,
+  referred_by int references "Shop".customers, country text references "Shop".countries);
+create table "Shop".addresses (id int primary key, customer_id int not null references "Shop".customers, city text);
+alter table "Shop".customers add column default_address int
+  references "Shop".addresses deferrable initially deferred;
+create table "Shop".orders (id int primary key, customer_id int not null references "Shop".customers,
+  ship_to int references "Shop".addresses, bill_to int references "Shop".addresses, placed date);
+create table "Shop".order_items ("order" int references "Shop".orders, line int, sku text, primary key ("order", line));
+create table "Shop".shipments (id int primary key, "order" int, line int,
+  foreign key ("order", line) references "Shop".order_items);
+create table "Shop".events (id int, at date, customer_id int references "Shop".customers, primary key (id, at))
+  partition by range (at);
+create table "Shop".events_a partition of "Shop".events for values from ('2024-01-01') to ('2024-07-01');
+create table "Shop".events_b partition of "Shop".events for values from ('2024-07-01') to ('2025-01-01');
+create table "Shop".tickets (id int primary key, customer_id int references "Shop".customers,
+  order_id int references "Shop".orders, body text);
+create table "Shop".legacy_notes (id int primary key, customer_id int, note text);
+
+insert into "Shop".countries values ('DE', 'Germany'), ('FR', 'France'), ('US', 'United States'), ('XX', 'unused');
+insert into "Shop".sessions select i, md5(i::text) from generate_series(1, 10) i;
+insert into "Shop".customers (id, email, region, referred_by, country)
+  select i, 'c' || i || '@shop.example', (array['DE', 'FR', 'US'])[i % 3 + 1],
+         case when i > 3 then (i * 7) % (i - 1) + 1 end, (array['DE', 'FR', 'US'])[i % 3 + 1]
+    from generate_series(1, 300) i;
+insert into "Shop".addresses select i, (i - 1) % 300 + 1, 'city ' || i from generate_series(1, 450) i;
+update "Shop".customers set default_address = id + 150 where id % 2 = 0;
+insert into "Shop".orders select i, (i * 13) % 300 + 1, null, null, date '2024-01-01' + i % 300 from generate_series(1, 900) i;
+update "Shop".orders o set ship_to = a.id, bill_to = (select min(id) from "Shop".addresses x where x.customer_id = o.customer_id)
+  from "Shop".addresses a where a.customer_id = o.customer_id and a.id > 300;
+insert into "Shop".order_items select o, l, 'sku-' || o || '-' || l from generate_series(1, 900) o, generate_series(1, 2) l;
+insert into "Shop".shipments select o, o, 1 from generate_series(1, 900) o;
+insert into "Shop".events select i, date '2024-01-01' + (i % 360), (i * 11) % 300 + 1 from generate_series(1, 1200) i;
+insert into "Shop".tickets select i, case when i % 2 = 0 then (i * 5) % 300 + 1 end, case when i % 2 = 1 then (i * 3) % 900 + 1 end, 'ticket ' || i
+  from generate_series(1, 600) i;
+insert into "Shop".legacy_notes select i, case when i % 5 = 0 then 9999 else (i * 17) % 300 + 1 end, 'note' from generate_series(1, 100) i;
+alter table "Shop".legacy_notes add constraint legacy_notes_customer_fk foreign key (customer_id)
+  references "Shop".customers not valid;
+"#;
+
+const SHOP_SUBSET: &str = r#"      unclassified: warn
+    subset:
+      roots:
+        - { table: '"Shop".customers', where: "region = 'DE'", limit: 20 }
+        - { table: '"Shop".customers', percent: 10 }
+        - { table: '"Shop".legacy_notes', where: "id <= 20" }
+      children: ['"Shop".orders', '"Shop".addresses', '"Shop".tickets(customer_id)', '"Shop".events', '"Shop".legacy_notes']
+      always: ['"Shop".order_items', '"Shop".shipments']
+      full: ['"Shop".countries']
+      empty: ['"Shop".sessions']"#;
+
+/// `select …` on both sides, as text.
+fn both(env: &Env, sql: &str) -> (String, String) {
+    (env.src.psql("app", sql), env.dst.psql("staging", sql))
+}
+
+#[test]
+fn a_subset_is_referentially_complete_with_roots_children_and_whole_aggregates() {
+    let env = Env::new(SHOP, SHOP_SUBSET);
+    let explain = env.sluice(&["refresh", "nightly", "--explain"]);
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    assert!(
+        explain.stdout.contains("\"Shop\".customers"),
+        "{}",
+        explain.stdout
+    );
+    assert!(explain.stdout.contains("root"), "{}", explain.stdout);
+    assert!(
+        explain
+            .stdout
+            .contains("orphans left out: 4 row(s) whose legacy_notes_customer_fk"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain.stdout.contains("bytes per row"),
+        "{}",
+        explain.stdout
+    );
+    assert_eq!(env.databases(), "staging", "--explain touches no target");
+
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let d = |sql: &str| env.dst.psql("staging", sql);
+
+    // Every foreign key holds (checked by query, NOT VALID ones too), and nothing is orphaned.
+    let v = env.sluice(&["verify", "nightly", "--json"]);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let verdict: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert!(
+        verdict["keys"].as_array().unwrap().len() >= 12,
+        "{}",
+        v.stdout
+    );
+    assert_eq!(
+        d(r#"select count(*) from "Shop".legacy_notes where customer_id = 9999"#),
+        "0"
+    );
+
+    // Roots are there: the first 20 DE customers and the keyed sample.
+    let roots = env.src.psql("app", r#"select string_agg(id::text, ',' order by id) from (select id from "Shop".customers where region = 'DE' order by id limit 20) r"#);
+    assert_eq!(
+        d(&format!(
+            r#"select count(*) from "Shop".customers where id in ({roots})"#
+        )),
+        "20"
+    );
+    let customers: usize = d(r#"select count(*) from "Shop".customers"#)
+        .parse()
+        .unwrap();
+    assert!(
+        customers > 40 && customers < 300,
+        "{customers}: a slice, not everything"
+    );
+
+    // Children of the roots are complete: orders, addresses, events (partitioned), tickets by
+    // customer only.
+    for (table, col) in [
+        ("orders", "customer_id"),
+        ("addresses", "customer_id"),
+        ("events", "customer_id"),
+        ("tickets", "customer_id"),
+    ] {
+        let sql = format!(r#"select count(*) from "Shop".{table} where {col} in ({roots})"#);
+        let (s, t) = both(&env, &sql);
+        assert_eq!(s, t, "{table}: every child of a root");
+    }
+    let (s, t) = both(&env, r#"select count(*) from "Shop".events_b"#);
+    assert!(
+        t.parse::<u32>().unwrap() > 0 && t != s,
+        "rows land in their partitions"
+    );
+    assert_eq!(
+        d(r#"select count(*) from "Shop".tickets where customer_id is null"#),
+        "0",
+        "tickets of orders came along only by customer_id"
+    );
+
+    // Rows pulled in only as parents did not bring their children: an order's customer is
+    // there, but a non-root, non-child customer brings no orders of its own.
+    assert_eq!(
+        d(
+            r#"select count(*) from "Shop".orders o where not exists (select 1 from "Shop".customers c where c.id = o.customer_id)"#
+        ),
+        "0"
+    );
+
+    // Aggregates are whole: every included order has all its items, every item its shipment.
+    let orders = d(r#"select string_agg(id::text, ',' order by id) from "Shop".orders"#);
+    for sql in [
+        format!(r#"select count(*) from "Shop".order_items where "order" in ({orders})"#),
+        format!(r#"select count(*) from "Shop".shipments where "order" in ({orders})"#),
+    ] {
+        let (s, t) = both(&env, &sql);
+        assert_eq!(s, t, "{sql}");
+    }
+    // Lookup table whole, unreached table empty.
+    assert_eq!(d(r#"select count(*) from "Shop".countries"#), "4");
+    assert_eq!(d(r#"select count(*) from "Shop".sessions"#), "0");
+
+    // The same key gives the same rows the next night.
+    let ids = |t: &str| {
+        d(&format!(
+            r#"select md5(string_agg(id::text, ',' order by id)) from "Shop".{t}"#
+        ))
+    };
+    let before: Vec<String> = ["customers", "orders", "tickets", "addresses"]
+        .iter()
+        .map(|t| ids(t))
+        .collect();
+    let again = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let after: Vec<String> = ["customers", "orders", "tickets", "addresses"]
+        .iter()
+        .map(|t| ids(t))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn without_children_only_the_parent_closure_moves_and_unreached_tables_fail_closed() {
+    let env = Env::new(
+        SHOP,
+        r#"      unclassified: warn
+    subset:
+      roots:
+        - { table: '"Shop".customers', where: "region = 'DE'" }
+      full: ['"Shop".countries']
+      empty: ['"Shop".sessions', '"Shop".orders', '"Shop".order_items', '"Shop".shipments', '"Shop".events', '"Shop".tickets', '"Shop".legacy_notes']"#,
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let d = |sql: &str| env.dst.psql("staging", sql);
+    assert_eq!(d(r#"select count(*) from "Shop".orders"#), "0");
+    // Every customer is a root or the parent of an included row.
+    assert_eq!(
+        d(
+            r#"select count(*) from "Shop".customers c where region <> 'DE'
+               and not exists (select 1 from "Shop".customers x where x.referred_by = c.id)
+               and not exists (select 1 from "Shop".addresses a where a.customer_id = c.id)"#
+        ),
+        "0"
+    );
+    // Every address is the default address of an included customer (nothing else needs one).
+    assert_eq!(
+        d(
+            r#"select count(*) from "Shop".addresses a where not exists (select 1 from "Shop".customers c where c.default_address = a.id)"#
+        ),
+        "0"
+    );
+    let (s, t) = both(
+        &env,
+        r#"select count(*) from "Shop".customers where region = 'DE'"#,
+    );
+    assert_eq!(s, t, "every root");
+
+    // A table no root reaches and nobody declared stops the run, with a snippet.
+    let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
+    write(
+        env.dir.path(),
+        "sluice.yaml",
+        &yaml.replace(r#"'"Shop".sessions', "#, ""),
+    );
+    let bad = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("no root reaches 1 table(s)"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        bad.stderr.contains(r#"full: ['"Shop".sessions']"#),
+        "{}",
+        bad.stderr
+    );
+}
