@@ -1024,3 +1024,61 @@ fn without_children_only_the_parent_closure_moves_and_unreached_tables_fail_clos
         bad.stderr
     );
 }
+
+#[test]
+fn virtual_keys_follow_json_values_and_polymorphic_pairs() {
+    let schema = format!(
+        r#"{SHOP}
+create table "Shop".audit (id int primary key, payload jsonb);
+insert into "Shop".audit select i, jsonb_build_object('customer_id', (i * 7) % 300 + 1, 'what', 'login') from generate_series(1, 400) i;
+create table "Shop".comments (id int primary key, subject_type text, subject_id int);
+insert into "Shop".comments select i, case when i % 2 = 0 then 'order' else 'customer' end, (i * 5) % 300 + 1 from generate_series(1, 500) i;"#
+    );
+    let env = Env::new(
+        &schema,
+        r#"      unclassified: warn
+    subset:
+      roots:
+        - { table: '"Shop".customers', where: "region = 'FR'", limit: 10 }
+        - { table: '"Shop".events', percent: 90, method: tablesample }
+      children: ['"Shop".orders', '"Shop".audit', '"Shop".comments']
+      virtual_keys:
+        - { from: '"Shop".audit(payload->>''customer_id'')', to: '"Shop".customers(id)' }
+        - { from: '"Shop".comments(subject_id)', to: '"Shop".orders(id)', type_column: subject_type, type_value: order }
+      full: ['"Shop".countries']
+      empty: ['"Shop".sessions', '"Shop".order_items', '"Shop".shipments', '"Shop".tickets', '"Shop".legacy_notes']"#,
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let d = |sql: &str| env.dst.psql("staging", sql);
+    let roots = env.src.psql("app", r#"select string_agg(id::text, ',' order by id) from (select id from "Shop".customers where region = 'FR' order by id limit 10) r"#);
+    let (s, t) = both(
+        &env,
+        &format!(
+            r#"select count(*) from "Shop".audit where (payload->>'customer_id')::int in ({roots})"#
+        ),
+    );
+    assert_eq!(s, t, "audit rows whose JSON names a root customer");
+    assert_ne!(t, "0");
+    // Comments come only as children of included orders, and only those of type order.
+    assert_eq!(
+        d(r#"select count(*) from "Shop".comments where subject_type <> 'order'"#),
+        "0"
+    );
+    let orders = d(r#"select string_agg(id::text, ',' order by id) from "Shop".orders"#);
+    let (s, t) = both(
+        &env,
+        &format!(
+            r#"select count(*) from "Shop".comments where subject_type = 'order' and subject_id in ({orders})"#
+        ),
+    );
+    assert_eq!(s, t);
+    // The sampled events brought their customers as parents.
+    assert_eq!(
+        d(
+            r#"select count(*) from "Shop".events e where not exists (select 1 from "Shop".customers c where c.id = e.customer_id)"#
+        ),
+        "0"
+    );
+    assert_ne!(d(r#"select count(*) from "Shop".events"#), "0");
+}
