@@ -137,7 +137,7 @@ impl Closure {
 }
 
 /// Rows per lookup query.
-const CHUNK: usize = 5000;
+const CHUNK: usize = 50_000;
 
 /// Close `roots` under the edges: see the module docs. `depth_limit` bounds `Children` edges.
 pub async fn close<S: RowSource>(

@@ -823,6 +823,8 @@ insert into "Shop".shipments select o, o, 1 from generate_series(1, 900) o;
 insert into "Shop".events select i, date '2024-01-01' + (i % 360), (i * 11) % 300 + 1 from generate_series(1, 1200) i;
 insert into "Shop".tickets select i, case when i % 2 = 0 then (i * 5) % 300 + 1 end, case when i % 2 = 1 then (i * 3) % 900 + 1 end, 'ticket ' || i
   from generate_series(1, 600) i;
+alter table "Shop".tickets add column contact_email text;
+update "Shop".tickets t set contact_email = c.email from "Shop".customers c where c.id = t.customer_id;
 insert into "Shop".legacy_notes select i, case when i % 5 = 0 then 9999 else (i * 17) % 300 + 1 end, 'note' from generate_series(1, 100) i;
 alter table "Shop".legacy_notes add constraint legacy_notes_customer_fk foreign key (customer_id)
   references "Shop".customers not valid;
