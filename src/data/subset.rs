@@ -72,22 +72,32 @@ pub struct Edge {
     pub down: Down,
 }
 
-/// A row found by a lookup: its leaf table, its ctid and the looked-up values.
-pub type Found = (QualifiedName, u64, Vec<String>);
+/// A leaf table as the row source numbers it (PostgreSQL: its oid).
+pub type Leaf = u32;
+
+/// A row: its leaf table and its packed ctid.
+pub type Row = (Leaf, u64);
+
+/// A row found by a lookup: its leaf table, its ctid, the looked-up key values and the values
+/// of the expressions asked for alongside (so the row need not be read again).
+pub type Found = (Leaf, u64, Vec<String>, Vec<Option<String>>);
 
 /// Where rows are read (the source under the snapshot, or a test double).
 #[allow(async_fn_in_trait)]
 pub trait RowSource {
+    /// The name of a leaf table.
+    fn leaf_name(&self, leaf: Leaf) -> QualifiedName;
+
     /// For rows of `leaf`, the text of each of `exprs` (`None`: NULL), by ctid.
     async fn values(
         &mut self,
-        leaf: &QualifiedName,
+        leaf: Leaf,
         ctids: &[u64],
         exprs: &[String],
     ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error>;
 
     /// Rows of the logical `table` (any partition) whose `exprs`, compared as `types`, equal one
-    /// of `tuples`, and satisfy `filter`.
+    /// of `tuples`, and satisfy `filter`; with the text of each of `want`.
     async fn find(
         &mut self,
         table: &QualifiedName,
@@ -95,6 +105,7 @@ pub trait RowSource {
         types: &[String],
         filter: Option<&str>,
         tuples: &[Vec<String>],
+        want: &[String],
     ) -> Result<Vec<Found>, Error>;
 }
 
@@ -104,13 +115,15 @@ pub struct Work {
     /// The logical table.
     pub table: QualifiedName,
     /// `(leaf, ctid)`.
-    pub rows: Vec<(QualifiedName, u64)>,
+    pub rows: Vec<Row>,
     /// Whether these rows bring their children.
     pub expand: bool,
     /// Levels below the roots.
     pub depth: u32,
     /// Why they come (`root`, `parent of x`, `child of y`, `part of z`).
     pub reason: String,
+    /// The table's wanted values of each row, when the lookup that found them read them too.
+    pub values: Option<Vec<Vec<Option<String>>>>,
 }
 
 /// The outcome.
@@ -136,8 +149,11 @@ impl Closure {
     }
 }
 
-/// Rows per lookup query.
-const CHUNK: usize = 50_000;
+/// Keys per lookup query (one hashed semi-join each).
+const CHUNK: usize = 200_000;
+
+/// Rows handled per step of the closure (bounds the memory of one step).
+const WORK_CHUNK: usize = 100_000;
 
 /// Close `roots` under the edges: see the module docs. `depth_limit` bounds `Children` edges.
 pub async fn close<S: RowSource>(
@@ -163,20 +179,39 @@ pub async fn close<S: RowSource>(
         }
     }
     let mut out = Closure::default();
-    let mut expanded: BTreeMap<QualifiedName, RoaringTreemap> = BTreeMap::new();
-    let mut orphaned: BTreeMap<QualifiedName, RoaringTreemap> = BTreeMap::new();
+    let mut included: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
+    let mut expanded: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
+    let mut orphaned: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut queue: VecDeque<Work> = roots.into();
-    while let Some(w) = queue.pop_front() {
+    while let Some(mut w) = queue.pop_front() {
+        // Work on bounded slices so memory does not grow with the size of one step.
+        if w.rows.len() > WORK_CHUNK {
+            let rest_rows = w.rows.split_off(WORK_CHUNK);
+            let rest_values = w.values.as_mut().map(|v| v.split_off(WORK_CHUNK));
+            queue.push_front(Work {
+                table: w.table.clone(),
+                rows: rest_rows,
+                expand: w.expand,
+                depth: w.depth,
+                reason: w.reason.clone(),
+                values: rest_values,
+            });
+        }
         // Which rows are new, and which were included before but must now bring children.
-        let mut new: Vec<(QualifiedName, u64)> = Vec::new();
-        let mut redo: Vec<(QualifiedName, u64)> = Vec::new();
+        let mut new: Vec<Row> = Vec::new();
+        let mut redo: Vec<Row> = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut prefetched: HashMap<Row, Vec<Option<String>>> = HashMap::new();
+        if let Some(vals) = w.values.take() {
+            for (row, v) in w.rows.iter().zip(vals) {
+                prefetched.insert(*row, v);
+            }
+        }
         for (leaf, c) in w.rows {
-            if !seen.insert((leaf.clone(), c)) || orphaned.get(&leaf).is_some_and(|o| o.contains(c))
-            {
+            if !seen.insert((leaf, c)) || orphaned.get(&leaf).is_some_and(|o| o.contains(c)) {
                 continue;
             }
-            if !out.rows.get(&leaf).is_some_and(|r| r.contains(c)) {
+            if !included.get(&leaf).is_some_and(|r| r.contains(c)) {
                 new.push((leaf, c));
             } else if w.expand && !expanded.get(&leaf).is_some_and(|r| r.contains(c)) {
                 redo.push((leaf, c));
@@ -187,21 +222,26 @@ pub async fn close<S: RowSource>(
         }
         let exprs = wanted.get(&w.table).cloned().unwrap_or_default();
         let index = |x: &str| exprs.iter().position(|e| e == x);
-        let mut values: HashMap<(QualifiedName, u64), Vec<Option<String>>> = HashMap::new();
+        let mut values: HashMap<Row, Vec<Option<String>>> = HashMap::new();
         if !exprs.is_empty() {
-            let mut by_leaf: BTreeMap<&QualifiedName, Vec<u64>> = BTreeMap::new();
-            for (leaf, c) in new.iter().chain(&redo) {
-                by_leaf.entry(leaf).or_default().push(*c);
+            let mut by_leaf: BTreeMap<Leaf, Vec<u64>> = BTreeMap::new();
+            for row in new.iter().chain(&redo) {
+                match prefetched.remove(row) {
+                    Some(v) => {
+                        values.insert(*row, v);
+                    }
+                    None => by_leaf.entry(row.0).or_default().push(row.1),
+                }
             }
             for (leaf, ctids) in by_leaf {
                 for chunk in ctids.chunks(CHUNK) {
                     for (c, v) in source.values(leaf, chunk, &exprs).await? {
-                        values.insert((leaf.clone(), c), v);
+                        values.insert((leaf, c), v);
                     }
                 }
             }
         }
-        let tuple = |row: &(QualifiedName, u64), xs: &[String]| -> Option<Vec<String>> {
+        let tuple = |row: &Row, xs: &[String]| -> Option<Vec<String>> {
             let v = values.get(row)?;
             xs.iter()
                 .map(|x| index(x).and_then(|i| v.get(i).cloned().flatten()))
@@ -209,9 +249,9 @@ pub async fn close<S: RowSource>(
         };
 
         // Parents of the new rows; a row whose parent is missing is an orphan.
-        let mut orphans: BTreeSet<(QualifiedName, u64)> = BTreeSet::new();
+        let mut orphans: BTreeSet<Row> = BTreeSet::new();
         for e in edges.iter().filter(|e| e.child == w.table) {
-            let applies = |row: &(QualifiedName, u64)| match &e.child_filter {
+            let applies = |row: &Row| match &e.child_filter {
                 None => true,
                 Some(f) => {
                     index(f)
@@ -220,7 +260,7 @@ pub async fn close<S: RowSource>(
                         == Some("true")
                 }
             };
-            let keyed: Vec<(&(QualifiedName, u64), Vec<String>)> = new
+            let keyed: Vec<(&Row, Vec<String>)> = new
                 .iter()
                 .filter(|r| applies(r))
                 .filter_map(|r| tuple(r, &e.child_exprs).map(|t| (r, t)))
@@ -236,17 +276,27 @@ pub async fn close<S: RowSource>(
                 .collect();
             let mut found_keys = BTreeSet::new();
             let mut parents = Vec::new();
+            let mut parent_values = Vec::new();
+            let parent_want = wanted.get(&e.parent).cloned().unwrap_or_default();
             for chunk in distinct.chunks(CHUNK) {
-                for (leaf, c, key) in source
-                    .find(&e.parent, &e.parent_exprs, &e.parent_types, None, chunk)
+                for (leaf, c, key, v) in source
+                    .find(
+                        &e.parent,
+                        &e.parent_exprs,
+                        &e.parent_types,
+                        None,
+                        chunk,
+                        &parent_want,
+                    )
                     .await?
                 {
                     found_keys.insert(key);
                     parents.push((leaf, c));
+                    parent_values.push(v);
                 }
             }
             for (row, t) in &keyed {
-                if !found_keys.contains(t) && orphans.insert((*row).clone()) {
+                if !found_keys.contains(t) && orphans.insert(**row) {
                     *out.orphans.entry(e.name.clone()).or_default() += 1;
                 }
             }
@@ -257,14 +307,15 @@ pub async fn close<S: RowSource>(
                     expand: false,
                     depth: w.depth,
                     reason: format!("parent of {}", w.table),
+                    values: Some(parent_values),
                 });
             }
         }
-        let new: Vec<(QualifiedName, u64)> = new
+        let new: Vec<Row> = new
             .into_iter()
             .filter(|r| {
                 if orphans.contains(r) {
-                    orphaned.entry(r.0.clone()).or_default().insert(r.1);
+                    orphaned.entry(r.0).or_default().insert(r.1);
                     false
                 } else {
                     true
@@ -272,7 +323,7 @@ pub async fn close<S: RowSource>(
             })
             .collect();
         for (leaf, c) in &new {
-            out.rows.entry(leaf.clone()).or_default().insert(*c);
+            included.entry(*leaf).or_default().insert(*c);
         }
         if !new.is_empty() {
             *out.reasons
@@ -283,13 +334,13 @@ pub async fn close<S: RowSource>(
         }
 
         // Children: from rows that bring them, and aggregate parts from every new row.
-        let bring: Vec<(QualifiedName, u64)> = if w.expand {
+        let bring: Vec<Row> = if w.expand {
             new.iter().chain(&redo).cloned().collect()
         } else {
             Vec::new()
         };
         for (leaf, c) in &bring {
-            expanded.entry(leaf.clone()).or_default().insert(*c);
+            expanded.entry(*leaf).or_default().insert(*c);
         }
         for e in edges.iter().filter(|e| e.parent == w.table) {
             let (rows, expand, depth) = match e.down {
@@ -308,18 +359,22 @@ pub async fn close<S: RowSource>(
                 .collect();
             let keys: Vec<Vec<String>> = keys.into_iter().collect();
             let mut children = Vec::new();
+            let mut child_values = Vec::new();
+            let child_want = wanted.get(&e.child).cloned().unwrap_or_default();
             for chunk in keys.chunks(CHUNK) {
-                for (leaf, c, _) in source
+                for (leaf, c, _, v) in source
                     .find(
                         &e.child,
                         &e.child_exprs,
                         &e.child_types,
                         e.child_filter.as_deref(),
                         chunk,
+                        &child_want,
                     )
                     .await?
                 {
                     children.push((leaf, c));
+                    child_values.push(v);
                 }
             }
             if !children.is_empty() {
@@ -332,10 +387,15 @@ pub async fn close<S: RowSource>(
                         Down::Always => format!("part of {}", w.table),
                         _ => format!("child of {}", w.table),
                     },
+                    values: Some(child_values),
                 });
             }
         }
     }
+    out.rows = included
+        .into_iter()
+        .map(|(leaf, r)| (source.leaf_name(leaf), r))
+        .collect();
     Ok(out)
 }
 
@@ -346,7 +406,8 @@ mod tests {
     /// Tables in memory: rows are maps of column → value; ctid = row index.
     #[derive(Default)]
     struct Memory {
-        tables: BTreeMap<QualifiedName, Vec<BTreeMap<String, Option<String>>>>,
+        names: Vec<QualifiedName>,
+        tables: Vec<Vec<BTreeMap<String, Option<String>>>>,
     }
 
     fn qn(s: &str) -> QualifiedName {
@@ -357,8 +418,14 @@ mod tests {
     }
 
     impl Memory {
+        fn id(&self, table: &QualifiedName) -> Leaf {
+            self.names.iter().position(|n| n == table).unwrap() as Leaf
+        }
+
         fn add(&mut self, table: &str, rows: &[&[(&str, Option<&str>)]]) {
-            let t = self.tables.entry(qn(table)).or_default();
+            self.names.push(qn(table));
+            self.tables.push(Vec::new());
+            let t = self.tables.last_mut().unwrap();
             for r in rows {
                 t.push(
                     r.iter()
@@ -380,13 +447,17 @@ mod tests {
     }
 
     impl RowSource for Memory {
+        fn leaf_name(&self, leaf: Leaf) -> QualifiedName {
+            self.names[leaf as usize].clone()
+        }
+
         async fn values(
             &mut self,
-            leaf: &QualifiedName,
+            leaf: Leaf,
             ctids: &[u64],
             exprs: &[String],
         ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error> {
-            let t = &self.tables[leaf];
+            let t = &self.tables[leaf as usize];
             Ok(ctids
                 .iter()
                 .map(|&c| {
@@ -403,8 +474,10 @@ mod tests {
             _types: &[String],
             filter: Option<&str>,
             tuples: &[Vec<String>],
+            want: &[String],
         ) -> Result<Vec<Found>, Error> {
-            let t = &self.tables[table];
+            let id = self.id(table);
+            let t = &self.tables[id as usize];
             Ok(t.iter()
                 .enumerate()
                 .filter(|(_, row)| {
@@ -413,8 +486,10 @@ mod tests {
                 .filter_map(|(i, row)| {
                     let key: Option<Vec<String>> =
                         exprs.iter().map(|x| Memory::eval(row, x)).collect();
-                    key.filter(|k| tuples.contains(k))
-                        .map(|k| (table.clone(), i as u64, k))
+                    key.filter(|k| tuples.contains(k)).map(|k| {
+                        let v = want.iter().map(|x| Memory::eval(row, x)).collect();
+                        (id, i as u64, k, v)
+                    })
                 })
                 .collect())
         }
@@ -434,13 +509,14 @@ mod tests {
         }
     }
 
-    fn root(table: &str, ctids: &[u64]) -> Work {
+    fn root(m: &Memory, table: &str, ctids: &[u64]) -> Work {
         Work {
             table: qn(table),
-            rows: ctids.iter().map(|&c| (qn(table), c)).collect(),
+            rows: ctids.iter().map(|&c| (m.id(&qn(table)), c)).collect(),
             expand: true,
             depth: 0,
             reason: "root".into(),
+            values: None,
         }
     }
 
@@ -558,7 +634,7 @@ mod tests {
         let mut m = shop();
         let c = run(
             &shop_edges(Down::Never, Down::Never),
-            vec![root("orders", &[0])],
+            vec![root(&m, "orders", &[0])],
             &mut m,
         );
         // o1 → u1 (user) and u3 (referrer); u1 → u2 (manager) and t1; u3 → u1; t1 → u2.
@@ -574,7 +650,7 @@ mod tests {
         let mut m = shop();
         let c = run(
             &shop_edges(Down::Children, Down::Children),
-            vec![root("users", &[0])],
+            vec![root(&m, "users", &[0])],
             &mut m,
         );
         // u1's order o1 and its item; u2 and u3 came in only as parents: o2 stays out.
@@ -590,14 +666,14 @@ mod tests {
         // here: root items of o2 only → o2 as parent → its items always (all of them).
         let c = run(
             &shop_edges(Down::Never, Down::Always),
-            vec![root("items", &[1])],
+            vec![root(&m, "items", &[1])],
             &mut m,
         );
         assert_eq!(rows(&c, "orders"), [1]);
         assert_eq!(rows(&c, "items"), [1]);
         let c = run(
             &shop_edges(Down::Never, Down::Always),
-            vec![root("orders", &[0, 2])],
+            vec![root(&m, "orders", &[0, 2])],
             &mut m,
         );
         assert_eq!(
@@ -612,7 +688,7 @@ mod tests {
         let mut m = shop();
         let c = run(
             &shop_edges(Down::Never, Down::Never),
-            vec![root("orders", &[3, 2])],
+            vec![root(&m, "orders", &[3, 2])],
             &mut m,
         );
         assert_eq!(rows(&c, "orders"), [2], "o4's user u9 does not exist");
@@ -647,9 +723,9 @@ mod tests {
         );
         poly.child_filter = Some("kind = 'order'".into());
         edges.push(poly);
-        let c = run(&edges, vec![root("orders", &[0])], &mut m);
+        let c = run(&edges, vec![root(&m, "orders", &[0])], &mut m);
         assert_eq!(rows(&c, "comments"), [0]);
-        let c = run(&edges, vec![root("comments", &[1])], &mut m);
+        let c = run(&edges, vec![root(&m, "comments", &[1])], &mut m);
         assert!(
             rows(&c, "orders").is_empty(),
             "a user comment has no order parent"

@@ -13,7 +13,7 @@ use super::catalog::{Catalog, QualifiedName, sql_ident};
 use super::mask::MaskKey;
 use super::pg_error;
 use super::plan::{parse_table, yaml_table};
-use super::subset::{Down, Edge, Found, RowSource, Work, parse_ctid};
+use super::subset::{Down, Edge, Found, Leaf, Row, RowSource, Work, parse_ctid};
 use crate::config::refresh::{Children, Root, SampleMethod, Subset};
 use crate::error::Error;
 
@@ -371,7 +371,7 @@ impl<'a> PgRows<'a> {
         root: &Root,
         primary_key: &[String],
         key: &MaskKey,
-    ) -> Result<Vec<(QualifiedName, u64)>, Error> {
+    ) -> Result<Vec<Row>, Error> {
         let cond = root.condition.as_deref().unwrap_or("true");
         let identity = if primary_key.is_empty() {
             "t::text".to_string()
@@ -464,8 +464,9 @@ impl<'a> PgRows<'a> {
         };
         rows.into_iter()
             .map(|(oid, c, _)| {
+                self.leaf(oid)?;
                 Ok((
-                    self.leaf(oid)?,
+                    oid,
                     parse_ctid(&c).ok_or_else(|| Error::External {
                         what: "postgresql".into(),
                         detail: format!("unexpected ctid `{c}`"),
@@ -476,10 +477,7 @@ impl<'a> PgRows<'a> {
     }
 
     /// Every row of `table` (`full:` tables), as `(leaf, ctid)`.
-    pub async fn all_rows(
-        &self,
-        table: &QualifiedName,
-    ) -> Result<Vec<(QualifiedName, u64)>, Error> {
+    pub async fn all_rows(&self, table: &QualifiedName) -> Result<Vec<Row>, Error> {
         let root = Root {
             table: String::new(),
             condition: None,
@@ -492,9 +490,19 @@ impl<'a> PgRows<'a> {
 }
 
 impl RowSource for PgRows<'_> {
+    fn leaf_name(&self, leaf: Leaf) -> QualifiedName {
+        self.names
+            .get(&leaf)
+            .cloned()
+            .unwrap_or_else(|| QualifiedName {
+                schema: String::new(),
+                name: format!("relation {leaf}"),
+            })
+    }
+
     async fn values(
         &mut self,
-        leaf: &QualifiedName,
+        leaf: Leaf,
         ctids: &[u64],
         exprs: &[String],
     ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error> {
@@ -504,6 +512,7 @@ impl RowSource for PgRows<'_> {
             .collect::<Vec<_>>()
             .join(", ");
         let texts: Vec<String> = ctids.iter().map(|&c| super::subset::ctid_text(c)).collect();
+        let leaf = self.leaf(leaf)?.clone();
         let rows = self
             .tx
             .query(
@@ -536,10 +545,12 @@ impl RowSource for PgRows<'_> {
         types: &[String],
         filter: Option<&str>,
         tuples: &[Vec<String>],
+        want: &[String],
     ) -> Result<Vec<Found>, Error> {
         let keys = exprs.join(", ");
         let texts = exprs
             .iter()
+            .chain(want)
             .map(|x| format!("({x})::text"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -567,11 +578,16 @@ impl RowSource for PgRows<'_> {
         rows.iter()
             .map(|r| {
                 let c: String = r.get(1);
+                let oid: u32 = r.get(0);
+                self.leaf(oid)?;
                 Ok((
-                    self.leaf(r.get(0))?,
+                    oid,
                     parse_ctid(&c).unwrap_or(0),
                     (2..2 + exprs.len())
                         .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                        .collect(),
+                    (2 + exprs.len()..2 + exprs.len() + want.len())
+                        .map(|i| r.get::<_, Option<String>>(i))
                         .collect(),
                 ))
             })
@@ -599,6 +615,7 @@ pub async fn starting_rows(
             expand: true,
             depth: 0,
             reason: "root".into(),
+            values: None,
         });
     }
     for t in &plan.full {
@@ -608,6 +625,7 @@ pub async fn starting_rows(
             expand: false,
             depth: 0,
             reason: "full".into(),
+            values: None,
         });
     }
     Ok(work)
