@@ -959,21 +959,7 @@ async fn load(
             Ok::<(), Error>(())
         }));
     }
-    let mut first_error = None;
-    for w in workers {
-        let outcome = w.await.unwrap_or_else(|e| {
-            Err(Error::External {
-                what: "refresh".into(),
-                detail: format!("a copy worker stopped: {e}"),
-            })
-        });
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    join_workers(workers, "copy").await?;
     // Parts of one table ran side by side: rows and bytes add up, the table took the longest.
     let mut tables: Vec<TableReport> = Vec::new();
     for r in parts.lock().map(|r| r.clone()).unwrap_or_default() {
@@ -1075,6 +1061,26 @@ async fn load(
     Ok((tables, catalog.sequences.len()))
 }
 
+/// Wait for every worker; the first error wins (the others ran to their own end).
+async fn join_workers(
+    workers: Vec<tokio::task::JoinHandle<Result<(), Error>>>,
+    kind: &str,
+) -> Result<(), Error> {
+    let mut first_error = None;
+    for w in workers {
+        let outcome = w.await.unwrap_or_else(|e| {
+            Err(Error::External {
+                what: "refresh".into(),
+                detail: format!("a {kind} worker stopped: {e}"),
+            })
+        });
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 /// Run one post-data entry on `client`, setting its session settings first when they changed.
 async fn run_entry(
     client: &Client,
@@ -1120,21 +1126,7 @@ async fn post_data(cfg: &Config, entries: &[super::ddl::Entry], jobs: usize) -> 
             Ok::<(), Error>(())
         }));
     }
-    let mut first_error = None;
-    for h in handles {
-        let outcome = h.await.unwrap_or_else(|e| {
-            Err(Error::External {
-                what: "refresh".into(),
-                detail: format!("a post-data worker stopped: {e}"),
-            })
-        });
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    join_workers(handles, "post-data").await?;
     let client = connect(cfg, "the new target database").await?;
     let mut in_force = String::new();
     for phase in [Phase::ForeignKeys, Phase::Rest] {
