@@ -24,28 +24,8 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${SLUICE_BENCH_DIR:-/tmp/sluice-refresh-bench}
 PORT=${SLUICE_BENCH_PORT:-55633}
-BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-export PATH="$BIN:$PATH"
-AS=()
-if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); fi
-
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-SLUICE="$ROOT/target/release/sluice"
-
-mkdir -p "$WORK"
-DATA="$WORK/data-s$SCALE"
-if [ ! -d "$DATA" ]; then
-  [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK"
-  "${AS[@]}" initdb -D "$DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
-fi
-[ ${#AS[@]} -gt 0 ] && chown -R postgres "$WORK"
-"${AS[@]}" pg_ctl -D "$DATA" -l "$WORK/server.log" -w -o "-c listen_addresses=127.0.0.1 -c port=$PORT \
-  -c unix_socket_directories=$WORK -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-  -c shared_buffers=256MB -c max_wal_size=4GB -c maintenance_work_mem=256MB" start >/dev/null
-trap '"${AS[@]}" pg_ctl -D "$DATA" -m fast -w stop >/dev/null' EXIT
-
-P=(-h 127.0.0.1 -p "$PORT" -U postgres)
-q() { psql "${P[@]}" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# shellcheck source=benches/bench-cluster.sh
+source "$ROOT/benches/bench-cluster.sh" "data-s$SCALE"
 if [ "$(q -d postgres -c "select count(*) from pg_database where datname = 'bench'")" = 0 ]; then
   echo "initializing pgbench scale $SCALE…" >&2
   q -d postgres -c "create database bench"
