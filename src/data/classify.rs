@@ -316,18 +316,10 @@ pub fn classify_database(
     sample: usize,
     skip: &dyn Fn(&QualifiedName, &str) -> bool,
 ) -> Result<Vec<Proposal>, Error> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::External {
-            what: "runtime".into(),
-            detail: e.to_string(),
-        })?;
-    rt.block_on(async {
-        let (mut client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| super::pg_error("connecting (the URL is not shown)", e))?;
-        tokio::spawn(conn);
+    let config =
+        super::pipeline::parse_url(&crate::secrets::SecretValue::new(url.to_string()), "source")?;
+    super::pipeline::runtime()?.block_on(async {
+        let mut client = super::pipeline::connect(&config, "the source").await?;
         let (tx, _) = super::stream::export_snapshot(&mut client).await?;
         let catalog = super::catalog::load(&tx).await?;
         let mut out = Vec::new();

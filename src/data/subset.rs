@@ -622,11 +622,36 @@ mod tests {
     }
 
     fn run(edges: &[Edge], roots: Vec<Work>, m: &mut Memory) -> Closure {
+        run_limited(edges, roots, m, None)
+    }
+
+    fn run_limited(
+        edges: &[Edge],
+        roots: Vec<Work>,
+        m: &mut Memory,
+        depth: Option<u32>,
+    ) -> Closure {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(close(edges, roots, m, None))
+            .block_on(close(edges, roots, m, depth))
             .unwrap()
+    }
+
+    #[test]
+    fn children_stop_at_the_depth_limit() {
+        let mut m = shop();
+        let edges = shop_edges(Down::Children, Down::Children);
+        // users → orders is one level, orders → items a second.
+        let c = run_limited(&edges, vec![root(&m, "users", &[0])], &mut m, Some(1));
+        assert_eq!(rows(&c, "orders"), [0]);
+        assert!(
+            rows(&c, "items").is_empty(),
+            "two levels down is past the limit"
+        );
+        let mut m = shop();
+        let c = run_limited(&edges, vec![root(&m, "users", &[0])], &mut m, Some(2));
+        assert_eq!(rows(&c, "items"), [0]);
     }
 
     #[test]

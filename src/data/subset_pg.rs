@@ -117,7 +117,7 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
         .collect();
     let full: Vec<QualifiedName> = cfg.full.iter().filter_map(|t| table(t, "full")).collect();
     let empty: Vec<QualifiedName> = cfg.empty.iter().filter_map(|t| table(t, "empty")).collect();
-    for (_, r) in &cfg.roots.iter().map(|r| ((), r)).collect::<Vec<_>>() {
+    for r in &cfg.roots {
         if r.percent.is_some_and(|p| !(p > 0.0 && p <= 100.0)) {
             problems.push(format!(
                 "`subset.roots` of {}: percent must be in (0, 100]",
@@ -399,21 +399,7 @@ impl<'a> PgRows<'a> {
             .map(|l| format!(" limit {l}"))
             .unwrap_or_default();
         let what = format!("picking the roots of {table}");
-        let rows: Vec<(u32, String, String)> = match (root.percent, root.method) {
-            (Some(p), SampleMethod::Tablesample) => self
-                .tx
-                .query(
-                    &format!(
-                        "select t.tableoid, t.ctid::text, '' from {} t tablesample system ({p}) where {cond}{limit}",
-                        table.sql()
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(|e| pg_error(&what, e))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect(),
+        let rows: Vec<(u32, String)> = match (root.percent, root.method) {
             (Some(p), SampleMethod::Keyed) => {
                 // Hash every candidate in sluice; keep the share, smallest hashes first.
                 let stream = self
@@ -433,7 +419,12 @@ impl<'a> PgRows<'a> {
                 while let Some(r) = stream.next().await {
                     let r = r.map_err(|e| pg_error(&what, e))?;
                     let id: String = r.get(2);
-                    let h = key.mac(&[b"subset\0", table.to_string().as_bytes(), b"\0", id.as_bytes()]);
+                    let h = key.mac(&[
+                        b"subset\0",
+                        table.to_string().as_bytes(),
+                        b"\0",
+                        id.as_bytes(),
+                    ]);
                     let mut b = [0u8; 8];
                     b.copy_from_slice(&h[..8]);
                     let v = u64::from_le_bytes(b);
@@ -445,25 +436,31 @@ impl<'a> PgRows<'a> {
                 if let Some(l) = root.limit {
                     kept.truncate(l as usize);
                 }
-                kept.into_iter().map(|(_, o, c)| (o, c, String::new())).collect()
+                kept.into_iter().map(|(_, o, c)| (o, c)).collect()
             }
-            (None, _) => self
-                .tx
-                .query(
-                    &format!(
-                        "select t.tableoid, t.ctid::text, '' from {} t where {cond} order by {order}{limit}",
-                        table.sql()
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(|e| pg_error(&what, e))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect(),
+            (percent, _) => {
+                // TABLESAMPLE, or the first rows by primary key.
+                let (sample, order) = match percent {
+                    Some(p) => (format!(" tablesample system ({p})"), String::new()),
+                    None => (String::new(), format!(" order by {order}")),
+                };
+                self.tx
+                    .query(
+                        &format!(
+                            "select t.tableoid, t.ctid::text from {} t{sample} where {cond}{order}{limit}",
+                            table.sql()
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| pg_error(&what, e))?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect()
+            }
         };
         rows.into_iter()
-            .map(|(oid, c, _)| {
+            .map(|(oid, c)| {
                 self.leaf(oid)?;
                 Ok((
                     oid,
