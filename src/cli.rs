@@ -100,6 +100,25 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         sample: usize,
     },
+    /// Ephemeral environments: databases filled by a plan (subset and masking) with an owner and
+    /// an expiry, for a pull request or a feature branch.
+    ///
+    /// Example: sluice env up pr-1234 --plan pr --ttl 48h
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Export a snapshot of a plan's source and hold it open, so shards of one refresh
+    /// (`sluice refresh PLAN --shard i/N --snapshot ID`) on several machines read the same data.
+    ///
+    /// Without CMD: prints the snapshot ID and holds it until stdin closes or sluice is
+    /// stopped. With `-- CMD ARGS…`: runs CMD with `SLUICE_SNAPSHOT` set and holds the snapshot
+    /// until CMD ends; sluice exits with CMD's code.
+    Snapshot {
+        /// The plan, a key under `refresh:` in sluice.yaml.
+        plan: String,
+        /// The command to run while the snapshot is held, after `--`.
+        #[arg(trailing_var_arg = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
     /// Print a JSON Schema (for editors and CI validation).
     Schema {
         /// Which schema.
@@ -126,6 +145,104 @@ pub struct RefreshArgs {
     /// Also write per-table rows, bytes, durations and masked-column counts as JSON.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Refresh the plan's masked template (`<target>_template` on the target server) instead
+    /// of the target; `sluice env up` then clones it in seconds.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub template: bool,
+    /// Read the source under this exported snapshot (from `sluice snapshot`) instead of taking
+    /// a new one.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "SLUICE_SNAPSHOT",
+        conflicts_with = "dry_run"
+    )]
+    pub snapshot: Option<String>,
+    /// Run shard i of N (0-based): this process copies its share of the tables and key ranges
+    /// into the shared loading database; the last shard to finish builds indexes and swaps.
+    /// Every shard needs the same --snapshot.
+    #[arg(
+        long,
+        value_name = "i/N",
+        requires = "snapshot",
+        conflicts_with = "explain"
+    )]
+    pub shard: Option<String>,
+}
+
+/// `sluice env …`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Create environment NAME on the plan's target server, filled by the plan; an existing
+    /// environment of that name is refreshed atomically. Prints its connection URL (password
+    /// shown as `*****` unless --show-secrets).
+    ///
+    /// With a template (`sluice refresh PLAN --template`) the database is cloned from it in
+    /// seconds; otherwise the plan streams. The output says which path was taken.
+    Up(EnvUpArgs),
+    /// List the environments and templates on the plans' target servers.
+    List {
+        /// Only this plan's target server.
+        #[arg(long, short = 'p')]
+        plan: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop environment NAME (and what a cut-short `up` of it left). Refuses any database
+    /// sluice did not create as an environment.
+    Down {
+        /// The environment.
+        name: String,
+        /// The plan whose target server holds it (default: every plan's server is searched).
+        #[arg(long, short = 'p')]
+        plan: Option<String>,
+    },
+    /// Drop the environments whose expiry has passed.
+    Gc {
+        /// Only this plan's target server.
+        #[arg(long, short = 'p')]
+        plan: Option<String>,
+        /// List what would be dropped; drop nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// How `env up` fills a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvSource {
+    /// Clone the plan's template when there is one, else stream.
+    Auto,
+    /// Clone the plan's template; fail if there is none.
+    Template,
+    /// Stream the plan (subset and masking) from the source.
+    Stream,
+}
+
+/// `sluice env up`.
+#[derive(Debug, Args)]
+pub struct EnvUpArgs {
+    /// The environment's name, which is its database's name (e.g. pr-1234).
+    pub name: String,
+    /// The plan that fills it, a key under `refresh:` in sluice.yaml.
+    #[arg(long, short = 'p')]
+    pub plan: String,
+    /// How long it lives before `sluice env gc` may drop it (30m, 24h, 7d, or `never`).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub ttl: String,
+    /// Who it is for, recorded in its metadata (default: $SLUICE_OWNER, $GITHUB_ACTOR, $USER).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Clone the template or stream.
+    #[arg(long, value_enum, default_value_t = EnvSource::Auto)]
+    pub from: EnvSource,
+    /// Print the connection URL with its password.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Tables copied at once when streaming.
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 /// Which JSON Schema to print.

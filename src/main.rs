@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use sluice::cli::{Cli, ColorChoice, Command, RulesCommand, SchemaKind, SecretsCommand};
+use sluice::data::envs;
+use sluice::data::marks::{Mark, Role};
 use sluice::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
 use sluice::fsio::write_atomic;
 use sluice::scan::engine::Engine;
@@ -171,6 +173,10 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Secrets(cmd) => secrets_command(cmd, cli.config.as_deref(), &cwd),
         Command::Refresh(args) => refresh_command(args, cli.config.as_deref(), &cwd),
+        Command::Env(cmd) => env_command(cmd, cli.config.as_deref(), &cwd),
+        Command::Snapshot { plan, command } => {
+            snapshot_command(&plan, command, cli.config.as_deref(), &cwd)
+        }
         Command::Verify { plan, sample, json } => {
             verify_command(&plan, sample, json, cli.config.as_deref(), &cwd)
         }
@@ -670,38 +676,30 @@ fn refresh_command(
         }
         return Ok(EXIT_OK);
     }
+    let mut target_url = r.target_url(&loaded, &args.plan)?;
+    let mut mark = Mark::new(Role::Current, &args.plan, clock()?);
+    if args.template {
+        let db = envs::database_of(&target_url)?;
+        target_url = envs::with_database(&target_url, &envs::template_name(&db))?;
+        mark.role = Role::Template;
+    }
     let settings = pipeline::Settings {
         name: args.plan.clone(),
-        target_url: r.target_url(&loaded, &args.plan)?,
+        target_url,
         key: r.key(&loaded, &args.plan)?,
         source_url: r.source_url.clone(),
         explain: args.explain,
-        jobs: args
-            .jobs
-            .map(usize::from)
-            .or(r.cfg.jobs)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        jobs: jobs(args.jobs, r.cfg.jobs),
+        keep_previous: !args.template,
+        mark,
+        snapshot: args.snapshot.clone(),
+        shard: args
+            .shard
+            .as_deref()
+            .map(pipeline::Shard::parse)
+            .transpose()?,
     };
-    let renderer = std::sync::Arc::new(progress::Renderer::new(
-        Box::new(io::stderr()),
-        io::stderr().is_terminal(),
-        0,
-    ));
-    let r = std::sync::Arc::clone(&renderer);
-    let report = pipeline::refresh(
-        &settings,
-        &|catalog| {
-            let plan = build(catalog)?;
-            for (t, c) in &plan.unclassified {
-                r.event(pipeline::Event::Step(format!(
-                    "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
-                    sluice::data::catalog::quote_ident(c)
-                )));
-            }
-            Ok(plan)
-        },
-        std::sync::Arc::new(move |e| renderer.event(e)),
-    )?;
+    let report = run_refresh(&r, &args.plan, &settings)?;
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
         write_atomic(path, &json)?;
@@ -743,6 +741,326 @@ fn refresh_command(
     }
     progress::summary(&report, &mut io::stdout().lock())?;
     Ok(EXIT_OK)
+}
+
+/// Tables copied at once: the flag, the plan's `jobs`, else the number of cores.
+fn jobs(flag: Option<u16>, plan: Option<usize>) -> usize {
+    flag.map(usize::from)
+        .or(plan)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Run a refresh with progress on stderr.
+fn run_refresh(
+    r: &ResolvedPlan<'_>,
+    name: &str,
+    settings: &sluice::data::pipeline::Settings,
+) -> Result<sluice::data::pipeline::Report, Error> {
+    use sluice::data::{pipeline, progress};
+    let renderer = std::sync::Arc::new(progress::Renderer::new(
+        Box::new(io::stderr()),
+        io::stderr().is_terminal(),
+        0,
+    ));
+    let events = std::sync::Arc::clone(&renderer);
+    pipeline::refresh(
+        settings,
+        &|catalog| {
+            let plan = r.build(name, catalog)?;
+            for (t, c) in &plan.unclassified {
+                events.event(pipeline::Event::Step(format!(
+                    "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
+                    sluice::data::catalog::quote_ident(c)
+                )));
+            }
+            Ok(plan)
+        },
+        std::sync::Arc::new(move |e| renderer.event(e)),
+    )
+}
+
+/// Now, in seconds since the Unix epoch: `SLUICE_NOW` when set (to replay an expiry, or in
+/// tests), else the system clock.
+fn clock() -> Result<u64, Error> {
+    match std::env::var("SLUICE_NOW") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "SLUICE_NOW=`{v}` is not a time in seconds since 1970-01-01 UTC; unset it to use the clock"
+            ))
+        }),
+        Err(_) => Ok(sluice::data::marks::system_now()),
+    }
+}
+
+/// The distinct target servers of the plans to look at (one plan, or every plan), each with the
+/// target URL of the first plan that points there.
+fn target_servers(
+    loaded: &config::Loaded,
+    plan: Option<&str>,
+) -> Result<Vec<(String, SecretValue)>, Failure> {
+    let names: Vec<String> = match plan {
+        Some(p) => vec![p.to_string()],
+        None => loaded.config.refresh.keys().cloned().collect(),
+    };
+    if names.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no refresh plans; environments live on a plan's target server, so add one under `refresh:`",
+            loaded.path.display()
+        ))
+        .into());
+    }
+    let mut servers: Vec<(String, SecretValue)> = Vec::new();
+    let mut seen = Vec::new();
+    for name in names {
+        let r = resolve_plan(loaded, &name)?;
+        let url = r.target_url(loaded, &name)?;
+        let cfg: tokio_postgres::Config = url.expose().parse().map_err(|_| {
+            Error::Usage(format!(
+                "refresh.{name}.target.url is not a PostgreSQL connection URL; it is not shown"
+            ))
+        })?;
+        let key = format!(
+            "{:?} {:?} {:?}",
+            cfg.get_hosts(),
+            cfg.get_ports(),
+            cfg.get_user()
+        );
+        if !seen.contains(&key) {
+            seen.push(key);
+            servers.push((name, url));
+        }
+    }
+    Ok(servers)
+}
+
+fn env_command(
+    cmd: sluice::cli::EnvCommand,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use sluice::cli::{EnvCommand, EnvSource};
+    use sluice::data::marks::{human_bytes, human_span};
+    let loaded = require_config(explicit, cwd)?;
+    let now = clock()?;
+    match cmd {
+        EnvCommand::Up(args) => {
+            let r = resolve_plan(&loaded, &args.plan)?;
+            let target_url = r.target_url(&loaded, &args.plan)?;
+            envs::check_name(&args.name, &envs::database_of(&target_url)?)?;
+            let ttl = sluice::data::marks::parse_ttl(&args.ttl)
+                .map_err(|e| Error::Usage(format!("--ttl: {e}")))?;
+            let mut mark = Mark::new(Role::Env, &args.plan, now);
+            mark.expires = ttl.map(|t| now.saturating_add(t));
+            mark.owner = Some(args.owner.clone().unwrap_or_else(default_owner));
+            let env_url = envs::with_database(&target_url, &args.name)?;
+            let mut out = io::stdout().lock();
+            let mut cloned = None;
+            if args.from != EnvSource::Stream {
+                mark.via = Some("template".into());
+                cloned = envs::clone_template(&target_url, &args.name, &mark)?;
+                if cloned.is_none() && args.from == EnvSource::Template {
+                    return Err(Error::Usage(format!(
+                        "plan `{}` has no template on its target server; make one with `sluice refresh {} --template`, or use --from stream",
+                        args.plan, args.plan
+                    ))
+                    .into());
+                }
+            }
+            match cloned {
+                Some(c) => writeln!(
+                    out,
+                    "environment `{}` cloned from template `{}` (filled {} ago) in {:.1} s",
+                    args.name,
+                    c.template,
+                    human_span(now.saturating_sub(c.template_mark.at)),
+                    c.seconds
+                )?,
+                None => {
+                    mark.via = Some("stream".into());
+                    let settings = sluice::data::pipeline::Settings {
+                        name: args.plan.clone(),
+                        target_url: env_url.clone(),
+                        key: r.key(&loaded, &args.plan)?,
+                        source_url: r.source_url.clone(),
+                        explain: false,
+                        jobs: jobs(args.jobs, r.cfg.jobs),
+                        mark: mark.clone(),
+                        keep_previous: false,
+                        snapshot: None,
+                        shard: None,
+                    };
+                    let report = run_refresh(&r, &args.plan, &settings)?;
+                    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+                    writeln!(
+                        out,
+                        "environment `{}` streamed from plan `{}` ({rows} rows) in {:.1} s{}",
+                        args.name,
+                        args.plan,
+                        report.seconds,
+                        if args.from == EnvSource::Auto {
+                            format!(
+                                " (no template; `sluice refresh {} --template` makes one for faster clones)",
+                                args.plan
+                            )
+                        } else {
+                            String::new()
+                        }
+                    )?;
+                }
+            }
+            writeln!(
+                out,
+                "expires   {}",
+                match mark.expires {
+                    Some(e) => format!("in {} (sluice env gc drops it then)", human_span(e - now)),
+                    None => "never".into(),
+                }
+            )?;
+            writeln!(
+                out,
+                "url       {}",
+                envs::display_url(&env_url, args.show_secrets)
+            )?;
+            Ok(EXIT_OK)
+        }
+        EnvCommand::List { plan, json } => {
+            let mut all = Vec::new();
+            for (_, url) in target_servers(&loaded, plan.as_deref())? {
+                all.extend(envs::list(&url)?);
+            }
+            let mut out = io::stdout().lock();
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&all).unwrap_or_default()
+                )?;
+                return Ok(EXIT_OK);
+            }
+            writeln!(
+                out,
+                "{:<24} {:<9} {:<14} {:<14} {:>8} {:>13} {:>9}  via",
+                "name", "kind", "plan", "owner", "age", "expires", "size"
+            )?;
+            for l in &all {
+                let m = &l.mark;
+                let expires = match m.expires {
+                    None => "never".to_string(),
+                    Some(e) if e <= now => "EXPIRED".to_string(),
+                    Some(e) => format!("in {}", human_span(e - now)),
+                };
+                writeln!(
+                    out,
+                    "{:<24} {:<9} {:<14} {:<14} {:>8} {:>13} {:>9}  {}",
+                    l.name,
+                    if m.role == Role::Template {
+                        "template"
+                    } else {
+                        "env"
+                    },
+                    m.plan,
+                    m.owner.as_deref().unwrap_or("-"),
+                    human_span(now.saturating_sub(m.at)),
+                    expires,
+                    human_bytes(l.bytes),
+                    m.via.as_deref().unwrap_or("-")
+                )?;
+            }
+            Ok(EXIT_OK)
+        }
+        EnvCommand::Down { name, plan } => {
+            let servers = target_servers(&loaded, plan.as_deref())?;
+            let mut last = None;
+            for (plan, url) in &servers {
+                match envs::down(url, &name) {
+                    Ok(()) => {
+                        writeln!(
+                            io::stdout().lock(),
+                            "dropped environment `{name}` (server of plan `{plan}`)"
+                        )?;
+                        return Ok(EXIT_OK);
+                    }
+                    Err(Error::Usage(m)) if m.starts_with("there is no environment") => {
+                        last = Some(Error::Usage(m));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(last
+                .unwrap_or_else(|| Error::Usage(format!("there is no environment `{name}`")))
+                .into())
+        }
+        EnvCommand::Gc { plan, dry_run } => {
+            let mut out = io::stdout().lock();
+            let mut n = 0;
+            for (_, url) in target_servers(&loaded, plan.as_deref())? {
+                for l in envs::gc(&url, now, dry_run)? {
+                    n += 1;
+                    writeln!(
+                        out,
+                        "{} `{}` (plan `{}`, owner {}, expired {} ago, {})",
+                        if dry_run { "would drop" } else { "dropped" },
+                        l.name,
+                        l.mark.plan,
+                        l.mark.owner.as_deref().unwrap_or("-"),
+                        human_span(now.saturating_sub(l.mark.expires.unwrap_or(now))),
+                        human_bytes(l.bytes)
+                    )?;
+                }
+            }
+            writeln!(
+                out,
+                "{n} expired environment(s){}",
+                if dry_run {
+                    " (dry run: nothing dropped)"
+                } else {
+                    " dropped"
+                }
+            )?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Who an environment is for, when --owner is not given.
+fn default_owner() -> String {
+    ["SLUICE_OWNER", "GITHUB_ACTOR", "USER"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn snapshot_command(
+    plan: &str,
+    command: Vec<std::ffi::OsString>,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, plan)?;
+    sluice::data::pipeline::hold_snapshot(&r.source_url, |id| -> Result<i32, Failure> {
+        if command.is_empty() {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{id}")?;
+            out.flush()?;
+            drop(out);
+            eprintln!("holding snapshot {id} until stdin closes (Ctrl-D) or sluice is stopped");
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            return Ok(EXIT_OK);
+        }
+        let status = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .env("SLUICE_SNAPSHOT", id)
+            .status()
+            .map_err(|e| {
+                Error::Usage(format!("cannot run {}: {e}", command[0].to_string_lossy()))
+            })?;
+        use std::os::unix::process::ExitStatusExt;
+        // A command killed by a signal exits as a shell reports it: 128 + the signal.
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    })?
 }
 
 fn classify_command(

@@ -2,12 +2,15 @@
 //! codec ([`copy`]), the keyed masking transforms ([`mask`]), presets and proposals
 //! ([`classify`]) and the plan ([`plan`]: config x catalog, coverage). At the edges: the catalog
 //! reader ([`catalog`]), one table's stream ([`stream`]) and the whole refresh ([`pipeline`]:
-//! snapshot, schema, parallel streams, atomic swap).
+//! snapshot, schema, parallel streams, atomic swap), ephemeral environments and templates
+//! ([`envs`], with the database marks of [`marks`]).
 
 pub mod catalog;
 pub mod classify;
 pub mod copy;
 pub mod ddl;
+pub mod envs;
+pub mod marks;
 pub mod mask;
 pub mod pipeline;
 pub mod plan;

@@ -22,6 +22,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use zeroize::Zeroizing;
 
 use super::catalog::{self, Catalog, QualifiedName, sql_ident};
+use super::marks::{Mark, Role, is_ours};
 use super::pg_error;
 use super::plan::{Plan, TablePlan};
 use super::stream::{Moved, adopt_snapshot, copy_table_with, export_snapshot};
@@ -32,8 +33,6 @@ use crate::secrets::SecretValue;
 pub const LOADING_SUFFIX: &str = "_sluice_new";
 /// Suffix of the previous target, kept until the next success.
 pub const PREVIOUS_SUFFIX: &str = "_prev";
-/// The marker every database sluice creates carries in its comment.
-const MARK: &str = "sluice:";
 
 /// Everything a refresh needs, resolved (secrets already fetched).
 pub struct Settings {
@@ -49,6 +48,15 @@ pub struct Settings {
     pub jobs: usize,
     /// Only work out which rows a subset moves, and why; touch no target.
     pub explain: bool,
+    /// The mark the finished database carries (role `current`, `template` or `env`).
+    pub mark: Mark,
+    /// Keep the replaced database as `<name>_prev` until the next success (staging); drop it
+    /// once the swap is done (templates and environments).
+    pub keep_previous: bool,
+    /// Read under this snapshot, exported and held by another process, instead of a new one.
+    pub snapshot: Option<String>,
+    /// Copy only this shard's share of the rows (see [`Shard`]).
+    pub shard: Option<Shard>,
 }
 
 /// What a subset selected.
@@ -250,6 +258,8 @@ pub struct Report {
     pub removed_leftovers: Vec<String>,
     /// What the subset selected, when the plan subsets.
     pub subset: Option<SubsetReport>,
+    /// A shard's part, when the refresh ran as one of several shards.
+    pub shard: Option<ShardReport>,
     /// Seconds for the whole refresh.
     pub seconds: f64,
 }
@@ -295,6 +305,22 @@ pub fn read_catalog(source_url: &SecretValue) -> Result<Catalog, Error> {
         let mut client = connect(&config, "the source").await?;
         let (tx, _) = export_snapshot(&mut client).await?;
         catalog::load(&tx).await
+    })
+}
+
+/// Export a snapshot of the source and hold it while `while_held` runs with its ID: the shards
+/// of one refresh (`--snapshot ID --shard i/N`) adopt it from anywhere that reaches the source.
+pub fn hold_snapshot<R>(
+    source_url: &SecretValue,
+    while_held: impl FnOnce(&str) -> R,
+) -> Result<R, Error> {
+    let config = parse_url(source_url, "source")?;
+    runtime()?.block_on(async {
+        let mut client = connect(&config, "the source").await?;
+        let (tx, id) = export_snapshot(&mut client).await?;
+        let out = tokio::task::block_in_place(|| while_held(&id));
+        drop(tx);
+        Ok(out)
     })
 }
 
@@ -466,24 +492,12 @@ fn check_pg_dump(server_version_num: i32) -> Result<(), Error> {
     }
 }
 
-/// The comment sluice puts on databases it creates.
-fn mark(role: &str, plan: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "{MARK}{}",
-        serde_json::json!({ "role": role, "plan": plan, "at": now })
-    )
-}
-
-fn quote_literal(s: &str) -> String {
+pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Databases on the target server: name → comment.
-async fn databases(admin: &Client) -> Result<Vec<(String, Option<String>)>, Error> {
+pub(crate) async fn databases(admin: &Client) -> Result<Vec<(String, Option<String>)>, Error> {
     Ok(admin
         .query(
             "select datname, shobj_description(oid, 'pg_database') from pg_database",
@@ -497,7 +511,7 @@ async fn databases(admin: &Client) -> Result<Vec<(String, Option<String>)>, Erro
 }
 
 /// Connect to the target server's maintenance database.
-async fn connect_admin(target: &Config) -> Result<Client, Error> {
+pub(crate) async fn connect_admin(target: &Config) -> Result<Client, Error> {
     let mut last = None;
     for db in ["postgres", "template1"] {
         let mut c = target.clone();
@@ -545,7 +559,10 @@ pub fn refresh(
             .map_err(|e| pg_error("reading the source version", e))?
             .get(0);
         check_pg_dump(server_version)?;
-        let (snapshot_tx, snapshot) = export_snapshot(&mut leader).await?;
+        let (snapshot_tx, snapshot) = match &settings.snapshot {
+            None => export_snapshot(&mut leader).await?,
+            Some(id) => (adopt_held_snapshot(&mut leader, id).await?, id.clone()),
+        };
         let catalog = catalog::load(&snapshot_tx).await?;
         let plan = build(&catalog)?;
         // A subset: which rows of which leaves, worked out on the source before the target is
@@ -576,19 +593,22 @@ pub fn refresh(
             }
             selection = Some(closure.rows);
         }
+        let mut report = Report {
+            plan: settings.name.clone(),
+            target_database: target_db.clone(),
+            previous_database: None,
+            tables: Vec::new(),
+            schema_only: plan.schema_only.len(),
+            sequences: 0,
+            materialized_views: 0,
+            removed_leftovers: Vec::new(),
+            subset: subset_report,
+            shard: None,
+            seconds: 0.0,
+        };
         if settings.explain {
-            return Ok(Report {
-                plan: settings.name.clone(),
-                target_database: target_db.clone(),
-                previous_database: None,
-                tables: Vec::new(),
-                schema_only: plan.schema_only.len(),
-                sequences: 0,
-                materialized_views: 0,
-                removed_leftovers: Vec::new(),
-                subset: subset_report,
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            report.seconds = started.elapsed().as_secs_f64();
+            return Ok(report);
         }
         let same_server = source.get_hosts() == target.get_hosts()
             && source.get_ports() == target.get_ports();
@@ -600,109 +620,394 @@ pub fn refresh(
 
         step("preparing the target");
         let admin = connect_admin(&target).await?;
-        let lock: bool = admin
-            .query_one(
-                "select pg_try_advisory_lock(hashtext('sluice refresh ' || $1))",
-                &[&target_db],
-            )
-            .await
-            .map_err(|e| pg_error("taking the refresh lock", e))?
-            .get(0);
-        if !lock {
-            return Err(Error::External {
-                what: "postgresql".into(),
-                detail: format!("another refresh into `{target_db}` is running; try again when it ends"),
-            });
-        }
+        take_refresh_lock(&admin, &target_db, settings.shard.is_some()).await?;
         let loading = format!("{target_db}{LOADING_SUFFIX}");
-        let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
-        let removed = recover(&admin, &target_db, &loading, &previous).await?;
         let encoding: String = snapshot_tx
             .query_one("select pg_encoding_to_char(encoding) from pg_database where datname = current_database()", &[])
             .await
             .map_err(|e| pg_error("reading the source encoding", e))?
             .get(0);
-        admin
-            .batch_execute(&format!(
-                "create database {} template template0 encoding {}",
-                sql_ident(&loading),
-                quote_literal(&encoding)
-            ))
-            .await
-            .map_err(|e| pg_error(&format!("creating database {loading} on the target"), e))?;
-        admin
-            .batch_execute(&format!(
-                "comment on database {} is {}",
-                sql_ident(&loading),
-                quote_literal(&mark("loading", &settings.name))
-            ))
-            .await
-            .map_err(|e| pg_error("marking the new database", e))?;
         let mut load_cfg = target.clone();
         load_cfg.dbname(&loading);
-
         let block_size: i64 = snapshot_tx
             .query_one("select current_setting('block_size')::int8", &[])
             .await
             .map_err(|e| pg_error("reading the block size", e))?
             .get(0);
-        let result = load(
-            settings,
-            &source,
-            &load_cfg,
-            (&snapshot, &snapshot_tx),
-            &catalog,
-            &plan,
-            (server_version, block_size),
-            (selection.as_ref(), &whole),
-            &progress,
-        )
-        .await;
-        let (tables, sequences) = match result {
-            Ok(r) => r,
+        let mut tasks = match &selection {
+            None => split_tasks(
+                &plan,
+                settings.jobs,
+                server_version,
+                block_size,
+                split_min_bytes(),
+            ),
+            Some(sel) => subset_tasks(&plan, sel, &whole),
+        };
+        if let Some(shard) = settings.shard {
+            tasks = share(tasks, shard);
+        }
+        let target_side = TargetSide {
+            admin: &admin,
+            target_db: &target_db,
+            loading: &loading,
+            load_cfg: &load_cfg,
+            encoding: &encoding,
+        };
+        // The loading database with the pre-data schema: made here, or (a shard) by whichever
+        // shard of this snapshot came first.
+        let (removed, post_dump) = match settings.shard {
+            None => {
+                let removed = prepare(&target_side, settings, &source, &snapshot, None, &progress).await?;
+                // The post-data dump reads the same snapshot: fetch it while the rows stream.
+                (removed, Some(spawn_post_dump(&source, &snapshot)))
+            }
+            Some(shard) => {
+                let removed = join_shards(&target_side, settings, &source, &snapshot, shard, &progress).await?;
+                (removed, None)
+            }
+        };
+        report.removed_leftovers = removed;
+
+        step("copying rows");
+        let copied = copy_rows(settings, &source, &load_cfg, &snapshot, tasks, &progress).await;
+        report.tables = match copied {
+            Ok(t) => t,
             Err(e) => {
-                let _ = admin
-                    .batch_execute(&format!(
-                        "drop database if exists {} with (force)",
-                        sql_ident(&loading)
-                    ))
-                    .await;
+                drop_loading(&admin, &loading).await;
                 return Err(e);
             }
         };
+        if let Some(shard) = settings.shard {
+            let done = shard_done(&target_side, shard).await?;
+            let finished = done as u32 == shard.count;
+            report.shard = Some(ShardReport {
+                index: shard.index,
+                count: shard.count,
+                done,
+                swapped: finished,
+            });
+            if !finished {
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(report);
+            }
+        }
+        let post_dump = post_dump.unwrap_or_else(|| spawn_post_dump(&source, &snapshot));
+        let finished = finish(settings, &load_cfg, &snapshot_tx, &catalog, &plan, post_dump, &progress).await;
+        report.sequences = match finished {
+            Ok(n) => n,
+            Err(e) => {
+                drop_loading(&admin, &loading).await;
+                return Err(e);
+            }
+        };
+        report.materialized_views = plan.materialized_views.len();
         drop(snapshot_tx);
 
         step("swapping the new database into place");
-        let had_previous = swap(&admin, &target_db, &loading, &previous, &settings.name).await?;
+        report.previous_database =
+            replace(&admin, &target_db, &settings.mark, settings.keep_previous).await?;
         step("done");
-        Ok(Report {
-            plan: settings.name.clone(),
-            target_database: target_db.clone(),
-            previous_database: had_previous.then_some(previous),
-            tables,
-            schema_only: plan.schema_only.len(),
-            sequences,
-            materialized_views: plan.materialized_views.len(),
-            removed_leftovers: removed,
-            subset: subset_report,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
     })
+}
+
+/// The target server as the load sees it.
+struct TargetSide<'a> {
+    admin: &'a Client,
+    target_db: &'a str,
+    loading: &'a str,
+    load_cfg: &'a Config,
+    encoding: &'a str,
+}
+
+/// Adopt a snapshot another process exported and holds (`sluice snapshot`).
+async fn adopt_held_snapshot<'a>(
+    client: &'a mut Client,
+    id: &str,
+) -> Result<tokio_postgres::Transaction<'a>, Error> {
+    adopt_snapshot(client, id).await.map_err(|e| match e {
+        Error::External { detail, .. } if detail.contains("22023") => Error::External {
+            what: "postgresql".into(),
+            detail: format!(
+                "snapshot `{id}` is not held on the source (the transaction that exported it has ended, or it was exported on another server); start `sluice snapshot PLAN` again and pass its ID"
+            ),
+        },
+        other => other,
+    })
+}
+
+/// One refresh at a time per target database; the shards of one sharded load share the lock.
+async fn take_refresh_lock(admin: &Client, target_db: &str, shared: bool) -> Result<(), Error> {
+    let function = if shared {
+        "pg_try_advisory_lock_shared"
+    } else {
+        "pg_try_advisory_lock"
+    };
+    let lock: bool = admin
+        .query_one(
+            &format!("select {function}(hashtext('sluice refresh ' || $1))"),
+            &[&target_db],
+        )
+        .await
+        .map_err(|e| pg_error("taking the refresh lock", e))?
+        .get(0);
+    if lock {
+        return Ok(());
+    }
+    Err(Error::External {
+        what: "postgresql".into(),
+        detail: format!("another refresh into `{target_db}` is running; try again when it ends"),
+    })
+}
+
+/// Remove leftovers, create the loading database with `extra` marked on it, and apply the
+/// pre-data schema. Returns the leftovers removed.
+async fn prepare(
+    side: &TargetSide<'_>,
+    settings: &Settings,
+    source: &Config,
+    snapshot: &str,
+    extra: Option<&Mark>,
+    progress: &Arc<Progress>,
+) -> Result<Vec<String>, Error> {
+    let previous = format!("{}{PREVIOUS_SUFFIX}", side.target_db);
+    let removed = recover(side.admin, side.target_db, side.loading, &previous).await?;
+    check_replaceable(
+        &databases(side.admin).await?,
+        side.target_db,
+        settings.mark.role,
+    )?;
+    let mark = extra
+        .cloned()
+        .unwrap_or_else(|| settings.mark.with_role(Role::Loading));
+    side.admin
+        .batch_execute(&format!(
+            "create database {} template template0 encoding {}",
+            sql_ident(side.loading),
+            quote_literal(side.encoding)
+        ))
+        .await
+        .map_err(|e| {
+            pg_error(
+                &format!("creating database {} on the target", side.loading),
+                e,
+            )
+        })?;
+    let filled = async {
+        set_mark(side.admin, side.loading, &mark).await?;
+        progress(Event::Step("creating the schema (pre-data)".into()));
+        let pre = tokio::task::block_in_place(|| dump_section(source, snapshot, "pre-data"))?;
+        tokio::task::block_in_place(|| apply_sql(side.load_cfg, &pre))?;
+        Ok::<(), Error>(())
+    };
+    if let Err(e) = filled.await {
+        drop_loading(side.admin, side.loading).await;
+        return Err(e);
+    }
+    Ok(removed)
+}
+
+async fn set_mark(admin: &Client, db: &str, mark: &Mark) -> Result<(), Error> {
+    admin
+        .batch_execute(&format!(
+            "comment on database {} is {}",
+            sql_ident(db),
+            quote_literal(&mark.render())
+        ))
+        .await
+        .map_err(|e| pg_error(&format!("marking {db}"), e))
+}
+
+async fn drop_loading(admin: &Client, loading: &str) {
+    let _ = admin
+        .batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            sql_ident(loading)
+        ))
+        .await;
+}
+
+/// Which shard of a sharded load this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based.
+    pub index: u32,
+    /// How many shards share the load.
+    pub count: u32,
+}
+
+impl Shard {
+    /// `i/N`, 0 ≤ i < N ≤ 1024.
+    pub fn parse(text: &str) -> Result<Shard, Error> {
+        let bad = || {
+            Error::Usage(format!(
+                "--shard `{text}` is not i/N with 0 <= i < N (e.g. 0/4 for the first of four shards; a Kubernetes Indexed Job passes $JOB_COMPLETION_INDEX)"
+            ))
+        };
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || count > 1024 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// How a shard's part of a load went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShardReport {
+    /// This shard.
+    pub index: u32,
+    /// Shards in all.
+    pub count: u32,
+    /// Shards whose rows are in, this one included.
+    pub done: usize,
+    /// Whether this shard, the last to finish, built the indexes and swapped.
+    pub swapped: bool,
+}
+
+/// This shard's tasks: every shard orders the same task list (same catalog, same snapshot) by
+/// size and deals it out greedily, each task to the least-loaded shard.
+fn share(tasks: Vec<Task>, shard: Shard) -> Vec<Task> {
+    let mut order: Vec<Task> = tasks;
+    order.sort_by(|a, b| {
+        b.estimated_rows
+            .cmp(&a.estimated_rows)
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    let mut load = vec![0i64; shard.count as usize];
+    let mut mine = Vec::new();
+    for t in order {
+        let (least, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        load[least] += t.estimated_rows.max(1);
+        if least == shard.index as usize {
+            mine.push(t);
+        }
+    }
+    mine
+}
+
+/// Run `body` while holding the lock that orders the shards' bookkeeping on the loading
+/// database's mark.
+async fn with_shard_lock<T>(
+    admin: &Client,
+    target_db: &str,
+    body: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    admin
+        .execute(
+            "select pg_advisory_lock(hashtext('sluice shards ' || $1))",
+            &[&target_db],
+        )
+        .await
+        .map_err(|e| pg_error("waiting for the shards' lock", e))?;
+    let out = body.await;
+    admin
+        .execute(
+            "select pg_advisory_unlock(hashtext('sluice shards ' || $1))",
+            &[&target_db],
+        )
+        .await
+        .map_err(|e| pg_error("releasing the shards' lock", e))?;
+    out
+}
+
+/// The loading database's mark, if it exists and is sluice's.
+async fn loading_mark(side: &TargetSide<'_>) -> Result<Option<Mark>, Error> {
+    Ok(databases(side.admin)
+        .await?
+        .into_iter()
+        .find(|(n, _)| n == side.loading)
+        .and_then(|(_, c)| Mark::parse(c.as_deref()?)))
+}
+
+/// A shard joins the load of its snapshot, preparing the loading database if it is the first.
+/// A shard that already started under this snapshot (a retry after a crash) cannot know which
+/// of its rows are in: the load is abandoned, fail-closed.
+async fn join_shards(
+    side: &TargetSide<'_>,
+    settings: &Settings,
+    source: &Config,
+    snapshot: &str,
+    shard: Shard,
+    progress: &Arc<Progress>,
+) -> Result<Vec<String>, Error> {
+    with_shard_lock(side.admin, side.target_db, async {
+        let mut removed = Vec::new();
+        let mut mark = match loading_mark(side).await? {
+            Some(m)
+                if m.role == Role::Loading
+                    && m.snapshot.as_deref() == Some(snapshot)
+                    && m.shards == Some(shard.count) =>
+            {
+                m
+            }
+            _ => {
+                let mut m = settings.mark.with_role(Role::Loading);
+                m.snapshot = Some(snapshot.to_string());
+                m.shards = Some(shard.count);
+                removed = prepare(side, settings, source, snapshot, Some(&m), progress).await?;
+                m
+            }
+        };
+        if mark.started.contains(&shard.index) {
+            drop_loading(side.admin, side.loading).await;
+            return Err(Error::External {
+                what: "refresh".into(),
+                detail: format!(
+                    "shard {}/{} already started under snapshot {snapshot} and did not finish, so its rows may be half in; the load is abandoned and staging is untouched. Run every shard again under a new snapshot",
+                    shard.index, shard.count
+                ),
+            });
+        }
+        mark.started.push(shard.index);
+        set_mark(side.admin, side.loading, &mark).await?;
+        Ok(removed)
+    })
+    .await
+}
+
+/// Record this shard's rows as in; how many shards are done.
+async fn shard_done(side: &TargetSide<'_>, shard: Shard) -> Result<usize, Error> {
+    with_shard_lock(side.admin, side.target_db, async {
+        let Some(mut mark) = loading_mark(side).await? else {
+            return Err(Error::External {
+                what: "refresh".into(),
+                detail: format!(
+                    "the loading database {} is gone: another shard failed and abandoned the load (its error says why); staging is untouched. Run every shard again under a new snapshot",
+                    side.loading
+                ),
+            });
+        };
+        if !mark.done.contains(&shard.index) {
+            mark.done.push(shard.index);
+            mark.done.sort_unstable();
+        }
+        set_mark(side.admin, side.loading, &mark).await?;
+        Ok(mark.done.len())
+    })
+    .await
 }
 
 /// Undo what a killed run left: a half-loaded database is dropped; a swap cut short (target
 /// gone, previous kept) is rolled back. Only databases carrying sluice's mark are touched.
-async fn recover(
+pub(crate) async fn recover(
     admin: &Client,
     target_db: &str,
     loading: &str,
     previous: &str,
 ) -> Result<Vec<String>, Error> {
     let dbs = databases(admin).await?;
-    let ours = |name: &str| {
-        dbs.iter()
-            .any(|(n, c)| n == name && c.as_deref().is_some_and(|c| c.starts_with(MARK)))
-    };
+    let ours = |name: &str| dbs.iter().any(|(n, c)| n == name && is_ours(c.as_deref()));
     let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
     let mut removed = Vec::new();
     if exists(loading) {
@@ -736,9 +1041,73 @@ async fn recover(
     Ok(removed)
 }
 
+/// An environment or template replaces only a database sluice made for the same purpose; the
+/// staging target replaces whatever is there (and keeps it as `<name>_prev`).
+pub(crate) fn check_replaceable(
+    dbs: &[(String, Option<String>)],
+    target_db: &str,
+    role: Role,
+) -> Result<(), Error> {
+    let Some((_, comment)) = dbs.iter().find(|(n, _)| n == target_db) else {
+        return Ok(());
+    };
+    if role == Role::Current {
+        return Ok(());
+    }
+    let found = comment.as_deref().and_then(Mark::parse).map(|m| m.role);
+    if found == Some(role) {
+        return Ok(());
+    }
+    let what = match role {
+        Role::Env => "an environment made by `sluice env up`",
+        _ => "a template made by `sluice refresh --template`",
+    };
+    Err(Error::Usage(format!(
+        "database `{target_db}` exists on the target server and is not {what}; sluice replaces only its own databases. Choose another name, or drop or rename it yourself"
+    )))
+}
+
+/// Swap `<target_db>_sluice_new` into place with `mark`; then a template is closed to
+/// connections (so clones never wait on a session), and the replaced database is dropped
+/// unless `keep_previous`. Returns the name the replaced database is kept under.
+pub(crate) async fn replace(
+    admin: &Client,
+    target_db: &str,
+    mark: &Mark,
+    keep_previous: bool,
+) -> Result<Option<String>, Error> {
+    let loading = format!("{target_db}{LOADING_SUFFIX}");
+    let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
+    let had_previous = swap(admin, target_db, &loading, &previous, mark).await?;
+    if mark.role == Role::Template {
+        admin
+            .batch_execute(&format!(
+                "alter database {} with allow_connections false",
+                sql_ident(target_db)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("closing template {target_db} to connections"), e))?;
+    }
+    if !had_previous {
+        return Ok(None);
+    }
+    if keep_previous {
+        return Ok(Some(previous));
+    }
+    end_sessions(admin, std::slice::from_ref(&previous)).await?;
+    admin
+        .batch_execute(&format!(
+            "drop database if exists {} with (force)",
+            sql_ident(&previous)
+        ))
+        .await
+        .map_err(|e| pg_error(&format!("dropping the replaced {previous}"), e))?;
+    Ok(None)
+}
+
 /// End every other session on `databases` (autovacuum workers included) and wait until they are
 /// gone, polling briefly: DROP and RENAME would otherwise wait or fail on them.
-async fn end_sessions(admin: &Client, databases: &[String]) -> Result<(), Error> {
+pub(crate) async fn end_sessions(admin: &Client, databases: &[String]) -> Result<(), Error> {
     let names: Vec<&str> = databases.iter().map(String::as_str).collect();
     admin
         .execute(
@@ -764,20 +1133,21 @@ async fn end_sessions(admin: &Client, databases: &[String]) -> Result<(), Error>
     Ok(())
 }
 
-/// Replace `target_db` by `loading` in one transaction; the old one becomes `previous`.
-async fn swap(
+/// Replace `target_db` by `loading` in one transaction; the old one becomes `previous`, and
+/// `loading` takes `mark`.
+pub(crate) async fn swap(
     admin: &Client,
     target_db: &str,
     loading: &str,
     previous: &str,
-    plan: &str,
+    mark: &Mark,
 ) -> Result<bool, Error> {
     let dbs = databases(admin).await?;
     let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
     if exists(previous) {
         let ours = dbs
             .iter()
-            .any(|(n, c)| n == previous && c.as_deref().is_some_and(|c| c.starts_with(MARK)));
+            .any(|(n, c)| n == previous && is_ours(c.as_deref()));
         if !ours {
             return Err(Error::External {
                 what: "postgresql".into(),
@@ -803,7 +1173,7 @@ async fn swap(
             sql_ident(target_db),
             sql_ident(previous),
             sql_ident(previous),
-            quote_literal(&mark("previous", plan))
+            quote_literal(&mark.with_role(Role::Previous).render())
         ));
     }
     sql.push_str(&format!(
@@ -811,7 +1181,7 @@ async fn swap(
         sql_ident(loading),
         sql_ident(target_db),
         sql_ident(target_db),
-        quote_literal(&mark("current", plan))
+        quote_literal(&mark.render())
     ));
     // Sessions on the old target (and an autovacuum worker analyzing either database) are
     // ended only now and waited for; one that connects in between makes the rename fail
@@ -841,59 +1211,42 @@ async fn swap(
     }
 }
 
-/// Schema, rows, sequences, post-data and materialized views into the fresh database.
-#[allow(clippy::too_many_arguments)]
-async fn load(
+/// Apply SQL (a pg_dump section) to the loading database in one transaction.
+fn apply_sql(load_cfg: &Config, sql: &[u8]) -> Result<Vec<u8>, Error> {
+    run_program(
+        "psql",
+        &[
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-f",
+            "-",
+        ],
+        load_cfg,
+        Some(sql),
+    )
+}
+
+type PostDump = std::thread::JoinHandle<Result<Vec<u8>, Error>>;
+
+/// The post-data section, dumped under the snapshot on a thread of its own.
+fn spawn_post_dump(source: &Config, snapshot: &str) -> PostDump {
+    let (source, snapshot) = (source.clone(), snapshot.to_string());
+    std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
+}
+
+/// Copy `tasks` into the loading database, `settings.jobs` at once, each worker on the
+/// snapshot. Per-table reports, parts of one table added up.
+async fn copy_rows(
     settings: &Settings,
     source: &Config,
     load_cfg: &Config,
-    (snapshot, snapshot_tx): (&str, &tokio_postgres::Transaction<'_>),
-    catalog: &Catalog,
-    plan: &Plan,
-    (server_version, block_size): (i32, i64),
-    (selection, whole): (
-        Option<&BTreeMap<QualifiedName, roaring::RoaringTreemap>>,
-        &BTreeSet<QualifiedName>,
-    ),
+    snapshot: &str,
+    tasks: Vec<Task>,
     progress: &Arc<Progress>,
-) -> Result<(Vec<TableReport>, usize), Error> {
-    let step = |s: &str| progress(Event::Step(s.to_string()));
-    step("creating the schema (pre-data)");
-    let apply = |sql: &[u8]| {
-        run_program(
-            "psql",
-            &[
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--single-transaction",
-                "-f",
-                "-",
-            ],
-            load_cfg,
-            Some(sql),
-        )
-    };
-    let pre = tokio::task::block_in_place(|| dump_section(source, snapshot, "pre-data"))?;
-    // The post-data dump reads the same snapshot: fetch it while the rows stream.
-    let post_dump = {
-        let (source, snapshot) = (source.clone(), snapshot.to_string());
-        std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
-    };
-    tokio::task::block_in_place(|| apply(&pre))?;
-
-    step("copying rows");
-    let tasks = match selection {
-        None => split_tasks(
-            plan,
-            settings.jobs,
-            server_version,
-            block_size,
-            split_min_bytes(),
-        ),
-        Some(sel) => subset_tasks(plan, sel, whole),
-    };
+) -> Result<Vec<TableReport>, Error> {
     let queue: Arc<Mutex<Vec<Task>>> = Arc::new(Mutex::new(tasks.into_iter().rev().collect()));
     let parts: Arc<Mutex<Vec<TableReport>>> = Arc::new(Mutex::new(Vec::new()));
     let key = Arc::new(Zeroizing::new(settings.key.expose().as_bytes().to_vec()));
@@ -972,7 +1325,23 @@ async fn load(
             None => tables.push(r),
         }
     }
+    tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.table.cmp(&b.table)));
 
+    Ok(tables)
+}
+
+/// Sequences, post-data and materialized views, once every row is in. Returns the number of
+/// sequences set.
+async fn finish(
+    settings: &Settings,
+    load_cfg: &Config,
+    snapshot_tx: &tokio_postgres::Transaction<'_>,
+    catalog: &Catalog,
+    plan: &Plan,
+    post_dump: PostDump,
+    progress: &Arc<Progress>,
+) -> Result<usize, Error> {
+    let step = |s: &str| progress(Event::Step(s.to_string()));
     let dst = connect(load_cfg, "the new target database").await?;
     step("setting sequences");
     let mut setvals = String::new();
@@ -1057,8 +1426,7 @@ async fn load(
         }
     }
 
-    tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.table.cmp(&b.table)));
-    Ok((tables, catalog.sequences.len()))
+    Ok(catalog.sequences.len())
 }
 
 /// Wait for every worker; the first error wins (the others ran to their own end).

@@ -216,6 +216,20 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         mb(bytes),
         report.seconds
     )?;
+    if let Some(s) = report.shard.as_ref().filter(|s| !s.swapped) {
+        writeln!(
+            out,
+            "shard {}/{} of plan `{}`: its rows are in `{}{}`; {} of {} shard(s) done, the last to finish builds indexes and swaps",
+            s.index,
+            s.count,
+            report.plan,
+            report.target_database,
+            super::pipeline::LOADING_SUFFIX,
+            s.done,
+            s.count
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "refreshed `{}` from plan `{}`{}; {} table(s) schema only, {} sequence(s), {} materialized view(s)",

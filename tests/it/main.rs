@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod config;
 mod copy_codec;
+mod envs;
 mod git_sources;
 mod pg_support;
 mod refresh;

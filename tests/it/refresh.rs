@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use crate::support::pg::PgCluster;
 use crate::support::{Run, sluice_bin, sluice_env, write};
 
-const PASSWORD: &str = "Sentinel-DSN-Password-7f3a91";
-const KEY: &str = "Sentinel-Masking-Key-c0ffee42";
+pub(crate) const PASSWORD: &str = "Sentinel-DSN-Password-7f3a91";
+pub(crate) const KEY: &str = "Sentinel-Masking-Key-c0ffee42";
 
-struct Env {
-    src: PgCluster,
-    dst: PgCluster,
-    dir: tempfile::TempDir,
+pub(crate) struct Env {
+    pub(crate) src: PgCluster,
+    pub(crate) dst: PgCluster,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 fn url(pg: &PgCluster, db: &str) -> String {
@@ -27,7 +27,7 @@ fn url(pg: &PgCluster, db: &str) -> String {
 impl Env {
     /// Two clusters: `app` on the source with `schema`, `staging` on the target holding one
     /// marker row; sluice.yaml with plan `nightly` and `masking` (YAML, indented 6).
-    fn new(schema: &str, masking: &str) -> Env {
+    pub(crate) fn new(schema: &str, masking: &str) -> Env {
         let src = PgCluster::start();
         let dst = PgCluster::start();
         src.psql("postgres", "create database app");
@@ -66,7 +66,7 @@ refresh:
         Env { src, dst, dir }
     }
 
-    fn vars(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn vars(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PROD_DATABASE_URL", url(&self.src, "app")),
             ("STAGING_DATABASE_URL", url(&self.dst, "staging")),
@@ -74,15 +74,21 @@ refresh:
         ]
     }
 
-    fn sluice(&self, args: &[&str]) -> Run {
+    pub(crate) fn sluice(&self, args: &[&str]) -> Run {
+        self.sluice_with(&[], args)
+    }
+
+    /// Like [`Env::sluice`], with more variables set.
+    pub(crate) fn sluice_with(&self, extra: &[(&str, &str)], args: &[&str]) -> Run {
         let vars = self.vars();
-        let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        set.extend_from_slice(extra);
         let run = sluice_env(self.dir.path(), &set, &[], args, None);
         assert_no_sentinel(&run, self.dir.path());
         run
     }
 
-    fn spawn(&self, args: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         let mut cmd = std::process::Command::new(sluice_bin());
         cmd.current_dir(self.dir.path())
             .args(args)
@@ -125,7 +131,7 @@ refresh:
     }
 }
 
-fn assert_no_sentinel(run: &Run, dir: &Path) {
+pub(crate) fn assert_no_sentinel(run: &Run, dir: &Path) {
     for s in [PASSWORD, KEY] {
         assert!(!run.stdout.contains(s), "secret in stdout:\n{}", run.stdout);
         assert!(!run.stderr.contains(s), "secret in stderr:\n{}", run.stderr);
@@ -785,7 +791,7 @@ fn json_array_regex_and_template_columns_mask_inside_their_values() {
     );
 }
 
-const SHOP: &str = r#"
+pub(crate) const SHOP: &str = r#"
 create schema "Shop";
 create table "Shop".countries (code text primary key, name text);
 create table "Shop".sessions (id int primary key, token text);
@@ -830,7 +836,7 @@ alter table "Shop".legacy_notes add constraint legacy_notes_customer_fk foreign 
   references "Shop".customers not valid;
 "#;
 
-const SHOP_SUBSET: &str = r#"      unclassified: warn
+pub(crate) const SHOP_SUBSET: &str = r#"      unclassified: warn
     subset:
       roots:
         - { table: '"Shop".customers', where: "region = 'DE'", limit: 20 }
