@@ -197,6 +197,9 @@ pub enum EnvCommand {
         /// The plan whose target server holds it (default: every plan's server is searched).
         #[arg(long, short = 'p')]
         plan: Option<String>,
+        /// Succeed when there is no such environment (a pull request closed twice).
+        #[arg(long)]
+        if_exists: bool,
     },
     /// Drop the environments whose expiry has passed.
     Gc {

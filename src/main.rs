@@ -968,7 +968,11 @@ fn env_command(
             }
             Ok(EXIT_OK)
         }
-        EnvCommand::Down { name, plan } => {
+        EnvCommand::Down {
+            name,
+            plan,
+            if_exists,
+        } => {
             let servers = target_servers(&loaded, plan.as_deref())?;
             let mut last = None;
             for (plan, url) in &servers {
@@ -985,6 +989,13 @@ fn env_command(
                     }
                     Err(e) => return Err(e.into()),
                 }
+            }
+            if if_exists {
+                writeln!(
+                    io::stdout().lock(),
+                    "no environment `{name}`; nothing to drop"
+                )?;
+                return Ok(EXIT_OK);
             }
             Err(last
                 .unwrap_or_else(|| Error::Usage(format!("there is no environment `{name}`")))

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod copy_codec;
 mod envs;
+mod examples;
 mod git_sources;
 mod pg_support;
 mod refresh;
