@@ -10,7 +10,9 @@
 //! included row follows. A row whose declared parent does not exist (a NOT VALID key) is an
 //! orphan: left out and counted. Pure over the [`RowSource`] trait; `subset_pg` reads PostgreSQL.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use roaring::RoaringTreemap;
 
@@ -104,7 +106,7 @@ pub trait RowSource {
         exprs: &[String],
         types: &[String],
         filter: Option<&str>,
-        tuples: &[Vec<String>],
+        tuples: &[Vec<&str>],
         want: &[String],
     ) -> Result<Vec<Found>, Error>;
 }
@@ -200,8 +202,9 @@ pub async fn close<S: RowSource>(
         // Which rows are new, and which were included before but must now bring children.
         let mut new: Vec<Row> = Vec::new();
         let mut redo: Vec<Row> = Vec::new();
-        let mut seen = BTreeSet::new();
-        let mut prefetched: HashMap<Row, Vec<Option<String>>> = HashMap::new();
+        let mut seen = FxHashSet::default();
+        seen.reserve(w.rows.len());
+        let mut prefetched: FxHashMap<Row, Vec<Option<String>>> = FxHashMap::default();
         if let Some(vals) = w.values.take() {
             for (row, v) in w.rows.iter().zip(vals) {
                 prefetched.insert(*row, v);
@@ -222,7 +225,7 @@ pub async fn close<S: RowSource>(
         }
         let exprs = wanted.get(&w.table).cloned().unwrap_or_default();
         let index = |x: &str| exprs.iter().position(|e| e == x);
-        let mut values: HashMap<Row, Vec<Option<String>>> = HashMap::new();
+        let mut values: FxHashMap<Row, Vec<Option<String>>> = FxHashMap::default();
         if !exprs.is_empty() {
             let mut by_leaf: BTreeMap<Leaf, Vec<u64>> = BTreeMap::new();
             for row in new.iter().chain(&redo) {
@@ -241,15 +244,15 @@ pub async fn close<S: RowSource>(
                 }
             }
         }
-        let tuple = |row: &Row, xs: &[String]| -> Option<Vec<String>> {
+        let tuple = |row: &Row, xs: &[String]| -> Option<Vec<&str>> {
             let v = values.get(row)?;
             xs.iter()
-                .map(|x| index(x).and_then(|i| v.get(i).cloned().flatten()))
+                .map(|x| index(x).and_then(|i| v.get(i)?.as_deref()))
                 .collect()
         };
 
         // Parents of the new rows; a row whose parent is missing is an orphan.
-        let mut orphans: BTreeSet<Row> = BTreeSet::new();
+        let mut orphans: FxHashSet<Row> = FxHashSet::default();
         for e in edges.iter().filter(|e| e.child == w.table) {
             let applies = |row: &Row| match &e.child_filter {
                 None => true,
@@ -260,7 +263,7 @@ pub async fn close<S: RowSource>(
                         == Some("true")
                 }
             };
-            let keyed: Vec<(&Row, Vec<String>)> = new
+            let keyed: Vec<(&Row, Vec<&str>)> = new
                 .iter()
                 .filter(|r| applies(r))
                 .filter_map(|r| tuple(r, &e.child_exprs).map(|t| (r, t)))
@@ -268,13 +271,10 @@ pub async fn close<S: RowSource>(
             if keyed.is_empty() {
                 continue;
             }
-            let distinct: Vec<Vec<String>> = keyed
-                .iter()
-                .map(|(_, t)| t.clone())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let mut found_keys = BTreeSet::new();
+            let mut distinct: Vec<Vec<&str>> = keyed.iter().map(|(_, t)| t.clone()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let mut found_keys: FxHashSet<Vec<String>> = FxHashSet::default();
             let mut parents = Vec::new();
             let mut parent_values = Vec::new();
             let parent_want = wanted.get(&e.parent).cloned().unwrap_or_default();
@@ -295,9 +295,14 @@ pub async fn close<S: RowSource>(
                     parent_values.push(v);
                 }
             }
-            for (row, t) in &keyed {
-                if !found_keys.contains(t) && orphans.insert(**row) {
-                    *out.orphans.entry(e.name.clone()).or_default() += 1;
+            // Every distinct key found: no orphans (the common case, checked without a lookup
+            // per row).
+            if found_keys.len() < distinct.len() {
+                for (row, t) in &keyed {
+                    let key: Vec<String> = t.iter().map(|s| s.to_string()).collect();
+                    if !found_keys.contains(&key) && orphans.insert(**row) {
+                        *out.orphans.entry(e.name.clone()).or_default() += 1;
+                    }
                 }
             }
             if !parents.is_empty() {
@@ -353,11 +358,12 @@ pub async fn close<S: RowSource>(
                 }
                 Down::Always => (if w.expand { &bring } else { &new }, w.expand, w.depth),
             };
-            let keys: BTreeSet<Vec<String>> = rows
+            let mut keys: Vec<Vec<&str>> = rows
                 .iter()
                 .filter_map(|r| tuple(r, &e.parent_exprs))
                 .collect();
-            let keys: Vec<Vec<String>> = keys.into_iter().collect();
+            keys.sort_unstable();
+            keys.dedup();
             let mut children = Vec::new();
             let mut child_values = Vec::new();
             let child_want = wanted.get(&e.child).cloned().unwrap_or_default();
@@ -473,7 +479,7 @@ mod tests {
             exprs: &[String],
             _types: &[String],
             filter: Option<&str>,
-            tuples: &[Vec<String>],
+            tuples: &[Vec<&str>],
             want: &[String],
         ) -> Result<Vec<Found>, Error> {
             let id = self.id(table);
@@ -486,7 +492,7 @@ mod tests {
                 .filter_map(|(i, row)| {
                     let key: Option<Vec<String>> =
                         exprs.iter().map(|x| Memory::eval(row, x)).collect();
-                    key.filter(|k| tuples.contains(k)).map(|k| {
+                    key.filter(|k| tuples.iter().any(|t| t == k)).map(|k| {
                         let v = want.iter().map(|x| Memory::eval(row, x)).collect();
                         (id, i as u64, k, v)
                     })

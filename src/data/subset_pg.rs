@@ -541,7 +541,7 @@ impl RowSource for PgRows<'_> {
         exprs: &[String],
         types: &[String],
         filter: Option<&str>,
-        tuples: &[Vec<String>],
+        tuples: &[Vec<&str>],
         want: &[String],
     ) -> Result<Vec<Found>, Error> {
         let keys = exprs.join(", ");
@@ -560,8 +560,8 @@ impl RowSource for PgRows<'_> {
             table.sql(),
             filter.map(|f| format!(" and ({f})")).unwrap_or_default()
         );
-        let columns: Vec<Vec<String>> = (0..exprs.len())
-            .map(|i| tuples.iter().map(|t| t[i].clone()).collect())
+        let columns: Vec<Vec<&str>> = (0..exprs.len())
+            .map(|i| tuples.iter().map(|t| t[i]).collect())
             .collect();
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = columns
             .iter()
