@@ -1530,6 +1530,41 @@ mod tests {
     }
 
     #[test]
+    fn shards_partition_the_tasks_and_balance_them_by_size() {
+        let p = plan(&[1 << 30, 1 << 20]);
+        let tasks = || {
+            let mut t = split_tasks(&p, 8, 150000, 8192, SPLIT_BYTES);
+            for (i, task) in t.iter_mut().enumerate() {
+                task.estimated_rows = [900, 100, 500, 400, 300][i % 5];
+            }
+            t
+        };
+        let all: Vec<String> = tasks().into_iter().map(|t| t.label).collect();
+        let shards: Vec<Vec<String>> = (0..3)
+            .map(|i| {
+                share(tasks(), Shard { index: i, count: 3 })
+                    .into_iter()
+                    .map(|t| t.label)
+                    .collect()
+            })
+            .collect();
+        let mut dealt: Vec<String> = shards.concat();
+        dealt.sort();
+        let mut expected = all.clone();
+        expected.sort();
+        assert_eq!(dealt, expected, "every task exactly once");
+        assert!(shards.iter().all(|s| !s.is_empty()));
+        assert_eq!(
+            share(tasks(), Shard { index: 0, count: 1 }).len(),
+            all.len()
+        );
+        assert!(Shard::parse("2/4").is_ok());
+        for bad in ["4/4", "1", "a/2", "0/0", "-1/2"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn large_tables_split_into_contiguous_block_ranges() {
         let p = plan(&[1 << 30, 1 << 20]);
         let tasks = split_tasks(&p, 8, 150000, 8192, SPLIT_BYTES);
