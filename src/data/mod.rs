@@ -19,6 +19,7 @@ pub mod stream;
 pub mod structured;
 pub mod subset;
 pub mod subset_pg;
+pub mod tls;
 pub mod verify;
 
 /// A database error as sluice reports it: what was being done, the server's message and its
@@ -54,7 +55,16 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Er
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            // "error performing TLS handshake" alone does not say why: add the causes.
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                m.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            m
+        }
     };
     crate::error::Error::External {
         what: "postgresql".into(),

@@ -17,8 +17,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio_postgres::Client;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+
+use super::tls::Endpoint;
 use zeroize::Zeroizing;
 
 use super::catalog::{self, Catalog, QualifiedName, sql_ident};
@@ -278,24 +280,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-pub(crate) fn parse_url(url: &SecretValue, side: &str) -> Result<Config, Error> {
-    // The parser's message may quote the URL; say only which one is wrong.
-    url.expose().parse::<Config>().map_err(|_| {
-        Error::Usage(format!(
-            "the {side} URL is not a PostgreSQL connection URL (postgres://user:password@host:port/dbname); it is not shown"
-        ))
-    })
+pub(crate) fn parse_url(url: &SecretValue, side: &str) -> Result<Endpoint, Error> {
+    // Errors say only which URL is wrong: it may hold a password.
+    super::tls::endpoint(url.expose(), side)
 }
 
-pub(crate) async fn connect(config: &Config, what: &str) -> Result<Client, Error> {
-    let (client, conn) = config
-        .connect(NoTls)
+pub(crate) async fn connect(endpoint: &Endpoint, what: &str) -> Result<Client, Error> {
+    endpoint
+        .connect()
         .await
-        .map_err(|e| pg_error(&format!("connecting to {what} (the URL is not shown)"), e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+        .map_err(|e| pg_error(&format!("connecting to {what} (the URL is not shown)"), e))
 }
 
 /// Read the source catalog (under a fresh snapshot) so a plan can be built or explained.
@@ -357,7 +351,7 @@ fn pg_program(name: &str) -> PathBuf {
 
 /// The libpq environment for `config`, so child programs never see the URL on their command
 /// line.
-fn libpq_env(config: &Config) -> Vec<(&'static str, Zeroizing<String>)> {
+fn libpq_env(config: &Endpoint) -> Vec<(&'static str, Zeroizing<String>)> {
     let mut env = Vec::new();
     if let Some(h) = config.get_hosts().first() {
         let h = match h {
@@ -381,13 +375,16 @@ fn libpq_env(config: &Config) -> Vec<(&'static str, Zeroizing<String>)> {
     if let Some(d) = config.get_dbname() {
         env.push(("PGDATABASE", Zeroizing::new(d.to_string())));
     }
+    for (k, v) in config.libpq_tls() {
+        env.push((k, Zeroizing::new(v)));
+    }
     env
 }
 
 fn run_program(
     name: &str,
     args: &[&str],
-    config: &Config,
+    config: &Endpoint,
     stdin: Option<&[u8]>,
 ) -> Result<Vec<u8>, Error> {
     use std::io::Write;
@@ -438,7 +435,7 @@ fn run_program(
 }
 
 /// One schema section of the source, as pg_dump reads it under the refresh's snapshot.
-fn dump_section(source: &Config, snapshot: &str, section: &str) -> Result<Vec<u8>, Error> {
+fn dump_section(source: &Endpoint, snapshot: &str, section: &str) -> Result<Vec<u8>, Error> {
     run_program(
         "pg_dump",
         &[
@@ -511,7 +508,7 @@ pub(crate) async fn databases(admin: &Client) -> Result<Vec<(String, Option<Stri
 }
 
 /// Connect to the target server's maintenance database.
-pub(crate) async fn connect_admin(target: &Config) -> Result<Client, Error> {
+pub(crate) async fn connect_admin(target: &Endpoint) -> Result<Client, Error> {
     let mut last = None;
     for db in ["postgres", "template1"] {
         let mut c = target.clone();
@@ -718,7 +715,7 @@ struct TargetSide<'a> {
     admin: &'a Client,
     target_db: &'a str,
     loading: &'a str,
-    load_cfg: &'a Config,
+    load_cfg: &'a Endpoint,
     encoding: &'a str,
 }
 
@@ -767,7 +764,7 @@ async fn take_refresh_lock(admin: &Client, target_db: &str, shared: bool) -> Res
 async fn prepare(
     side: &TargetSide<'_>,
     settings: &Settings,
-    source: &Config,
+    source: &Endpoint,
     snapshot: &str,
     extra: Option<&Mark>,
     progress: &Arc<Progress>,
@@ -936,7 +933,7 @@ async fn loading_mark(side: &TargetSide<'_>) -> Result<Option<Mark>, Error> {
 async fn join_shards(
     side: &TargetSide<'_>,
     settings: &Settings,
-    source: &Config,
+    source: &Endpoint,
     snapshot: &str,
     shard: Shard,
     progress: &Arc<Progress>,
@@ -1212,7 +1209,7 @@ pub(crate) async fn swap(
 }
 
 /// Apply SQL (a pg_dump section) to the loading database in one transaction.
-fn apply_sql(load_cfg: &Config, sql: &[u8]) -> Result<Vec<u8>, Error> {
+fn apply_sql(load_cfg: &Endpoint, sql: &[u8]) -> Result<Vec<u8>, Error> {
     run_program(
         "psql",
         &[
@@ -1232,7 +1229,7 @@ fn apply_sql(load_cfg: &Config, sql: &[u8]) -> Result<Vec<u8>, Error> {
 type PostDump = std::thread::JoinHandle<Result<Vec<u8>, Error>>;
 
 /// The post-data section, dumped under the snapshot on a thread of its own.
-fn spawn_post_dump(source: &Config, snapshot: &str) -> PostDump {
+fn spawn_post_dump(source: &Endpoint, snapshot: &str) -> PostDump {
     let (source, snapshot) = (source.clone(), snapshot.to_string());
     std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
 }
@@ -1241,8 +1238,8 @@ fn spawn_post_dump(source: &Config, snapshot: &str) -> PostDump {
 /// snapshot. Per-table reports, parts of one table added up.
 async fn copy_rows(
     settings: &Settings,
-    source: &Config,
-    load_cfg: &Config,
+    source: &Endpoint,
+    load_cfg: &Endpoint,
     snapshot: &str,
     tasks: Vec<Task>,
     progress: &Arc<Progress>,
@@ -1334,7 +1331,7 @@ async fn copy_rows(
 /// sequences set.
 async fn finish(
     settings: &Settings,
-    load_cfg: &Config,
+    load_cfg: &Endpoint,
     snapshot_tx: &tokio_postgres::Transaction<'_>,
     catalog: &Catalog,
     plan: &Plan,
@@ -1471,7 +1468,11 @@ async fn run_entry(
 
 /// Indexes and constraints on `jobs` connections at once, then foreign keys one by one, then
 /// the rest in dump order (what `pg_restore --jobs` does, from the same pg_dump output).
-async fn post_data(cfg: &Config, entries: &[super::ddl::Entry], jobs: usize) -> Result<(), Error> {
+async fn post_data(
+    cfg: &Endpoint,
+    entries: &[super::ddl::Entry],
+    jobs: usize,
+) -> Result<(), Error> {
     use super::ddl::Phase;
     let build: std::collections::VecDeque<super::ddl::Entry> = entries
         .iter()

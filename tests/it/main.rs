@@ -20,4 +20,5 @@ mod scan_corpus;
 mod secrets;
 mod sops;
 mod stream;
+mod tls;
 mod vault;

@@ -70,6 +70,47 @@ impl PgCluster {
         cluster.launch()
     }
 
+    /// Start a new cluster that accepts only TLS connections over TCP, with `cert` and `key`
+    /// (PEM files) as its server certificate.
+    pub fn start_tls(cert: &Path, key: &Path) -> PgCluster {
+        let cluster = PgCluster::empty();
+        let data = cluster.data().display().to_string();
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        std::fs::copy(cert, cluster.data().join("server.crt")).expect("copy the certificate");
+        std::fs::copy(key, cluster.data().join("server.key")).expect("copy the key");
+        let conf = cluster.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str("\nssl = on\n");
+        std::fs::write(&conf, text).expect("postgresql.conf");
+        let hba = cluster.data().join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{text}")).expect("pg_hba.conf");
+        if let Some(u) = &cluster.as_user {
+            for f in ["server.crt", "server.key"] {
+                let p = cluster.data().join(f).display().to_string();
+                let ok = Command::new("chown").args([u.as_str(), &p]).status();
+                assert!(ok.is_ok_and(|s| s.success()), "cannot chown {f}");
+            }
+        }
+        let key_file = cluster.data().join("server.key").display().to_string();
+        let ok = Command::new("chmod").args(["0600", &key_file]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "cannot chmod the key");
+        cluster.launch()
+    }
+
     /// A hot standby of `primary` (pg_basebackup with streaming replication): read only.
     pub fn standby_of(primary: &PgCluster) -> PgCluster {
         let cluster = PgCluster::empty();

@@ -1,0 +1,503 @@
+//! TLS to PostgreSQL, with libpq's `sslmode` meanings: `disable`; `prefer` (the default: TLS
+//! when the server offers it, unverified) and `require` (TLS, unverified unless `sslrootcert`
+//! is given, as libpq does); `verify-ca` (the chain must lead to a trusted root); `verify-full`
+//! (and the certificate must name the host). Roots are the `sslrootcert` file, or the system's
+//! (`sslrootcert=system`, or a verify mode without one).
+//!
+//! In: a connection URL (`postgres://…?sslmode=verify-full&sslrootcert=/etc/ca.pem`) or
+//! key=value string. Out: an [`Endpoint`]: the tokio-postgres config and the TLS connector it
+//! needs, plus the libpq variables that give `pg_dump` and `psql` the same settings.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+
+use crate::error::Error;
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it; the certificate is not checked.
+    Prefer,
+    /// TLS; the certificate is checked only against an `sslrootcert` given.
+    Require,
+    /// TLS; the chain must lead to a trusted root.
+    VerifyCa,
+    /// TLS; the chain must lead to a trusted root and name the host.
+    VerifyFull,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "disable" => Mode::Disable,
+            "allow" | "prefer" => Mode::Prefer,
+            "require" => Mode::Require,
+            "verify-ca" => Mode::VerifyCa,
+            "verify-full" => Mode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    fn libpq(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require => "require",
+            Mode::VerifyCa => "verify-ca",
+            Mode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// What tokio-postgres is told (it knows only disable, prefer and require).
+    fn wire(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            _ => "require",
+        }
+    }
+}
+
+/// A PostgreSQL server to connect to: the tokio-postgres config (reachable through `Deref`)
+/// and how to secure the connection.
+#[derive(Clone)]
+pub struct Endpoint {
+    config: tokio_postgres::Config,
+    mode: Mode,
+    root: Option<String>,
+    connector: Option<MakeRustls>,
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = tokio_postgres::Config;
+    fn deref(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+}
+
+impl std::ops::DerefMut for Endpoint {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Config {
+        &mut self.config
+    }
+}
+
+/// Take `sslmode` and `sslrootcert` out of a connection string (tokio-postgres knows neither
+/// verify mode nor root files); the rest is left for tokio-postgres.
+fn split(text: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let (mut mode, mut root) = (None, None);
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let mut u = url::Url::parse(text).ok()?;
+        let mut rest: Vec<(String, String)> = Vec::new();
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "sslmode" => mode = Some(v.into_owned()),
+                "sslrootcert" => root = Some(v.into_owned()),
+                _ => rest.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        if rest.is_empty() {
+            u.set_query(None);
+        } else {
+            u.query_pairs_mut().clear().extend_pairs(rest);
+        }
+        return Some((u.to_string(), mode, root));
+    }
+    let kept: Vec<&str> = text
+        .split_whitespace()
+        .filter(|kv| {
+            if let Some(v) = kv.strip_prefix("sslmode=") {
+                mode = Some(v.trim_matches('\'').to_string());
+                false
+            } else if let Some(v) = kv.strip_prefix("sslrootcert=") {
+                root = Some(v.trim_matches('\'').to_string());
+                false
+            } else {
+                true
+            }
+        })
+        .collect();
+    Some((kept.join(" "), mode, root))
+}
+
+/// Parse a connection string. `side` names it in errors (`source`, `target`); the string
+/// itself is never quoted, since it may hold a password.
+pub fn endpoint(text: &str, side: &str) -> Result<Endpoint, Error> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "the {side} URL {why} (postgres://user:password@host:port/dbname?sslmode=verify-full); it is not shown"
+        ))
+    };
+    let (rest, mode, root) = split(text).ok_or_else(|| bad("is not a valid URL"))?;
+    let mode = match mode.as_deref() {
+        None => Mode::Prefer,
+        Some(m) => Mode::parse(m).ok_or_else(|| {
+            bad(&format!(
+                "has sslmode={m}; use disable, prefer, require, verify-ca or verify-full"
+            ))
+        })?,
+    };
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|_| bad("is not a PostgreSQL connection URL"))?;
+    config.ssl_mode(match mode.wire() {
+        "disable" => tokio_postgres::config::SslMode::Disable,
+        "prefer" => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    let connector = match mode {
+        Mode::Disable => None,
+        _ => Some(MakeRustls::new(mode, root.as_deref(), side)?),
+    };
+    Ok(Endpoint {
+        config,
+        mode,
+        root,
+        connector,
+    })
+}
+
+impl Endpoint {
+    /// Connect; the connection runs on a task of its own.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        match &self.connector {
+            None => {
+                let (client, conn) = self.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(client)
+            }
+            Some(make) => {
+                let (client, conn) = self.config.connect(make.clone()).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(client)
+            }
+        }
+    }
+
+    /// `PGSSLMODE` and `PGSSLROOTCERT` for libpq programs.
+    pub fn libpq_tls(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("PGSSLMODE", self.mode.libpq().to_string())];
+        if let Some(r) = &self.root {
+            env.push(("PGSSLROOTCERT", r.clone()));
+        }
+        env
+    }
+}
+
+/// Makes a TLS session per connection from one client configuration.
+#[derive(Clone)]
+pub struct MakeRustls {
+    config: Arc<ClientConfig>,
+}
+
+impl MakeRustls {
+    fn new(mode: Mode, root: Option<&str>, side: &str) -> Result<MakeRustls, Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls_error = |detail: String| Error::External {
+            what: "tls".into(),
+            detail: format!("{side}: {detail}"),
+        };
+        // libpq: with a root file, `require` verifies like `verify-ca`.
+        let verify = match (mode, root) {
+            (Mode::Prefer, _) | (Mode::Require, None) => None,
+            (Mode::Require, Some(_)) => Some(false),
+            (Mode::VerifyCa, _) => Some(false),
+            _ => Some(true),
+        };
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error(e.to_string()))?;
+        let config = match verify {
+            None => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+                .with_no_client_auth(),
+            Some(check_name) => {
+                let roots = Arc::new(roots(root).map_err(tls_error)?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| tls_error(e.to_string()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Verified { webpki, check_name }))
+                    .with_no_client_auth()
+            }
+        };
+        Ok(MakeRustls {
+            config: Arc::new(config),
+        })
+    }
+}
+
+/// The trusted roots: the `sslrootcert` file (PEM), or the system's.
+fn roots(root: Option<&str>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match root {
+        Some(path) if path != "system" => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("sslrootcert {path} holds no PEM certificate"));
+            }
+            for c in certs {
+                store
+                    .add(c)
+                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            }
+        }
+        _ => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = store.add(c);
+            }
+            if store.is_empty() {
+                return Err(
+                    "no system root certificates found; give sslrootcert=/path/to/ca.pem".into(),
+                );
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// `prefer` and `require` without a root file: encrypted, not authenticated (libpq's meaning).
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca` (chain only) and `verify-full` (chain and host name).
+#[derive(Debug)]
+struct Verified {
+    webpki: Arc<WebPkiServerVerifier>,
+    check_name: bool,
+}
+
+impl ServerCertVerifier for Verified {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error as E};
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(E::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// One connection's TLS handshake.
+pub struct RustlsConnect {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl<S> MakeTlsConnect<S> for MakeRustls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnect;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
+        let name = ServerName::try_from(domain.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(RustlsConnect {
+            config: Arc::clone(&self.config),
+            name,
+        })
+    }
+}
+
+impl<S> TlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            tokio_rustls::TlsConnector::from(self.config)
+                .connect(self.name, stream)
+                .await
+                .map(|s| RustlsStream(Box::new(s)))
+        })
+    }
+}
+
+/// A TLS stream to the server.
+pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        // SCRAM-SHA-256 without channel binding (the server then does not offer -PLUS).
+        ChannelBinding::none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_and_root_come_out_of_urls_and_key_value_strings() {
+        let (rest, mode, root) = split(
+            "postgresql://u:p@db:5432/app?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(rest, "postgresql://u:p@db:5432/app?application_name=x");
+        assert_eq!(mode.as_deref(), Some("verify-full"));
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        let (rest, mode, root) =
+            split("host=db sslmode=require dbname=app sslrootcert='/ca.pem'").unwrap();
+        assert_eq!(rest, "host=db dbname=app");
+        assert_eq!(mode.as_deref(), Some("require"));
+        assert_eq!(root.as_deref(), Some("/ca.pem"));
+        let e = endpoint("postgresql://u@db/app?sslmode=verify-full", "source").unwrap();
+        assert_eq!(e.get_dbname(), Some("app"));
+        assert_eq!(e.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert_eq!(
+            e.libpq_tls(),
+            vec![("PGSSLMODE", "verify-full".to_string())]
+        );
+        let bad = endpoint("postgresql://u:hunter2@db/app?sslmode=sometimes", "target")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            bad.contains("sslmode=sometimes") && !bad.contains("hunter2"),
+            "{bad}"
+        );
+        assert!(
+            endpoint(
+                "postgresql://u@db/app?sslmode=require&sslrootcert=/nonexistent.pem",
+                "x"
+            )
+            .is_err()
+        );
+    }
+}
