@@ -364,11 +364,16 @@ pub async fn copy_table_with(
         .map(|c| sql_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let select = format!(
-        "copy (select {list} from only {}{}) to stdout",
-        table.sql(),
-        filter.map(|f| format!(" where {f}")).unwrap_or_default()
-    );
+    // A whole table is read by COPY of the table itself (a heap scan straight into the COPY
+    // stream, as pg_dump does), which is cheaper than COPY of a query; COPY of a table never
+    // includes inheritance children, like ONLY.
+    let select = match filter {
+        None => format!("copy {} ({list}) to stdout", table.sql()),
+        Some(f) => format!(
+            "copy (select {list} from only {} where {f}) to stdout",
+            table.sql()
+        ),
+    };
     let reading = |e| pg_error(&format!("reading {table}"), e);
     let writing = |e| pg_error(&format!("writing {table}"), e);
     let out = source.copy_out(select.as_str()).await.map_err(reading)?;
