@@ -735,6 +735,13 @@ fn refresh_command(
                     s.key_bytes,
                     s.key_bytes as f64 / s.rows.max(1) as f64
                 )?;
+                if s.spilled_bytes > 0 {
+                    writeln!(
+                        out,
+                        "pending work beyond subset.memory spilled: {} bytes, encrypted, to a temporary file that is already unlinked",
+                        s.spilled_bytes
+                    )?;
+                }
             }
         }
         return Ok(EXIT_OK);

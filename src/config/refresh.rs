@@ -160,6 +160,10 @@ pub struct Subset {
     /// Tables created empty although no root reaches them.
     #[serde(default)]
     pub empty: Vec<String>,
+    /// Memory the closure's pending work may take before it spills to an encrypted temporary
+    /// file (`256MB`, `1GiB`; default 256MiB).
+    #[serde(default)]
+    pub memory: Option<String>,
 }
 
 /// Which children to follow.

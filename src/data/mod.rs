@@ -15,6 +15,7 @@ pub mod mask;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod spill;
 pub mod stream;
 pub mod structured;
 pub mod subset;

@@ -72,6 +72,8 @@ pub struct SubsetReport {
     pub rows: u64,
     /// Memory the key sets take (compressed bitmaps of row positions).
     pub key_bytes: u64,
+    /// Bytes of pending work spilled to the encrypted temporary file (the memory budget).
+    pub spilled_bytes: u64,
 }
 
 /// Something worth telling the user while a refresh runs.
@@ -572,12 +574,20 @@ pub fn refresh(
             let key = super::mask::MaskKey::new(settings.key.expose().as_bytes());
             let mut rows = super::subset_pg::PgRows::new(&snapshot_tx).await?;
             let work = super::subset_pg::starting_rows(&rows, sp, &catalog, &key).await?;
-            let closure = super::subset::close(&sp.edges, work, &mut rows, sp.depth_limit).await?;
+            let closure = super::subset::close(
+                &sp.edges,
+                work,
+                &mut rows,
+                sp.depth_limit,
+                sp.memory_budget,
+            )
+            .await?;
             subset_report = Some(SubsetReport {
                 tables: super::subset_pg::explain(&closure),
                 orphans: closure.orphans.clone(),
                 rows: closure.total(),
                 key_bytes: closure.key_bytes(),
+                spilled_bytes: closure.spilled_bytes,
             });
             for t in catalog.tables.values() {
                 let mut root = t.name.clone();

@@ -252,6 +252,13 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             s.key_bytes,
             s.key_bytes as f64 / s.rows.max(1) as f64
         )?;
+        if s.spilled_bytes > 0 {
+            writeln!(
+                out,
+                "subset: {} bytes of pending work spilled (encrypted) beyond subset.memory",
+                s.spilled_bytes
+            )?;
+        }
         for (fk, n) in &s.orphans {
             writeln!(
                 out,

@@ -10,7 +10,7 @@
 //! included row follows. A row whose declared parent does not exist (a NOT VALID key) is an
 //! orphan: left out and counted. Pure over the [`RowSource`] trait; `subset_pg` reads PostgreSQL.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -137,6 +137,8 @@ pub struct Closure {
     pub reasons: BTreeMap<QualifiedName, BTreeMap<String, u64>>,
     /// Rows left out per foreign key because their parent does not exist.
     pub orphans: BTreeMap<String, u64>,
+    /// Bytes of pending work written to the encrypted spill file (0: it all fit in memory).
+    pub spilled_bytes: u64,
 }
 
 impl Closure {
@@ -163,6 +165,7 @@ pub async fn close<S: RowSource>(
     roots: Vec<Work>,
     source: &mut S,
     depth_limit: Option<u32>,
+    memory_budget: usize,
 ) -> Result<Closure, Error> {
     // Every expression each logical table must show for its edges, in a fixed order.
     let mut wanted: HashMap<QualifiedName, Vec<String>> = HashMap::new();
@@ -184,8 +187,8 @@ pub async fn close<S: RowSource>(
     let mut included: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut expanded: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut orphaned: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
-    let mut queue: VecDeque<Work> = roots.into();
-    while let Some(mut w) = queue.pop_front() {
+    let mut queue = super::spill::SpillQueue::new(memory_budget, roots)?;
+    while let Some(mut w) = queue.pop_front()? {
         // Work on bounded slices so memory does not grow with the size of one step.
         if w.rows.len() > WORK_CHUNK {
             let rest_rows = w.rows.split_off(WORK_CHUNK);
@@ -197,7 +200,7 @@ pub async fn close<S: RowSource>(
                 depth: w.depth,
                 reason: w.reason.clone(),
                 values: rest_values,
-            });
+            })?;
         }
         // Which rows are new, and which were included before but must now bring children.
         let mut new: Vec<Row> = Vec::new();
@@ -313,7 +316,7 @@ pub async fn close<S: RowSource>(
                     depth: w.depth,
                     reason: format!("parent of {}", w.table),
                     values: Some(parent_values),
-                });
+                })?;
             }
         }
         let new: Vec<Row> = new
@@ -394,10 +397,11 @@ pub async fn close<S: RowSource>(
                         _ => format!("child of {}", w.table),
                     },
                     values: Some(child_values),
-                });
+                })?;
             }
         }
     }
+    out.spilled_bytes = queue.spilled_bytes;
     out.rows = included
         .into_iter()
         .map(|(leaf, r)| (source.leaf_name(leaf), r))
@@ -640,7 +644,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(close(edges, roots, m, depth))
+            .block_on(close(edges, roots, m, depth, usize::MAX))
             .unwrap()
     }
 

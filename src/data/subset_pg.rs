@@ -30,6 +30,8 @@ pub struct SubsetPlan {
     pub empty: Vec<QualifiedName>,
     /// Levels for `children: all`.
     pub depth_limit: Option<u32>,
+    /// Memory the closure's pending work may take before it spills.
+    pub memory_budget: usize,
 }
 
 /// `schema.table(a, b)` → the table and the parts between the parentheses (split at top-level
@@ -307,12 +309,21 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
             unreached.len()
         ));
     }
+    let memory_budget = match cfg.memory.as_deref().map(super::spill::parse_size) {
+        None => super::spill::DEFAULT_BUDGET,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            problems.push(format!("refresh plan `{plan}`: subset.memory: {e}"));
+            0
+        }
+    };
     if problems.is_empty() {
         Ok(SubsetPlan {
             edges,
             roots,
             full,
             empty,
+            memory_budget,
             depth_limit: match cfg.children {
                 Children::All(_) => Some(cfg.depth.unwrap_or(3)),
                 Children::Listed(_) => None,

@@ -1090,3 +1090,58 @@ insert into "Shop".comments select i, case when i % 2 = 0 then 'order' else 'cus
     );
     assert_ne!(d(r#"select count(*) from "Shop".events"#), "0");
 }
+
+#[test]
+fn a_small_memory_budget_spills_and_selects_the_same_rows() {
+    let env = Env::new(SHOP, SHOP_SUBSET);
+    let roomy = env.sluice(&["refresh", "nightly", "--explain"]);
+    assert_eq!(roomy.code, 0, "{}", roomy.stderr);
+    assert!(!roomy.stdout.contains("spilled"), "{}", roomy.stdout);
+    let path = env.dir.path().join("sluice.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tight = text.replace(
+        "      empty: ['\"Shop\".sessions']",
+        "      empty: ['\"Shop\".sessions']\n      memory: 2kB",
+    );
+    assert_ne!(tight, text);
+    std::fs::write(&path, tight).unwrap();
+    let spilled = env.sluice(&["refresh", "nightly", "--explain"]);
+    assert_eq!(spilled.code, 0, "{}", spilled.stderr);
+    assert!(spilled.stdout.contains("spilled"), "{}", spilled.stdout);
+    let selection = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.contains("spilled"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(selection(&spilled.stdout), selection(&roomy.stdout));
+    // And a real load under the budget is referentially complete.
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("spilled"), "{}", run.stdout);
+    let verify = env.sluice(&["verify", "nightly", "--sample", "20"]);
+    assert!(
+        verify
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("key"))
+            .count()
+            >= 5
+            && !verify.stdout.contains("BROKEN"),
+        "every foreign key holds: {}",
+        verify.stdout
+    );
+    let bad = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("memory: 2kB", "memory: plenty");
+    std::fs::write(&path, bad).unwrap();
+    let refused = env.sluice(&["refresh", "nightly", "--explain"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("subset.memory: `plenty` is not a size"),
+        "{}",
+        refused.stderr
+    );
+}
