@@ -99,7 +99,10 @@ pub trait RowSource {
     ) -> Result<Vec<(u64, Vec<Option<String>>)>, Error>;
 
     /// Rows of the logical `table` (any partition) whose `exprs`, compared as `types`, equal one
-    /// of `tuples`, and satisfy `filter`; with the text of each of `want`.
+    /// of `tuples`, and satisfy `filter`; with the text of each of `want`. They are handed to
+    /// `each` in batches of at most [`FOUND_BATCH`] as they arrive, so one lookup that matches
+    /// millions of rows never sits in memory whole.
+    #[allow(clippy::too_many_arguments)]
     async fn find(
         &mut self,
         table: &QualifiedName,
@@ -108,7 +111,8 @@ pub trait RowSource {
         filter: Option<&str>,
         tuples: &[Vec<&str>],
         want: &[String],
-    ) -> Result<Vec<Found>, Error>;
+        each: &mut (dyn FnMut(Vec<Found>) -> Result<(), Error> + Send),
+    ) -> Result<(), Error>;
 }
 
 /// Rows a subset starts from, or that a step brings.
@@ -155,6 +159,9 @@ impl Closure {
 
 /// Keys per lookup query (one hashed semi-join each).
 const CHUNK: usize = 200_000;
+
+/// Rows a lookup hands over at a time.
+pub const FOUND_BATCH: usize = 25_000;
 
 /// Rows handled per step of the closure (bounds the memory of one step).
 const WORK_CHUNK: usize = 100_000;
@@ -278,11 +285,10 @@ pub async fn close<S: RowSource>(
             distinct.sort_unstable();
             distinct.dedup();
             let mut found_keys: FxHashSet<Vec<String>> = FxHashSet::default();
-            let mut parents = Vec::new();
-            let mut parent_values = Vec::new();
             let parent_want = wanted.get(&e.parent).cloned().unwrap_or_default();
+            let reason = format!("parent of {}", w.table);
             for chunk in distinct.chunks(CHUNK) {
-                for (leaf, c, key, v) in source
+                source
                     .find(
                         &e.parent,
                         &e.parent_exprs,
@@ -290,13 +296,25 @@ pub async fn close<S: RowSource>(
                         None,
                         chunk,
                         &parent_want,
+                        &mut |batch: Vec<Found>| {
+                            let mut rows = Vec::with_capacity(batch.len());
+                            let mut values = Vec::with_capacity(batch.len());
+                            for (leaf, c, key, v) in batch {
+                                found_keys.insert(key);
+                                rows.push((leaf, c));
+                                values.push(v);
+                            }
+                            queue.push_back(Work {
+                                table: e.parent.clone(),
+                                rows,
+                                expand: false,
+                                depth: w.depth,
+                                reason: reason.clone(),
+                                values: Some(values),
+                            })
+                        },
                     )
-                    .await?
-                {
-                    found_keys.insert(key);
-                    parents.push((leaf, c));
-                    parent_values.push(v);
-                }
+                    .await?;
             }
             // Every distinct key found: no orphans (the common case, checked without a lookup
             // per row).
@@ -307,16 +325,6 @@ pub async fn close<S: RowSource>(
                         *out.orphans.entry(e.name.clone()).or_default() += 1;
                     }
                 }
-            }
-            if !parents.is_empty() {
-                queue.push_back(Work {
-                    table: e.parent.clone(),
-                    rows: parents,
-                    expand: false,
-                    depth: w.depth,
-                    reason: format!("parent of {}", w.table),
-                    values: Some(parent_values),
-                })?;
             }
         }
         let new: Vec<Row> = new
@@ -367,11 +375,13 @@ pub async fn close<S: RowSource>(
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            let mut children = Vec::new();
-            let mut child_values = Vec::new();
             let child_want = wanted.get(&e.child).cloned().unwrap_or_default();
+            let reason = match e.down {
+                Down::Always => format!("part of {}", w.table),
+                _ => format!("child of {}", w.table),
+            };
             for chunk in keys.chunks(CHUNK) {
-                for (leaf, c, _, v) in source
+                source
                     .find(
                         &e.child,
                         &e.child_exprs,
@@ -379,25 +389,20 @@ pub async fn close<S: RowSource>(
                         e.child_filter.as_deref(),
                         chunk,
                         &child_want,
+                        &mut |batch: Vec<Found>| {
+                            let (rows, values) =
+                                batch.into_iter().map(|(l, c, _, v)| ((l, c), v)).unzip();
+                            queue.push_back(Work {
+                                table: e.child.clone(),
+                                rows,
+                                expand,
+                                depth,
+                                reason: reason.clone(),
+                                values: Some(values),
+                            })
+                        },
                     )
-                    .await?
-                {
-                    children.push((leaf, c));
-                    child_values.push(v);
-                }
-            }
-            if !children.is_empty() {
-                queue.push_back(Work {
-                    table: e.child.clone(),
-                    rows: children,
-                    expand,
-                    depth,
-                    reason: match e.down {
-                        Down::Always => format!("part of {}", w.table),
-                        _ => format!("child of {}", w.table),
-                    },
-                    values: Some(child_values),
-                })?;
+                    .await?;
             }
         }
     }
@@ -485,10 +490,12 @@ mod tests {
             filter: Option<&str>,
             tuples: &[Vec<&str>],
             want: &[String],
-        ) -> Result<Vec<Found>, Error> {
+            each: &mut (dyn FnMut(Vec<Found>) -> Result<(), Error> + Send),
+        ) -> Result<(), Error> {
             let id = self.id(table);
             let t = &self.tables[id as usize];
-            Ok(t.iter()
+            let found: Vec<Found> = t
+                .iter()
                 .enumerate()
                 .filter(|(_, row)| {
                     filter.is_none_or(|f| Memory::eval(row, f).as_deref() == Some("true"))
@@ -501,7 +508,12 @@ mod tests {
                         (id, i as u64, k, v)
                     })
                 })
-                .collect())
+                .collect();
+            // Batches of two, so the tests cover results that arrive in parts.
+            for part in found.chunks(2) {
+                each(part.to_vec())?;
+            }
+            Ok(())
         }
     }
 

@@ -13,7 +13,7 @@ use super::catalog::{Catalog, QualifiedName, sql_ident};
 use super::mask::MaskKey;
 use super::pg_error;
 use super::plan::{parse_table, yaml_table};
-use super::subset::{Down, Edge, Found, Leaf, Row, RowSource, Work, parse_ctid};
+use super::subset::{Down, Edge, FOUND_BATCH, Found, Leaf, Row, RowSource, Work, parse_ctid};
 use crate::config::refresh::{Children, Root, SampleMethod, Subset};
 use crate::error::Error;
 
@@ -554,7 +554,8 @@ impl RowSource for PgRows<'_> {
         filter: Option<&str>,
         tuples: &[Vec<&str>],
         want: &[String],
-    ) -> Result<Vec<Found>, Error> {
+        each: &mut (dyn FnMut(Vec<Found>) -> Result<(), Error> + Send),
+    ) -> Result<(), Error> {
         let keys = exprs.join(", ");
         let texts = exprs
             .iter()
@@ -578,28 +579,37 @@ impl RowSource for PgRows<'_> {
             .iter()
             .map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .tx
-            .query(&sql, &params)
-            .await
-            .map_err(|e| pg_error(&format!("looking up rows of {table}"), e))?;
-        rows.iter()
-            .map(|r| {
-                let c: String = r.get(1);
-                let oid: u32 = r.get(0);
-                self.leaf(oid)?;
-                Ok((
-                    oid,
-                    parse_ctid(&c).unwrap_or(0),
-                    (2..2 + exprs.len())
-                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
-                        .collect(),
-                    (2 + exprs.len()..2 + exprs.len() + want.len())
-                        .map(|i| r.get::<_, Option<String>>(i))
-                        .collect(),
-                ))
-            })
-            .collect()
+        let failed = |e| pg_error(&format!("looking up rows of {table}"), e);
+        // Streamed: rows are handed on in batches as they arrive.
+        let stream = self.tx.query_raw(&sql, params).await.map_err(failed)?;
+        futures_util::pin_mut!(stream);
+        let mut batch = Vec::with_capacity(FOUND_BATCH);
+        while let Some(r) = stream.next().await {
+            let r = r.map_err(failed)?;
+            let c: String = r.get(1);
+            let oid: u32 = r.get(0);
+            self.leaf(oid)?;
+            batch.push((
+                oid,
+                parse_ctid(&c).unwrap_or(0),
+                (2..2 + exprs.len())
+                    .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                    .collect(),
+                (2 + exprs.len()..2 + exprs.len() + want.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect(),
+            ));
+            if batch.len() >= FOUND_BATCH {
+                each(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(FOUND_BATCH),
+                ))?;
+            }
+        }
+        if !batch.is_empty() {
+            each(batch)?;
+        }
+        Ok(())
     }
 }
 
