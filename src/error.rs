@@ -77,6 +77,10 @@ pub struct Problem {
     pub at: Location,
     /// What is wrong and what to do.
     pub message: String,
+    /// A breach of the environments' isolation (a protected environment's store or file used by
+    /// another): the file is well-formed, but nothing may run with it. `sluice secrets check`
+    /// reports these as findings (exit 1); every other command refuses the file (exit 2).
+    pub isolation: bool,
 }
 
 impl Problem {
@@ -85,6 +89,15 @@ impl Problem {
         Problem {
             at,
             message: message.into(),
+            isolation: false,
+        }
+    }
+
+    /// A breach of isolation between environments (see [`Problem::isolation`]).
+    pub fn isolation(at: Location, message: impl Into<String>) -> Problem {
+        Problem {
+            isolation: true,
+            ..Problem::new(at, message)
         }
     }
 }

@@ -247,7 +247,18 @@ fn secrets_command(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
-    let loaded = require_config(explicit, cwd)?;
+    let loaded = match require_config(explicit, cwd) {
+        // `check` reports a breach of isolation as a finding: the file is well-formed.
+        Err(Error::Invalid { problems })
+            if matches!(cmd, SecretsCommand::Check) && problems.iter().all(|p| p.isolation) =>
+        {
+            for p in &problems {
+                eprintln!("problem: {p}");
+            }
+            return Ok(EXIT_FINDINGS);
+        }
+        other => other?,
+    };
     let age = |env: &str| -> Result<sluice::secrets::age_store::AgeStore, Error> {
         resolve::age_store(&loaded, env)?.ok_or_else(|| {
             Error::Usage(format!(

@@ -415,7 +415,7 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
             );
             if other != name && !other_protected && location(onode).as_deref() == Some(loc.as_str())
             {
-                problems.push(Problem::new(
+                problems.push(Problem::isolation(
                     onode.at(file),
                     format!(
                         "environment `{other}` uses the store of protected environment `{name}`; give it its own store"
@@ -493,7 +493,7 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
             continue;
         }
         if let Some((owner, _, _)) = sops_uses.iter().find(|(e, g, _)| g == f && is_protected(e)) {
-            problems.push(Problem::new(
+            problems.push(Problem::isolation(
                 at.at(file),
                 format!("environment `{env}` reads {f}, a file of protected environment `{owner}`; give it its own file"),
             ));

@@ -491,6 +491,26 @@ fn check_rejects_protected_store_sharing_and_bad_refs() {
         "{}",
         r.stderr
     );
+    // `secrets check` reports the breach as a finding (exit 1), naming the place; a command
+    // that would use the file refuses it (exit 2).
+    let r = run(d, &["secrets", "check"], None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("problem: ")
+            && r.stderr
+                .contains("uses the store of protected environment `prod`"),
+        "{}",
+        r.stderr
+    );
+    let r = run(d, &["run", "--env", "staging", "--", "true"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // A malformed file stays a configuration error for `secrets check` too.
+    config(
+        d,
+        "  staging: { secrets: { provider: age, file: secrets/prod.age }, colour: blue }\n",
+    );
+    let r = run(d, &["secrets", "check"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
 #[test]

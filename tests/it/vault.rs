@@ -273,3 +273,146 @@ secrets:
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("AppRole login failed"), "{}", r.stderr);
 }
+
+/// A service-account token as Kubernetes issues it: RS256 over the claims, signed with `key`.
+fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = b64(serde_json::json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": format!("system:serviceaccount:apps:{account}"),
+        "aud": ["vault"],
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 600,
+        "kubernetes.io/serviceaccount/namespace": "apps",
+        "kubernetes.io/serviceaccount/service-account.name": account,
+    })
+    .to_string()
+    .as_bytes());
+    let signing_input = format!("{header}.{claims}");
+    write(dir, "signing-input", &signing_input);
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(["dgst", "-sha256", "-sign", key, "signing-input"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{signing_input}.{}", b64(&out.stdout))
+}
+
+#[test]
+fn kubernetes_service_account_login() {
+    let bao = Bao::start();
+    let mut rng = Rng::new(43);
+    let value = sentinel(&mut rng);
+    bao.cli(&[
+        "kv",
+        "put",
+        "secret/staging/db",
+        &format!("password={value}"),
+    ]);
+    bao.cli_stdin(
+        &["policy", "write", "staging-only", "-"],
+        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "sa.key",
+        ],
+        vec!["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
+    ] {
+        let ok = std::process::Command::new("openssl")
+            .current_dir(d)
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    }
+    // The server validates service-account tokens against the cluster's signing key (what its
+    // `kubernetes` mount does through TokenReview, here without a cluster): the same login
+    // request, at the default `kubernetes` mount.
+    bao.cli(&["auth", "enable", "-path=kubernetes", "jwt"]);
+    let public = d.join("sa.pub").display().to_string();
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/config",
+        &format!("jwt_validation_pubkeys=@{public}"),
+        "bound_issuer=kubernetes/serviceaccount",
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/kubernetes/role/payments",
+        "role_type=jwt",
+        "user_claim=sub",
+        "bound_subject=system:serviceaccount:apps:payments",
+        "bound_audiences=vault",
+        "token_policies=staging-only",
+    ]);
+    let good = service_account_token(d, "sa.key", "payments");
+    let intruder = service_account_token(d, "sa.key", "intruder");
+    write(d, "token", &good);
+    write(d, "intruder-token", &intruder);
+    let config = |jwt: &str| {
+        format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: staging/, auth: {{ method: kubernetes, role: payments, jwt_file: {jwt} }} }} }}
+secrets:
+  DB_PASSWORD: {{ staging: 'vault://db#password' }}
+"
+        )
+    };
+    write(d, "k8s.yaml", &config("token"));
+    write(d, "intruder.yaml", &config("intruder-token"));
+    let get = |file: &str| {
+        sluice(
+            d,
+            &[("VAULT_ADDR", bao.addr.as_str())],
+            &[
+                "--config",
+                file,
+                "secrets",
+                "get",
+                "--env",
+                "staging",
+                "DB_PASSWORD",
+            ],
+        )
+    };
+    let r = get("k8s.yaml");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, value.as_str()),
+        "{}",
+        r.stderr
+    );
+    let r = get("intruder.yaml");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("Kubernetes login failed"), "{}", r.stderr);
+    for run in [&r] {
+        assert!(!run.stderr.contains(&intruder) && !run.stdout.contains(&value));
+    }
+    // A missing token file says which file.
+    write(d, "missing.yaml", &config("no-such-token"));
+    let r = get("missing.yaml");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no-such-token"), "{}", r.stderr);
+}
