@@ -316,6 +316,20 @@ fn two_envs_up_at_once_do_not_interfere() {
     }
     assert_eq!(digests(&env.dst, "env-c"), da);
     assert_eq!(digests(&env.dst, "env-d"), da);
+
+    // The next night's template replaces the last one (closed to connections as it is), and
+    // clones keep working from it.
+    let again = env.sluice(&["refresh", "nightly", "--template"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        databases(&env.dst),
+        "env-a,env-b,env-c,env-d,staging,staging_template"
+    );
+    let e = env.sluice(&[
+        "env", "up", "env-e", "--plan", "nightly", "--from", "template",
+    ]);
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    assert_eq!(digests(&env.dst, "env-e"), da);
 }
 
 /// Hold a snapshot with `sluice snapshot` (stdin kept open); returns the child and the ID.
