@@ -20,9 +20,51 @@ use crate::error::Error;
 /// The default budget: 256 MiB of pending work.
 pub const DEFAULT_BUDGET: usize = 256 << 20;
 
+/// What identifies a batch of work for merging: table, expand, depth, reason, and whether it
+/// carries values.
+type Kind = (QualifiedName, bool, u32, String, bool);
+
+fn kind(w: &Work) -> Kind {
+    (
+        w.table.clone(),
+        w.expand,
+        w.depth,
+        w.reason.clone(),
+        w.values.is_some(),
+    )
+}
+
 enum Entry {
     Memory(Work, usize),
-    Disk { offset: u64, len: usize, seq: u64 },
+    Disk {
+        offset: u64,
+        len: usize,
+        seq: u64,
+        kind: Kind,
+        rows: usize,
+    },
+}
+
+impl Entry {
+    fn rows(&self) -> usize {
+        match self {
+            Entry::Memory(w, _) => w.rows.len(),
+            Entry::Disk { rows, .. } => *rows,
+        }
+    }
+
+    fn same_kind(&self, k: &Kind) -> bool {
+        match self {
+            Entry::Memory(w, _) => {
+                w.table == k.0
+                    && w.expand == k.1
+                    && w.depth == k.2
+                    && w.reason == k.3
+                    && w.values.is_some() == k.4
+            }
+            Entry::Disk { kind, .. } => kind == k,
+        }
+    }
 }
 
 struct SpillFile {
@@ -114,6 +156,8 @@ impl SpillQueue {
             offset,
             len: sealed.len(),
             seq,
+            kind: kind(&w),
+            rows: w.rows.len(),
         })
     }
 
@@ -131,6 +175,28 @@ impl SpillQueue {
         Ok(())
     }
 
+    /// The next item, with the items right behind it of the same kind (table, reason, depth)
+    /// merged in while the rows stay within `limit`: lookups arrive in small batches, and one
+    /// step over many rows costs one query where many small steps would cost many.
+    pub fn pop_merged(&mut self, limit: usize) -> Result<Option<Work>, Error> {
+        let Some(mut w) = self.pop_front()? else {
+            return Ok(None);
+        };
+        let k = kind(&w);
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.same_kind(&k) && w.rows.len() + e.rows() <= limit)
+        {
+            let Some(next) = self.pop_front()? else { break };
+            w.rows.extend(next.rows);
+            if let (Some(a), Some(b)) = (w.values.as_mut(), next.values) {
+                a.extend(b);
+            }
+        }
+        Ok(Some(w))
+    }
+
     /// The next item.
     pub fn pop_front(&mut self) -> Result<Option<Work>, Error> {
         match self.entries.pop_front() {
@@ -139,7 +205,9 @@ impl SpillQueue {
                 self.in_memory -= size;
                 Ok(Some(w))
             }
-            Some(Entry::Disk { offset, len, seq }) => {
+            Some(Entry::Disk {
+                offset, len, seq, ..
+            }) => {
                 let bad = || Error::External {
                     what: "spill file".into(),
                     detail: "a spilled work item does not decrypt; the temporary file was changed"
@@ -384,6 +452,35 @@ mod tests {
         }
         assert!(q.pop_front().unwrap().is_none());
         assert_eq!(q.in_memory, 0);
+    }
+
+    #[test]
+    fn consecutive_work_of_one_kind_merges_up_to_the_limit() {
+        let same = |rows: u64| Work {
+            rows: (0..rows).map(|r| (1, r)).collect(),
+            values: Some((0..rows).map(|r| vec![Some(r.to_string())]).collect()),
+            ..work(1, "m")
+        };
+        // A budget that keeps the first in memory and spills the rest.
+        let mut q =
+            SpillQueue::new(3000, vec![same(10), same(10), same(10), work(2, "m")]).unwrap();
+        q.push_back(same(10)).unwrap();
+        assert!(q.spilled_items > 0);
+        let first = q.pop_merged(25).unwrap().unwrap();
+        assert_eq!(first.rows.len(), 20, "two of ten fit under 25");
+        assert_eq!(first.values.as_ref().map(Vec::len), Some(20));
+        let second = q.pop_merged(25).unwrap().unwrap();
+        assert_eq!(second.rows.len(), 10, "the next kind stops the merge");
+        assert!(same_kind_as(
+            &q.pop_merged(25).unwrap().unwrap(),
+            &work(2, "m")
+        ));
+        assert_eq!(q.pop_merged(25).unwrap().unwrap().rows.len(), 10);
+        assert!(q.pop_merged(25).unwrap().is_none());
+    }
+
+    fn same_kind_as(a: &Work, b: &Work) -> bool {
+        kind(a) == kind(b)
     }
 
     #[test]

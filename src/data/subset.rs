@@ -195,7 +195,7 @@ pub async fn close<S: RowSource>(
     let mut expanded: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut orphaned: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut queue = super::spill::SpillQueue::new(memory_budget, roots)?;
-    while let Some(mut w) = queue.pop_front()? {
+    while let Some(mut w) = queue.pop_merged(WORK_CHUNK)? {
         // Work on bounded slices so memory does not grow with the size of one step.
         if w.rows.len() > WORK_CHUNK {
             let rest_rows = w.rows.split_off(WORK_CHUNK);
