@@ -832,11 +832,7 @@ fn target_servers(
     for name in names {
         let r = resolve_plan(loaded, &name)?;
         let url = r.target_url(loaded, &name)?;
-        let cfg: tokio_postgres::Config = url.expose().parse().map_err(|_| {
-            Error::Usage(format!(
-                "refresh.{name}.target.url is not a PostgreSQL connection URL; it is not shown"
-            ))
-        })?;
+        let cfg = sluice::data::tls::endpoint(url.expose(), &format!("refresh.{name}.target"))?;
         let key = format!(
             "{:?} {:?} {:?}",
             cfg.get_hosts(),

@@ -13,8 +13,8 @@ use super::catalog::sql_ident;
 use super::marks::{Mark, Role};
 use super::pg_error;
 use super::pipeline::{
-    LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, connect_admin, databases, parse_url,
-    quote_literal, recover, replace, runtime,
+    LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, connect_admin, databases, drop_database,
+    drop_loading, parse_url, quote_literal, recover, replace, runtime, take_refresh_lock,
 };
 use crate::error::Error;
 use crate::secrets::SecretValue;
@@ -170,29 +170,6 @@ pub fn list(target_url: &SecretValue) -> Result<Vec<Listed>, Error> {
     })
 }
 
-/// Take the per-database lock a refresh takes, so an `up` and a `down` of one name never
-/// overlap.
-async fn lock(admin: &Client, name: &str) -> Result<(), Error> {
-    let got: bool = admin
-        .query_one(
-            "select pg_try_advisory_lock(hashtext('sluice refresh ' || $1))",
-            &[&name],
-        )
-        .await
-        .map_err(|e| pg_error("taking the environment's lock", e))?
-        .get(0);
-    if got {
-        Ok(())
-    } else {
-        Err(Error::External {
-            what: "postgresql".into(),
-            detail: format!(
-                "`{name}` is being created or refreshed right now; try again when that ends"
-            ),
-        })
-    }
-}
-
 /// What a clone did.
 #[derive(Debug, Clone)]
 pub struct Cloned {
@@ -226,7 +203,7 @@ pub fn clone_template(
         else {
             return Ok(None);
         };
-        lock(&admin, name).await?;
+        take_refresh_lock(&admin, name, false).await?;
         let loading = format!("{name}{LOADING_SUFFIX}");
         recover(&admin, name, &loading, &format!("{name}{PREVIOUS_SUFFIX}")).await?;
         check_replaceable(&databases(&admin).await?, name, Role::Env)?;
@@ -262,12 +239,7 @@ pub fn clone_template(
             replace(&admin, name, mark, false).await
         };
         if let Err(e) = fill.await {
-            let _ = admin
-                .batch_execute(&format!(
-                    "drop database if exists {} with (force)",
-                    sql_ident(&loading)
-                ))
-                .await;
+            drop_loading(&admin, &loading).await;
             return Err(e);
         }
         Ok(Some(Cloned {
@@ -299,7 +271,7 @@ async fn drop_env(admin: &Client, name: &str) -> Result<bool, Error> {
     if own_env(admin, name).await?.is_none() {
         return Ok(false);
     }
-    lock(admin, name).await?;
+    take_refresh_lock(admin, name, false).await?;
     let dbs = databases(admin).await?;
     for db in [
         name.to_string(),
@@ -310,13 +282,7 @@ async fn drop_env(admin: &Client, name: &str) -> Result<bool, Error> {
             .iter()
             .any(|(n, c)| *n == db && super::marks::is_ours(c.as_deref()));
         if ours {
-            admin
-                .batch_execute(&format!(
-                    "drop database if exists {} with (force)",
-                    sql_ident(&db)
-                ))
-                .await
-                .map_err(|e| pg_error(&format!("dropping {db}"), e))?;
+            drop_database(admin, &db).await?;
         }
     }
     admin

@@ -746,7 +746,11 @@ async fn adopt_held_snapshot<'a>(
 }
 
 /// One refresh at a time per target database; the shards of one sharded load share the lock.
-async fn take_refresh_lock(admin: &Client, target_db: &str, shared: bool) -> Result<(), Error> {
+pub(crate) async fn take_refresh_lock(
+    admin: &Client,
+    target_db: &str,
+    shared: bool,
+) -> Result<(), Error> {
     let function = if shared {
         "pg_try_advisory_lock_shared"
     } else {
@@ -827,13 +831,20 @@ async fn set_mark(admin: &Client, db: &str, mark: &Mark) -> Result<(), Error> {
         .map_err(|e| pg_error(&format!("marking {db}"), e))
 }
 
-async fn drop_loading(admin: &Client, loading: &str) {
-    let _ = admin
+/// Drop a database (sessions on it are ended by `WITH (FORCE)`); gone already is fine.
+pub(crate) async fn drop_database(admin: &Client, db: &str) -> Result<(), Error> {
+    admin
         .batch_execute(&format!(
             "drop database if exists {} with (force)",
-            sql_ident(loading)
+            sql_ident(db)
         ))
-        .await;
+        .await
+        .map_err(|e| pg_error(&format!("dropping {db}"), e))
+}
+
+/// Drop a half-loaded database on the way out of a failure: the failure is what is reported.
+pub(crate) async fn drop_loading(admin: &Client, loading: &str) {
+    let _ = drop_database(admin, loading).await;
 }
 
 /// Which shard of a sharded load this process is.
@@ -1026,13 +1037,7 @@ pub(crate) async fn recover(
                 ),
             });
         }
-        admin
-            .batch_execute(&format!(
-                "drop database {} with (force)",
-                sql_ident(loading)
-            ))
-            .await
-            .map_err(|e| pg_error(&format!("removing the leftover {loading}"), e))?;
+        drop_database(admin, loading).await?;
         removed.push(loading.to_string());
     }
     if !exists(target_db) && ours(previous) {
@@ -1102,13 +1107,7 @@ pub(crate) async fn replace(
         return Ok(Some(previous));
     }
     end_sessions(admin, std::slice::from_ref(&previous)).await?;
-    admin
-        .batch_execute(&format!(
-            "drop database if exists {} with (force)",
-            sql_ident(&previous)
-        ))
-        .await
-        .map_err(|e| pg_error(&format!("dropping the replaced {previous}"), e))?;
+    drop_database(admin, &previous).await?;
     Ok(None)
 }
 
@@ -1164,13 +1163,7 @@ pub(crate) async fn swap(
             });
         }
         end_sessions(admin, &[previous.to_string()]).await?;
-        admin
-            .batch_execute(&format!(
-                "drop database {} with (force)",
-                sql_ident(previous)
-            ))
-            .await
-            .map_err(|e| pg_error(&format!("dropping {previous}"), e))?;
+        drop_database(admin, previous).await?;
     }
     let had_target = exists(target_db);
     let mut sql = String::from("begin;");
@@ -1204,12 +1197,7 @@ pub(crate) async fn swap(
                 let busy = e.code().is_some_and(|c| c.code() == "55006");
                 attempt += 1;
                 if !busy || attempt >= 50 {
-                    let _ = admin
-                        .batch_execute(&format!(
-                            "drop database if exists {} with (force)",
-                            sql_ident(loading)
-                        ))
-                        .await;
+                    drop_loading(admin, loading).await;
                     return Err(pg_error(&format!("swapping {loading} into {target_db}"), e));
                 }
                 tokio::time::sleep(Duration::from_millis(20 * attempt)).await;

@@ -124,7 +124,7 @@ refresh:
     );
     let ca_file = certs.path().join("test-ca.pem").display().to_string();
     let other_ca = certs.path().join("other-ca.pem").display().to_string();
-    let run = |host: &str, query: &str| {
+    let sluice_with = |host: &str, query: &str, args: &[&str]| {
         let url = |pg: &PgCluster, db: &str| {
             format!(
                 "postgresql://postgres:{PASSWORD}@{host}:{}/{db}?{query}",
@@ -140,7 +140,7 @@ refresh:
                 ("PROD_MASKING_KEY", "tls-test-key"),
             ],
             &[],
-            &["refresh", "nightly"],
+            args,
             None,
         );
         assert!(
@@ -151,6 +151,7 @@ refresh:
         );
         r
     };
+    let run = |host: &str, query: &str| sluice_with(host, query, &["refresh", "nightly"]);
 
     // verify-full against the right CA, by the name on the certificate: sluice's own
     // connections and pg_dump/psql all pass the server's hostssl-only rules.
@@ -168,6 +169,15 @@ refresh:
         "0",
         "masked by the built-in presets"
     );
+
+    // The environment commands read the same URLs (sslmode and sslrootcert included).
+    let list = sluice_with(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca_file}"),
+        &["env", "list"],
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.starts_with("name "), "{}", list.stdout);
 
     // The certificate does not name 127.0.0.1: verify-full refuses, verify-ca (chain only)
     // accepts.
