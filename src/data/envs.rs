@@ -109,12 +109,13 @@ pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
         }
         return u.to_string();
     }
-    text.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=*****"
+    super::tls::kv_pairs(text)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "password" {
+                "password=*****".to_string()
             } else {
-                kv
+                format!("{k}={v}")
             }
         })
         .collect::<Vec<_>>()
@@ -367,6 +368,9 @@ mod tests {
             "postgresql://app:*****@db.internal:6432/pr-7?sslmode=disable&password=*****"
         );
         assert!(display_url(&env, true).contains("s3cr%2Ft"));
+        let quoted = SecretValue::new("host=db password='hunter 2' dbname=staging".into());
+        let shown = display_url(&quoted, false);
+        assert_eq!(shown, "host=db password=***** dbname=staging");
         let kv = SecretValue::new("host=db user=app password=hunter2 dbname=staging".into());
         let env = with_database(&kv, "pr-7").unwrap();
         assert_eq!(

@@ -116,21 +116,72 @@ fn split(text: &str) -> Option<(String, Option<String>, Option<String>)> {
         }
         return Some((u.to_string(), mode, root));
     }
-    let kept: Vec<&str> = text
-        .split_whitespace()
-        .filter(|kv| {
-            if let Some(v) = kv.strip_prefix("sslmode=") {
-                mode = Some(v.trim_matches('\'').to_string());
-                false
-            } else if let Some(v) = kv.strip_prefix("sslrootcert=") {
-                root = Some(v.trim_matches('\'').to_string());
-                false
-            } else {
-                true
-            }
-        })
-        .collect();
+    let mut kept = Vec::new();
+    for (k, raw) in kv_pairs(text) {
+        match k.as_str() {
+            "sslmode" => mode = Some(unquote(&raw)),
+            "sslrootcert" => root = Some(unquote(&raw)),
+            _ => kept.push(format!("{k}={raw}")),
+        }
+    }
     Some((kept.join(" "), mode, root))
+}
+
+/// The `key=value` pairs of a libpq key/value connection string, each value as written
+/// (`'quoted values'` with `\'` and `\\` escapes keep their quotes), so the string can be
+/// put back together.
+pub fn kv_pairs(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        if key.is_empty() {
+            break;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.next_if_eq(&'=');
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut raw = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            raw.push('\'');
+            while let Some(c) = chars.next() {
+                raw.push(c);
+                match c {
+                    '\\' => raw.extend(chars.next()),
+                    '\'' => break,
+                    _ => {}
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                raw.push(c);
+            }
+        }
+        out.push((key, raw));
+    }
+    out
+}
+
+fn unquote(raw: &str) -> String {
+    match raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        Some(inner) => {
+            let mut v = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    v.extend(chars.next());
+                } else {
+                    v.push(c);
+                }
+            }
+            v
+        }
+        None => raw.to_string(),
+    }
 }
 
 /// Parse a connection string. `side` names it in errors (`source`, `target`); the string
@@ -473,8 +524,11 @@ mod tests {
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
         let (rest, mode, root) =
-            split("host=db sslmode=require dbname=app sslrootcert='/ca.pem'").unwrap();
-        assert_eq!(rest, "host=db dbname=app");
+            split("host=db sslmode=require password='a b\\'c' dbname = app sslrootcert='/ca.pem'")
+                .unwrap();
+        assert_eq!(rest, "host=db password='a b\\'c' dbname=app");
+        let parsed: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"a b'c"[..]));
         assert_eq!(mode.as_deref(), Some("require"));
         assert_eq!(root.as_deref(), Some("/ca.pem"));
         let e = endpoint("postgresql://u@db/app?sslmode=verify-full", "source").unwrap();
