@@ -78,6 +78,8 @@ pub struct Column {
     pub generated: bool,
     /// Identity column: `Some('a')` always, `Some('d')` by default.
     pub identity: Option<char>,
+    /// How it can travel in binary COPY.
+    pub wire: super::binary::Wire,
 }
 
 /// A foreign key.
@@ -215,8 +217,24 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
     for r in client
         .query(
             "select a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                    a.attgenerated::text, a.attidentity::text
+                    a.attgenerated::text, a.attidentity::text,
+                    -- Built-in types (below FirstNormalObjectId) with binary I/O, their elements
+                    -- too, can move as binary COPY; the rest (enums, domains, composites,
+                    -- extension types embed or are database-specific OIDs) only as text.
+                    case
+                      when a.atttypid in (25, 1043, 1042, 19) then 'string'
+                      when a.atttypid = 21 then 'int2'
+                      when a.atttypid = 23 then 'int4'
+                      when a.atttypid = 20 then 'int8'
+                      when a.atttypid < 16384 and t.typsend::oid <> 0 and t.typreceive::oid <> 0
+                       and (t.typelem = 0 or exists (
+                             select 1 from pg_type e where e.oid = t.typelem and e.oid < 16384
+                                and e.typsend::oid <> 0 and e.typreceive::oid <> 0))
+                        then 'builtin'
+                      else 'text'
+                    end
                from pg_attribute a
+               join pg_type t on t.oid = a.atttypid
               where a.attrelid = any($1) and a.attnum > 0 and not a.attisdropped
               order by a.attrelid, a.attnum",
             &[&oids],
@@ -233,6 +251,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
                 not_null: r.get(3),
                 generated: !generated.is_empty(),
                 identity: identity.chars().next(),
+                wire: super::binary::Wire::from_class(r.get(6)),
             });
         }
     }

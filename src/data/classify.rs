@@ -404,6 +404,7 @@ mod tests {
                     not_null: false,
                     generated: c.ends_with("_gen"),
                     identity: None,
+                    wire: Default::default(),
                 })
                 .collect(),
             primary_key: vec![],

@@ -5,6 +5,7 @@
 //! snapshot, schema, parallel streams, atomic swap), ephemeral environments and templates
 //! ([`envs`], with the database marks of [`marks`]).
 
+pub mod binary;
 pub mod catalog;
 pub mod classify;
 pub mod copy;

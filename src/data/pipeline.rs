@@ -27,7 +27,7 @@ use super::catalog::{self, Catalog, QualifiedName, sql_ident};
 use super::marks::{Mark, Role, is_ours};
 use super::pg_error;
 use super::plan::{Plan, TablePlan};
-use super::stream::{Moved, adopt_snapshot, copy_table_with, export_snapshot};
+use super::stream::{CopyOptions, Moved, adopt_snapshot, copy_table_with, export_snapshot};
 use crate::error::Error;
 use crate::secrets::SecretValue;
 
@@ -235,6 +235,8 @@ pub struct TableReport {
     pub seconds: f64,
     /// Columns transformed.
     pub masked_columns: usize,
+    /// The COPY format the rows moved in: `binary` or `text`.
+    pub format: &'static str,
 }
 
 fn display<S: serde::Serializer>(v: &QualifiedName, s: S) -> Result<S::Ok, S::Error> {
@@ -677,7 +679,8 @@ pub fn refresh(
         report.removed_leftovers = removed;
 
         step("copying rows");
-        let copied = copy_rows(settings, &source, &load_cfg, &snapshot, tasks, &progress).await;
+        let binary = binary_copy(server_version, &encoding, &admin).await?;
+        let copied = copy_rows(settings, &source, &load_cfg, &snapshot, tasks, binary, &progress).await;
         report.tables = match copied {
             Ok(t) => t,
             Err(e) => {
@@ -1232,6 +1235,25 @@ fn spawn_post_dump(source: &Endpoint, snapshot: &str) -> PostDump {
     std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
 }
 
+/// Whether tables may move as binary COPY: both servers of one major version (binary formats
+/// of built-in types are stable within one) and a UTF-8 database (masked strings are read as
+/// UTF-8). `SLUICE_COPY_FORMAT=text` turns it off.
+async fn binary_copy(
+    source_version: i32,
+    encoding: &str,
+    target_admin: &Client,
+) -> Result<bool, Error> {
+    if std::env::var("SLUICE_COPY_FORMAT").is_ok_and(|f| f == "text") {
+        return Ok(false);
+    }
+    let target_version: i32 = target_admin
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| pg_error("reading the target version", e))?
+        .get(0);
+    Ok(source_version / 10000 == target_version / 10000 && encoding == "UTF8")
+}
+
 /// Copy `tasks` into the loading database, `settings.jobs` at once, each worker on the
 /// snapshot. Per-table reports, parts of one table added up.
 async fn copy_rows(
@@ -1240,6 +1262,7 @@ async fn copy_rows(
     load_cfg: &Endpoint,
     snapshot: &str,
     tasks: Vec<Task>,
+    binary: bool,
     progress: &Arc<Progress>,
 ) -> Result<Vec<TableReport>, Error> {
     let queue: Arc<Mutex<Vec<Task>>> = Arc::new(Mutex::new(tasks.into_iter().rev().collect()));
@@ -1285,7 +1308,10 @@ async fn copy_rows(
                     &t.columns,
                     task.filter.as_deref(),
                     &key,
-                    true,
+                    CopyOptions {
+                        freeze: true,
+                        binary,
+                    },
                     &report_progress,
                 )
                 .await?;
@@ -1295,6 +1321,7 @@ async fn copy_rows(
                     bytes: moved.bytes,
                     seconds: began.elapsed().as_secs_f64(),
                     masked_columns: t.columns.iter().filter(|c| c.transform.is_some()).count(),
+                    format: if moved.binary { "binary" } else { "text" },
                 };
                 progress(Event::TableDone {
                     label: task.label.clone(),

@@ -450,6 +450,7 @@ pub fn build(
                         transform: (d.transform != Transform::Keep).then_some(d.transform),
                         domain: d.domain,
                         max_len: max_len(&c.type_name),
+                        wire: c.wire,
                     });
                 }
                 None => {
@@ -460,6 +461,7 @@ pub fn build(
                         domain: String::new(),
                         unique: false,
                         max_len: None,
+                        wire: c.wire,
                     });
                 }
             }
@@ -770,6 +772,7 @@ mod tests {
                     not_null: false,
                     generated: c.ends_with('!'),
                     identity: None,
+                    wire: Default::default(),
                 })
                 .collect(),
             primary_key: vec![cols[0].to_string()],

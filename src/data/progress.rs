@@ -306,6 +306,7 @@ mod tests {
             moved: Moved {
                 rows: 500,
                 bytes: 2_000_000,
+                binary: false,
             },
         });
         r.event(Event::TableDone {
@@ -319,6 +320,7 @@ mod tests {
                 bytes: 4_000_000,
                 seconds: 2.0,
                 masked_columns: 1,
+                format: "text",
             },
         });
         let out = buf.0.lock().unwrap().clone();

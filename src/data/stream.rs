@@ -3,7 +3,8 @@
 //! `COPY … FROM STDIN` on the target. Memory stays bounded: rows are gathered into batches of
 //! about 1 MiB, masked on the rayon pool (at most [`IN_FLIGHT`] batches at once), and written in
 //! order; the target's back-pressure paces the source. A table with nothing to mask passes its
-//! COPY bytes through untouched.
+//! COPY bytes through untouched. Where both servers allow it and every column has a portable
+//! binary form, the table moves in COPY's binary format instead ([`binary`]).
 
 use std::collections::HashSet;
 use std::collections::VecDeque;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio_postgres::{Client, IsolationLevel, Transaction};
 
+use super::binary::{self, Step, Wire};
 use super::catalog::{QualifiedName, sql_ident};
 use super::copy::{decode_field, encode_field};
 use super::mask::{MaskKey, Transform};
@@ -39,6 +41,8 @@ pub struct ColumnPlan {
     pub unique: bool,
     /// The column's length limit (`varchar(n)`, `char(n)`): longer masked values are fitted.
     pub max_len: Option<usize>,
+    /// How it can travel in binary COPY.
+    pub wire: Wire,
 }
 
 /// What a copy moved.
@@ -46,8 +50,30 @@ pub struct ColumnPlan {
 pub struct Moved {
     /// Rows.
     pub rows: u64,
-    /// COPY text bytes read from the source.
+    /// COPY bytes read from the source.
     pub bytes: u64,
+    /// Moved in COPY's binary format (else text).
+    pub binary: bool,
+}
+
+/// How one copy runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyOptions {
+    /// Truncate the target table and `COPY … FREEZE` in one transaction (a whole table into a
+    /// freshly created target).
+    pub freeze: bool,
+    /// Binary COPY is allowed (both servers of one major version, UTF-8); it is used when every
+    /// column can travel binary ([`Wire::carries`]).
+    pub binary: bool,
+}
+
+/// Whether a table with these columns moves as binary COPY when the servers allow it.
+pub fn travels_binary(columns: &[ColumnPlan]) -> bool {
+    !columns.is_empty()
+        && columns.iter().all(|c| {
+            !matches!(c.transform, Some(Transform::Template(_)))
+                && c.wire.carries(c.transform.is_some())
+        })
 }
 
 /// A REPEATABLE READ, READ ONLY transaction: what every reader of a refresh runs in.
@@ -289,21 +315,63 @@ impl Masker {
         Ok(())
     }
 
-    /// Mask a batch of whole rows (each ending in a newline) on the rayon pool, in parallel
-    /// slices, preserving order.
-    fn batch(&self, input: &[u8]) -> Result<Vec<u8>, String> {
+    /// One binary COPY tuple: fields without a transform are copied as raw bytes; masked
+    /// ones are decoded by their [`Wire`], masked and encoded back.
+    fn tuple(&self, tuple: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(&tuple[..2]);
+        let mut p = 2;
+        for (i, c) in self.columns.iter().enumerate() {
+            let len = i32::from_be_bytes([tuple[p], tuple[p + 1], tuple[p + 2], tuple[p + 3]]);
+            let end = p + 4 + len.max(0) as usize;
+            match &c.transform {
+                // NULL stays NULL.
+                Some(t) if len >= 0 => {
+                    let text = c
+                        .wire
+                        .decode(&tuple[p + 4..end])
+                        .map_err(|e| format!("column {}: {e}", c.name))?;
+                    match self.value(i, t, &text)? {
+                        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                        Some(v) => c
+                            .wire
+                            .encode(&v, out)
+                            .map_err(|e| format!("column {}: {e}", c.name))?,
+                    }
+                }
+                _ => out.extend_from_slice(&tuple[p..end]),
+            }
+            p = end;
+        }
+        Ok(())
+    }
+
+    /// Mask a batch of whole rows (text: each ending in a newline; binary: whole tuples) on the
+    /// rayon pool, in parallel slices, preserving order.
+    fn batch(&self, input: &[u8], binary: bool) -> Result<Vec<u8>, String> {
         use rayon::prelude::*;
         const SLICE: usize = 64 << 10;
+        let n = self.columns.len();
         // Cut at row ends near every SLICE bytes.
         let mut cuts = vec![0];
         let mut at = 0;
-        while at + SLICE < input.len() {
-            match memchr::memchr(b'\n', &input[at + SLICE..]) {
-                Some(i) => {
-                    at = at + SLICE + i + 1;
+        if binary {
+            let mut last = 0;
+            while let Step::Tuple(end) = binary::step(input, at, n).map_err(|e| e.to_string())? {
+                at = end;
+                if at - last >= SLICE {
                     cuts.push(at);
+                    last = at;
                 }
-                None => break,
+            }
+        } else {
+            while at + SLICE < input.len() {
+                match memchr::memchr(b'\n', &input[at + SLICE..]) {
+                    Some(i) => {
+                        at = at + SLICE + i + 1;
+                        cuts.push(at);
+                    }
+                    None => break,
+                }
             }
         }
         if *cuts.last().unwrap_or(&0) != input.len() {
@@ -314,12 +382,20 @@ impl Masker {
             .map(|w| {
                 let slice = &input[w[0]..w[1]];
                 let mut out = Vec::with_capacity(slice.len() + slice.len() / 4);
-                for line in slice
-                    .strip_suffix(b"\n")
-                    .unwrap_or(slice)
-                    .split(|&b| b == b'\n')
-                {
-                    self.row(line, &mut out)?;
+                if binary {
+                    let mut at = 0;
+                    while let Ok(Step::Tuple(end)) = binary::step(slice, at, n) {
+                        self.tuple(&slice[at..end], &mut out)?;
+                        at = end;
+                    }
+                } else {
+                    for line in slice
+                        .strip_suffix(b"\n")
+                        .unwrap_or(slice)
+                        .split(|&b| b == b'\n')
+                    {
+                        self.row(line, &mut out)?;
+                    }
                 }
                 Ok(out)
             })
@@ -329,6 +405,103 @@ impl Masker {
             out.extend_from_slice(&p?);
         }
         Ok(out)
+    }
+}
+
+/// Where whole rows end in a stream being read, text or binary.
+enum Framing {
+    /// Text rows end at a newline.
+    Text,
+    /// Binary tuples: the header is skipped, `scanned` bytes of the batch are whole tuples,
+    /// `ended` once the trailer was read.
+    Binary {
+        fields: usize,
+        header_done: bool,
+        scanned: usize,
+        ended: bool,
+    },
+}
+
+impl Framing {
+    /// Take in a chunk appended to `batch`; returns the rows it completed.
+    fn feed(&mut self, batch: &mut Vec<u8>, chunk: &[u8]) -> Result<u64, binary::CopyError> {
+        match self {
+            Framing::Text => {
+                batch.extend_from_slice(chunk);
+                Ok(memchr::memchr_iter(b'\n', chunk).count() as u64)
+            }
+            Framing::Binary {
+                fields,
+                header_done,
+                scanned,
+                ended,
+            } => {
+                if *ended {
+                    return Err(binary::CopyError {
+                        field: 0,
+                        message: "data after the binary COPY trailer",
+                    });
+                }
+                batch.extend_from_slice(chunk);
+                if !*header_done {
+                    let Some(h) = binary::header_len(batch)? else {
+                        return Ok(0);
+                    };
+                    batch.drain(..h);
+                    *header_done = true;
+                }
+                let mut rows = 0;
+                loop {
+                    match binary::step(batch, *scanned, *fields)? {
+                        Step::Tuple(end) => {
+                            *scanned = end;
+                            rows += 1;
+                        }
+                        Step::End(end) => {
+                            if end != batch.len() {
+                                return Err(binary::CopyError {
+                                    field: 0,
+                                    message: "data after the binary COPY trailer",
+                                });
+                            }
+                            batch.truncate(*scanned);
+                            *ended = true;
+                            break;
+                        }
+                        Step::More => break,
+                    }
+                }
+                Ok(rows)
+            }
+        }
+    }
+
+    /// How many leading bytes of `batch` are whole rows.
+    fn whole(&self, batch: &[u8]) -> usize {
+        match self {
+            Framing::Text => memchr::memrchr(b'\n', batch).map_or(0, |i| i + 1),
+            Framing::Binary { scanned, .. } => *scanned,
+        }
+    }
+
+    /// Cut the whole rows off `batch` (the rest stays for the next chunk).
+    fn cut(&mut self, batch: &mut Vec<u8>) -> Vec<u8> {
+        let n = self.whole(batch);
+        let rest = batch.split_off(n);
+        if let Framing::Binary { scanned, .. } = self {
+            *scanned = 0;
+        }
+        let mut next = Vec::with_capacity(BATCH + (64 << 10));
+        next.extend_from_slice(&rest);
+        std::mem::replace(batch, next)
+    }
+
+    /// Whether the stream ended cleanly given what is left in `batch`.
+    fn complete(&self, batch: &[u8]) -> bool {
+        match self {
+            Framing::Text => batch.is_empty(),
+            Framing::Binary { ended, .. } => *ended && batch.is_empty(),
+        }
     }
 }
 
@@ -342,12 +515,21 @@ pub async fn copy_table(
     filter: Option<&str>,
     key: &[u8],
 ) -> Result<Moved, Error> {
-    copy_table_with(source, target, table, columns, filter, key, false, &|_| {}).await
+    copy_table_with(
+        source,
+        target,
+        table,
+        columns,
+        filter,
+        key,
+        CopyOptions::default(),
+        &|_| {},
+    )
+    .await
 }
 
-/// [`copy_table`], calling `progress` with the running totals after every batch. With
-/// `whole_table_freeze` (and no filter) the target table is truncated and loaded with
-/// `COPY … FREEZE` in one transaction: only for a freshly created target.
+/// [`copy_table`] with [`CopyOptions`], calling `progress` with the running totals after every
+/// batch.
 #[allow(clippy::too_many_arguments)]
 pub async fn copy_table_with(
     source: &Transaction<'_>,
@@ -356,7 +538,7 @@ pub async fn copy_table_with(
     columns: &[ColumnPlan],
     filter: Option<&str>,
     key: &[u8],
-    whole_table_freeze: bool,
+    options: CopyOptions,
     progress: &(dyn Fn(Moved) + Sync),
 ) -> Result<Moved, Error> {
     let list = columns
@@ -364,13 +546,15 @@ pub async fn copy_table_with(
         .map(|c| sql_ident(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
+    let binary = options.binary && travels_binary(columns);
+    let format = if binary { " with (format binary)" } else { "" };
     // A whole table is read by COPY of the table itself (a heap scan straight into the COPY
     // stream, as pg_dump does), which is cheaper than COPY of a query; COPY of a table never
     // includes inheritance children, like ONLY.
     let select = match filter {
-        None => format!("copy {} ({list}) to stdout", table.sql()),
+        None => format!("copy {} ({list}) to stdout{format}", table.sql()),
         Some(f) => format!(
-            "copy (select {list} from only {} where {f}) to stdout",
+            "copy (select {list} from only {} where {f}) to stdout{format}",
             table.sql()
         ),
     };
@@ -380,30 +564,49 @@ pub async fn copy_table_with(
     // A whole table into an empty one: truncate and COPY FREEZE in one transaction, so rows land
     // frozen and the index builds and key checks after the load never rewrite pages to set hint
     // bits (nor does a later vacuum).
-    let freeze = filter.is_none() && whole_table_freeze;
+    let freeze = filter.is_none() && options.freeze;
     if freeze {
         target
             .batch_execute(&format!("begin; truncate only {}", table.sql()))
             .await
             .map_err(writing)?;
     }
+    let with = match (freeze, binary) {
+        (false, false) => "",
+        (true, false) => " with (freeze)",
+        (false, true) => " with (format binary)",
+        (true, true) => " with (format binary, freeze)",
+    };
     let sink = target
-        .copy_in(
-            format!(
-                "copy {} ({list}) from stdin{}",
-                table.sql(),
-                if freeze { " with (freeze)" } else { "" }
-            )
-            .as_str(),
-        )
+        .copy_in(format!("copy {} ({list}) from stdin{with}", table.sql()).as_str())
         .await
         .map_err(writing)?;
     futures_util::pin_mut!(out);
     futures_util::pin_mut!(sink);
+    let malformed = |e: binary::CopyError| Error::External {
+        what: "postgresql".into(),
+        detail: format!("{table}: {e}"),
+    };
+    let mut framing = if binary {
+        sink.send(Bytes::from(binary::header()))
+            .await
+            .map_err(writing)?;
+        Framing::Binary {
+            fields: columns.len(),
+            header_done: false,
+            scanned: 0,
+            ended: false,
+        }
+    } else {
+        Framing::Text
+    };
     let masks = columns.iter().any(|c| c.transform.is_some());
     let masker = Arc::new(Masker::new(columns, key));
     let mut batch = Vec::with_capacity(BATCH + (64 << 10));
-    let mut moved = Moved::default();
+    let mut moved = Moved {
+        binary,
+        ..Moved::default()
+    };
     let mut in_flight: VecDeque<tokio::sync::oneshot::Receiver<Result<Vec<u8>, String>>> =
         VecDeque::new();
     let masking_failed = |e: String| Error::Usage(format!("{table}: {e}"));
@@ -424,24 +627,16 @@ pub async fn copy_table_with(
         let done = chunk.is_none();
         if let Some(chunk) = chunk {
             moved.bytes += chunk.len() as u64;
-            moved.rows += memchr::memchr_iter(b'\n', &chunk).count() as u64;
-            batch.extend_from_slice(&chunk);
+            moved.rows += framing.feed(&mut batch, &chunk).map_err(malformed)?;
         }
-        // Rows never straddle a batch: COPY sends whole rows, and a batch is cut at a newline.
-        let whole = batch.last().is_none_or(|&b| b == b'\n');
-        if (batch.len() >= BATCH && whole) || (done && !batch.is_empty()) {
-            if !whole {
-                return Err(Error::External {
-                    what: "postgresql".into(),
-                    detail: format!("{table}: COPY ended inside a row"),
-                });
-            }
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + (64 << 10)));
+        // Rows never straddle a batch: a batch is cut where whole rows end.
+        if framing.whole(&batch) >= BATCH || (done && framing.whole(&batch) > 0) {
+            let full = framing.cut(&mut batch);
             if masks {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let m = Arc::clone(&masker);
                 rayon::spawn(move || {
-                    let _ = tx.send(m.batch(&full));
+                    let _ = tx.send(m.batch(&full, binary));
                 });
                 in_flight.push_back(rx);
                 if in_flight.len() >= IN_FLIGHT {
@@ -453,11 +648,22 @@ pub async fn copy_table_with(
             progress(moved);
         }
         if done {
+            if !framing.complete(&batch) {
+                return Err(Error::External {
+                    what: "postgresql".into(),
+                    detail: format!("{table}: COPY ended inside a row"),
+                });
+            }
             break;
         }
     }
     while !in_flight.is_empty() {
         drain_one!();
+    }
+    if binary {
+        sink.send(Bytes::from_static(&binary::TRAILER))
+            .await
+            .map_err(writing)?;
     }
     // The target's own count of what it stored must match what the source sent.
     let written = sink.as_mut().finish().await.map_err(writing)?;
@@ -490,6 +696,7 @@ mod tests {
             transform: t,
             unique,
             max_len: None,
+            wire: Wire::String,
         }
     }
 
@@ -510,7 +717,7 @@ mod tests {
             );
         }
         input.extend_from_slice(b"5000\t\\N\t\\N\n");
-        let out = m.batch(&input).unwrap();
+        let out = m.batch(&input, false).unwrap();
         let lines: Vec<&[u8]> = out
             .strip_suffix(b"\n")
             .unwrap()
@@ -527,7 +734,7 @@ mod tests {
             .collect();
         assert_eq!(emails.len(), 5001);
         // Deterministic: a fresh masker gives the same bytes.
-        let again = Masker::new(&m.columns, b"k").batch(&input).unwrap();
+        let again = Masker::new(&m.columns, b"k").batch(&input, false).unwrap();
         assert_eq!(out, again);
     }
 

@@ -174,6 +174,16 @@ insert into types (id, b, i2, i8, n, n2, r4, r8, m, t, vc, c, by, arr, tarr, ir,
   values (3, false, 0, 0, '0.000', 0, 'NaN', 'NaN', 0, repeat('big value ', 120000), '', '', '', '{}', '{}',
   'empty', 'empty', 'empty', 'empty', '{}', 'sad', 1, '', 0, '0/0');
 
+-- The built-in columns of `types` again: this table moves as binary COPY (enums, domains and
+-- extension types keep `types` in text).
+create table builtin_types as select id, b, i2, i8, n, n2, r4, r8, m, t, vc, c, by, d, tm, ttz, ts,
+  tstz, iv, u, j, jb, x, ip, net, mac, mac8, bits, vb, pt, ln, ls, bx, pth, pg, ci, tsv, tsq, arr, tarr,
+  ir, dr, nr, tr, mr, o, lsn from types;
+alter table builtin_types add primary key (id);
+create table scores (id int primary key, points int4, small int2, big int8);
+insert into scores select i, i * 37 - 5000, case when i % 5 = 0 then null else (i % 300)::int2 end,
+  i::int8 * 1000000007 from generate_series(1, 200) i;
+
 create schema "Sales";
 create table "Sales"."Order" ("select" int primary key, "Group" text, "user" text);
 insert into "Sales"."Order" values (1, 'A', 'x'), (2, null, E'line\nbreak');
@@ -225,6 +235,11 @@ create trigger no_fire before insert on orders for each row execute function boo
 
 const MASKING: &str = r#"      columns:
         public.types.*: keep
+        public.builtin_types.*: keep
+        scores.id: keep
+        scores.points: number_noise:20
+        scores.small: number_noise:20
+        scores.big: number_noise:20
         '"Sales"."Order".*': keep
         log_lines.line: keep
         users.id: keep
@@ -273,6 +288,7 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
     // Kept columns are byte-identical, every type included.
     for q in [
         "select * from types order by id",
+        "select * from builtin_types order by id",
         r#"select * from "Sales"."Order" order by 1"#,
         "select * from log_lines order by 1",
         "select id, at, payload from events order by id",
@@ -389,16 +405,78 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
         .unwrap();
     assert_eq!(users["rows"], 302);
     assert_eq!(users["masked_columns"], 4);
+    // Same major version, UTF-8: built-in columns move as binary COPY, masked strings and
+    // integers included; enums, domains, extension types and a masked numeric stay text.
+    let formats = |json: &serde_json::Value| -> Vec<String> {
+        let mut f: Vec<String> = json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t["table"].as_str().unwrap(),
+                    t["format"].as_str().unwrap()
+                )
+            })
+            .collect();
+        f.sort();
+        f
+    };
+    assert_eq!(
+        formats(&json),
+        [
+            "\"Sales\".\"Order\" binary",
+            "public.builtin_types binary",
+            "public.events_2024 binary",
+            "public.events_2025 binary",
+            "public.log_lines binary",
+            "public.orders text",
+            "public.scores binary",
+            "public.types text",
+            "public.users binary",
+        ]
+    );
+    let scores = "select id, points, small, big from scores order by id";
+    assert_eq!(
+        d.psql(
+            "staging",
+            "select count(*) filter (where small is null),
+                    count(*) filter (where points <> id * 37 - 5000) > 150 from scores"
+        ),
+        "40|t",
+        "integers masked in binary keep their NULLs and change"
+    );
 
     // A second night: the same key gives the same values; the first copy becomes _prev.
     let masked = "select id, email, phone, notes from users where id <= 302 order by id";
     let emails = copy_text(d, "staging", masked);
+    let scored = copy_text(d, "staging", scores);
     d.psql("staging", "create table touched (x int)");
-    let second = env.sluice(&["refresh", "nightly"]);
+    // The second night moves everything as text: every value comes out the same.
+    let second = env.sluice_with(
+        &[("SLUICE_COPY_FORMAT", "text")],
+        &["refresh", "nightly", "--report", report.to_str().unwrap()],
+    );
     assert_eq!(second.code, 0, "{}", second.stderr);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(
+        formats(&json).iter().all(|f| f.ends_with(" text")),
+        "{:?}",
+        formats(&json)
+    );
     assert!(
         emails == copy_text(d, "staging", masked),
         "two runs, same key, same values"
+    );
+    assert_eq!(
+        scored,
+        copy_text(d, "staging", scores),
+        "binary and text mask alike"
+    );
+    assert_eq!(
+        copy_text(&env.src, "app", "select * from builtin_types order by id"),
+        copy_text(d, "staging", "select * from builtin_types order by id")
     );
     assert_eq!(
         d.psql(

@@ -19,6 +19,7 @@ fn plan(cols: &[(&str, Option<Transform>)]) -> Vec<ColumnPlan> {
             transform: t.clone(),
             unique: false,
             max_len: None,
+            wire: Default::default(),
         })
         .collect()
 }
