@@ -5,7 +5,8 @@
 #   (b) pg_dump | psql of the whole database into a fresh one replacing the previous copy
 #   (c) sluice refresh of the whole database, every column kept
 #   (d) the same with pgbench_accounts.filler hashed (keyed) and abalance noised
-# Prints wall seconds (median of --runs), peak RSS of sluice, and pgbench_accounts rows/s.
+# Prints wall seconds (median of --runs, the four taking turns), peak RSS of sluice, and
+# pgbench_accounts rows/s.
 #
 # Usage: benches/refresh.sh [--scale 50] [--runs 3]
 # Needs the PostgreSQL 15 server binaries (initdb, pg_ctl, pgbench, pg_dump, psql).
@@ -40,25 +41,21 @@ timed() { # prints "seconds maxrss_kb" of the command
   cat "$WORK/time"
 }
 
-# (a) one table through two psql processes.
+# (a) one table through two psql processes, into a table made from pre-data.
 q -d postgres -c "drop database if exists a_target" -c "create database a_target"
 pg_dump "${P[@]}" --schema-only --section=pre-data bench | q -d a_target >/dev/null
-A=()
-for _ in $(seq "$RUNS"); do
+run_a() {
   q -d a_target -c "truncate pgbench_accounts"
-  A+=("$(timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -c 'copy pgbench_accounts to stdout' bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -c 'copy pgbench_accounts from stdin' a_target" | cut -d' ' -f1)")
-done
-a=$(printf '%s\n' "${A[@]}" | median)
+  timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -c 'copy pgbench_accounts to stdout' bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -c 'copy pgbench_accounts from stdin' a_target" | cut -d' ' -f1
+}
 
 # (b) pg_dump | psql into a fresh database that replaces the previous copy (what sluice does:
 # the old copy is dropped and a new database created, inside the timing for both).
-B=()
 q -d postgres -c "drop database if exists b_target" -c "create database b_target"
 pg_dump "${P[@]}" bench | q -d b_target >/dev/null
-for _ in $(seq "$RUNS"); do
-  B+=("$(timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d postgres -c 'drop database if exists b_target' -c 'create database b_target' && pg_dump -h 127.0.0.1 -p $PORT -U postgres bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d b_target" | cut -d' ' -f1)")
-done
-b=$(printf '%s\n' "${B[@]}" | median)
+run_b() {
+  timed bash -c "psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d postgres -c 'drop database if exists b_target' -c 'create database b_target' && pg_dump -h 127.0.0.1 -p $PORT -U postgres bench | psql -h 127.0.0.1 -p $PORT -U postgres -X -q -d b_target" | cut -d' ' -f1
+}
 
 # (c) and (d): sluice.
 CFG="$WORK/sluice.yaml"
@@ -94,19 +91,29 @@ refresh:
 YAML
 export PROD_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/bench"
 export PROD_MASKING_KEY="benchmark-key"
-run_sluice() { # plan target_db -> lines "seconds rss_kb accounts_rows_per_s"
-  local plan=$1 db=$2
-  export STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db"
-  for _ in $(seq "$RUNS"); do
-    local t
-    t=$(timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json" 2>>"$WORK/sluice.log")
-    local rps
-    rps=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=[x for x in r['tables'] if x['table']=='public.pgbench_accounts'][0]; print(round(t['rows']/t['seconds']))" "$WORK/report.json")
-    echo "$t $rps"
-  done
+run_sluice() { # plan target_db -> "seconds rss_kb accounts_rows_per_s"
+  local plan=$1 db=$2 t rps
+  t=$(STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" \
+    timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json" 2>>"$WORK/sluice.log")
+  rps=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=[x for x in r['tables'] if x['table']=='public.pgbench_accounts'][0]; print(round(t['rows']/t['seconds']))" "$WORK/report.json")
+  echo "$t $rps"
 }
-C=$(run_sluice keep c_target)
-D=$(run_sluice masked d_target)
+
+# The machine's speed drifts over minutes: the four run in turn, so each median sees the same
+# conditions. A first sluice run of each plan (not timed) leaves a previous copy to replace, as
+# every night after the first.
+run_sluice keep c_target >/dev/null
+run_sluice masked d_target >/dev/null
+A=(); B=(); C=""; D=""
+for _ in $(seq "$RUNS"); do
+  A+=("$(run_a)")
+  B+=("$(run_b)")
+  C+="$(run_sluice keep c_target)"$'\n'
+  D+="$(run_sluice masked d_target)"$'\n'
+done
+C=${C%$'\n'}; D=${D%$'\n'}
+a=$(printf '%s\n' "${A[@]}" | median)
+b=$(printf '%s\n' "${B[@]}" | median)
 c=$(echo "$C" | cut -d' ' -f1 | median)
 d=$(echo "$D" | cut -d' ' -f1 | median)
 c_rss=$(echo "$C" | cut -d' ' -f2 | sort -n | tail -1)
