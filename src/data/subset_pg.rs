@@ -192,11 +192,15 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
                 down: down(&child, &fk.columns),
                 child,
                 parent,
+                certain: fk.validated,
             };
-            if !edges.iter().any(|x| {
+            // One key declared on a partitioned table shows on every partition: one edge,
+            // certain only if every copy is validated.
+            match edges.iter_mut().find(|x| {
                 x.child == e.child && x.child_exprs == e.child_exprs && x.parent == e.parent
             }) {
-                edges.push(e);
+                Some(x) => x.certain &= e.certain,
+                None => edges.push(e),
             }
         }
     }
@@ -270,6 +274,7 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
                 .iter()
                 .map(|c| column_type(catalog, &pt, c).unwrap_or_else(|| "text".into()))
                 .collect(),
+            certain: false,
         });
     }
 
@@ -343,6 +348,11 @@ pub struct PgRows<'a> {
 impl<'a> PgRows<'a> {
     /// A row source over `tx` (a transaction on the snapshot).
     pub async fn new(tx: &'a Transaction<'a>) -> Result<PgRows<'a>, Error> {
+        // Lookups are hashed semi-joins over up to half a million keys: give this read-only
+        // transaction the memory to hash them without spilling to temporary files.
+        tx.batch_execute("set local work_mem = '64MB'")
+            .await
+            .map_err(|e| pg_error("setting work_mem for the subset lookups", e))?;
         let names = tx
             .query(
                 "select c.oid, n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p')",
@@ -567,8 +577,18 @@ impl RowSource for PgRows<'_> {
             .map(|i| format!("${i}::text[]::{}[]", types[i - 1]))
             .collect::<Vec<_>>()
             .join(", ");
+        // One key column: `= any(array)`, which PostgreSQL hashes (a seq scan with a hashed
+        // filter) or probes in index order, as the keys' number warrants. An `in (select …
+        // unnest)` semi-join is planned as if the keys repeated (200 distinct, by default), so
+        // 270 000 keys became 270 000 nested index probes: 2.1 s against 0.6 s. Composite keys
+        // keep the semi-join.
+        let matching = if exprs.len() == 1 {
+            format!("{keys} = any({unnest})")
+        } else {
+            format!("({keys}) in (select * from unnest({unnest}))")
+        };
         let sql = format!(
-            "select t.tableoid, t.ctid::text, {texts} from {} t where ({keys}) in (select * from unnest({unnest})){}",
+            "select t.tableoid, t.ctid::text, {texts} from {} t where {matching}{}",
             table.sql(),
             filter.map(|f| format!(" and ({f})")).unwrap_or_default()
         );
