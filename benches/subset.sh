@@ -88,11 +88,27 @@ PROD_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/wide" \
   /usr/bin/time -f "%e" -o "$WORK/time" "$SLUICE" --config "$WORK/wide.yaml" refresh wide --dry-run >/dev/null
 w_secs=$(cat "$WORK/time")
 
-full_rps=${SLUICE_FULL_ROWS_PER_S:-1240000}
+# The full copy of the same database, in the same run: the rate the subset is measured against.
+python3 - "$CFG" "$WORK/whole.yaml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+text = text.replace("  subset:\n", "  whole:\n", 1)
+text = re.sub(r"    subset:\n(      .*\n)+", "", text)
+open(sys.argv[2], "w").write(text)
+PY
+STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/whole_target" \
+  "$SLUICE" --config "$WORK/whole.yaml" refresh whole >/dev/null 2>&1   # warm, as above
+STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/whole_target" \
+  /usr/bin/time -f "%e" -o "$WORK/time" "$SLUICE" --config "$WORK/whole.yaml" refresh whole \
+  --report "$WORK/whole-report.json" >/dev/null 2>>"$WORK/subset.log"
+f_secs=$(cat "$WORK/time")
+f_rows=$(python3 -c "import json,sys; print(sum(t['rows'] for t in json.load(open(sys.argv[1]))['tables']))" "$WORK/whole-report.json")
+full_rps=$(python3 -c "print(round($f_rows/$f_secs))")
 cat <<EOF
 pgbench scale $SCALE + $HISTORY history rows; subset: branches bid <= 5 with children accounts, tellers, history; $(nproc) cores
 sluice subset refresh : $s_rows rows in ${s_secs}s = $(python3 -c "print(round($s_rows/$s_secs))") rows/s; key sets $s_keys bytes ($(python3 -c "print(round($s_keys/$s_rows, 2))") per row); peak RSS $((s_rss / 1024)) MB
 by hand (psql COPY)   : $h_rows rows in ${h_secs}s = $(python3 -c "print(round($h_rows/$h_secs))") rows/s (no indexes, no swap, no closure)
-vs a full copy        : $(python3 -c "print(round(100*$s_rows/$s_secs/$full_rps))")% of ${full_rps} rows/s (benches/refresh.sh (c); set SLUICE_FULL_ROWS_PER_S)
+full copy (sluice)    : $f_rows rows in ${f_secs}s = $full_rps rows/s (the whole database, every column kept)
+subset vs full copy   : $(python3 -c "print(round(100*$s_rows/$s_secs/$full_rps))")% of its rows/s; by hand: $(python3 -c "print(round(100*$h_rows/$h_secs/$full_rps))")%
 plan of 200 tables    : ${w_secs}s (sluice refresh --dry-run: connect, catalog, coverage, subset planning)
 EOF
