@@ -739,6 +739,75 @@ mod tests {
     }
 
     #[test]
+    fn binary_batches_mask_like_text_batches() {
+        let mut cols = vec![
+            col("id", None, false),
+            col("email", Some(Transform::Email), true),
+            col("note", None, false),
+            col("n", Some(Transform::NumberNoise { percent: 10.0 }), false),
+        ];
+        cols[0].wire = Wire::Int(4);
+        cols[2].wire = Wire::Builtin;
+        cols[3].wire = Wire::Int(8);
+        assert!(travels_binary(&cols));
+        let m = Masker::new(&cols, b"k");
+        let (mut text, mut bin) = (Vec::new(), Vec::new());
+        for i in 0..5000i64 {
+            let email = format!("User{i}@Corp.example");
+            let null = i % 7 == 0;
+            text.extend_from_slice(
+                format!(
+                    "{i}\t{}\tnote {i}\t{}\n",
+                    if null {
+                        "\\N".to_string()
+                    } else {
+                        email.clone()
+                    },
+                    i * 1000 - 7
+                )
+                .as_bytes(),
+            );
+            bin.extend_from_slice(&4i16.to_be_bytes());
+            bin.extend_from_slice(&4i32.to_be_bytes());
+            bin.extend_from_slice(&(i as i32).to_be_bytes());
+            if null {
+                bin.extend_from_slice(&(-1i32).to_be_bytes());
+            } else {
+                bin.extend_from_slice(&(email.len() as i32).to_be_bytes());
+                bin.extend_from_slice(email.as_bytes());
+            }
+            let note = format!("note {i}");
+            bin.extend_from_slice(&(note.len() as i32).to_be_bytes());
+            bin.extend_from_slice(note.as_bytes());
+            bin.extend_from_slice(&8i32.to_be_bytes());
+            bin.extend_from_slice(&(i * 1000 - 7).to_be_bytes());
+        }
+        let from_text = m.batch(&text, false).unwrap();
+        let from_binary = Masker::new(&cols, b"k").batch(&bin, true).unwrap();
+        assert!(bin.len() > 3 * (64 << 10), "several slices");
+        // Decode the binary output back to text rows and compare with the text path.
+        let mut rows = Vec::new();
+        let mut at = 0;
+        while let Ok(Step::Tuple(end)) = binary::step(&from_binary, at, 4) {
+            let f: Vec<String> = binary::fields(&from_binary[at..end])
+                .zip([Wire::Int(4), Wire::String, Wire::String, Wire::Int(8)])
+                .map(|(v, w)| v.map_or("\\N".to_string(), |v| w.decode(v).unwrap()))
+                .collect();
+            rows.push(f.join("\t"));
+            at = end;
+        }
+        assert_eq!(at, from_binary.len());
+        assert_eq!(rows.len(), 5000);
+        let text_rows: Vec<String> = String::from_utf8(from_text)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(rows, text_rows, "one row, one masked value, either format");
+        assert!(rows[0].contains("\\N") && !rows.iter().any(|r| r.contains("Corp.example")));
+    }
+
+    #[test]
     fn unique_columns_redraw_collisions() {
         // A 1-character hash has 16 possible values: the 17th distinct input cannot fit.
         let m = Masker::new(
