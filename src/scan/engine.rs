@@ -1,6 +1,7 @@
 //! The matcher: bytes in, raw matches out.
 //!
-//! An Aho-Corasick automaton over every rule's keywords (ASCII case-insensitive) finds where rules
+//! A shift-or filter ([`super::fdr`]) marks where a keyword may end; an Aho-Corasick automaton
+//! over every rule's keywords (ASCII case-insensitive) then runs only there, finding where rules
 //! could match; only those rules' regexes run, and only in windows around the keyword hits. A
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
@@ -35,6 +36,8 @@ pub struct RawMatch {
 pub struct Engine {
     rules: RuleSet,
     prefilter: AhoCorasick,
+    /// Where keywords may end (a shift-or pass): the automaton only runs near those places.
+    filter: Option<super::fdr::Filter>,
     /// For each prefilter pattern, the rules that list it as a keyword.
     rules_of_keyword: Vec<Vec<usize>>,
 }
@@ -73,9 +76,11 @@ impl Engine {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
+        let filter = super::fdr::Filter::new(&keywords);
         Ok(Engine {
             rules,
             prefilter,
+            filter,
             rules_of_keyword,
         })
     }
@@ -89,12 +94,24 @@ impl Engine {
     pub fn find(&self, buf: &[u8]) -> Vec<RawMatch> {
         // Windows per rule, built in hit order so merging only looks at the last one.
         let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
-        let mut at = 0;
+        // The automaton runs only where the shift-or filter says a keyword may end (the whole
+        // buffer without a filter).
+        let ranges = match &self.filter {
+            Some(f) => f.candidates(buf),
+            None => vec![(0, buf.len())],
+        };
         // Leftmost-longest, restarting one byte past each hit's start: every position where a
         // keyword starts is visited, overlapping keywords included, with the fast
         // non-overlapping search loop.
-        while let Some(hit) = self.prefilter.find(Input::new(buf).range(at..)) {
-            at = hit.start() + 1;
+        let hits = ranges.iter().flat_map(|&(lo, hi)| {
+            let mut at = lo;
+            std::iter::from_fn(move || {
+                let hit = self.prefilter.find(Input::new(buf).range(at..hi))?;
+                at = hit.start() + 1;
+                Some(hit)
+            })
+        });
+        for hit in hits {
             if windows.is_empty() {
                 windows = vec![Vec::new(); self.rules.rules.len()];
             }
@@ -378,6 +395,32 @@ negative_examples = ["token = a"]
             .map(|m| e.rules()[m.rule].id.as_str())
             .collect();
         assert_eq!(ids, ["tok", "generic"]);
+    }
+
+    #[test]
+    fn the_shift_or_filter_changes_no_match_of_the_builtin_rules() {
+        // Every example and negative example of the built-in rules, in varied case, between
+        // lines of ordinary code: the filtered engine finds exactly what the automaton alone
+        // finds over the whole buffer.
+        let filtered = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        let mut whole = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        whole.filter = None;
+        let mut buf = String::new();
+        for (i, rule) in filtered.rules().iter().enumerate() {
+            for ex in rule.examples.iter().chain(&rule.negative_examples) {
+                buf.push_str("let value = compute(input, 42); // ordinary code\n");
+                let ex = if i % 3 == 0 {
+                    ex.to_uppercase()
+                } else {
+                    ex.clone()
+                };
+                buf.push_str(&ex);
+                buf.push(if i % 2 == 0 { '\n' } else { ' ' });
+            }
+        }
+        let (a, b) = (filtered.find(buf.as_bytes()), whole.find(buf.as_bytes()));
+        assert!(a.len() > 100, "{}", a.len());
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod decode;
 pub mod engine;
+pub mod fdr;
 pub mod git;
 pub mod known;
 pub mod report;
