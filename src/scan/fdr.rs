@@ -58,16 +58,15 @@ impl Filter {
         order.dedup();
         let per = order.len().div_ceil(8).max(1);
         let mut reach = vec![u64::MAX; ENTRIES];
+        // Positions before a keyword's first checked byte: nothing to check there, for any
+        // input (cleared in every entry at the end).
+        let mut anything = 0u64;
         for (i, k) in order.iter().enumerate() {
             let bucket = i / per;
             let tail = &k[k.len().saturating_sub(WIDTH)..];
             let m = tail.len();
-            // Positions before the keyword's first checked byte: nothing to check.
             for j in 0..WIDTH - m {
-                let bit = !(1u64 << (j * 8 + bucket));
-                for r in reach.iter_mut() {
-                    *r &= bit;
-                }
+                anything |= 1u64 << (j * 8 + bucket);
             }
             for (t, &c) in tail.iter().enumerate() {
                 let j = WIDTH - m + t;
@@ -84,6 +83,9 @@ impl Filter {
                     reach[super_char(p, c)] &= bit;
                 }
             }
+        }
+        for r in reach.iter_mut() {
+            *r &= !anything;
         }
         // Indexed by raw bytes, so the scan does no folding: each raw byte reads the entry of
         // its folded byte.
