@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Rng, sluice_with, write};
+use crate::support::{Rng, run_ok, sluice_with, write};
 
 /// A sentinel value, different per test, built at run time.
 fn sentinel(seed: u64) -> String {
@@ -297,12 +297,7 @@ fn a_missing_secret_fails_before_the_app_starts_naming_env_variable_and_ref() {
 }
 
 fn age_keygen(path: &Path) -> String {
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(path)
-        .output()
-        .expect("age-keygen (apt-get install age)");
-    assert!(out.status.success());
+    run_ok(Command::new("age-keygen").arg("-o").arg(path));
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix("# public key: "))
@@ -350,18 +345,13 @@ fn interop_with_the_age_cli_both_ways() {
         .code,
         0
     );
-    let out = Command::new("age")
-        .args(["-d", "-i"])
-        .arg(d.join("keys/dev.txt"))
-        .arg(d.join("secrets/dev.age"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("age")
+            .args(["-d", "-i"])
+            .arg(d.join("keys/dev.txt"))
+            .arg(d.join("secrets/dev.age")),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out);
     assert!(text.contains(&format!("API_TOKEN: \"{newer}\"")), "{text}");
     assert!(text.contains("PORT: \"5432\""), "{text}");
 

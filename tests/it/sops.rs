@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Rng, write};
+use crate::support::{Rng, run_ok, write};
 
 fn sops_bin() -> PathBuf {
     let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
@@ -23,18 +23,13 @@ fn sops_bin() -> PathBuf {
 
 fn encrypt(dir: &Path, public: &str, plain: &str, name: &str, text: &str) {
     std::fs::write(dir.join(plain), text).unwrap();
-    let out = Command::new(sops_bin())
-        .env("SOPS_DISABLE_VERSION_CHECK", "1")
-        .args(["encrypt", "--age", public])
-        .arg(dir.join(plain))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sops: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(sops_bin())
+            .env("SOPS_DISABLE_VERSION_CHECK", "1")
+            .args(["encrypt", "--age", public])
+            .arg(dir.join(plain)),
     );
-    std::fs::write(dir.join(name), out.stdout).unwrap();
+    std::fs::write(dir.join(name), out).unwrap();
     std::fs::remove_file(dir.join(plain)).unwrap();
 }
 
@@ -53,12 +48,11 @@ fn yaml_json_dotenv_and_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("keys")).unwrap();
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(d.join("keys/prod.txt"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    run_ok(
+        Command::new("age-keygen")
+            .arg("-o")
+            .arg(d.join("keys/prod.txt")),
+    );
     let public = std::fs::read_to_string(d.join("keys/prod.txt"))
         .unwrap()
         .lines()

@@ -5,21 +5,12 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::pg::PgCluster;
-use crate::support::{sluice_env, write};
+use crate::support::{run_ok, sluice_env, write};
 
 const PASSWORD: &str = "Sentinel-TLS-Password-51be07";
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl (Debian: apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new("openssl").current_dir(dir).args(args));
 }
 
 /// A CA (`name`.pem) and, when `server` is set, a server certificate signed by it for

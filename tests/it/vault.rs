@@ -297,17 +297,12 @@ fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> Str
     .as_bytes());
     let signing_input = format!("{header}.{claims}");
     write(dir, "signing-input", &signing_input);
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(["dgst", "-sha256", "-sign", key, "signing-input"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let signature = crate::support::run_ok(
+        std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(["dgst", "-sha256", "-sign", key, "signing-input"]),
     );
-    format!("{signing_input}.{}", b64(&out.stdout))
+    format!("{signing_input}.{}", b64(&signature))
 }
 
 #[test]

@@ -9,6 +9,22 @@ pub mod vault;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Run a helper program (openssl, age, sops, …) that must succeed; its stdout. A failure names
+/// the program and shows its stderr.
+pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {:?}: {}",
+        cmd.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The built `sluice` binary.
 pub fn sluice_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
