@@ -71,6 +71,7 @@ refresh:
   keep:
     source: { env: prod, url: "secret:DATABASE_URL" }
     target: { env: staging, url: "secret:DATABASE_URL" }
+    same_server: true                # the benchmark copies within one cluster
     masking:
       key: "secret:MASKING_KEY"
       presets: []
@@ -78,6 +79,7 @@ refresh:
   masked:
     source: { env: prod, url: "secret:DATABASE_URL" }
     target: { env: staging, url: "secret:DATABASE_URL" }
+    same_server: true                # the benchmark copies within one cluster
     masking:
       key: "secret:MASKING_KEY"
       presets: []
@@ -90,7 +92,7 @@ refresh:
         pgbench_history.*: keep
 YAML
 export PROD_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/bench"
-export PROD_MASKING_KEY="benchmark-key"
+export PROD_MASKING_KEY="benchmark-key-3f9c2a71d8e4b605"
 run_sluice() { # plan target_db -> "seconds rss_kb accounts_rows_per_s"
   local plan=$1 db=$2 t rps
   t=$(STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" \

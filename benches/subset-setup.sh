@@ -30,6 +30,7 @@ refresh:
   subset:
     source: { env: prod, url: "secret:DATABASE_URL" }
     target: { env: staging, url: "secret:DATABASE_URL" }
+    same_server: true                # the benchmark copies within one cluster
     subset:
       roots: [{ table: pgbench_branches, where: "bid <= 5" }]
       children: [pgbench_accounts, pgbench_tellers, pgbench_history]
@@ -39,5 +40,5 @@ refresh:
       columns: { pgbench_accounts.*: keep, pgbench_branches.*: keep, pgbench_tellers.*: keep, pgbench_history.*: keep }
 YAML
 export PROD_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/bench"
-export PROD_MASKING_KEY="benchmark-key"
+export PROD_MASKING_KEY="benchmark-key-3f9c2a71d8e4b605"
 export STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/subset_target"

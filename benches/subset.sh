@@ -78,6 +78,7 @@ refresh:
   wide:
     source: { env: prod, url: "secret:DATABASE_URL" }
     target: { env: staging, url: "secret:DATABASE_URL" }
+    same_server: true                # the benchmark copies within one cluster
     subset:
       roots: [{ table: t0, where: "id < 10" }]
       children: all

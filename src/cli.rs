@@ -168,6 +168,12 @@ pub struct RefreshArgs {
         conflicts_with = "explain"
     )]
     pub shard: Option<String>,
+    /// Replace a target database that sluice did not make (the first refresh into a database
+    /// made by hand). It is kept, unmarked, as `<target>_prev`, and sluice never drops it; the
+    /// next refresh stops until you drop or rename it. Without this flag such a refresh stops
+    /// before anything moves.
+    #[arg(long, conflicts_with_all = ["dry_run", "explain", "template"])]
+    pub adopt: bool,
 }
 
 /// `sluice env …`.

@@ -25,7 +25,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let code = match run(cli) {
+    let outcome = run(cli);
+    // A refresh that got SIGINT or SIGTERM ends on the signal thread, after its clean-up.
+    sluice::data::interrupt::hold_if_signalled();
+    let code = match outcome {
         Ok(code) => code,
         Err(Failure::Error(Error::Invalid { problems })) => {
             for p in &problems {
@@ -551,12 +554,22 @@ impl ResolvedPlan<'_> {
     }
 
     fn key(&self, loaded: &config::Loaded, name: &str) -> Result<SecretValue, Error> {
-        resolve::resolve_setting(
+        let at = format!("{}: refresh.{name}.masking.key", self.file);
+        let key = resolve::resolve_setting(
             loaded,
             self.cfg.source.env.as_deref(),
             &self.cfg.masking.key,
-            &format!("{}: refresh.{name}.masking.key", self.file),
-        )
+            &at,
+        )?;
+        sluice::data::mask::check_key(key.expose().as_bytes()).map_err(|why| {
+            // A literal key (no `secret:`) is itself the secret: name only a reference.
+            let from = match self.cfg.masking.key.strip_prefix("secret:") {
+                Some(var) => format!(" (variable `{var}`)"),
+                None => String::new(),
+            };
+            Error::Usage(format!("{at}{from}: {why}"))
+        })?;
+        Ok(key)
     }
 
     fn build(
@@ -715,6 +728,8 @@ fn refresh_command(
             .as_deref()
             .map(pipeline::Shard::parse)
             .transpose()?,
+        same_server: r.cfg.same_server,
+        adopt: args.adopt,
     };
     let report = run_refresh(&r, &args.plan, &settings)?;
     if let Some(path) = &args.report {
@@ -877,7 +892,11 @@ fn env_command(
             let mut cloned = None;
             if args.from != EnvSource::Stream {
                 mark.via = Some("template".into());
-                cloned = envs::clone_template(&target_url, &args.name, &mark)?;
+                let guard = envs::Guard {
+                    sources: sluice::data::guard::identify(std::slice::from_ref(&r.source_url))?,
+                    same_server: r.cfg.same_server,
+                };
+                cloned = envs::clone_template(&target_url, &args.name, &mark, &guard)?;
                 if cloned.is_none() && args.from == EnvSource::Template {
                     return Err(Error::Usage(format!(
                         "plan `{}` has no template on its target server; make one with `sluice refresh {} --template`, or use --from stream",
@@ -908,6 +927,8 @@ fn env_command(
                         keep_previous: false,
                         snapshot: None,
                         shard: None,
+                        same_server: r.cfg.same_server,
+                        adopt: false,
                     };
                     let report = run_refresh(&r, &args.plan, &settings)?;
                     let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
@@ -994,20 +1015,14 @@ fn env_command(
             if_exists,
         } => {
             let servers = target_servers(&loaded, plan.as_deref())?;
-            let mut last = None;
+            let guard = plans_guard(&loaded, plan.as_deref())?;
             for (plan, url) in &servers {
-                match envs::down(url, &name) {
-                    Ok(()) => {
-                        writeln!(
-                            io::stdout().lock(),
-                            "dropped environment `{name}` (server of plan `{plan}`)"
-                        )?;
-                        return Ok(EXIT_OK);
-                    }
-                    Err(Error::Usage(m)) if m.starts_with("there is no environment") => {
-                        last = Some(Error::Usage(m));
-                    }
-                    Err(e) => return Err(e.into()),
+                if envs::down(url, &name, &guard)? {
+                    writeln!(
+                        io::stdout().lock(),
+                        "dropped environment `{name}` (server of plan `{plan}`)"
+                    )?;
+                    return Ok(EXIT_OK);
                 }
             }
             if if_exists {
@@ -1017,15 +1032,28 @@ fn env_command(
                 )?;
                 return Ok(EXIT_OK);
             }
-            Err(last
-                .unwrap_or_else(|| Error::Usage(format!("there is no environment `{name}`")))
-                .into())
+            Err(Error::Usage(format!(
+                "there is no environment `{name}` on the plans' target servers; `sluice env list` shows them"
+            ))
+            .into())
         }
         EnvCommand::Gc { plan, dry_run } => {
             let mut out = io::stdout().lock();
             let mut n = 0;
+            let guard = plans_guard(&loaded, plan.as_deref())?;
             for (_, url) in target_servers(&loaded, plan.as_deref())? {
-                for l in envs::gc(&url, now, dry_run)? {
+                let found = envs::gc(&url, now, dry_run, &guard)?;
+                for l in &found.leftovers {
+                    writeln!(
+                        out,
+                        "{} `{}`, left by an interrupted `env up` (plan `{}`, {})",
+                        if dry_run { "would remove" } else { "removed" },
+                        l.name,
+                        l.mark.plan,
+                        human_bytes(l.bytes)
+                    )?;
+                }
+                for l in found.expired {
                     n += 1;
                     writeln!(
                         out,
@@ -1051,6 +1079,23 @@ fn env_command(
             Ok(EXIT_OK)
         }
     }
+}
+
+/// The source databases of one plan or of every plan, identified by their servers: what
+/// `env down` and `env gc` must never drop.
+fn plans_guard(loaded: &config::Loaded, plan: Option<&str>) -> Result<envs::Guard, Failure> {
+    let names: Vec<String> = match plan {
+        Some(p) => vec![p.to_string()],
+        None => loaded.config.refresh.keys().cloned().collect(),
+    };
+    let mut urls = Vec::new();
+    for name in &names {
+        urls.push(resolve_plan(loaded, name)?.source_url);
+    }
+    Ok(envs::Guard {
+        sources: sluice::data::guard::identify(&urls)?,
+        same_server: true,
+    })
 }
 
 /// Who an environment is for, when --owner is not given.

@@ -31,6 +31,12 @@ pub struct RefreshPlan {
     pub subset: Option<Subset>,
     /// How columns are masked.
     pub masking: Masking,
+    /// The target may live on the source's own server (another database of the same cluster,
+    /// or the primary of a source standby). Off by default: sluice asks both servers for their
+    /// system identifier and refuses such a target unless this says so. A target that is the
+    /// source database itself is refused always.
+    #[serde(default)]
+    pub same_server: bool,
     /// Where each column key and table name stands in the file (filled in by the loader).
     #[serde(skip)]
     #[schemars(skip)]

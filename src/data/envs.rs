@@ -10,14 +10,27 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::catalog::sql_ident;
+use super::guard::{SourceId, check_target};
 use super::marks::{Mark, Role};
 use super::pg_error;
 use super::pipeline::{
-    LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, connect_admin, databases, drop_database,
-    drop_loading, parse_url, quote_literal, recover, replace, runtime, take_refresh_lock,
+    DISPLACED_SUFFIX, LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, connect_admin, databases,
+    drop_database, drop_loading, open_marked, parse_url, recover, replace, runtime,
+    take_refresh_lock,
 };
 use crate::error::Error;
 use crate::secrets::SecretValue;
+
+/// What must never be dropped or replaced on a target server: the plans' source databases
+/// (asked of the servers by [`super::guard::identify`]), and, unless `same_server`, anything
+/// on a source's own server.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// The sources of the plans involved.
+    pub sources: Vec<SourceId>,
+    /// The plans allow a target on a source's server (`same_server: true`).
+    pub same_server: bool,
+}
 
 /// Suffix of a plan's template database, beside its target: `staging` → `staging_template`.
 pub const TEMPLATE_SUFFIX: &str = "_template";
@@ -52,7 +65,12 @@ pub fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
             "`{name}` is not a usable environment name: use lowercase letters, digits, `_` and `-`, starting with a letter, at most {max} characters (e.g. pr-1234)"
         )));
     }
-    for suffix in [LOADING_SUFFIX, PREVIOUS_SUFFIX, TEMPLATE_SUFFIX] {
+    for suffix in [
+        LOADING_SUFFIX,
+        PREVIOUS_SUFFIX,
+        TEMPLATE_SUFFIX,
+        DISPLACED_SUFFIX,
+    ] {
         if name.ends_with(suffix) {
             return Err(Error::Usage(format!(
                 "`{name}` ends in `{suffix}`, which sluice uses for its own databases; choose another name"
@@ -70,12 +88,10 @@ pub fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
 /// `url` with its database replaced by `db`.
 pub fn with_database(url: &SecretValue, db: &str) -> Result<SecretValue, Error> {
     let text = url.expose();
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        let mut u = url::Url::parse(text).map_err(|_| {
-            Error::Usage("the target URL is not a valid URL; it is not shown".into())
-        })?;
-        u.set_path(&format!("/{db}"));
-        return Ok(SecretValue::new(u.to_string()));
+    if let Some(parts) = super::tls::UrlParts::of(text) {
+        let db: String = url::form_urlencoded::byte_serialize(db.as_bytes()).collect();
+        let query = parts.query.map(|q| format!("?{q}")).unwrap_or_default();
+        return Ok(SecretValue::new(format!("{}/{db}{query}", parts.authority)));
     }
     // key=value form: a later key wins.
     Ok(SecretValue::new(format!("{text} dbname={db}")))
@@ -87,27 +103,26 @@ pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
     if show_secret {
         return text.to_string();
     }
-    if let Ok(mut u) = url::Url::parse(text)
-        && matches!(u.scheme(), "postgres" | "postgresql")
-    {
-        if u.password().is_some() {
-            let _ = u.set_password(Some("*****"));
+    if let Some(parts) = super::tls::UrlParts::of(text) {
+        // user:password@host — the password ends at the last `@` of the authority.
+        let scheme_end = parts.authority.find("://").map_or(0, |i| i + 3);
+        let mut authority = parts.authority.to_string();
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[scheme_end..at].find(':')
+        {
+            authority.replace_range(scheme_end + colon + 1..at, "*****");
         }
-        let redacted: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "password" {
-                    "*****".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        if !redacted.is_empty() {
-            u.query_pairs_mut().clear().extend_pairs(redacted);
-        }
-        return u.to_string();
+        let query = parts.query.map(|q| {
+            let pairs: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=*****".to_string(),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("?{}", pairs.join("&"))
+        });
+        return format!("{authority}{}{}", parts.path, query.unwrap_or_default());
     }
     super::tls::kv_pairs(text)
         .into_iter()
@@ -188,6 +203,7 @@ pub fn clone_template(
     target_url: &SecretValue,
     name: &str,
     mark: &Mark,
+    guard: &Guard,
 ) -> Result<Option<Cloned>, Error> {
     let started = Instant::now();
     let target = parse_url(target_url, "target")?;
@@ -204,14 +220,23 @@ pub fn clone_template(
         else {
             return Ok(None);
         };
-        take_refresh_lock(&admin, name, false).await?;
         let loading = format!("{name}{LOADING_SUFFIX}");
-        recover(&admin, name, &loading, &format!("{name}{PREVIOUS_SUFFIX}")).await?;
-        check_replaceable(&databases(&admin).await?, name, Role::Env)?;
+        let previous = format!("{name}{PREVIOUS_SUFFIX}");
+        check_target(
+            &admin,
+            &guard.sources,
+            &[name, &loading, &previous],
+            guard.same_server,
+            &format!("making environment `{name}`"),
+        )
+        .await?;
+        take_refresh_lock(&admin, name, false).await?;
+        recover(&admin, name, &loading, &previous).await?;
+        check_replaceable(&databases(&admin).await?, name, Role::Env, false)?;
         // A clone needs the template free of sessions; it is closed to connections, so only a
         // refresh swapping it (a moment) or another clone's bookkeeping can be in the way.
         let create = format!(
-            "create database {} template {}",
+            "create database {} template {} allow_connections false",
             sql_ident(&loading),
             sql_ident(&template)
         );
@@ -229,14 +254,7 @@ pub fn clone_template(
             }
         }
         let fill = async {
-            admin
-                .batch_execute(&format!(
-                    "alter database {db} with allow_connections true; comment on database {db} is {}",
-                    quote_literal(&mark.with_role(Role::Loading).render()),
-                    db = sql_ident(&loading),
-                ))
-                .await
-                .map_err(|e| pg_error("marking the clone", e))?;
+            open_marked(&admin, &loading, &mark.with_role(Role::Loading)).await?;
             replace(&admin, name, mark, false).await
         };
         if let Err(e) = fill.await {
@@ -266,19 +284,40 @@ async fn own_env(admin: &Client, name: &str) -> Result<Option<Mark>, Error> {
     }
 }
 
-/// Drop environment `name` and what a cut-short `up` of it left behind. `Ok(false)`: there was
-/// no such database.
-async fn drop_env(admin: &Client, name: &str) -> Result<bool, Error> {
-    if own_env(admin, name).await?.is_none() {
+/// Whether a database comment marks the loading copy of an environment (`env up` marks its
+/// loading database with the environment's owner; a staging refresh's has none, and a sharded
+/// load's waits between shards without a lock, so neither is a leftover of `env up`).
+fn env_leftover(comment: Option<&str>) -> bool {
+    comment
+        .and_then(Mark::parse)
+        .is_some_and(|m| m.role == Role::Loading && m.owner.is_some() && m.snapshot.is_none())
+}
+
+/// Drop environment `name` and what a cut-short `up` of it left behind (`<name>_sluice_new`
+/// even when the environment itself was never swapped in). `Ok(false)`: there was no such
+/// database. Refuses while an `up` of the environment is running.
+async fn drop_env(admin: &Client, name: &str, guard: &Guard) -> Result<bool, Error> {
+    let loading = format!("{name}{LOADING_SUFFIX}");
+    let previous = format!("{name}{PREVIOUS_SUFFIX}");
+    let exists = own_env(admin, name).await?.is_some();
+    let dbs = databases(admin).await?;
+    let leftover = dbs
+        .iter()
+        .any(|(n, c)| *n == loading && env_leftover(c.as_deref()));
+    if !exists && !leftover {
         return Ok(false);
     }
+    check_target(
+        admin,
+        &guard.sources,
+        &[name, &previous, &loading],
+        true,
+        &format!("dropping environment `{name}`"),
+    )
+    .await?;
     take_refresh_lock(admin, name, false).await?;
     let dbs = databases(admin).await?;
-    for db in [
-        name.to_string(),
-        format!("{name}{PREVIOUS_SUFFIX}"),
-        format!("{name}{LOADING_SUFFIX}"),
-    ] {
+    for db in [name.to_string(), previous, loading] {
         let ours = dbs
             .iter()
             .any(|(n, c)| *n == db && super::marks::is_ours(c.as_deref()));
@@ -286,6 +325,12 @@ async fn drop_env(admin: &Client, name: &str) -> Result<bool, Error> {
             drop_database(admin, &db).await?;
         }
     }
+    unlock(admin, name).await?;
+    Ok(true)
+}
+
+/// Release the refresh lock of `name` taken by [`take_refresh_lock`].
+async fn unlock(admin: &Client, name: &str) -> Result<(), Error> {
     admin
         .execute(
             "select pg_advisory_unlock(hashtext('sluice refresh ' || $1))",
@@ -293,42 +338,90 @@ async fn drop_env(admin: &Client, name: &str) -> Result<bool, Error> {
         )
         .await
         .map_err(|e| pg_error("releasing the environment's lock", e))?;
-    Ok(true)
+    Ok(())
 }
 
-/// `env down`: drop environment `name`. Errors when there is none, or when the database of
-/// that name is not an environment sluice made.
-pub fn down(target_url: &SecretValue, name: &str) -> Result<(), Error> {
+/// `env down`: drop environment `name` (or what a cut-short `up` of it left). `Ok(false)`:
+/// there is none on this server; a database of that name that is not an environment sluice
+/// made is an error.
+pub fn down(target_url: &SecretValue, name: &str, guard: &Guard) -> Result<bool, Error> {
     let target = parse_url(target_url, "target")?;
     runtime()?.block_on(async {
         let admin = connect_admin(&target).await?;
-        if drop_env(&admin, name).await? {
-            Ok(())
-        } else {
-            Err(Error::Usage(format!(
-                "there is no environment `{name}` on the target server; `sluice env list` shows them"
-            )))
-        }
+        drop_env(&admin, name, guard).await
     })
 }
 
-/// `env gc`: the environments expired at `now`, dropped unless `dry_run`.
-pub fn gc(target_url: &SecretValue, now: u64, dry_run: bool) -> Result<Vec<Listed>, Error> {
+/// What `env gc` found.
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    /// Environments expired at `now`.
+    pub expired: Vec<Listed>,
+    /// Loading copies left by an `env up` that was killed (no `up` of them is running).
+    pub leftovers: Vec<Listed>,
+}
+
+/// `env gc`: the environments expired at `now` and the leftovers of interrupted `env up`s,
+/// dropped unless `dry_run`.
+pub fn gc(
+    target_url: &SecretValue,
+    now: u64,
+    dry_run: bool,
+    guard: &Guard,
+) -> Result<Collected, Error> {
     let target = parse_url(target_url, "target")?;
     runtime()?.block_on(async {
         let admin = connect_admin(&target).await?;
-        let expired: Vec<Listed> = listed(&admin)
-            .await?
-            .into_iter()
-            .filter(|l| l.mark.role == Role::Env && l.mark.expired(now))
-            .collect();
-        if !dry_run {
-            for l in &expired {
-                drop_env(&admin, &l.name).await?;
+        let all = listed(&admin).await?;
+        let mut found = Collected::default();
+        for l in all {
+            if l.mark.role == Role::Env && l.mark.expired(now) {
+                found.expired.push(l);
+            } else if env_leftover(Some(&l.mark.render()))
+                && let Some(base) = l.name.strip_suffix(LOADING_SUFFIX)
+                && !up_running(&admin, base).await?
+            {
+                found.leftovers.push(l);
             }
         }
-        Ok(expired)
+        if !dry_run {
+            for l in &found.expired {
+                drop_env(&admin, &l.name, guard).await?;
+            }
+            for l in &found.leftovers {
+                check_target(
+                    &admin,
+                    &guard.sources,
+                    &[&l.name],
+                    true,
+                    "removing a leftover",
+                )
+                .await?;
+                let base = l.name.strip_suffix(LOADING_SUFFIX).unwrap_or(&l.name);
+                // Taken and kept until the drop: an `up` starting now waits for it.
+                take_refresh_lock(&admin, base, false).await?;
+                drop_database(&admin, &l.name).await?;
+                unlock(&admin, base).await?;
+            }
+        }
+        Ok(found)
     })
+}
+
+/// Whether an `up` (or a refresh) into `name` holds its lock right now.
+async fn up_running(admin: &Client, name: &str) -> Result<bool, Error> {
+    let free: bool = admin
+        .query_one(
+            "select pg_try_advisory_lock(hashtext('sluice refresh ' || $1))",
+            &[&name],
+        )
+        .await
+        .map_err(|e| pg_error("checking for a running `env up`", e))?
+        .get(0);
+    if free {
+        unlock(admin, name).await?;
+    }
+    Ok(!free)
 }
 
 #[cfg(test)]
@@ -379,5 +472,20 @@ mod tests {
         );
         let parsed: tokio_postgres::Config = env.expose().parse().unwrap();
         assert_eq!(parsed.get_dbname(), Some("pr-7"));
+        // A Unix socket: the host is empty, the socket directory a parameter.
+        let socket = SecretValue::new(
+            "postgresql://app:hunter2@/staging?host=/run/postgresql&port=5433&password=x".into(),
+        );
+        let env = with_database(&socket, "pr-7").unwrap();
+        assert_eq!(
+            display_url(&env, false),
+            "postgresql://app:*****@/pr-7?host=/run/postgresql&port=5433&password=*****"
+        );
+        let parsed: tokio_postgres::Config = env.expose().parse().unwrap();
+        assert_eq!(parsed.get_dbname(), Some("pr-7"));
+        assert_eq!(
+            display_url(&SecretValue::new("postgres://h/db".into()), false),
+            "postgres://h/db"
+        );
     }
 }

@@ -54,6 +54,10 @@ pub struct Mark {
     /// A sharded load: the shards whose rows are in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub done: Vec<u32>,
+    /// A loading database that is complete and being swapped in, as what: a swap cut short is
+    /// completed by the next run rather than the copy discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Role>,
 }
 
 impl Mark {
@@ -70,6 +74,7 @@ impl Mark {
             shards: None,
             started: Vec::new(),
             done: Vec::new(),
+            ready: None,
         }
     }
 

@@ -16,6 +16,60 @@ use crate::keyed::HmacKey;
 /// The masking key, prepared once (see [`HmacKey`]).
 pub type MaskKey = HmacKey;
 
+/// Bits of material a masking key must carry: anyone holding the masked data can try likely
+/// inputs (e-mails, names) under every key of a smaller space.
+pub const KEY_MIN_BITS: u32 = 128;
+
+/// Whether `key` carries at least [`KEY_MIN_BITS`] of material, estimated from its length and
+/// the alphabet it is written in (digits ~3.3 bits a character, hex 4, base64 and the like ~6,
+/// other printable text ~6.5, raw bytes 8), and not a repetition of a few characters (its
+/// bytes' Shannon entropy under 3 bits). The error says why and how to make a good key; it
+/// never quotes the key.
+pub fn check_key(key: &[u8]) -> Result<(), String> {
+    let all = |f: fn(&u8) -> bool| key.iter().all(f);
+    let per_char = if all(u8::is_ascii_digit) {
+        3.32
+    } else if all(u8::is_ascii_hexdigit) {
+        4.0
+    } else if all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        5.17
+    } else if all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(b)) {
+        5.95
+    } else if all(|b| b.is_ascii_graphic() || *b == b' ') {
+        6.55
+    } else {
+        8.0
+    };
+    let bits = key.len() as f64 * per_char;
+    let mut counts = [0u32; 256];
+    for b in key {
+        counts[*b as usize] += 1;
+    }
+    let n = key.len().max(1) as f64;
+    let shannon: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    let how = "make one with `openssl rand -base64 32` (or `sluice secrets set` into the age store) and store it where the plan's masking.key points";
+    if key.len() < 16 || bits < f64::from(KEY_MIN_BITS) {
+        return Err(format!(
+            "the masking key is too weak: {} byte(s), about {} bits of material where at least {KEY_MIN_BITS} are needed (16 random bytes); with a weak key anyone can undo the masking by trying likely values. {how}",
+            key.len(),
+            bits as u32
+        ));
+    }
+    if shannon < 3.0 {
+        return Err(format!(
+            "the masking key is too weak: it repeats a few characters ({shannon:.1} bits of entropy per byte); with a weak key anyone can undo the masking by trying likely values. {how}"
+        ));
+    }
+    Ok(())
+}
+
 /// A deterministic stream of pseudo-random draws for one (key, domain, input): the seed is the
 /// keyed hash, the stream xoshiro256** from it. The stream need not be cryptographic: knowing
 /// it reveals only the keyed hash of the input, never the input or the key.
@@ -349,6 +403,23 @@ impl std::fmt::Display for MaskError {
 }
 
 impl Transform {
+    /// The shortest column (in characters) the transform's values fit without losing their
+    /// form: an e-mail shortened below `x@example.com` is no e-mail, a cut UUID no UUID.
+    /// `None`: any length works (the value keeps the input's length, or a cut value is still
+    /// one of its kind).
+    pub fn min_len(&self) -> Option<usize> {
+        match self {
+            Transform::Email => {
+                Some(1 + 1 + MAIL_DOMAINS.iter().map(|d| d.len()).max().unwrap_or(0))
+            }
+            Transform::Uuid => Some(36),
+            Transform::Ip { .. } => Some(15),
+            Transform::Hash { len, .. } => Some(*len),
+            Transform::Constant(c) => Some(c.chars().count()),
+            _ => None,
+        }
+    }
+
     /// The default determinism domain: values masked by the same transform under the same key
     /// agree across tables and columns.
     pub fn default_domain(&self) -> &'static str {
@@ -783,6 +854,38 @@ fn scrub(key: &MaskKey, input: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn weak_masking_keys_are_refused_and_never_quoted() {
+        for weak in [
+            "",
+            "k",
+            "short-key",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababab",
+            "passwordpassword1234",
+            "1234567890123456789012345678901234567",
+            "0123456789abcdef0123",
+        ] {
+            let e = check_key(weak.as_bytes()).expect_err(weak);
+            assert!(e.contains("openssl rand -base64 32"), "{e}");
+            assert!(weak.len() < 4 || !e.contains(weak), "{e}");
+        }
+        for good in [
+            "Sentinel-Masking-Key-c0ffee42",
+            "q3Jx0m9V4bT2nW8kLp6sYz1fHc5rDg7u",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "o5Wb0m3GQv8t7JvK2n4Xk1yZpL6sRcHd9Ea2TfUiMw0=",
+            "correct horse battery staple 42",
+        ] {
+            assert_eq!(check_key(good.as_bytes()), Ok(()), "{good}");
+        }
+        let raw: Vec<u8> = (0u8..16)
+            .map(|i| i.wrapping_mul(37).wrapping_add(200))
+            .collect();
+        assert_eq!(check_key(&raw), Ok(()));
+    }
+
     use super::*;
 
     fn k() -> MaskKey {

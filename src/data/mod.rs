@@ -11,6 +11,8 @@ pub mod classify;
 pub mod copy;
 pub mod ddl;
 pub mod envs;
+pub mod guard;
+pub mod interrupt;
 pub mod marks;
 pub mod mask;
 pub mod pipeline;
@@ -60,6 +62,11 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Er
         None => {
             // "error performing TLS handshake" alone does not say why: add the causes.
             let mut m = e.to_string();
+            if e.is_closed()
+                && let Some(why) = tls::last_session_end()
+            {
+                m.push_str(&format!(" ({why})"));
+            }
             let mut cause = std::error::Error::source(&e);
             while let Some(c) = cause {
                 m.push_str(&format!(": {c}"));

@@ -35,6 +35,9 @@ use crate::secrets::SecretValue;
 pub const LOADING_SUFFIX: &str = "_sluice_new";
 /// Suffix of the previous target, kept until the next success.
 pub const PREVIOUS_SUFFIX: &str = "_prev";
+/// Suffix the replaced target takes for a moment when `<target>_prev` is not sluice's (an
+/// adopted database, kept): it is dropped right after the swap.
+pub const DISPLACED_SUFFIX: &str = "_sluice_old";
 
 /// Everything a refresh needs, resolved (secrets already fetched).
 pub struct Settings {
@@ -59,6 +62,11 @@ pub struct Settings {
     pub snapshot: Option<String>,
     /// Copy only this shard's share of the rows (see [`Shard`]).
     pub shard: Option<Shard>,
+    /// The plan allows a target on the source's own server (another database there).
+    pub same_server: bool,
+    /// Replace a target database sluice did not make (`--adopt`): it is kept, unmarked, as
+    /// `<name>_prev` and never dropped by sluice.
+    pub adopt: bool,
 }
 
 /// What a subset selected.
@@ -262,6 +270,10 @@ pub struct Report {
     pub materialized_views: usize,
     /// Leftovers of earlier runs removed.
     pub removed_leftovers: Vec<String>,
+    /// A finished copy whose swap an earlier run did not complete, swapped in before this run
+    /// began its own load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_swap: Option<String>,
     /// What the subset selected, when the plan subsets.
     pub subset: Option<SubsetReport>,
     /// A shard's part, when the refresh ran as one of several shards.
@@ -414,6 +426,8 @@ fn run_program(
             program.display()
         ),
     })?;
+    let pid = child.id();
+    super::interrupt::child_started(pid);
     let writer = match (stdin, child.stdin.take()) {
         (Some(data), Some(mut pipe)) => {
             let data = data.to_vec();
@@ -424,7 +438,9 @@ fn run_program(
     let out = child.wait_with_output().map_err(|e| Error::External {
         what: name.into(),
         detail: e.to_string(),
-    })?;
+    });
+    super::interrupt::child_ended(pid);
+    let out = out?;
     if let Some(w) = writer {
         let _ = w.join();
     }
@@ -550,10 +566,14 @@ pub fn refresh(
         )));
     }
     let rt = runtime()?;
+    if !settings.explain {
+        super::interrupt::watch(&target, &target_db, &format!("{target_db}{LOADING_SUFFIX}"));
+    }
     rt.block_on(async {
         let step = |s: &str| progress(Event::Step(s.to_string()));
         step("opening the source snapshot");
         let mut leader = connect(&source, "the source").await?;
+        let source_id = super::guard::source_id(&leader).await?;
         let server_version: i32 = leader
             .query_one("select current_setting('server_version_num')::int", &[])
             .await
@@ -611,6 +631,7 @@ pub fn refresh(
             sequences: 0,
             materialized_views: 0,
             removed_leftovers: Vec::new(),
+            completed_swap: None,
             subset: subset_report,
             shard: None,
             seconds: 0.0,
@@ -619,18 +640,20 @@ pub fn refresh(
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         }
-        let same_server = source.get_hosts() == target.get_hosts()
-            && source.get_ports() == target.get_ports();
-        if same_server && source.get_dbname() == Some(target_db.as_str()) {
-            return Err(Error::Usage(
-                "source and target are the same database; a refresh would replace its own source".into(),
-            ));
-        }
-
         step("preparing the target");
         let admin = connect_admin(&target).await?;
-        take_refresh_lock(&admin, &target_db, settings.shard.is_some()).await?;
         let loading = format!("{target_db}{LOADING_SUFFIX}");
+        let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
+        super::guard::check_target(
+            &admin,
+            std::slice::from_ref(&source_id),
+            &[&target_db, &loading, &previous, &format!("{target_db}{DISPLACED_SUFFIX}")],
+            settings.same_server,
+            &format!("replacing `{target_db}`"),
+        )
+        .await?;
+        take_refresh_lock(&admin, &target_db, settings.shard.is_some()).await?;
+        super::interrupt::set_stage(super::interrupt::Stage::Loading);
         let encoding: String = snapshot_tx
             .query_one("select pg_encoding_to_char(encoding) from pg_database where datname = current_database()", &[])
             .await
@@ -676,7 +699,8 @@ pub fn refresh(
                 (removed, None)
             }
         };
-        report.removed_leftovers = removed;
+        report.removed_leftovers = removed.removed;
+        report.completed_swap = removed.completed;
 
         step("copying rows");
         let binary = binary_copy(server_version, &encoding, &admin).await?;
@@ -717,6 +741,7 @@ pub fn refresh(
         step("swapping the new database into place");
         report.previous_database =
             replace(&admin, &target_db, &settings.mark, settings.keep_previous).await?;
+        super::interrupt::set_stage(super::interrupt::Stage::Done);
         step("done");
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -785,20 +810,25 @@ async fn prepare(
     snapshot: &str,
     extra: Option<&Mark>,
     progress: &Arc<Progress>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Recovered, Error> {
     let previous = format!("{}{PREVIOUS_SUFFIX}", side.target_db);
     let removed = recover(side.admin, side.target_db, side.loading, &previous).await?;
     check_replaceable(
         &databases(side.admin).await?,
         side.target_db,
         settings.mark.role,
+        settings.adopt,
     )?;
     let mark = extra
         .cloned()
         .unwrap_or_else(|| settings.mark.with_role(Role::Loading));
+    super::interrupt::hold_if_signalled();
     side.admin
         .batch_execute(&format!(
-            "create database {} template template0 encoding {}",
+            // Closed until marked: a kill between CREATE and COMMENT (which cannot share a
+            // transaction) leaves a closed, unmarked `_sluice_new` that `recover` knows as
+            // sluice's (see `born_here`).
+            "create database {} template template0 encoding {} allow_connections false",
             sql_ident(side.loading),
             quote_literal(side.encoding)
         ))
@@ -810,7 +840,7 @@ async fn prepare(
             )
         })?;
     let filled = async {
-        set_mark(side.admin, side.loading, &mark).await?;
+        open_marked(side.admin, side.loading, &mark).await?;
         progress(Event::Step("creating the schema (pre-data)".into()));
         let pre = tokio::task::block_in_place(|| dump_section(source, snapshot, "pre-data"))?;
         tokio::task::block_in_place(|| apply_sql(side.load_cfg, &pre))?;
@@ -821,6 +851,18 @@ async fn prepare(
         return Err(e);
     }
     Ok(removed)
+}
+
+/// Mark a database sluice just created closed, and open it, in one transaction.
+pub(crate) async fn open_marked(admin: &Client, db: &str, mark: &Mark) -> Result<(), Error> {
+    admin
+        .batch_execute(&format!(
+            "begin; comment on database {db} is {}; alter database {db} with allow_connections true; commit",
+            quote_literal(&mark.render()),
+            db = sql_ident(db),
+        ))
+        .await
+        .map_err(|e| pg_error(&format!("marking {db}"), e))
 }
 
 async fn set_mark(admin: &Client, db: &str, mark: &Mark) -> Result<(), Error> {
@@ -961,9 +1003,9 @@ async fn join_shards(
     snapshot: &str,
     shard: Shard,
     progress: &Arc<Progress>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Recovered, Error> {
     with_shard_lock(side.admin, side.target_db, async {
-        let mut removed = Vec::new();
+        let mut removed = Recovered::default();
         let mut mark = match loading_mark(side).await? {
             Some(m)
                 if m.role == Role::Loading
@@ -1019,19 +1061,59 @@ async fn shard_done(side: &TargetSide<'_>, shard: Shard) -> Result<usize, Error>
     .await
 }
 
-/// Undo what a killed run left: a half-loaded database is dropped; a swap cut short (target
-/// gone, previous kept) is rolled back. Only databases carrying sluice's mark are touched.
+/// What [`recover`] did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recovered {
+    /// Half-loaded databases dropped.
+    pub removed: Vec<String>,
+    /// A finished copy whose swap was cut short, swapped in (the database it now is).
+    pub completed: Option<String>,
+}
+
+/// Whether `loading` is one sluice created and was killed before marking: sluice creates its
+/// loading databases closed to connections and opens them only with the mark, so a closed,
+/// unmarked, empty-commented `<name>_sluice_new` is a CREATE whose run died right after.
+async fn born_here(
+    admin: &Client,
+    dbs: &[(String, Option<String>)],
+    loading: &str,
+) -> Result<bool, Error> {
+    let uncommented = dbs.iter().any(|(n, c)| n == loading && c.is_none());
+    let closed = connectable(admin)
+        .await?
+        .iter()
+        .any(|(n, allowed)| n == loading && !allowed);
+    Ok(uncommented && closed && loading.ends_with(LOADING_SUFFIX))
+}
+
+/// Databases on the target server with whether they accept connections.
+async fn connectable(admin: &Client) -> Result<Vec<(String, bool)>, Error> {
+    Ok(admin
+        .query("select datname::text, datallowconn from pg_database", &[])
+        .await
+        .map_err(|e| pg_error("listing databases on the target", e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Undo or finish what a killed run left. A half-loaded database is dropped; a finished one
+/// whose swap was cut short (marked `ready`) is swapped in; a swap cut short after the target
+/// was closed to connections reopens it. Only databases carrying sluice's mark are touched.
 pub(crate) async fn recover(
     admin: &Client,
     target_db: &str,
     loading: &str,
     previous: &str,
-) -> Result<Vec<String>, Error> {
+) -> Result<Recovered, Error> {
     let dbs = databases(admin).await?;
     let ours = |name: &str| dbs.iter().any(|(n, c)| n == name && is_ours(c.as_deref()));
     let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
-    let mut removed = Vec::new();
-    if exists(loading) {
+    let mut done = Recovered::default();
+    if exists(loading) && !ours(loading) && born_here(admin, &dbs, loading).await? {
+        drop_database(admin, loading).await?;
+        done.removed.push(loading.to_string());
+    } else if exists(loading) {
         if !ours(loading) {
             return Err(Error::External {
                 what: "postgresql".into(),
@@ -1040,34 +1122,101 @@ pub(crate) async fn recover(
                 ),
             });
         }
-        drop_database(admin, loading).await?;
-        removed.push(loading.to_string());
+        let mark = dbs
+            .iter()
+            .find(|(n, _)| n == loading)
+            .and_then(|(_, c)| Mark::parse(c.as_deref()?));
+        match mark {
+            Some(m) if m.ready.is_some() && m.snapshot.is_none() => {
+                let role = m.ready.unwrap_or(Role::Current);
+                let finished = Mark {
+                    ready: None,
+                    ..m.with_role(role)
+                };
+                // As the interrupted run would have: staging keeps its previous copy, an
+                // environment or template does not.
+                replace(admin, target_db, &finished, role == Role::Current).await?;
+                done.completed = Some(target_db.to_string());
+            }
+            _ => {
+                drop_database(admin, loading).await?;
+                done.removed.push(loading.to_string());
+            }
+        }
+    }
+    let dbs = databases(admin).await?;
+    let ours = |name: &str| dbs.iter().any(|(n, c)| n == name && is_ours(c.as_deref()));
+    let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
+    let displaced = format!("{target_db}{DISPLACED_SUFFIX}");
+    if exists(target_db) && ours(&displaced) {
+        drop_database(admin, &displaced).await?;
+        done.removed.push(displaced);
     }
     if !exists(target_db) && ours(previous) {
         admin
             .batch_execute(&format!(
-                "alter database {} rename to {}",
+                "alter database {} rename to {}; alter database {} with allow_connections true",
                 sql_ident(previous),
+                sql_ident(target_db),
                 sql_ident(target_db)
             ))
             .await
             .map_err(|e| pg_error(&format!("restoring {target_db} from {previous}"), e))?;
     }
-    Ok(removed)
+    // A swap cut short between closing the target and the rename left it closed.
+    let closed = connectable(admin)
+        .await?
+        .into_iter()
+        .any(|(n, allowed)| n == target_db && !allowed);
+    let role = dbs
+        .iter()
+        .find(|(n, _)| n == target_db)
+        .and_then(|(_, c)| Mark::parse(c.as_deref()?))
+        .map(|m| m.role);
+    if closed && matches!(role, Some(Role::Current | Role::Env | Role::Previous)) {
+        admin
+            .batch_execute(&format!(
+                "alter database {} with allow_connections true",
+                sql_ident(target_db)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("reopening {target_db} to connections"), e))?;
+    }
+    Ok(done)
 }
 
 /// An environment or template replaces only a database sluice made for the same purpose; the
-/// staging target replaces whatever is there (and keeps it as `<name>_prev`).
+/// staging target replaces a database sluice made, or (with `adopt`) one it did not make, which
+/// is then kept unmarked as `<name>_prev`. A `<name>_prev` sluice did not make is never dropped,
+/// so it stops the refresh before anything is loaded.
 pub(crate) fn check_replaceable(
     dbs: &[(String, Option<String>)],
     target_db: &str,
     role: Role,
+    adopt: bool,
 ) -> Result<(), Error> {
+    let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
+    let foreign_previous = dbs
+        .iter()
+        .any(|(n, c)| *n == previous && !is_ours(c.as_deref()));
     let Some((_, comment)) = dbs.iter().find(|(n, _)| n == target_db) else {
         return Ok(());
     };
     if role == Role::Current {
-        return Ok(());
+        if is_ours(comment.as_deref()) {
+            return Ok(());
+        }
+        if adopt && foreign_previous {
+            return Err(Error::Usage(format!(
+                "database `{target_db}` is to be adopted, but `{previous}`, where it would be kept, is not sluice's either; sluice never drops either. Rename or drop one of them yourself, then run again"
+            )));
+        }
+        if adopt {
+            return Ok(());
+        }
+        return Err(Error::Usage(format!(
+            "database `{target_db}` exists on the target server and sluice did not make it; sluice replaces only its own databases. Pass --adopt to replace it once (it is kept, unmarked, as `{previous}`, and sluice never drops it), or drop or rename it yourself"
+        )));
     }
     let found = comment.as_deref().and_then(Mark::parse).map(|m| m.role);
     if found == Some(role) {
@@ -1082,9 +1231,10 @@ pub(crate) fn check_replaceable(
     )))
 }
 
-/// Swap `<target_db>_sluice_new` into place with `mark`; then a template is closed to
+/// Swap `<target_db>_sluice_new` into place with `mark`; a template stays closed to
 /// connections (so clones never wait on a session), and the replaced database is dropped
-/// unless `keep_previous`. Returns the name the replaced database is kept under.
+/// unless `keep_previous` (only if sluice made it). Returns the name the replaced database is
+/// kept under.
 pub(crate) async fn replace(
     admin: &Client,
     target_db: &str,
@@ -1093,20 +1243,14 @@ pub(crate) async fn replace(
 ) -> Result<Option<String>, Error> {
     let loading = format!("{target_db}{LOADING_SUFFIX}");
     let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
-    let had_previous = swap(admin, target_db, &loading, &previous, mark).await?;
-    if mark.role == Role::Template {
-        admin
-            .batch_execute(&format!(
-                "alter database {} with allow_connections false",
-                sql_ident(target_db)
-            ))
-            .await
-            .map_err(|e| pg_error(&format!("closing template {target_db} to connections"), e))?;
-    }
-    if !had_previous {
+    let Some(previous) = swap(admin, target_db, &loading, &previous, mark).await? else {
         return Ok(None);
-    }
-    if keep_previous {
+    };
+    let previous_ours = databases(admin)
+        .await?
+        .iter()
+        .any(|(n, c)| *n == previous && is_ours(c.as_deref()));
+    if keep_previous || !previous_ours {
         return Ok(Some(previous));
     }
     end_sessions(admin, std::slice::from_ref(&previous)).await?;
@@ -1142,64 +1286,132 @@ pub(crate) async fn end_sessions(admin: &Client, databases: &[String]) -> Result
     Ok(())
 }
 
-/// Replace `target_db` by `loading` in one transaction; the old one becomes `previous`, and
-/// `loading` takes `mark`.
+/// Replace `target_db` by `loading`; the old one becomes `previous` (or, when `previous` is a
+/// database sluice did not make, is dropped), and `loading` takes `mark`. Returns where the
+/// old target is kept. Signals wait for the swap to end (see [`super::interrupt`]).
 pub(crate) async fn swap(
     admin: &Client,
     target_db: &str,
     loading: &str,
     previous: &str,
     mark: &Mark,
-) -> Result<bool, Error> {
+) -> Result<Option<String>, Error> {
+    use super::interrupt::{Stage, set_stage, stage};
+    let resume = stage();
+    set_stage(Stage::Swapping);
+    let swapped = swap_steps(admin, target_db, loading, previous, mark).await;
+    set_stage(resume);
+    swapped
+}
+
+/// The swap, step by step. A kill at any step leaves the old or the new database under the
+/// target name; from the `ready` mark on, the next run completes the swap instead of
+/// discarding the copy.
+async fn swap_steps(
+    admin: &Client,
+    target_db: &str,
+    loading: &str,
+    previous: &str,
+    mark: &Mark,
+) -> Result<Option<String>, Error> {
+    use super::interrupt::fault;
     let dbs = databases(admin).await?;
     let exists = |name: &str| dbs.iter().any(|(n, _)| n == name);
-    if exists(previous) {
-        let ours = dbs
-            .iter()
-            .any(|(n, c)| n == previous && is_ours(c.as_deref()));
-        if !ours {
-            return Err(Error::External {
-                what: "postgresql".into(),
-                detail: format!(
-                    "database `{previous}` exists on the target but sluice did not create it; rename or drop it, then run again (the loaded copy was discarded)"
-                ),
-            });
-        }
-        end_sessions(admin, &[previous.to_string()]).await?;
-        drop_database(admin, previous).await?;
-    }
+    let ours = |name: &str| dbs.iter().any(|(n, c)| n == name && is_ours(c.as_deref()));
     let had_target = exists(target_db);
+    let target_ours = ours(target_db);
+    // A `<target>_prev` sluice did not make (an adopted database) is never dropped: the
+    // replaced copy goes aside for a moment and is dropped after the swap instead.
+    let displaced = format!("{target_db}{DISPLACED_SUFFIX}");
+    let foreign_previous = exists(previous) && !ours(previous);
+    if foreign_previous && had_target && !target_ours {
+        return Err(Error::External {
+            what: "postgresql".into(),
+            detail: format!(
+                "neither `{target_db}` nor `{previous}` was made by sluice; sluice drops neither, so the loaded copy was discarded. Rename or drop one of them yourself, then run again"
+            ),
+        });
+    }
+    let previous = if foreign_previous {
+        displaced.as_str()
+    } else {
+        previous
+    };
+    for leftover in [previous, displaced.as_str()] {
+        if ours(leftover) {
+            end_sessions(admin, &[leftover.to_string()]).await?;
+            drop_database(admin, leftover).await?;
+        }
+    }
+    // 1. The copy is complete: from here a swap cut short is finished by the next run.
+    let ready = Mark {
+        ready: Some(mark.role),
+        ..mark.with_role(Role::Loading)
+    };
+    set_mark(admin, loading, &ready).await?;
+    fault("swap-ready");
+    // 2. Close both to new connections, so that ending their sessions sticks: under a
+    // connection storm clients otherwise reconnect between the end and the rename.
+    let mut close = format!(
+        "alter database {} with allow_connections false;",
+        sql_ident(loading)
+    );
+    if had_target {
+        close.push_str(&format!(
+            "alter database {} with allow_connections false;",
+            sql_ident(target_db)
+        ));
+    }
+    admin
+        .batch_execute(&close)
+        .await
+        .map_err(|e| pg_error(&format!("closing {target_db} to new connections"), e))?;
+    fault("swap-closed");
+    // 3. One transaction renames both and opens the new target (a template stays closed).
     let mut sql = String::from("begin;");
     if had_target {
         sql.push_str(&format!(
-            "alter database {} rename to {};comment on database {} is {};",
-            sql_ident(target_db),
-            sql_ident(previous),
-            sql_ident(previous),
-            quote_literal(&mark.with_role(Role::Previous).render())
+            "alter database {t} rename to {p};alter database {p} with allow_connections true;",
+            t = sql_ident(target_db),
+            p = sql_ident(previous),
         ));
+        // An adopted database keeps its own comment: sluice never marks what it did not make.
+        if target_ours {
+            sql.push_str(&format!(
+                "comment on database {} is {};",
+                sql_ident(previous),
+                quote_literal(&mark.with_role(Role::Previous).render())
+            ));
+        }
     }
     sql.push_str(&format!(
-        "alter database {} rename to {};comment on database {} is {};commit;",
-        sql_ident(loading),
-        sql_ident(target_db),
-        sql_ident(target_db),
-        quote_literal(&mark.render())
+        "alter database {l} rename to {t};comment on database {t} is {m};alter database {t} with allow_connections {open};commit;",
+        l = sql_ident(loading),
+        t = sql_ident(target_db),
+        m = quote_literal(&mark.render()),
+        open = mark.role != Role::Template,
     ));
-    // Sessions on the old target (and an autovacuum worker analyzing either database) are
-    // ended only now and waited for; one that connects in between makes the rename fail
-    // (55006), so end them again and retry.
     let both = [target_db.to_string(), loading.to_string()];
     let mut attempt = 0;
     loop {
         end_sessions(admin, &both).await?;
+        fault("swap-ended");
         match admin.batch_execute(&sql).await {
-            Ok(()) => return Ok(had_target),
+            Ok(()) => break,
             Err(e) => {
                 let _ = admin.batch_execute("rollback").await;
+                // A session that slipped in before the close (or a superuser's) holds on.
                 let busy = e.code().is_some_and(|c| c.code() == "55006");
                 attempt += 1;
                 if !busy || attempt >= 50 {
+                    if had_target {
+                        let _ = admin
+                            .batch_execute(&format!(
+                                "alter database {} with allow_connections true",
+                                sql_ident(target_db)
+                            ))
+                            .await;
+                    }
                     drop_loading(admin, loading).await;
                     return Err(pg_error(&format!("swapping {loading} into {target_db}"), e));
                 }
@@ -1207,6 +1419,16 @@ pub(crate) async fn swap(
             }
         }
     }
+    fault("swap-renamed");
+    if !had_target {
+        return Ok(None);
+    }
+    if foreign_previous {
+        end_sessions(admin, &[displaced.clone()]).await?;
+        drop_database(admin, &displaced).await?;
+        return Ok(None);
+    }
+    Ok(Some(previous.to_string()))
 }
 
 /// Apply SQL (a pg_dump section) to the loading database in one transaction.

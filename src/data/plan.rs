@@ -643,6 +643,13 @@ pub fn max_len(type_name: &str) -> Option<usize> {
 /// Whether a transform can produce values of a column's type. Types sluice does not know
 /// (enums, domains, geometric, ranges, extension types) are left to the load to judge.
 pub fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
+    if let (Some(max), Some(need)) = (max_len(type_name), t.min_len())
+        && max < need
+    {
+        return Err(format!(
+            "needs at least {need} characters and the column holds {max}: a value cut to fit would not be what the transform promises. Use hash:{max}, redact or shape (they fit the column), or widen the column"
+        ));
+    }
     let base = type_name.split('(').next().unwrap_or("").trim();
     let universal = matches!(
         t,
@@ -807,6 +814,7 @@ mod tests {
                 unclassified,
             },
             positions: BTreeMap::new(),
+            same_server: false,
         }
     }
 
@@ -968,6 +976,13 @@ mod tests {
         assert_eq!(max_len("character varying(20)"), Some(20));
         assert_eq!(max_len("character(5)"), Some(5));
         assert_eq!(max_len("text"), None);
+        // Too short for the transform's values: refused at plan time, naming the lengths.
+        let e = fits_type("character varying(5)", &Transform::Email).unwrap_err();
+        assert!(e.contains("at least 13") && e.contains("holds 5"), "{e}");
+        assert!(fits_type("character varying(13)", &Transform::Email).is_ok());
+        assert!(fits_type("character(20)", &Transform::Uuid).is_err());
+        assert!(fits_type("character varying(4)", &Transform::Constant("n/a!x".into())).is_err());
+        assert!(fits_type("character varying(5)", &Transform::Redact).is_ok());
         let mut cat = catalog();
         if let Some(t) = cat.tables.get_mut(&qn("orders")) {
             t.columns[3].type_name = "numeric(10,2)".into();

@@ -269,6 +269,12 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for l in &report.removed_leftovers {
         writeln!(out, "removed `{l}`, left behind by an interrupted refresh")?;
     }
+    if let Some(db) = &report.completed_swap {
+        writeln!(
+            out,
+            "completed the swap an interrupted run had begun: its finished copy became `{db}` before this run's load"
+        )?;
+    }
     Ok(())
 }
 

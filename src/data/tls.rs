@@ -99,22 +99,27 @@ impl std::ops::DerefMut for Endpoint {
 /// verify mode nor root files); the rest is left for tokio-postgres.
 fn split(text: &str) -> Option<(String, Option<String>, Option<String>)> {
     let (mut mode, mut root) = (None, None);
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        let mut u = url::Url::parse(text).ok()?;
+    if let Some(parts) = UrlParts::of(text) {
+        // Not `url::Url`: libpq's URLs may have an empty host (`postgresql://user@/db?host=/run`,
+        // a Unix socket), which WHATWG URLs refuse.
         let mut rest: Vec<(String, String)> = Vec::new();
-        for (k, v) in u.query_pairs() {
+        for (k, v) in url::form_urlencoded::parse(parts.query.unwrap_or("").as_bytes()) {
             match k.as_ref() {
                 "sslmode" => mode = Some(v.into_owned()),
                 "sslrootcert" => root = Some(v.into_owned()),
                 _ => rest.push((k.into_owned(), v.into_owned())),
             }
         }
-        if rest.is_empty() {
-            u.set_query(None);
-        } else {
-            u.query_pairs_mut().clear().extend_pairs(rest);
+        let mut out = format!("{}{}", parts.authority, parts.path);
+        if !rest.is_empty() {
+            out.push('?');
+            out.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(rest)
+                    .finish(),
+            );
         }
-        return Some((u.to_string(), mode, root));
+        return Some((out, mode, root));
     }
     let mut kept = Vec::new();
     for (k, raw) in kv_pairs(text) {
@@ -125,6 +130,36 @@ fn split(text: &str) -> Option<(String, Option<String>, Option<String>)> {
         }
     }
     Some((kept.join(" "), mode, root))
+}
+
+/// A `postgres://` or `postgresql://` URL cut into its parts, as written.
+pub(crate) struct UrlParts<'a> {
+    /// `postgresql://user:password@host:port` (the host may be empty).
+    pub authority: &'a str,
+    /// `/dbname`, or empty.
+    pub path: &'a str,
+    /// After `?`.
+    pub query: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    /// `None` when `text` is not a PostgreSQL URL (a key=value string, say).
+    pub(crate) fn of(text: &'a str) -> Option<UrlParts<'a>> {
+        let after = text
+            .strip_prefix("postgresql://")
+            .or_else(|| text.strip_prefix("postgres://"))?;
+        let scheme = text.len() - after.len();
+        let (head, query) = match text.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (text, None),
+        };
+        let slash = head[scheme..].find('/').map_or(head.len(), |i| scheme + i);
+        Some(UrlParts {
+            authority: &head[..slash],
+            path: &head[slash..],
+            query,
+        })
+    }
 }
 
 /// The `key=value` pairs of a libpq key/value connection string, each value as written
@@ -222,23 +257,55 @@ pub fn endpoint(text: &str, side: &str) -> Result<Endpoint, Error> {
 }
 
 impl Endpoint {
-    /// Connect; the connection runs on a task of its own.
+    /// Connect; the connection runs on a task of its own. Over a Unix-domain socket there is no
+    /// TLS whatever the `sslmode` (as in libpq, which ignores it there). The session's
+    /// `statement_timeout`, `idle_in_transaction_session_timeout` and `idle_session_timeout`
+    /// are turned off where the server lets a session set them: a role's timeout would cancel
+    /// a long COPY or end the snapshot's idle transaction half-way through a refresh.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        match &self.connector {
-            None => {
-                let (client, conn) = self.config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(client)
-            }
-            Some(make) => {
+        let unix_only = !self.config.get_hosts().is_empty()
+            && self
+                .config
+                .get_hosts()
+                .iter()
+                .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
+        let client = match &self.connector {
+            Some(make) if !unix_only => {
                 let (client, conn) = self.config.connect(make.clone()).await?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(client)
+                tokio::spawn(async move { note_end(conn.await) });
+                client
             }
+            _ => {
+                let mut config = self.config.clone();
+                if unix_only {
+                    config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+                }
+                let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(async move { note_end(conn.await) });
+                client
+            }
+        };
+        super::interrupt::register_connection(client.cancel_token(), self);
+        // One round trip; settings the server does not have (idle_session_timeout before 14)
+        // are simply not in pg_settings. A proxy that refuses SET leaves the defaults.
+        let _ = client
+            .batch_execute(
+                "select set_config(name, '0', false) from pg_settings
+                  where name in ('statement_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout')
+                    and context = 'user'",
+            )
+            .await;
+        Ok(client)
+    }
+
+    /// Cancel the query running on the connection `token` belongs to.
+    pub(crate) async fn cancel(
+        &self,
+        token: &tokio_postgres::CancelToken,
+    ) -> Result<(), tokio_postgres::Error> {
+        match &self.connector {
+            Some(make) => token.cancel_query(make.clone()).await,
+            None => token.cancel_query(tokio_postgres::NoTls).await,
         }
     }
 
@@ -250,6 +317,38 @@ impl Endpoint {
         }
         env
     }
+}
+
+/// Why the server last ended one of this process's sessions on its own (a FATAL error sent
+/// outside any query, such as an idle timeout or `pg_terminate_backend`), with its SQLSTATE.
+static LAST_END: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
+fn note_end(result: Result<(), tokio_postgres::Error>) {
+    if let Err(e) = result
+        && let Some(db) = e.as_db_error()
+        && let Ok(mut last) = LAST_END.lock()
+    {
+        *last = Some((db.code().code().to_string(), db.message().to_string()));
+    }
+}
+
+/// What the server said when it last ended a session by itself, and which setting did it when
+/// the SQLSTATE tells: for the message of a query that failed with "connection closed".
+pub(crate) fn last_session_end() -> Option<String> {
+    let (code, message) = LAST_END.lock().ok()?.clone()?;
+    let setting = match code.as_str() {
+        "25P03" => {
+            "; idle_in_transaction_session_timeout ended it (set on the role or database: ALTER ROLE … RESET idle_in_transaction_session_timeout)"
+        }
+        "57P05" => {
+            "; idle_session_timeout ended it (set on the role or database: ALTER ROLE … RESET idle_session_timeout)"
+        }
+        "57P01" => "; an administrator or pg_terminate_backend ended it",
+        _ => "",
+    };
+    Some(format!(
+        "the server ended the session: {message} [SQLSTATE {code}]{setting}"
+    ))
 }
 
 /// Makes a TLS session per connection from one client configuration.

@@ -367,7 +367,7 @@ fn shards_under_one_held_snapshot_load_what_one_run_loads() {
         "insert into \"Shop\".customers (id, email, region, country) values (100001, 'late@shop.example', 'DE', 'DE')",
     );
 
-    let single = env.sluice(&["refresh", "nightly", "--snapshot", &id]);
+    let single = env.sluice(&["refresh", "nightly", "--adopt", "--snapshot", &id]);
     assert_eq!(single.code, 0, "{}", single.stderr);
     let expected = digests(&env.dst, "staging");
     assert_eq!(
@@ -383,7 +383,13 @@ fn shards_under_one_held_snapshot_load_what_one_run_loads() {
         .map(|i| {
             let mut cmd = std::process::Command::new(sluice_bin());
             cmd.current_dir(env.dir.path())
-                .args(["refresh", "nightly", "--shard", &format!("{i}/3")])
+                .args([
+                    "refresh",
+                    "nightly",
+                    "--adopt",
+                    "--shard",
+                    &format!("{i}/3"),
+                ])
                 .env("HOME", env.dir.path())
                 .env("SLUICE_SNAPSHOT", &id)
                 .stdout(Stdio::piped())
@@ -428,9 +434,25 @@ fn shards_under_one_held_snapshot_load_what_one_run_loads() {
     );
 
     // A shard started again under the same snapshot abandons the load, fail-closed.
-    let first = env.sluice(&["refresh", "nightly", "--shard", "0/2", "--snapshot", &id]);
+    let first = env.sluice(&[
+        "refresh",
+        "nightly",
+        "--adopt",
+        "--shard",
+        "0/2",
+        "--snapshot",
+        &id,
+    ]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let retry = env.sluice(&["refresh", "nightly", "--shard", "0/2", "--snapshot", &id]);
+    let retry = env.sluice(&[
+        "refresh",
+        "nightly",
+        "--adopt",
+        "--shard",
+        "0/2",
+        "--snapshot",
+        &id,
+    ]);
     assert_eq!(retry.code, 3, "{}", retry.stdout);
     assert!(
         retry.stderr.contains("already started under snapshot"),
@@ -443,7 +465,7 @@ fn shards_under_one_held_snapshot_load_what_one_run_loads() {
     // Released: the ID no longer works, and the error says what to do.
     holder.stdin.take().unwrap().write_all(b"").unwrap();
     assert!(holder.wait().unwrap().success());
-    let stale = env.sluice(&["refresh", "nightly", "--snapshot", &id]);
+    let stale = env.sluice(&["refresh", "nightly", "--adopt", "--snapshot", &id]);
     assert_eq!(stale.code, 3, "{}", stale.stdout);
     assert!(
         stale.stderr.contains("is not held on the source"),

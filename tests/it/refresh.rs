@@ -270,7 +270,13 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
     assert_eq!(env.databases(), "staging", "a dry run creates nothing");
 
     let report = env.dir.path().join("report.json");
-    let first = env.sluice(&["refresh", "nightly", "--report", report.to_str().unwrap()]);
+    let first = env.sluice(&[
+        "refresh",
+        "nightly",
+        "--adopt",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert!(
         first
@@ -452,11 +458,20 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
     let masked = "select id, email, phone, notes from users where id <= 302 order by id";
     let emails = copy_text(d, "staging", masked);
     let scored = copy_text(d, "staging", scores);
+    // The adopted original stays as `staging_prev` until dropped by hand (sluice never drops
+    // it); once it is gone, the next night keeps the first copy there.
+    d.psql("postgres", "drop database staging_prev");
     d.psql("staging", "create table touched (x int)");
     // The second night moves everything as text: every value comes out the same.
     let second = env.sluice_with(
         &[("SLUICE_COPY_FORMAT", "text")],
-        &["refresh", "nightly", "--report", report.to_str().unwrap()],
+        &[
+            "refresh",
+            "nightly",
+            "--adopt",
+            "--report",
+            report.to_str().unwrap(),
+        ],
     );
     assert_eq!(second.code, 0, "{}", second.stderr);
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -503,7 +518,13 @@ fn a_hot_standby_is_a_source() {
     let mut vars = env.vars();
     vars[0].1 = url(&standby, "app");
     let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = sluice_env(env.dir.path(), &set, &[], &["refresh", "nightly"], None);
+    let run = sluice_env(
+        env.dir.path(),
+        &set,
+        &[],
+        &["refresh", "nightly", "--adopt"],
+        None,
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_no_sentinel(&run, env.dir.path());
     assert_eq!(
@@ -530,7 +551,7 @@ fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
          insert into people values (1, 'a@corp.example', 42, 'x');",
         "      columns:\n        people.id: keep",
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("2 column(s) are not classified"),
@@ -606,14 +627,14 @@ const BIG_MASKING: &str = "      columns:\n        big.id: keep\n        big.not
 #[test]
 fn a_killed_refresh_leaves_staging_untouched_and_the_next_run_cleans_up() {
     let env = Env::new(BIG, BIG_MASKING);
-    let mut child = env.spawn(&["refresh", "nightly", "--jobs", "1"]);
+    let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
     env.wait_for_copy(&mut child);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
     assert_eq!(env.databases(), "staging,staging_sluice_new");
 
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains("removed `staging_sluice_new`"),
@@ -637,7 +658,7 @@ fn a_large_table_copies_in_block_ranges_on_several_connections() {
         env.dir.path(),
         &set,
         &[],
-        &["refresh", "nightly", "--jobs", "6"],
+        &["refresh", "nightly", "--adopt", "--jobs", "6"],
         None,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -665,7 +686,7 @@ fn a_large_table_copies_in_block_ranges_on_several_connections() {
 #[test]
 fn the_target_server_stopping_mid_load_leaves_staging_untouched() {
     let env = Env::new(BIG, BIG_MASKING);
-    let mut child = env.spawn(&["refresh", "nightly", "--jobs", "1"]);
+    let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
     env.wait_for_copy(&mut child);
     env.dst.stop();
     let out = child.wait_with_output().unwrap();
@@ -675,7 +696,7 @@ fn the_target_server_stopping_mid_load_leaves_staging_untouched() {
     env.dst.restart();
     assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
 
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         env.dst.psql("staging", "select count(*) from big"),
@@ -696,7 +717,13 @@ fn connection_failures_exit_3_without_showing_the_url() {
     let mut vars = env.vars();
     vars[1].1 = format!("postgresql://postgres:{PASSWORD}@127.0.0.1:1/staging");
     let set: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let run = sluice_env(env.dir.path(), &set, &[], &["refresh", "nightly"], None);
+    let run = sluice_env(
+        env.dir.path(),
+        &set,
+        &[],
+        &["refresh", "nightly", "--adopt"],
+        None,
+    );
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr.contains("connecting to the target server"),
@@ -715,7 +742,7 @@ fn a_masked_value_breaking_a_check_constraint_fails_before_staging_is_touched() 
          insert into members values (1, 'Private.Person@corp.example');",
         "      columns:\n        members.id: keep",
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
         run.stderr.contains("constraint corp_only"),
@@ -739,7 +766,7 @@ fn verify_passes_after_a_refresh_and_finds_a_planted_leak_and_a_broken_key() {
          insert into logins select i, i % 200 + 1, ('192.0.2.' || (i % 250))::inet from generate_series(1, 500) i;",
         "      columns:\n        accounts.id: keep\n        accounts.balance: number_noise:10\n        logins.id: keep\n        logins.account_id: keep\n        logins.ip: ip:16",
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let ok = env.sluice(&["verify", "nightly"]);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
@@ -808,7 +835,7 @@ fn json_array_regex_and_template_columns_mask_inside_their_values() {
         profiles.first: first_name
         profiles.last: last_name"#,
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let d = &env.dst;
     let row = |sql: &str| d.psql("staging", sql);
@@ -955,7 +982,7 @@ fn a_subset_is_referentially_complete_with_roots_children_and_whole_aggregates()
     );
     assert_eq!(env.databases(), "staging", "--explain touches no target");
 
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let d = |sql: &str| env.dst.psql("staging", sql);
 
@@ -1044,7 +1071,7 @@ fn a_subset_is_referentially_complete_with_roots_children_and_whole_aggregates()
         .iter()
         .map(|t| ids(t))
         .collect();
-    let again = env.sluice(&["refresh", "nightly"]);
+    let again = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     let after: Vec<String> = ["customers", "orders", "tickets", "addresses"]
         .iter()
@@ -1064,7 +1091,7 @@ fn without_children_only_the_parent_closure_moves_and_unreached_tables_fail_clos
       full: ['"Shop".countries']
       empty: ['"Shop".sessions', '"Shop".orders', '"Shop".order_items', '"Shop".shipments', '"Shop".events', '"Shop".tickets', '"Shop".legacy_notes']"#,
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let d = |sql: &str| env.dst.psql("staging", sql);
     assert_eq!(d(r#"select count(*) from "Shop".orders"#), "0");
@@ -1097,7 +1124,7 @@ fn without_children_only_the_parent_closure_moves_and_unreached_tables_fail_clos
         "sluice.yaml",
         &yaml.replace(r#"'"Shop".sessions', "#, ""),
     );
-    let bad = env.sluice(&["refresh", "nightly"]);
+    let bad = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(
         bad.stderr.contains("no root reaches 1 table(s)"),
@@ -1134,7 +1161,7 @@ insert into "Shop".comments select i, case when i % 2 = 0 then 'order' else 'cus
       full: ['"Shop".countries']
       empty: ['"Shop".sessions', '"Shop".order_items', '"Shop".shipments', '"Shop".tickets', '"Shop".legacy_notes']"#,
     );
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let d = |sql: &str| env.dst.psql("staging", sql);
     let roots = env.src.psql("app", r#"select string_agg(id::text, ',' order by id) from (select id from "Shop".customers where region = 'FR' order by id limit 10) r"#);
@@ -1194,7 +1221,7 @@ fn a_small_memory_budget_spills_and_selects_the_same_rows() {
     };
     assert_eq!(selection(&spilled.stdout), selection(&roomy.stdout));
     // And a real load under the budget is referentially complete.
-    let run = env.sluice(&["refresh", "nightly"]);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("spilled"), "{}", run.stdout);
     let verify = env.sluice(&["verify", "nightly", "--sample", "20"]);

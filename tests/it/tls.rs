@@ -128,7 +128,7 @@ refresh:
             &[
                 ("PROD_DATABASE_URL", s.as_str()),
                 ("STAGING_DATABASE_URL", t.as_str()),
-                ("PROD_MASKING_KEY", "tls-test-key"),
+                ("PROD_MASKING_KEY", "tls-test-key-8d1f0c3a9b7e"),
             ],
             &[],
             args,
@@ -142,7 +142,8 @@ refresh:
         );
         r
     };
-    let run = |host: &str, query: &str| sluice_with(host, query, &["refresh", "nightly"]);
+    let run =
+        |host: &str, query: &str| sluice_with(host, query, &["refresh", "nightly", "--adopt"]);
 
     // verify-full against the right CA, by the name on the certificate: sluice's own
     // connections and pg_dump/psql all pass the server's hostssl-only rules.

@@ -271,6 +271,11 @@ impl PgCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The directory of the server's Unix-domain socket (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.data().to_path_buf()
+    }
+
     /// The loopback port.
     pub fn port(&self) -> u16 {
         self.port
