@@ -1424,7 +1424,7 @@ async fn swap_steps(
         return Ok(None);
     }
     if foreign_previous {
-        end_sessions(admin, &[displaced.clone()]).await?;
+        end_sessions(admin, std::slice::from_ref(&displaced)).await?;
         drop_database(admin, &displaced).await?;
         return Ok(None);
     }

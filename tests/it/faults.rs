@@ -19,8 +19,8 @@
 //! - Clients connecting to `staging` without pause do not stop the swap.
 //!
 //! Every test's first refresh passes `--adopt`: `Env::new` makes `staging` by hand. The adopted
-//! original is kept, unmarked, as `staging_prev`, which blocks later refreshes, so tests that
-//! refresh again drop it first.
+//! original is kept, unmarked, as `staging_prev` (sluice never drops it); tests that compare
+//! `staging_prev` with an earlier copy drop it first.
 
 use std::io::Read;
 use std::path::PathBuf;
