@@ -8,16 +8,18 @@
 # Prints wall seconds (median of --runs, the four taking turns), peak RSS of sluice, and
 # pgbench_accounts rows/s.
 #
-# Usage: benches/refresh.sh [--scale 50] [--runs 3]
+# Usage: benches/refresh.sh [--scale 50] [--runs 3] [--jobs N]   (--jobs: sluice's, default cores)
 # Needs the PostgreSQL 15 server binaries (initdb, pg_ctl, pgbench, pg_dump, psql).
 set -euo pipefail
 
 SCALE=50
 RUNS=3
+JOBS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --jobs) JOBS=(--jobs "$2"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -96,7 +98,7 @@ export PROD_MASKING_KEY="benchmark-key-3f9c2a71d8e4b605"
 run_sluice() { # plan target_db -> "seconds rss_kb accounts_rows_per_s"
   local plan=$1 db=$2 t rps
   t=$(STAGING_DATABASE_URL="postgresql://postgres@127.0.0.1:$PORT/$db" \
-    timed "$SLUICE" --config "$CFG" refresh "$plan" --report "$WORK/report.json" 2>>"$WORK/sluice.log")
+    timed "$SLUICE" --config "$CFG" refresh "$plan" "${JOBS[@]}" --report "$WORK/report.json" 2>>"$WORK/sluice.log")
   rps=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); t=[x for x in r['tables'] if x['table']=='public.pgbench_accounts'][0]; print(round(t['rows']/t['seconds']))" "$WORK/report.json")
   echo "$t $rps"
 }

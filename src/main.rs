@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = run(cli);
     // A refresh that got SIGINT or SIGTERM ends on the signal thread, after its clean-up.
-    sluice::data::interrupt::hold_if_signalled();
+    sluice::data::refresh::interrupt::hold_if_signalled();
     let code = match outcome {
         Ok(code) => code,
         Err(Failure::Error(Error::Invalid { problems })) => {
@@ -575,9 +575,9 @@ impl ResolvedPlan<'_> {
     fn build(
         &self,
         name: &str,
-        catalog: &sluice::data::catalog::Catalog,
-    ) -> Result<sluice::data::plan::Plan, Error> {
-        sluice::data::plan::build(name, self.cfg, &self.file, &self.presets, catalog)
+        catalog: &sluice::data::pg::catalog::Catalog,
+    ) -> Result<sluice::data::refresh::plan::Plan, Error> {
+        sluice::data::refresh::plan::build(name, self.cfg, &self.file, &self.presets, catalog)
     }
 }
 
@@ -665,12 +665,12 @@ fn refresh_command(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
-    use sluice::data::{pipeline, plan, progress};
+    use sluice::data::refresh::{pipeline, plan, progress};
     let loaded = require_config(explicit, cwd)?;
     let r = resolve_plan(&loaded, &args.plan)?;
-    let build = |catalog: &sluice::data::catalog::Catalog| r.build(&args.plan, catalog);
+    let build = |catalog: &sluice::data::pg::catalog::Catalog| r.build(&args.plan, catalog);
     if args.dry_run {
-        let catalog = pipeline::read_catalog(&r.source_url)?;
+        let catalog = sluice::data::pg::snapshot::read_catalog(&r.source_url)?;
         let plan = build(&catalog)?;
         let mut out = io::stdout().lock();
         writeln!(
@@ -701,7 +701,7 @@ fn refresh_command(
             writeln!(
                 out,
                 "warning: {t}.{} is not classified and would be copied unmasked",
-                sluice::data::catalog::quote_ident(c)
+                sluice::data::pg::catalog::quote_ident(c)
             )?;
         }
         return Ok(EXIT_OK);
@@ -726,7 +726,7 @@ fn refresh_command(
         shard: args
             .shard
             .as_deref()
-            .map(pipeline::Shard::parse)
+            .map(sluice::data::refresh::tasks::Shard::parse)
             .transpose()?,
         same_server: r.cfg.same_server,
         adopt: args.adopt,
@@ -793,9 +793,9 @@ fn jobs(flag: Option<u16>, plan: Option<usize>) -> usize {
 fn run_refresh(
     r: &ResolvedPlan<'_>,
     name: &str,
-    settings: &sluice::data::pipeline::Settings,
-) -> Result<sluice::data::pipeline::Report, Error> {
-    use sluice::data::{pipeline, progress};
+    settings: &sluice::data::refresh::pipeline::Settings,
+) -> Result<sluice::data::refresh::pipeline::Report, Error> {
+    use sluice::data::refresh::{pipeline, progress};
     let renderer = std::sync::Arc::new(progress::Renderer::new(
         Box::new(io::stderr()),
         io::stderr().is_terminal(),
@@ -809,7 +809,7 @@ fn run_refresh(
             for (t, c) in &plan.unclassified {
                 events.event(pipeline::Event::Step(format!(
                     "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
-                    sluice::data::catalog::quote_ident(c)
+                    sluice::data::pg::catalog::quote_ident(c)
                 )));
             }
             Ok(plan)
@@ -853,7 +853,7 @@ fn target_servers(
     for name in names {
         let r = resolve_plan(loaded, &name)?;
         let url = r.target_url(loaded, &name)?;
-        let cfg = sluice::data::tls::endpoint(url.expose(), &format!("refresh.{name}.target"))?;
+        let cfg = sluice::data::pg::tls::endpoint(url.expose(), &format!("refresh.{name}.target"))?;
         let key = format!(
             "{:?} {:?} {:?}",
             cfg.get_hosts(),
@@ -893,7 +893,9 @@ fn env_command(
             if args.from != EnvSource::Stream {
                 mark.via = Some("template".into());
                 let guard = envs::Guard {
-                    sources: sluice::data::guard::identify(std::slice::from_ref(&r.source_url))?,
+                    sources: sluice::data::pg::guard::identify(std::slice::from_ref(
+                        &r.source_url,
+                    ))?,
                     same_server: r.cfg.same_server,
                 };
                 cloned = envs::clone_template(&target_url, &args.name, &mark, &guard)?;
@@ -916,7 +918,7 @@ fn env_command(
                 )?,
                 None => {
                     mark.via = Some("stream".into());
-                    let settings = sluice::data::pipeline::Settings {
+                    let settings = sluice::data::refresh::pipeline::Settings {
                         name: args.plan.clone(),
                         target_url: env_url.clone(),
                         key: r.key(&loaded, &args.plan)?,
@@ -1093,7 +1095,7 @@ fn plans_guard(loaded: &config::Loaded, plan: Option<&str>) -> Result<envs::Guar
         urls.push(resolve_plan(loaded, name)?.source_url);
     }
     Ok(envs::Guard {
-        sources: sluice::data::guard::identify(&urls)?,
+        sources: sluice::data::pg::guard::identify(&urls)?,
         same_server: true,
     })
 }
@@ -1114,7 +1116,7 @@ fn snapshot_command(
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
     let r = resolve_plan(&loaded, plan)?;
-    sluice::data::pipeline::hold_snapshot(&r.source_url, |id| -> Result<i32, Failure> {
+    sluice::data::pg::snapshot::hold_snapshot(&r.source_url, |id| -> Result<i32, Failure> {
         if command.is_empty() {
             let mut out = io::stdout().lock();
             writeln!(out, "{id}")?;
@@ -1148,7 +1150,7 @@ fn classify_command(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
-    use sluice::data::{classify, plan as planning};
+    use sluice::data::{classify, refresh::plan as planning};
     let mut out = io::stdout().lock();
     let indent = if plan.is_some() { 6 } else { 4 };
     let proposals = match (plan, env, var, url) {
@@ -1162,7 +1164,7 @@ fn classify_command(
                 .keys()
                 .filter_map(|k| planning::parse_column_key(k).ok())
                 .collect();
-            let skip = |t: &sluice::data::catalog::QualifiedName, c: &str| {
+            let skip = |t: &sluice::data::pg::catalog::QualifiedName, c: &str| {
                 decided
                     .iter()
                     .any(|(dt, dc)| dt == t && dc.as_deref().is_none_or(|dc| dc == c))

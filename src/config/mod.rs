@@ -261,7 +261,7 @@ fn check_refresh(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
         if let Some(columns) = get(masking, "columns") {
             for (k, v) in entries(columns) {
                 let key = k.key_text();
-                if let Err(e) = crate::data::plan::parse_column_key(&key) {
+                if let Err(e) = crate::data::refresh::plan::parse_column_key(&key) {
                     problems.push(Problem::new(k.at(file), e));
                 }
                 // The long forms of regex, json, array and template are checked with the catalog.

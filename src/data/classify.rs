@@ -6,8 +6,8 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::catalog::{Catalog, QualifiedName};
-use super::mask::{FakeKind, Locale, Transform};
+use crate::data::mask::{FakeKind, Locale, Transform};
+use crate::data::pg::catalog::{Catalog, QualifiedName};
 use crate::error::{Error, Location, Problem};
 
 /// The built-in presets.
@@ -317,11 +317,11 @@ pub fn classify_database(
     skip: &dyn Fn(&QualifiedName, &str) -> bool,
 ) -> Result<Vec<Proposal>, Error> {
     let config =
-        super::pipeline::parse_url(&crate::secrets::SecretValue::new(url.to_string()), "source")?;
-    super::pipeline::runtime()?.block_on(async {
-        let mut client = super::pipeline::connect(&config, "the source").await?;
-        let (tx, _) = super::stream::export_snapshot(&mut client).await?;
-        let catalog = super::catalog::load(&tx).await?;
+        crate::data::pg::parse_url(&crate::secrets::SecretValue::new(url.to_string()), "source")?;
+    crate::data::pg::runtime()?.block_on(async {
+        let mut client = crate::data::pg::connect(&config, "the source").await?;
+        let (tx, _) = crate::data::pg::snapshot::export_snapshot(&mut client).await?;
+        let catalog = crate::data::pg::catalog::load(&tx).await?;
         let mut out = Vec::new();
         for t in catalog.tables.values().filter(|t| t.partition_of.is_none()) {
             for c in t.columns.iter().filter(|c| !c.generated) {
@@ -351,7 +351,7 @@ pub fn classify_database(
                     ));
                     continue;
                 }
-                let col = super::catalog::sql_ident(&c.name);
+                let col = crate::data::pg::catalog::sql_ident(&c.name);
                 let rows = tx
                     .query(
                         &format!(
@@ -361,7 +361,9 @@ pub fn classify_database(
                         &[],
                     )
                     .await
-                    .map_err(|e| super::pg_error(&format!("sampling {}.{}", t.name, c.name), e))?;
+                    .map_err(|e| {
+                        crate::data::pg::pg_error(&format!("sampling {}.{}", t.name, c.name), e)
+                    })?;
                 let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
                 match presets.iter().find_map(|p| p.detect(&values)) {
                     Some((tr, spec, reason)) => {
@@ -386,7 +388,7 @@ pub fn classify_database(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::catalog::{Column, Table, TableKind};
+    use crate::data::pg::catalog::{Column, Table, TableKind};
 
     fn table(name: &str, cols: &[&str]) -> Table {
         Table {

@@ -9,20 +9,22 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::catalog::sql_ident;
-use super::guard::{SourceId, check_target};
-use super::marks::{Mark, Role};
-use super::pg_error;
-use super::pipeline::{
-    DISPLACED_SUFFIX, LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, connect_admin, databases,
-    drop_database, drop_loading, open_marked, parse_url, recover, replace, runtime,
-    take_refresh_lock,
+use crate::data::marks::{Mark, Role};
+use crate::data::pg::admin::{
+    databases, drop_database, drop_loading, open_marked, take_refresh_lock, unlock,
+};
+use crate::data::pg::catalog::sql_ident;
+use crate::data::pg::guard::{SourceId, check_target};
+use crate::data::pg::pg_error;
+use crate::data::pg::{connect_admin, parse_url, runtime};
+use crate::data::refresh::swap::{
+    DISPLACED_SUFFIX, LOADING_SUFFIX, PREVIOUS_SUFFIX, check_replaceable, recover, replace,
 };
 use crate::error::Error;
 use crate::secrets::SecretValue;
 
 /// What must never be dropped or replaced on a target server: the plans' source databases
-/// (asked of the servers by [`super::guard::identify`]), and, unless `same_server`, anything
+/// (asked of the servers by [`crate::data::pg::guard::identify`]), and, unless `same_server`, anything
 /// on a source's own server.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
@@ -88,7 +90,7 @@ pub fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
 /// `url` with its database replaced by `db`.
 pub fn with_database(url: &SecretValue, db: &str) -> Result<SecretValue, Error> {
     let text = url.expose();
-    if let Some(parts) = super::tls::UrlParts::of(text) {
+    if let Some(parts) = crate::data::pg::tls::UrlParts::of(text) {
         let db: String = url::form_urlencoded::byte_serialize(db.as_bytes()).collect();
         let query = parts.query.map(|q| format!("?{q}")).unwrap_or_default();
         return Ok(SecretValue::new(format!("{}/{db}{query}", parts.authority)));
@@ -103,7 +105,7 @@ pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
     if show_secret {
         return text.to_string();
     }
-    if let Some(parts) = super::tls::UrlParts::of(text) {
+    if let Some(parts) = crate::data::pg::tls::UrlParts::of(text) {
         // user:password@host — the password ends at the last `@` of the authority.
         let scheme_end = parts.authority.find("://").map_or(0, |i| i + 3);
         let mut authority = parts.authority.to_string();
@@ -124,7 +126,7 @@ pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
         });
         return format!("{authority}{}{}", parts.path, query.unwrap_or_default());
     }
-    super::tls::kv_pairs(text)
+    crate::data::pg::tls::kv_pairs(text)
         .into_iter()
         .map(|(k, v)| {
             if k == "password" {
@@ -320,25 +322,13 @@ async fn drop_env(admin: &Client, name: &str, guard: &Guard) -> Result<bool, Err
     for db in [name.to_string(), previous, loading] {
         let ours = dbs
             .iter()
-            .any(|(n, c)| *n == db && super::marks::is_ours(c.as_deref()));
+            .any(|(n, c)| *n == db && crate::data::marks::is_ours(c.as_deref()));
         if ours {
             drop_database(admin, &db).await?;
         }
     }
     unlock(admin, name).await?;
     Ok(true)
-}
-
-/// Release the refresh lock of `name` taken by [`take_refresh_lock`].
-async fn unlock(admin: &Client, name: &str) -> Result<(), Error> {
-    admin
-        .execute(
-            "select pg_advisory_unlock(hashtext('sluice refresh ' || $1))",
-            &[&name],
-        )
-        .await
-        .map_err(|e| pg_error("releasing the environment's lock", e))?;
-    Ok(())
 }
 
 /// `env down`: drop environment `name` (or what a cut-short `up` of it left). `Ok(false)`:

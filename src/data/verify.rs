@@ -8,11 +8,11 @@
 
 use tokio_postgres::Client;
 
-use super::catalog::{self, sql_ident};
-use super::mask::{MaskKey, Transform};
-use super::pg_error;
-use super::pipeline::{connect, parse_url, runtime};
-use super::plan::{Plan, transform_name};
+use crate::data::mask::{MaskKey, Transform};
+use crate::data::pg::catalog::{self, sql_ident};
+use crate::data::pg::pg_error;
+use crate::data::pg::{connect, parse_url, runtime};
+use crate::data::refresh::plan::{Plan, transform_name};
 use crate::error::Error;
 use crate::secrets::SecretValue;
 

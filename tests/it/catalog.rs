@@ -2,7 +2,7 @@
 //! references, composite keys, two FKs to one parent, a partitioned table with an FK, a NOT VALID
 //! FK, identity and generated columns, unique indexes, triggers, quoted identifiers.
 
-use sluice::data::catalog::{self, QualifiedName, TableKind};
+use sluice::data::pg::catalog::{self, QualifiedName, TableKind};
 
 use crate::support::pg::PgCluster;
 

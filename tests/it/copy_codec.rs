@@ -1,7 +1,7 @@
 //! The COPY text codec against a real PostgreSQL: what the server writes parses and re-encodes
 //! byte for byte, and what the codec writes loads back to the same values.
 
-use sluice::data::copy::{RowSplitter, parse_row, write_row};
+use sluice::data::pg::copy::{RowSplitter, parse_row, write_row};
 
 use crate::support::Rng;
 use crate::support::pg::PgCluster;

@@ -428,3 +428,47 @@ fn what_an_interrupted_env_up_leaves_is_removed_by_down_and_by_gc() {
     // The hand-made staging database is never touched.
     assert_eq!(env.dst.psql("staging", "select what from marker"), "before");
 }
+
+#[test]
+fn env_up_template_and_gc_never_touch_the_source_server_unasked() {
+    let env = Env::new(SMALL, SMALL_MASKING);
+    let same = format!(
+        "postgresql://postgres:{PASSWORD}@localhost:{}/staging",
+        env.src.port()
+    );
+    let vars = [("STAGING_DATABASE_URL", same.as_str())];
+    let up = env.sluice_with(&vars, &["env", "up", "pr-1", "--plan", "nightly"]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(up.stderr.contains("same_server: true"), "{}", up.stderr);
+    let tpl = env.sluice_with(&vars, &["refresh", "nightly", "--template"]);
+    assert_eq!(tpl.code, 2, "{}", tpl.stderr);
+    assert_eq!(databases(&env.src, "pr-1%"), "");
+    assert_eq!(databases(&env.src, "staging%"), "");
+
+    // A source database that carries an expired environment's mark (a hostile or mistaken
+    // comment) is never collected.
+    env.src.psql("postgres", "create database \"pr-9\"");
+    env.src.psql("pr-9", SMALL);
+    env.src.psql(
+        "postgres",
+        r#"comment on database "pr-9" is 'sluice:{"role":"env","plan":"nightly","at":1,"expires":2}'"#,
+    );
+    let source = format!(
+        "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/pr-9",
+        env.src.port()
+    );
+    let gc = env.sluice_with(
+        &[
+            ("PROD_DATABASE_URL", source.as_str()),
+            ("STAGING_DATABASE_URL", same.as_str()),
+        ],
+        &["env", "gc"],
+    );
+    assert_eq!(gc.code, 2, "{}\n{}", gc.stdout, gc.stderr);
+    assert!(
+        gc.stderr.contains("source database `pr-9`"),
+        "{}",
+        gc.stderr
+    );
+    assert_eq!(env.src.psql("pr-9", "select count(*) from t"), "500");
+}

@@ -2,9 +2,11 @@
 //! against real PostgreSQL: rows committed after the snapshot stay out, masked values agree across
 //! tables, NULLs stay NULL, no source value reaches the target.
 
-use sluice::data::catalog::QualifiedName;
 use sluice::data::mask::Transform;
-use sluice::data::stream::{ColumnPlan, adopt_snapshot, copy_table, export_snapshot};
+use sluice::data::mask::rows::ColumnPlan;
+use sluice::data::pg::catalog::QualifiedName;
+use sluice::data::pg::snapshot::{adopt_snapshot, export_snapshot};
+use sluice::data::refresh::stream::copy_table;
 
 use crate::support::pg::PgCluster;
 

@@ -10,13 +10,16 @@
 //! included row follows. A row whose declared parent does not exist (a NOT VALID key) is an
 //! orphan: left out and counted. Pure over the [`RowSource`] trait; `subset_pg` reads PostgreSQL.
 
+pub mod pg;
+pub mod spill;
+
 use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use roaring::RoaringTreemap;
 
-use super::catalog::QualifiedName;
+use crate::data::pg::catalog::QualifiedName;
 use crate::error::Error;
 
 /// A row's position: `ctid` packed as `block << 11 | offset` (offsets stay below 2048 for
@@ -201,7 +204,7 @@ pub async fn close<S: RowSource>(
     let mut included: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut expanded: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
     let mut orphaned: BTreeMap<Leaf, RoaringTreemap> = BTreeMap::new();
-    let mut queue = super::spill::SpillQueue::new(memory_budget, roots)?;
+    let mut queue = crate::data::subset::spill::SpillQueue::new(memory_budget, roots)?;
     // Lookups wait here, per (depth, direction, edge, expand), until no other work is left or
     // enough keys gathered: child lookups (a child key column rarely has an index, so each is
     // a scan of the child table) and parent lookups along validated keys (which cannot find
@@ -503,7 +506,7 @@ async fn look_up<S: RowSource>(
     expand: bool,
     depth: u32,
     want: &[String],
-    queue: &mut super::spill::SpillQueue,
+    queue: &mut crate::data::subset::spill::SpillQueue,
 ) -> Result<(), Error> {
     let mut tuples = keys.tuples();
     tuples.sort_unstable();

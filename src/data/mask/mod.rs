@@ -7,10 +7,13 @@
 //! keeps its brand digit, a phone keeps its shape, a shifted date stays a date, noisy numbers
 //! keep their scale. Pure functions: no database here.
 
+pub mod rows;
+pub mod structured;
+
 use regex::Regex;
 use std::sync::LazyLock;
 
-use super::structured::{Step, apply_path, parse_array, write_array};
+use crate::data::mask::structured::{Step, apply_path, parse_array, write_array};
 use crate::keyed::HmacKey;
 
 /// The masking key, prepared once (see [`HmacKey`]).
@@ -1072,12 +1075,12 @@ mod tests {
             paths: vec![
                 (
                     "$.contact.email".into(),
-                    crate::data::structured::parse_path("$.contact.email").unwrap(),
+                    crate::data::mask::structured::parse_path("$.contact.email").unwrap(),
                     Transform::Email,
                 ),
                 (
                     "$.phones[*]".into(),
-                    crate::data::structured::parse_path("$.phones[*]").unwrap(),
+                    crate::data::mask::structured::parse_path("$.phones[*]").unwrap(),
                     Transform::Phone,
                 ),
             ],
@@ -1099,7 +1102,7 @@ mod tests {
             element: Box::new(Transform::Email),
         };
         let out = m(&arr, r#"{a@corp.example,NULL,"b@corp.example"}"#);
-        let items = crate::data::structured::parse_array(&out).unwrap();
+        let items = crate::data::mask::structured::parse_array(&out).unwrap();
         assert_eq!(
             items[0].as_deref(),
             Some(m(&Transform::Email, "a@corp.example").as_str())

@@ -79,7 +79,7 @@ pub struct Column {
     /// Identity column: `Some('a')` always, `Some('d')` by default.
     pub identity: Option<char>,
     /// How it can travel in binary COPY.
-    pub wire: super::binary::Wire,
+    pub wire: crate::data::pg::binary::Wire,
 }
 
 /// A foreign key.
@@ -140,7 +140,7 @@ pub struct Catalog {
 }
 
 fn db_error(e: tokio_postgres::Error) -> Error {
-    super::pg_error("reading the catalog", e)
+    crate::data::pg::pg_error("reading the catalog", e)
 }
 
 const USER_SCHEMAS: &str = "n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'";
@@ -251,7 +251,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
                 not_null: r.get(3),
                 generated: !generated.is_empty(),
                 identity: identity.chars().next(),
-                wire: super::binary::Wire::from_class(r.get(6)),
+                wire: crate::data::pg::binary::Wire::from_class(r.get(6)),
             });
         }
     }

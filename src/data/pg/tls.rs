@@ -285,7 +285,7 @@ impl Endpoint {
                 client
             }
         };
-        super::interrupt::register_connection(client.cancel_token(), self);
+        register_connection(client.cancel_token(), self);
         // One round trip; settings the server does not have (idle_session_timeout before 14)
         // are simply not in pg_settings. A proxy that refuses SET leaves the defaults.
         let _ = client
@@ -317,6 +317,30 @@ impl Endpoint {
         }
         env
     }
+}
+
+/// Every connection's cancel key, so a signal can cancel what runs on it ([`cancel_all`]).
+static CANCELS: std::sync::Mutex<Vec<(tokio_postgres::CancelToken, Endpoint)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn register_connection(token: tokio_postgres::CancelToken, endpoint: &Endpoint) {
+    if let Ok(mut c) = CANCELS.lock() {
+        c.push((token, endpoint.clone()));
+    }
+}
+
+/// Cancel the running query of every connection this process opened; how many were cancelled.
+pub async fn cancel_all() -> usize {
+    let cancels: Vec<(tokio_postgres::CancelToken, Endpoint)> =
+        CANCELS.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut cancelled = 0;
+    for (token, endpoint) in &cancels {
+        let cancel = endpoint.cancel(token);
+        if let Ok(Ok(())) = tokio::time::timeout(std::time::Duration::from_secs(3), cancel).await {
+            cancelled += 1;
+        }
+    }
+    cancelled
 }
 
 /// Why the server last ended one of this process's sessions on its own (a FATAL error sent

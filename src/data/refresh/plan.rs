@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::catalog::{Catalog, QualifiedName, Table, TableKind, quote_ident};
-use super::classify::{Presets, parse_transform};
-use super::mask::{Locale, Transform};
-use super::stream::ColumnPlan;
 use crate::config::refresh::{ColumnRule, RefreshPlan, Unclassified};
+use crate::data::classify::{Presets, parse_transform};
+use crate::data::mask::rows::ColumnPlan;
+use crate::data::mask::{Locale, Transform};
+use crate::data::pg::catalog::{Catalog, QualifiedName, Table, TableKind, quote_ident};
 use crate::error::{Error, Location, Problem};
 
 /// One table whose rows move.
@@ -44,7 +44,7 @@ pub struct Plan {
     /// Materialized views, refreshed after the load.
     pub materialized_views: Vec<QualifiedName>,
     /// Which rows move, when the plan subsets.
-    pub subset: Option<super::subset_pg::SubsetPlan>,
+    pub subset: Option<crate::data::subset::pg::SubsetPlan>,
 }
 
 /// Split a dotted path of identifiers; `"double quoted"` parts keep case, dots and `""`.
@@ -271,7 +271,7 @@ pub fn build(
         if let (Transform::Template(tpl), Some(c)) = (&transform, &column)
             && let Some(t) = catalog.tables.get(&table)
         {
-            for name in super::structured::template_columns(tpl).unwrap_or_default() {
+            for name in crate::data::mask::structured::template_columns(tpl).unwrap_or_default() {
                 if name == *c || !t.columns.iter().any(|x| x.name == name && !x.generated) {
                     problems.push(Problem::new(
                         at(key),
@@ -352,7 +352,7 @@ pub fn build(
 
     let subset = match &cfg.subset {
         None => None,
-        Some(sub) => match super::subset_pg::plan_subset(sub, catalog, name) {
+        Some(sub) => match crate::data::subset::pg::plan_subset(sub, catalog, name) {
             Ok(s) => Some(s),
             Err(list) => {
                 problems.extend(
@@ -599,7 +599,7 @@ pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
                 )
             })?;
             Ok(Transform::Regex {
-                pattern: super::mask::Pattern(re),
+                pattern: crate::data::mask::Pattern(re),
                 replace: r.clone(),
             })
         }
@@ -609,7 +609,7 @@ pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
             }
             let mut out = Vec::new();
             for (path, spec) in paths {
-                let steps = super::structured::parse_path(path)?;
+                let steps = crate::data::mask::structured::parse_path(path)?;
                 let t = parse_transform(spec).map_err(|e| format!("path `{path}`: {e}"))?;
                 out.push((path.clone(), steps, t));
             }
@@ -625,7 +625,7 @@ pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
         }
         "template" => {
             let t = template.as_deref().ok_or("`template` needs `template`")?;
-            super::structured::template_columns(t)?;
+            crate::data::mask::structured::template_columns(t)?;
             Ok(Transform::Template(t.to_string()))
         }
         _ => parse_transform(transform),
@@ -760,7 +760,7 @@ pub fn transform_name(t: &Transform) -> String {
 mod tests {
     use super::*;
     use crate::config::refresh::{Endpoint, Masking};
-    use crate::data::catalog::{Column, ForeignKey};
+    use crate::data::pg::catalog::{Column, ForeignKey};
 
     fn qn(s: &str) -> QualifiedName {
         parse_table(s).unwrap()

@@ -9,7 +9,7 @@
 //! their binary form only for string and integer types ([`Wire`]). Nothing here knows about
 //! connections.
 
-pub use super::copy::CopyError;
+pub use crate::data::pg::copy::CopyError;
 
 /// The signature every binary COPY stream starts with.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";

@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use super::catalog::sql_ident;
-use super::tls::Endpoint;
+use crate::data::pg::catalog::sql_ident;
+use crate::data::pg::tls::Endpoint;
 
 /// How far the refresh is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,6 @@ struct Watched {
 }
 
 static WATCHED: Mutex<Option<Watched>> = Mutex::new(None);
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-static CANCELS: Mutex<Vec<(tokio_postgres::CancelToken, Endpoint)>> = Mutex::new(Vec::new());
 static INSTALLED: std::sync::Once = std::sync::Once::new();
 
 /// Handle SIGINT and SIGTERM from now on, for a refresh into `target_db` (loading into
@@ -107,27 +105,6 @@ pub fn hold_if_signalled() {
     }
 }
 
-/// A connection's cancel key, so its running query can be cancelled on a signal.
-pub(crate) fn register_connection(token: tokio_postgres::CancelToken, endpoint: &Endpoint) {
-    if let Ok(mut c) = CANCELS.lock() {
-        c.push((token, endpoint.clone()));
-    }
-}
-
-/// A child program started (`pg_dump`, `psql`).
-pub(crate) fn child_started(pid: u32) {
-    if let Ok(mut c) = CHILDREN.lock() {
-        c.push(pid);
-    }
-}
-
-/// A child program ended.
-pub(crate) fn child_ended(pid: u32) {
-    if let Ok(mut c) = CHILDREN.lock() {
-        c.retain(|p| *p != pid);
-    }
-}
-
 /// A test hook: `SLUICE_FAULT=POINT` kills the process with SIGKILL at that named point (the
 /// reliability tests use it to stop a refresh at each statement of the swap).
 pub(crate) fn fault(point: &str) {
@@ -157,14 +134,7 @@ fn clean_up_and_exit(sig: i32) -> ! {
     while stage() == Stage::Swapping && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let children: Vec<u32> = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
-    for pid in children {
-        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-        }
-    }
-    let cancels: Vec<(tokio_postgres::CancelToken, Endpoint)> =
-        CANCELS.lock().map(|c| c.clone()).unwrap_or_default();
+    crate::data::pg::tools::stop_children();
     let watched = WATCHED.lock().ok().and_then(|mut w| w.take());
     let stage = stage();
     let mut said = Vec::new();
@@ -173,21 +143,14 @@ fn clean_up_and_exit(sig: i32) -> ! {
         .build()
     {
         rt.block_on(async {
-            let mut cancelled = 0;
-            for (token, endpoint) in &cancels {
-                let cancel = endpoint.cancel(token);
-                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(3), cancel).await {
-                    cancelled += 1;
-                }
-            }
-            if cancelled > 0 {
+            if crate::data::pg::tls::cancel_all().await > 0 {
                 said.push("cancelled the running queries".to_string());
             }
             let Some(w) = &watched else { return };
             match stage {
                 Stage::Loading => {
                     let dropped = async {
-                        let admin = super::pipeline::connect_admin(&w.target).await.ok()?;
+                        let admin = crate::data::pg::connect_admin(&w.target).await.ok()?;
                         admin
                             .batch_execute(&format!(
                                 "drop database if exists {} with (force)",

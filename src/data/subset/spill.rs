@@ -13,8 +13,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-use super::catalog::QualifiedName;
-use super::subset::Work;
+use crate::data::pg::catalog::QualifiedName;
+use crate::data::subset::Work;
 use crate::error::Error;
 
 /// The default budget: 256 MiB of pending work.

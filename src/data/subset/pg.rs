@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures_util::StreamExt;
 use tokio_postgres::Transaction;
 
-use super::catalog::{Catalog, QualifiedName, sql_ident};
-use super::mask::MaskKey;
-use super::pg_error;
-use super::plan::{parse_table, yaml_table};
-use super::subset::{Down, Edge, FOUND_BATCH, Found, Leaf, Row, RowSource, Work, parse_ctid};
 use crate::config::refresh::{Children, Root, SampleMethod, Subset};
+use crate::data::mask::MaskKey;
+use crate::data::pg::catalog::{Catalog, QualifiedName, sql_ident};
+use crate::data::pg::pg_error;
+use crate::data::refresh::plan::{parse_table, yaml_table};
+use crate::data::subset::{Down, Edge, FOUND_BATCH, Found, Leaf, Row, RowSource, Work, parse_ctid};
 use crate::error::Error;
 
 /// A subset met with the catalog.
@@ -314,8 +314,12 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
             unreached.len()
         ));
     }
-    let memory_budget = match cfg.memory.as_deref().map(super::spill::parse_size) {
-        None => super::spill::DEFAULT_BUDGET,
+    let memory_budget = match cfg
+        .memory
+        .as_deref()
+        .map(crate::data::subset::spill::parse_size)
+    {
+        None => crate::data::subset::spill::DEFAULT_BUDGET,
         Some(Ok(n)) => n,
         Some(Err(e)) => {
             problems.push(format!("refresh plan `{plan}`: subset.memory: {e}"));
@@ -529,7 +533,10 @@ impl RowSource for PgRows<'_> {
             .map(|x| format!("({x})::text"))
             .collect::<Vec<_>>()
             .join(", ");
-        let texts: Vec<String> = ctids.iter().map(|&c| super::subset::ctid_text(c)).collect();
+        let texts: Vec<String> = ctids
+            .iter()
+            .map(|&c| crate::data::subset::ctid_text(c))
+            .collect();
         let leaf = self.leaf(leaf)?.clone();
         let rows = self
             .tx
@@ -670,7 +677,7 @@ pub async fn starting_rows(
 }
 
 /// Per table, rows by reason, for `--explain` and the report.
-pub fn explain(closure: &super::subset::Closure) -> BTreeMap<String, BTreeMap<String, u64>> {
+pub fn explain(closure: &crate::data::subset::Closure) -> BTreeMap<String, BTreeMap<String, u64>> {
     closure
         .reasons
         .iter()

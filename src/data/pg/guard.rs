@@ -10,8 +10,8 @@
 
 use tokio_postgres::Client;
 
-use super::pg_error;
-use super::pipeline::{connect, parse_url, runtime};
+use crate::data::pg::pg_error;
+use crate::data::pg::{connect, parse_url, runtime};
 use crate::error::Error;
 use crate::secrets::SecretValue;
 

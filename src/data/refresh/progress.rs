@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::pipeline::{Event, Report};
-use super::stream::Moved;
+use crate::data::refresh::report::{Event, Report};
+use crate::data::refresh::stream::Moved;
 
 struct Running {
     estimated: i64,
@@ -224,7 +224,7 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             s.count,
             report.plan,
             report.target_database,
-            super::pipeline::LOADING_SUFFIX,
+            crate::data::refresh::swap::LOADING_SUFFIX,
             s.done,
             s.count
         )?;
@@ -281,8 +281,8 @@ pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::catalog::QualifiedName;
-    use crate::data::pipeline::TableReport;
+    use crate::data::pg::catalog::QualifiedName;
+    use crate::data::refresh::report::TableReport;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
