@@ -498,12 +498,12 @@ fn scan_command(s: &Settings) -> Result<i32, Failure> {
 struct ResolvedPlan<'a> {
     file: String,
     cfg: &'a sluice::config::refresh::RefreshPlan,
-    presets: Vec<sluice::data::classify::Presets>,
+    presets: Vec<sluice::data::mask::presets::Presets>,
     source_url: SecretValue,
 }
 
 fn resolve_plan<'a>(loaded: &'a config::Loaded, name: &str) -> Result<ResolvedPlan<'a>, Failure> {
-    use sluice::data::classify::Presets;
+    use sluice::data::mask::presets::Presets;
     let file = loaded.path.display().to_string();
     let cfg = loaded.config.refresh.get(name).ok_or_else(|| {
         let known: Vec<&str> = loaded.config.refresh.keys().map(String::as_str).collect();
@@ -665,7 +665,7 @@ fn refresh_command(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
-    use sluice::data::refresh::{pipeline, plan, progress};
+    use sluice::data::refresh::{pipeline, progress};
     let loaded = require_config(explicit, cwd)?;
     let r = resolve_plan(&loaded, &args.plan)?;
     let build = |catalog: &sluice::data::pg::catalog::Catalog| r.build(&args.plan, catalog);
@@ -687,7 +687,7 @@ fn refresh_command(
                     None => "keep".to_string(),
                     Some(tr) => format!(
                         "{}{}",
-                        plan::transform_name(tr),
+                        sluice::data::mask::parse::transform_name(tr),
                         if c.unique { " (unique)" } else { "" }
                     ),
                 };
@@ -1150,7 +1150,7 @@ fn classify_command(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
-    use sluice::data::{classify, refresh::plan as planning};
+    use sluice::data::classify;
     let mut out = io::stdout().lock();
     let indent = if plan.is_some() { 6 } else { 4 };
     let proposals = match (plan, env, var, url) {
@@ -1162,7 +1162,7 @@ fn classify_command(
                 .masking
                 .columns
                 .keys()
-                .filter_map(|k| planning::parse_column_key(k).ok())
+                .filter_map(|k| sluice::data::pg::catalog::parse_column_key(k).ok())
                 .collect();
             let skip = |t: &sluice::data::pg::catalog::QualifiedName, c: &str| {
                 decided
@@ -1179,7 +1179,7 @@ fn classify_command(
                 resolve::resolve_setting(&loaded, Some(&env), &format!("secret:{var}"), "--var")?;
             let p = classify::classify_database(
                 url.expose(),
-                &[classify::Presets::builtin()?],
+                &[sluice::data::mask::presets::Presets::builtin()?],
                 sample,
                 &|_, _| false,
             )?;
@@ -1189,7 +1189,7 @@ fn classify_command(
         (None, None, None, Some(u)) => {
             let p = classify::classify_database(
                 &u,
-                &[classify::Presets::builtin()?],
+                &[sluice::data::mask::presets::Presets::builtin()?],
                 sample,
                 &|_, _| false,
             )?;
@@ -1204,7 +1204,7 @@ fn classify_command(
     };
     let width = proposals
         .iter()
-        .map(|p| planning::yaml_column_key(&p.table, &p.column).len())
+        .map(|p| sluice::data::pg::catalog::yaml_column_key(&p.table, &p.column).len())
         .max()
         .unwrap_or(0);
     for p in &proposals {
@@ -1212,7 +1212,10 @@ fn classify_command(
             out,
             "{:indent$}{:<width$} {:<18} # {}",
             "",
-            format!("{}:", planning::yaml_column_key(&p.table, &p.column)),
+            format!(
+                "{}:",
+                sluice::data::pg::catalog::yaml_column_key(&p.table, &p.column)
+            ),
             p.spec,
             p.reason,
             width = width + 1

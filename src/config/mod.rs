@@ -261,7 +261,7 @@ fn check_refresh(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
         if let Some(columns) = get(masking, "columns") {
             for (k, v) in entries(columns) {
                 let key = k.key_text();
-                if let Err(e) = crate::data::refresh::plan::parse_column_key(&key) {
+                if let Err(e) = crate::data::pg::catalog::parse_column_key(&key) {
                     problems.push(Problem::new(k.at(file), e));
                 }
                 // The long forms of regex, json, array and template are checked with the catalog.
@@ -273,7 +273,7 @@ fn check_refresh(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>) {
                     _ => None,
                 };
                 if let Some((t, at)) = spec
-                    && let Err(e) = crate::data::classify::parse_transform(t)
+                    && let Err(e) = crate::data::mask::parse::parse_transform(t)
                 {
                     problems.push(Problem::new(at.at(file), e));
                 }

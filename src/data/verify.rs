@@ -8,11 +8,12 @@
 
 use tokio_postgres::Client;
 
+use crate::data::mask::parse::transform_name;
 use crate::data::mask::{MaskKey, Transform};
 use crate::data::pg::catalog::{self, sql_ident};
 use crate::data::pg::pg_error;
 use crate::data::pg::{connect, parse_url, runtime};
-use crate::data::refresh::plan::{Plan, transform_name};
+use crate::data::refresh::plan::Plan;
 use crate::error::Error;
 use crate::secrets::SecretValue;
 

@@ -7,6 +7,8 @@
 //! keeps its brand digit, a phone keeps its shape, a shifted date stays a date, noisy numbers
 //! keep their scale. Pure functions: no database here.
 
+pub mod parse;
+pub mod presets;
 pub mod rows;
 pub mod structured;
 

@@ -112,7 +112,7 @@ impl Masker {
                     return Err(format!(
                         "column {}: {} cannot produce enough distinct values for this unique column",
                         c.name,
-                        crate::data::refresh::plan::transform_name(t)
+                        crate::data::mask::parse::transform_name(t)
                     ));
                 }
                 current = fit(t

@@ -331,3 +331,106 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
         .collect();
     Ok(cat)
 }
+
+// Table and column names as sluice.yaml writes them.
+
+/// Split a dotted path of identifiers; `"double quoted"` parts keep case, dots and `""`.
+pub fn split_path(s: &str) -> Result<Vec<String>, String> {
+    let mut parts = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => part.push(c),
+                    None => return Err(format!("`{s}`: unterminated quoted identifier")),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' {
+                    break;
+                }
+                part.push(c);
+                chars.next();
+            }
+            // Unquoted identifiers fold to lower case, as in SQL.
+            part = part.trim().to_lowercase();
+        }
+        if part.is_empty() {
+            return Err(format!("`{s}`: empty name part"));
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Ok(parts),
+            Some('.') => continue,
+            Some(c) => return Err(format!("`{s}`: unexpected `{c}` after a quoted identifier")),
+        }
+    }
+}
+
+/// Parse `schema.table` or `table` (schema `public`).
+pub fn parse_table(s: &str) -> Result<QualifiedName, String> {
+    match split_path(s)?.as_slice() {
+        [t] => Ok(QualifiedName {
+            schema: "public".into(),
+            name: t.clone(),
+        }),
+        [sc, t] => Ok(QualifiedName {
+            schema: sc.clone(),
+            name: t.clone(),
+        }),
+        _ => Err(format!("`{s}`: write `schema.table` or `table`")),
+    }
+}
+
+/// Parse a column key: `schema.table.column`, `table.column` (schema `public`), or `*` as the
+/// column for every column of the table (`None`).
+pub fn parse_column_key(s: &str) -> Result<(QualifiedName, Option<String>), String> {
+    let parts = split_path(s)?;
+    let (schema, table, column) = match parts.as_slice() {
+        [t, c] => ("public".to_string(), t.clone(), c.clone()),
+        [sc, t, c] => (sc.clone(), t.clone(), c.clone()),
+        _ => {
+            return Err(format!(
+                "`{s}`: write `schema.table.column`, `table.column` or `schema.table.*`"
+            ));
+        }
+    };
+    let column = (column != "*").then_some(column);
+    Ok((
+        QualifiedName {
+            schema,
+            name: table,
+        },
+        column,
+    ))
+}
+
+/// A table name as sluice.yaml takes it (single-quoted when it needs double-quoted identifiers).
+pub fn yaml_table(t: &QualifiedName) -> String {
+    let k = t.to_string();
+    if k.contains('"') {
+        format!("'{}'", k.replace('\'', "''"))
+    } else {
+        k
+    }
+}
+
+/// A column key as sluice.yaml takes it (`schema.table.column`, single-quoted when it needs
+/// double-quoted identifiers).
+pub fn yaml_column_key(table: &QualifiedName, column: &str) -> String {
+    let key = format!("{table}.{}", quote_ident(column));
+    if key.contains('"') {
+        format!("'{}'", key.replace('\'', "''"))
+    } else {
+        key
+    }
+}

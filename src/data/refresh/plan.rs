@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::refresh::{ColumnRule, RefreshPlan, Unclassified};
-use crate::data::classify::{Presets, parse_transform};
+use crate::data::mask::Transform;
+use crate::data::mask::parse::{parse_transform, transform_name};
+use crate::data::mask::presets::Presets;
 use crate::data::mask::rows::ColumnPlan;
-use crate::data::mask::{Locale, Transform};
 use crate::data::pg::catalog::{Catalog, QualifiedName, Table, TableKind, quote_ident};
+use crate::data::pg::catalog::{parse_column_key, parse_table, yaml_column_key};
 use crate::error::{Error, Location, Problem};
 
 /// One table whose rows move.
@@ -45,86 +47,6 @@ pub struct Plan {
     pub materialized_views: Vec<QualifiedName>,
     /// Which rows move, when the plan subsets.
     pub subset: Option<crate::data::subset::pg::SubsetPlan>,
-}
-
-/// Split a dotted path of identifiers; `"double quoted"` parts keep case, dots and `""`.
-pub fn split_path(s: &str) -> Result<Vec<String>, String> {
-    let mut parts = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        let mut part = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        part.push('"');
-                    }
-                    Some('"') => break,
-                    Some(c) => part.push(c),
-                    None => return Err(format!("`{s}`: unterminated quoted identifier")),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == '.' {
-                    break;
-                }
-                part.push(c);
-                chars.next();
-            }
-            // Unquoted identifiers fold to lower case, as in SQL.
-            part = part.trim().to_lowercase();
-        }
-        if part.is_empty() {
-            return Err(format!("`{s}`: empty name part"));
-        }
-        parts.push(part);
-        match chars.next() {
-            None => return Ok(parts),
-            Some('.') => continue,
-            Some(c) => return Err(format!("`{s}`: unexpected `{c}` after a quoted identifier")),
-        }
-    }
-}
-
-/// Parse `schema.table` or `table` (schema `public`).
-pub fn parse_table(s: &str) -> Result<QualifiedName, String> {
-    match split_path(s)?.as_slice() {
-        [t] => Ok(QualifiedName {
-            schema: "public".into(),
-            name: t.clone(),
-        }),
-        [sc, t] => Ok(QualifiedName {
-            schema: sc.clone(),
-            name: t.clone(),
-        }),
-        _ => Err(format!("`{s}`: write `schema.table` or `table`")),
-    }
-}
-
-/// Parse a column key: `schema.table.column`, `table.column` (schema `public`), or `*` as the
-/// column for every column of the table (`None`).
-pub fn parse_column_key(s: &str) -> Result<(QualifiedName, Option<String>), String> {
-    let parts = split_path(s)?;
-    let (schema, table, column) = match parts.as_slice() {
-        [t, c] => ("public".to_string(), t.clone(), c.clone()),
-        [sc, t, c] => (sc.clone(), t.clone(), c.clone()),
-        _ => {
-            return Err(format!(
-                "`{s}`: write `schema.table.column`, `table.column` or `schema.table.*`"
-            ));
-        }
-    };
-    let column = (column != "*").then_some(column);
-    Ok((
-        QualifiedName {
-            schema,
-            name: table,
-        },
-        column,
-    ))
 }
 
 /// A column's decided treatment and why.
@@ -690,27 +612,6 @@ pub fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
     }
 }
 
-/// A table name as sluice.yaml takes it (single-quoted when it needs double-quoted identifiers).
-pub fn yaml_table(t: &QualifiedName) -> String {
-    let k = t.to_string();
-    if k.contains('"') {
-        format!("'{}'", k.replace('\'', "''"))
-    } else {
-        k
-    }
-}
-
-/// A column key as sluice.yaml takes it (`schema.table.column`, single-quoted when it needs
-/// double-quoted identifiers).
-pub fn yaml_column_key(table: &QualifiedName, column: &str) -> String {
-    let key = format!("{table}.{}", quote_ident(column));
-    if key.contains('"') {
-        format!("'{}'", key.replace('\'', "''"))
-    } else {
-        key
-    }
-}
-
 fn did_you_mean_table(catalog: &Catalog, t: &QualifiedName) -> String {
     catalog
         .tables
@@ -720,46 +621,11 @@ fn did_you_mean_table(catalog: &Catalog, t: &QualifiedName) -> String {
         .unwrap_or_default()
 }
 
-/// A transform's name as written in sluice.yaml.
-pub fn transform_name(t: &Transform) -> String {
-    match t {
-        Transform::Null => "null".into(),
-        Transform::Constant(_) => "constant".into(),
-        Transform::Keep => "keep".into(),
-        Transform::Redact => "redact".into(),
-        Transform::Hash { len, base64: false } => format!("hash:{len}"),
-        Transform::Hash { len, base64: true } => format!("hash:{len}:base64"),
-        Transform::Regex { .. } => "regex".into(),
-        Transform::Json { paths } => format!(
-            "json({})",
-            paths
-                .iter()
-                .map(|(p, _, t)| format!("{p}: {}", transform_name(t)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Transform::Array { element } => format!("array({})", transform_name(element)),
-        Transform::Template(t) => format!("template({t})"),
-        Transform::Email => "email".into(),
-        Transform::Phone => "phone".into(),
-        Transform::Iban => "iban".into(),
-        Transform::Card { keep_last4: true } => "card:keep_last4".into(),
-        Transform::Card { .. } => "card".into(),
-        Transform::Ip { keep_prefix_bits } => format!("ip:{keep_prefix_bits}"),
-        Transform::Uuid => "uuid".into(),
-        Transform::DateShift { max_days } => format!("date_shift:{max_days}"),
-        Transform::NumberNoise { percent } => format!("number_noise:{percent}"),
-        Transform::Scrub => "scrub".into(),
-        Transform::Shape => "shape".into(),
-        Transform::Fake { kind, locale } if *locale == Locale::En => kind.name().into(),
-        Transform::Fake { kind, locale } => format!("{}:{}", kind.name(), locale.name()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::refresh::{Endpoint, Masking};
+    use crate::data::pg::catalog::split_path;
     use crate::data::pg::catalog::{Column, ForeignKey};
 
     fn qn(s: &str) -> QualifiedName {

@@ -12,8 +12,8 @@ use tokio_postgres::Transaction;
 use crate::config::refresh::{Children, Root, SampleMethod, Subset};
 use crate::data::mask::MaskKey;
 use crate::data::pg::catalog::{Catalog, QualifiedName, sql_ident};
+use crate::data::pg::catalog::{parse_table, yaml_table};
 use crate::data::pg::pg_error;
-use crate::data::refresh::plan::{parse_table, yaml_table};
 use crate::data::subset::{Down, Edge, FOUND_BATCH, Found, Leaf, Row, RowSource, Work, parse_ctid};
 use crate::error::Error;
 

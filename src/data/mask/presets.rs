@@ -1,0 +1,328 @@
+//! Presets: column-name and value rules that classify columns (`rules/pii.toml` is the
+//! built-in one, embedded), parsed with `deny_unknown_fields` and checked once at load, every bad
+//! line of a file reported at once. A catalog in, a proposal per column out: which transform and
+//! why. No database here (`classify` samples values from one).
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::data::mask::Transform;
+use crate::data::mask::parse::parse_transform;
+use schemars::JsonSchema;
+
+use crate::data::pg::catalog::{Catalog, QualifiedName};
+use crate::error::{Error, Location, Problem};
+
+/// The built-in presets.
+pub const BUILTIN_PII: &str = include_str!("../../../rules/pii.toml");
+
+/// A presets file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresetFile {
+    /// Always 1.
+    pub version: u32,
+    /// Column-name presets, first match wins.
+    pub columns: Vec<ColumnPreset>,
+    /// Value detectors for sampled columns, first match wins.
+    #[serde(default)]
+    pub values: Vec<ValuePreset>,
+}
+
+/// One value detector.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValuePreset {
+    /// Case-insensitive regex over the whole value (or anywhere in it, with `contains`).
+    pub value: String,
+    /// The transform to propose, in compact form.
+    pub transform: String,
+    /// What the values are, for people.
+    pub reason: String,
+    /// The share of sampled values (0..1) that must match.
+    pub share: f64,
+    /// Match anywhere inside the value (free text).
+    #[serde(default)]
+    pub contains: bool,
+}
+
+/// One column-name preset.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnPreset {
+    /// Case-insensitive regex over the column name.
+    pub name: String,
+    /// The transform to propose, in compact form.
+    pub transform: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// Compiled presets.
+#[derive(Debug)]
+pub struct Presets {
+    rules: Vec<(Regex, Transform, String, String)>,
+    detectors: Vec<(Regex, Transform, String, String, f64)>,
+}
+
+/// A proposed classification of one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// The table.
+    pub table: QualifiedName,
+    /// The column.
+    pub column: String,
+    /// The proposed transform.
+    pub transform: Transform,
+    /// The transform as written in sluice.yaml.
+    pub spec: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Presets {
+    /// The embedded presets.
+    pub fn builtin() -> Result<Presets, Error> {
+        Presets::parse("builtin:pii", BUILTIN_PII)
+    }
+
+    /// Parse and compile a presets file; every problem is reported with its position.
+    pub fn parse(name: &str, text: &str) -> Result<Presets, Error> {
+        let file: PresetFile = toml::from_str(text).map_err(|e| Error::Invalid {
+            problems: vec![Problem::new(
+                e.span().map_or_else(
+                    || Location::file(name),
+                    |s| Location::from_offset(name, text, s.start),
+                ),
+                e.message().to_string(),
+            )],
+        })?;
+        let mut rules = Vec::new();
+        let mut problems = Vec::new();
+        for p in file.columns {
+            let at = text.find(&p.name).map_or_else(
+                || Location::file(name),
+                |o| Location::from_offset(name, text, o),
+            );
+            let re = regex::RegexBuilder::new(&p.name)
+                .case_insensitive(true)
+                .build();
+            match (re, parse_transform(&p.transform)) {
+                (Ok(re), Ok(t)) => rules.push((re, t, p.transform, p.reason)),
+                (Err(e), _) => {
+                    problems.push(Problem::new(at, format!("regex does not compile: {e}")))
+                }
+                (_, Err(e)) => problems.push(Problem::new(at, e)),
+            }
+        }
+        let mut detectors = Vec::new();
+        for v in file.values {
+            let at = text.find(&v.value).map_or_else(
+                || Location::file(name),
+                |o| Location::from_offset(name, text, o),
+            );
+            let pattern = if v.contains {
+                v.value.clone()
+            } else {
+                format!("^(?:{})$", v.value)
+            };
+            let re = regex::RegexBuilder::new(&pattern)
+                .case_insensitive(true)
+                .build();
+            match (re, parse_transform(&v.transform)) {
+                _ if !(0.0..=1.0).contains(&v.share) => {
+                    problems.push(Problem::new(at, "`share` must be between 0 and 1"))
+                }
+                (Ok(re), Ok(t)) => detectors.push((re, t, v.transform, v.reason, v.share)),
+                (Err(e), _) => {
+                    problems.push(Problem::new(at, format!("regex does not compile: {e}")))
+                }
+                (_, Err(e)) => problems.push(Problem::new(at, e)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(Presets { rules, detectors })
+        } else {
+            Err(Error::Invalid { problems })
+        }
+    }
+
+    /// The first preset matching a column name: its transform, compact form and reason.
+    pub fn lookup(&self, column: &str) -> Option<(&Transform, &str, &str)> {
+        self.rules
+            .iter()
+            .find(|(re, ..)| re.is_match(column))
+            .map(|(_, t, spec, reason)| (t, spec.as_str(), reason.as_str()))
+    }
+
+    /// The first value detector that enough of `samples` satisfy: transform, compact form and a
+    /// reason naming the share.
+    pub fn detect(&self, samples: &[String]) -> Option<(Transform, String, String)> {
+        if samples.is_empty() {
+            return None;
+        }
+        self.detectors
+            .iter()
+            .find_map(|(re, t, spec, reason, share)| {
+                let hits = samples.iter().filter(|v| re.is_match(v.trim())).count();
+                let got = hits as f64 / samples.len() as f64;
+                (got >= *share && hits > 0).then(|| {
+                    (
+                        t.clone(),
+                        spec.clone(),
+                        format!(
+                            "{reason}: {:.0}% of {} sampled values",
+                            got * 100.0,
+                            samples.len()
+                        ),
+                    )
+                })
+            })
+    }
+
+    /// A proposal for every column of every table whose name matches a preset. Generated
+    /// columns are left out: the target recomputes them.
+    pub fn classify(&self, catalog: &Catalog) -> Vec<Proposal> {
+        let mut out = Vec::new();
+        for t in catalog.tables.values() {
+            for c in t.columns.iter().filter(|c| !c.generated) {
+                if let Some((_, tr, spec, reason)) =
+                    self.rules.iter().find(|(re, ..)| re.is_match(&c.name))
+                {
+                    out.push(Proposal {
+                        table: t.name.clone(),
+                        column: c.name.clone(),
+                        transform: tr.clone(),
+                        spec: spec.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::pg::catalog::{Column, Table, TableKind};
+
+    fn table(name: &str, cols: &[&str]) -> Table {
+        Table {
+            name: QualifiedName {
+                schema: "public".into(),
+                name: name.into(),
+            },
+            kind: TableKind::Ordinary,
+            partition_of: None,
+            columns: cols
+                .iter()
+                .map(|c| Column {
+                    name: c.to_string(),
+                    type_name: "text".into(),
+                    not_null: false,
+                    generated: c.ends_with("_gen"),
+                    identity: None,
+                    wire: Default::default(),
+                })
+                .collect(),
+            primary_key: vec![],
+            unique_keys: vec![],
+            foreign_keys: vec![],
+            triggers: vec![],
+            estimated_rows: 0,
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn builtin_presets_classify_typical_columns() {
+        let mut cat = Catalog::default();
+        for t in [
+            table(
+                "customers",
+                &[
+                    "id",
+                    "Email",
+                    "first_name",
+                    "phone",
+                    "date_of_birth",
+                    "notes",
+                    "created_at",
+                    "email_gen",
+                ],
+            ),
+            table(
+                "payments",
+                &["id", "iban", "card_number", "client_ip", "amount"],
+            ),
+        ] {
+            cat.tables.insert(t.name.clone(), t);
+        }
+        let p = Presets::builtin().unwrap().classify(&cat);
+        let got: Vec<(String, String)> = p
+            .iter()
+            .map(|x| (x.column.clone(), x.spec.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Email", "email"),
+                ("first_name", "first_name"),
+                ("phone", "phone"),
+                ("date_of_birth", "date_shift:180"),
+                ("notes", "scrub"),
+                ("iban", "iban"),
+                ("card_number", "card:keep_last4"),
+                ("client_ip", "ip:16"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn compact_transform_forms() {
+        assert_eq!(
+            parse_transform("hash:12").unwrap(),
+            Transform::Hash {
+                len: 12,
+                base64: false
+            }
+        );
+        assert_eq!(
+            parse_transform("number_noise").unwrap(),
+            Transform::NumberNoise { percent: 10.0 }
+        );
+        assert_eq!(
+            parse_transform("constant:n/a").unwrap(),
+            Transform::Constant("n/a".into())
+        );
+        assert!(
+            parse_transform("email:x")
+                .unwrap_err()
+                .contains("takes no argument")
+        );
+        assert!(
+            parse_transform("date_shift:soon")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            parse_transform("rot13")
+                .unwrap_err()
+                .contains("unknown transform `rot13`")
+        );
+    }
+
+    #[test]
+    fn bad_presets_report_positions() {
+        let text = "version = 1\n[[columns]]\nname = '(open'\ntransform = 'email'\nreason = 'x'\n[[columns]]\nname = 'ok'\ntransform = 'nope'\nreason = 'y'\n";
+        let err = Presets::parse("p.toml", text).unwrap_err().to_string();
+        assert!(err.contains("p.toml:3:9: regex does not compile"), "{err}");
+        assert!(
+            err.contains("p.toml:7:9: unknown transform `nope`"),
+            "{err}"
+        );
+    }
+}
