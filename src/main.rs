@@ -561,7 +561,7 @@ impl ResolvedPlan<'_> {
             &self.cfg.masking.key,
             &at,
         )?;
-        sluice::data::mask::check_key(key.expose().as_bytes()).map_err(|why| {
+        sluice::data::mask::key::check_key(key.expose().as_bytes()).map_err(|why| {
             // A literal key (no `secret:`) is itself the secret: name only a reference.
             let from = match self.cfg.masking.key.strip_prefix("secret:") {
                 Some(var) => format!(" (variable `{var}`)"),

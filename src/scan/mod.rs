@@ -23,6 +23,9 @@ use sha2::{Digest, Sha256};
 use engine::{Engine, RawMatch};
 use rules::Severity;
 
+/// How much of a file decides whether it is binary (as git decides: a NUL byte in the head).
+pub(crate) const BINARY_PROBE: usize = 8192;
+
 /// Inline markers that suppress a finding on their own line.
 const ALLOW_MARKERS: [&[u8]; 3] = [
     b"sluice:allow",
@@ -151,7 +154,7 @@ impl Scanner {
 
     /// Whether a buffer looks binary: a NUL byte in its first 8 KiB, as git decides.
     pub fn is_binary(buf: &[u8]) -> bool {
-        memchr::memchr(0, &buf[..buf.len().min(sources::BINARY_PROBE)]).is_some()
+        memchr::memchr(0, &buf[..buf.len().min(BINARY_PROBE)]).is_some()
     }
 
     /// All findings in one buffer named `path`.

@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ignore::overrides::OverrideBuilder;
 use ignore::{WalkBuilder, WalkState};
 
-use super::{Finding, Scanner};
+use super::{BINARY_PROBE, Finding, Scanner};
 use crate::error::Error;
 
-/// How much of a file decides whether it is binary (as git decides: a NUL byte in the head).
-pub(crate) const BINARY_PROBE: usize = 8192;
 /// Files above this size are memory-mapped instead of read.
 const MMAP_THRESHOLD: u64 = 1 << 20;
 

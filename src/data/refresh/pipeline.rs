@@ -119,7 +119,7 @@ pub fn refresh(
             let key = crate::data::mask::MaskKey::new(settings.key.expose().as_bytes());
             let mut rows = crate::data::subset::pg::PgRows::new(&snapshot_tx).await?;
             let work = crate::data::subset::pg::starting_rows(&rows, sp, &catalog, &key).await?;
-            let closure = crate::data::subset::close(
+            let closure = crate::data::subset::closure::close(
                 &sp.edges,
                 work,
                 &mut rows,
