@@ -259,6 +259,29 @@ pub fn resolve_setting(
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
 pub type Resolution = Result<Option<SecretValue>, Error>;
 
+/// Resolve every variable of `env` (or only those named) once, each with whether it is a secret
+/// (a store reference) rather than a literal declared non-secret: what `run` needs for the
+/// child's environment and for `--mask-output` alike, without fetching any store twice (a
+/// single-use AppRole secret id allows one login).
+pub fn resolve_marked(
+    loaded: &Loaded,
+    env: &str,
+    only: &[String],
+) -> Result<Vec<(String, SecretValue, bool)>, Error> {
+    let literals: Vec<String> = entries(loaded, env, only)?
+        .into_iter()
+        .filter(|e| matches!(e.origin, Origin::Literal(_)))
+        .map(|e| e.name)
+        .collect();
+    Ok(resolve(loaded, env, only)?
+        .into_iter()
+        .map(|(k, v)| {
+            let secret = !literals.contains(&k);
+            (k, v, secret)
+        })
+        .collect())
+}
+
 /// Resolve the secret variables of `env`: like [`resolve`], without the literals (declared
 /// non-secret), for the places that hunt for or hide values (`scan --env`, `run --mask-output`).
 pub fn resolve_secrets(

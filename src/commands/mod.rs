@@ -1,0 +1,110 @@
+//! Each command's body, one file per family: clap's arguments in ([`crate::cli`]), resolved
+//! into the plain settings the capabilities take, the capability called, its result printed.
+//! `main.rs` only parses, calls [`run`] and maps a [`Failure`] to an exit code.
+
+mod env;
+mod refresh;
+mod scan;
+mod secrets;
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::cli::{Cli, Command, RulesCommand, SchemaKind};
+use crate::config;
+use crate::error::{EXIT_OK, Error};
+use crate::scan::rules::RuleFile;
+
+/// Why a command stopped: an error of the library (its exit code is
+/// [`Error::exit_code`]), or output that could not be written.
+pub enum Failure {
+    /// A library error.
+    Error(Error),
+    /// Writing to stdout failed (a closed pipe ends quietly).
+    Io(io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+/// Run the command `cli` names; its exit code.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
+    let explicit = cli.config.as_deref();
+    match cli.command {
+        Command::Scan(args) => scan::scan(*args, explicit, &cwd),
+        Command::Rules(RulesCommand::Check { files }) => scan::rules_check(&files),
+        Command::Rules(RulesCommand::List { rules }) => scan::rules_list(&rules, explicit, &cwd),
+        Command::Check => scan::check(explicit, &cwd),
+        Command::Run(args) => secrets::run(args, explicit, &cwd),
+        Command::Export(args) => secrets::export(args, explicit, &cwd),
+        Command::Render {
+            env,
+            template,
+            output,
+        } => secrets::render(&env, &template, output.as_deref(), explicit, &cwd),
+        Command::Secrets(cmd) => secrets::secrets_command(cmd, explicit, &cwd),
+        Command::Refresh(args) => refresh::refresh_command(args, explicit, &cwd),
+        Command::Env(cmd) => env::env_command(cmd, explicit, &cwd),
+        Command::Snapshot { plan, command } => {
+            refresh::snapshot_command(&plan, command, explicit, &cwd)
+        }
+        Command::Verify { plan, sample, json } => {
+            refresh::verify_command(&plan, sample, json, explicit, &cwd)
+        }
+        Command::Classify {
+            plan,
+            env,
+            var,
+            url,
+            sample,
+        } => refresh::classify_command(plan, env, var, url, sample, explicit, &cwd),
+        Command::Schema { kind } => schema(kind),
+    }
+}
+
+/// `sluice schema config|rules`: the JSON Schema of sluice.yaml or of a rules file.
+fn schema(kind: SchemaKind) -> Result<i32, Failure> {
+    let schema = match kind {
+        SchemaKind::Config => config::schema(),
+        SchemaKind::Rules => serde_json::to_value(schemars::schema_for!(RuleFile))
+            .map_err(|e| Error::Usage(e.to_string()))?,
+    };
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &schema).map_err(io::Error::other)?;
+    writeln!(out)?;
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn require_config(explicit: Option<&Path>, cwd: &Path) -> Result<config::Loaded, Error> {
+    config::load_or_discover(explicit, cwd)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no {} in {} or its parents; pass --config FILE",
+            config::FILE_NAME,
+            cwd.display()
+        ))
+    })
+}
+
+/// Now, in seconds since the Unix epoch: `SLUICE_NOW` when set (to replay an expiry, or in
+/// tests), else the system clock.
+pub(crate) fn clock() -> Result<u64, Error> {
+    match std::env::var("SLUICE_NOW") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "SLUICE_NOW=`{v}` is not a time in seconds since 1970-01-01 UTC; unset it to use the clock"
+            ))
+        }),
+        Err(_) => Ok(crate::data::marks::system_now()),
+    }
+}

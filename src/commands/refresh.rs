@@ -1,0 +1,462 @@
+//! `sluice refresh`, `verify`, `classify` and `snapshot`: a plan resolved (presets loaded,
+//! URLs and key fetched from their stores) and handed to `data`.
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::commands::{Failure, clock, require_config};
+use crate::config;
+use crate::data::envs;
+use crate::data::marks::{Mark, Role};
+use crate::error::{EXIT_FINDINGS, EXIT_OK, Error};
+use crate::fsio::write_atomic;
+use crate::secrets::{SecretValue, resolve};
+
+/// A plan with everything resolved: presets loaded, URLs and key fetched from their stores.
+pub(crate) struct ResolvedPlan<'a> {
+    pub(crate) file: String,
+    pub(crate) cfg: &'a crate::config::refresh::RefreshPlan,
+    pub(crate) presets: Vec<crate::data::mask::presets::Presets>,
+    pub(crate) source_url: SecretValue,
+}
+
+pub(crate) fn resolve_plan<'a>(
+    loaded: &'a config::Loaded,
+    name: &str,
+) -> Result<ResolvedPlan<'a>, Failure> {
+    use crate::data::mask::presets::Presets;
+    let file = loaded.path.display().to_string();
+    let cfg = loaded.config.refresh.get(name).ok_or_else(|| {
+        let known: Vec<&str> = loaded.config.refresh.keys().map(String::as_str).collect();
+        Error::Usage(format!(
+            "{file}: no refresh plan `{name}` (plans: {}); add it under `refresh:`",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })?;
+    let mut presets = Vec::new();
+    for p in &cfg.masking.presets {
+        if p == "builtin:pii" {
+            presets.push(Presets::builtin()?);
+            continue;
+        }
+        let path = loaded.relative(p);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        presets.push(Presets::parse(&path.display().to_string(), &text)?);
+    }
+    let source_url = resolve::resolve_setting(
+        loaded,
+        cfg.source.env.as_deref(),
+        &cfg.source.url,
+        &format!("{file}: refresh.{name}.source.url"),
+    )?;
+    Ok(ResolvedPlan {
+        file,
+        cfg,
+        presets,
+        source_url,
+    })
+}
+
+impl ResolvedPlan<'_> {
+    pub(crate) fn target_url(
+        &self,
+        loaded: &config::Loaded,
+        name: &str,
+    ) -> Result<SecretValue, Error> {
+        resolve::resolve_setting(
+            loaded,
+            self.cfg.target.env.as_deref(),
+            &self.cfg.target.url,
+            &format!("{}: refresh.{name}.target.url", self.file),
+        )
+    }
+
+    pub(crate) fn key(&self, loaded: &config::Loaded, name: &str) -> Result<SecretValue, Error> {
+        let at = format!("{}: refresh.{name}.masking.key", self.file);
+        let key = resolve::resolve_setting(
+            loaded,
+            self.cfg.source.env.as_deref(),
+            &self.cfg.masking.key,
+            &at,
+        )?;
+        crate::data::mask::key::check_key(key.expose().as_bytes()).map_err(|why| {
+            // A literal key (no `secret:`) is itself the secret: name only a reference.
+            let from = match self.cfg.masking.key.strip_prefix("secret:") {
+                Some(var) => format!(" (variable `{var}`)"),
+                None => String::new(),
+            };
+            Error::Usage(format!("{at}{from}: {why}"))
+        })?;
+        Ok(key)
+    }
+
+    pub(crate) fn build(
+        &self,
+        name: &str,
+        catalog: &crate::data::pg::catalog::Catalog,
+    ) -> Result<crate::data::refresh::plan::Plan, Error> {
+        crate::data::refresh::plan::build(name, self.cfg, &self.file, &self.presets, catalog)
+    }
+}
+
+pub(crate) fn verify_command(
+    plan: &str,
+    sample: usize,
+    json: bool,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, plan)?;
+    let verdict = crate::data::verify::verify(
+        &r.source_url,
+        &r.target_url(&loaded, plan)?,
+        &r.key(&loaded, plan)?,
+        sample,
+        &|catalog| r.build(plan, catalog),
+    )?;
+    let mut out = io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&verdict).unwrap_or_default()
+        )?;
+    } else {
+        for c in &verdict.counts {
+            let note = if c.source == c.target {
+                ""
+            } else {
+                "  (differs: the source has changed since the refresh, or rows are missing)"
+            };
+            writeln!(
+                out,
+                "rows      {:<40} source {:>10}  target {:>10}{note}",
+                c.table, c.source, c.target
+            )?;
+        }
+        for k in &verdict.keys {
+            let status = if k.orphans == 0 {
+                "ok".to_string()
+            } else {
+                format!("BROKEN: {} row(s) point at nothing", k.orphans)
+            };
+            writeln!(out, "key       {:<40} {status}", k.key)?;
+        }
+        for l in &verdict.leaks {
+            let status = if l.found == 0 {
+                format!(
+                    "ok ({} source values sampled, none in the target)",
+                    l.sampled
+                )
+            } else {
+                format!(
+                    "LEAK: {} of {} sampled source values appear in the target",
+                    l.found, l.sampled
+                )
+            };
+            writeln!(
+                out,
+                "masked    {:<40} {:<16} {status}",
+                l.column, l.transform
+            )?;
+        }
+        writeln!(
+            out,
+            "{}",
+            if verdict.passed() {
+                "verified: no leak, every foreign key holds"
+            } else {
+                "verification FAILED"
+            }
+        )?;
+    }
+    Ok(if verdict.passed() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+pub(crate) fn refresh_command(
+    args: crate::cli::RefreshArgs,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use crate::data::refresh::{pipeline, progress};
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, &args.plan)?;
+    let build = |catalog: &crate::data::pg::catalog::Catalog| r.build(&args.plan, catalog);
+    if args.dry_run {
+        let catalog = crate::data::pg::snapshot::read_catalog(&r.source_url)?;
+        let plan = build(&catalog)?;
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "plan `{}`: {} table(s) move, {} schema only",
+            args.plan,
+            plan.tables.len(),
+            plan.schema_only.len()
+        )?;
+        for t in &plan.tables {
+            writeln!(out, "{}  ~{} rows", t.name, t.estimated_rows.max(0))?;
+            for c in &t.columns {
+                let how = match &c.transform {
+                    None => "keep".to_string(),
+                    Some(tr) => format!(
+                        "{}{}",
+                        crate::data::mask::parse::transform_name(tr),
+                        if c.unique { " (unique)" } else { "" }
+                    ),
+                };
+                writeln!(out, "  {:<30} {how}", c.name)?;
+            }
+        }
+        for t in &plan.schema_only {
+            writeln!(out, "{t}  schema only")?;
+        }
+        for (t, c) in &plan.unclassified {
+            writeln!(
+                out,
+                "warning: {t}.{} is not classified and would be copied unmasked",
+                crate::data::pg::catalog::quote_ident(c)
+            )?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut target_url = r.target_url(&loaded, &args.plan)?;
+    let mut mark = Mark::new(Role::Current, &args.plan, clock()?);
+    if args.template {
+        let db = envs::database_of(&target_url)?;
+        target_url = envs::with_database(&target_url, &envs::template_name(&db))?;
+        mark.role = Role::Template;
+    }
+    let settings = pipeline::Settings {
+        name: args.plan.clone(),
+        target_url,
+        key: r.key(&loaded, &args.plan)?,
+        source_url: r.source_url.clone(),
+        explain: args.explain,
+        jobs: jobs(args.jobs, r.cfg.jobs),
+        keep_previous: !args.template,
+        mark,
+        snapshot: args.snapshot.clone(),
+        shard: args
+            .shard
+            .as_deref()
+            .map(crate::data::refresh::tasks::Shard::parse)
+            .transpose()?,
+        same_server: r.cfg.same_server,
+        adopt: args.adopt,
+    };
+    let report = run_refresh(&r, &args.plan, &settings)?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        write_atomic(path, &json)?;
+    }
+    if args.explain {
+        let mut out = io::stdout().lock();
+        match &report.subset {
+            None => writeln!(
+                out,
+                "plan `{}` copies every row of its tables (no `subset:`)",
+                args.plan
+            )?,
+            Some(s) => {
+                for (table, reasons) in &s.tables {
+                    let total: u64 = reasons.values().sum();
+                    let why = reasons
+                        .iter()
+                        .map(|(r, n)| format!("{n} {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    writeln!(out, "{table:<32} {total:>10} rows  ({why})")?;
+                }
+                for (fk, n) in &s.orphans {
+                    writeln!(
+                        out,
+                        "orphans left out: {n} row(s) whose {fk} points at no row"
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "{} rows selected; key sets take {} bytes ({:.2} bytes per row)",
+                    s.rows,
+                    s.key_bytes,
+                    s.key_bytes as f64 / s.rows.max(1) as f64
+                )?;
+                if s.spilled_bytes > 0 {
+                    writeln!(
+                        out,
+                        "pending work beyond subset.memory spilled: {} bytes, encrypted, to a temporary file that is already unlinked",
+                        s.spilled_bytes
+                    )?;
+                }
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    progress::summary(&report, &mut io::stdout().lock())?;
+    Ok(EXIT_OK)
+}
+
+/// Tables copied at once: the flag, the plan's `jobs`, else the number of cores.
+pub(crate) fn jobs(flag: Option<u16>, plan: Option<usize>) -> usize {
+    flag.map(usize::from)
+        .or(plan)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Run a refresh with progress on stderr.
+pub(crate) fn run_refresh(
+    r: &ResolvedPlan<'_>,
+    name: &str,
+    settings: &crate::data::refresh::pipeline::Settings,
+) -> Result<crate::data::refresh::pipeline::Report, Error> {
+    use crate::data::refresh::{pipeline, progress};
+    let renderer = std::sync::Arc::new(progress::Renderer::new(
+        Box::new(io::stderr()),
+        io::stderr().is_terminal(),
+        0,
+    ));
+    let events = std::sync::Arc::clone(&renderer);
+    pipeline::refresh(
+        settings,
+        &|catalog| {
+            let plan = r.build(name, catalog)?;
+            for (t, c) in &plan.unclassified {
+                events.event(pipeline::Event::Step(format!(
+                    "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
+                    crate::data::pg::catalog::quote_ident(c)
+                )));
+            }
+            Ok(plan)
+        },
+        std::sync::Arc::new(move |e| renderer.event(e)),
+    )
+}
+
+pub(crate) fn snapshot_command(
+    plan: &str,
+    command: Vec<std::ffi::OsString>,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let r = resolve_plan(&loaded, plan)?;
+    crate::data::pg::snapshot::hold_snapshot(&r.source_url, |id| -> Result<i32, Failure> {
+        if command.is_empty() {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{id}")?;
+            out.flush()?;
+            drop(out);
+            eprintln!("holding snapshot {id} until stdin closes (Ctrl-D) or sluice is stopped");
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            return Ok(EXIT_OK);
+        }
+        let status = std::process::Command::new(&command[0])
+            .args(&command[1..])
+            .env("SLUICE_SNAPSHOT", id)
+            .status()
+            .map_err(|e| {
+                Error::Usage(format!("cannot run {}: {e}", command[0].to_string_lossy()))
+            })?;
+        use std::os::unix::process::ExitStatusExt;
+        // A command killed by a signal exits as a shell reports it: 128 + the signal.
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    })?
+}
+
+pub(crate) fn classify_command(
+    plan: Option<String>,
+    env: Option<String>,
+    var: Option<String>,
+    url: Option<String>,
+    sample: usize,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    use crate::data::classify;
+    let mut out = io::stdout().lock();
+    let indent = if plan.is_some() { 6 } else { 4 };
+    let proposals = match (plan, env, var, url) {
+        (Some(name), ..) => {
+            let loaded = require_config(explicit, cwd)?;
+            let r = resolve_plan(&loaded, &name)?;
+            let decided: Vec<_> = r
+                .cfg
+                .masking
+                .columns
+                .keys()
+                .filter_map(|k| crate::data::pg::catalog::parse_column_key(k).ok())
+                .collect();
+            let skip = |t: &crate::data::pg::catalog::QualifiedName, c: &str| {
+                decided
+                    .iter()
+                    .any(|(dt, dc)| dt == t && dc.as_deref().is_none_or(|dc| dc == c))
+            };
+            let p = classify::classify_database(r.source_url.expose(), &r.presets, sample, &skip)?;
+            writeln!(out, "# paste under refresh.{name}.masking.columns:")?;
+            p
+        }
+        (None, Some(env), Some(var), _) => {
+            let loaded = require_config(explicit, cwd)?;
+            let url =
+                resolve::resolve_setting(&loaded, Some(&env), &format!("secret:{var}"), "--var")?;
+            let p = classify::classify_database(
+                url.expose(),
+                &[crate::data::mask::presets::Presets::builtin()?],
+                sample,
+                &|_, _| false,
+            )?;
+            writeln!(out, "masking:\n  columns:")?;
+            p
+        }
+        (None, None, None, Some(u)) => {
+            let p = classify::classify_database(
+                &u,
+                &[crate::data::mask::presets::Presets::builtin()?],
+                sample,
+                &|_, _| false,
+            )?;
+            writeln!(out, "masking:\n  columns:")?;
+            p
+        }
+        _ => {
+            return Err(
+                Error::Usage("give a plan, --env ENV --var NAME, or --url URL".into()).into(),
+            );
+        }
+    };
+    let width = proposals
+        .iter()
+        .map(|p| crate::data::pg::catalog::yaml_column_key(&p.table, &p.column).len())
+        .max()
+        .unwrap_or(0);
+    for p in &proposals {
+        writeln!(
+            out,
+            "{:indent$}{:<width$} {:<18} # {}",
+            "",
+            format!(
+                "{}:",
+                crate::data::pg::catalog::yaml_column_key(&p.table, &p.column)
+            ),
+            p.spec,
+            p.reason,
+            width = width + 1
+        )?;
+    }
+    if proposals.is_empty() {
+        writeln!(out, "{:indent$}{{}}  # every column is already decided", "")?;
+    }
+    Ok(EXIT_OK)
+}

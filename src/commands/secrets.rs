@@ -1,0 +1,239 @@
+//! `sluice run`, `export`, `render` and `sluice secrets …`: secrets of an environment, resolved
+//! in it and handed to a process, a file or stdout.
+
+use std::io::{self, IsTerminal, Write};
+
+use crate::cli::SecretsCommand;
+use crate::commands::{Failure, require_config};
+use crate::error::{EXIT_FINDINGS, EXIT_OK, Error};
+use crate::secrets::{SecretValue, inject, resolve};
+
+pub(crate) fn secrets_command(
+    cmd: SecretsCommand,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = match require_config(explicit, cwd) {
+        // `check` reports a breach of isolation as a finding: the file is well-formed.
+        Err(Error::Invalid { problems })
+            if matches!(cmd, SecretsCommand::Check) && problems.iter().all(|p| p.isolation) =>
+        {
+            for p in &problems {
+                eprintln!("problem: {p}");
+            }
+            return Ok(EXIT_FINDINGS);
+        }
+        other => other?,
+    };
+    let age = |env: &str| -> Result<crate::secrets::age_store::AgeStore, Error> {
+        resolve::age_store(&loaded, env)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "environment `{env}` has no age store; set `secrets: {{ provider: age, file: secrets/{env}.age }}` on it"
+            ))
+        })
+    };
+    match cmd {
+        SecretsCommand::List { env } => {
+            let entries = resolve::entries(&loaded, &env, &[])?;
+            let mut out = io::stdout().lock();
+            for e in &entries {
+                writeln!(out, "{:<32} {}", e.name, e.source_text())?;
+            }
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Get { env, name } => {
+            let values = resolve::resolve(&loaded, &env, std::slice::from_ref(&name))?;
+            let Some((_, v)) = values.into_iter().next() else {
+                return Err(Error::Usage(format!(
+                    "variable `{name}` has no source in environment `{env}`"
+                ))
+                .into());
+            };
+            let mut out = io::stdout().lock();
+            out.write_all(v.expose().as_bytes())?;
+            if io::stdout().is_terminal() {
+                writeln!(out)?;
+            }
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Set { env, name } => {
+            let store = age(&env)?;
+            let mut raw = zeroize::Zeroizing::new(Vec::new());
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut raw)?;
+            let mut text = String::from_utf8(raw.to_vec())
+                .map_err(|_| Error::Usage("the value on stdin is not UTF-8 text".into()))?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            store.set(&name, SecretValue::new(text))?;
+            eprintln!("set {name} in {}", store.file.display());
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Diff { a, b } => {
+            let lines = crate::secrets::audit::diff(&loaded, &a, &b)?;
+            let mut out = io::stdout().lock();
+            let mut differs = false;
+            for l in &lines {
+                let status = match (&l.left, &l.right) {
+                    (None, _) => format!("only in {b}"),
+                    (_, None) => format!("only in {a}"),
+                    _ if l.left != l.right && l.same_value == Some(true) => {
+                        "references differ, same value".to_string()
+                    }
+                    _ if l.left != l.right => "references and values differ".to_string(),
+                    _ if l.same_value == Some(false) => "values differ".to_string(),
+                    _ if l.same_value.is_none() => "no value on one side".to_string(),
+                    _ => "same".to_string(),
+                };
+                differs |= l.differs();
+                writeln!(
+                    out,
+                    "{:<28} {:<28} {:<28} {status}",
+                    l.name,
+                    l.left.as_deref().unwrap_or("-"),
+                    l.right.as_deref().unwrap_or("-")
+                )?;
+            }
+            Ok(if differs { EXIT_FINDINGS } else { EXIT_OK })
+        }
+        SecretsCommand::Check => {
+            let problems = crate::secrets::audit::check(&loaded)?;
+            for p in &problems {
+                eprintln!("problem: {p}");
+            }
+            if problems.is_empty() {
+                println!(
+                    "{}: every variable resolves in every environment",
+                    loaded.path.display()
+                );
+                Ok(EXIT_OK)
+            } else {
+                Ok(EXIT_FINDINGS)
+            }
+        }
+        SecretsCommand::Init {
+            env,
+            passphrase: true,
+        } => {
+            let store = age(&env)?;
+            store.init_passphrase()?;
+            eprintln!("created {} (passphrase-encrypted)", store.file.display());
+            Ok(EXIT_OK)
+        }
+        SecretsCommand::Init {
+            env,
+            passphrase: false,
+        } => {
+            let store = age(&env)?;
+            if let Some(public) = store.init()? {
+                eprintln!(
+                    "created identity {} (public key {public})",
+                    store
+                        .identity_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!("created {}", store.file.display());
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// `sluice run --env E -- CMD`: every reference of E fetched once; the values go into CMD's
+/// environment (and, with --mask-output, the secret ones are masked in its output).
+pub(crate) fn run(
+    args: crate::cli::RunArgs,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let resolved = resolve::resolve_marked(&loaded, &args.env, &args.only)?;
+    let values: Vec<(String, SecretValue)> = resolved
+        .iter()
+        .map(|(k, v, _)| (k.clone(), v.clone()))
+        .collect();
+    let (vars, kept) = inject::child_env(
+        &values,
+        inject::RunOptions {
+            override_existing: args.override_existing,
+        },
+    );
+    drop(values);
+    for k in kept {
+        eprintln!(
+            "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
+        );
+    }
+    if args.mask_output {
+        let hidden: Vec<SecretValue> = resolved
+            .into_iter()
+            .filter(|(_, _, secret)| *secret)
+            .map(|(_, v, _)| v)
+            .collect();
+        return Ok(crate::secrets::supervise::run_masked(
+            &args.command,
+            vars,
+            hidden,
+        )?);
+    }
+    drop(resolved);
+    Err(inject::exec(&args.command, vars).into())
+}
+
+/// `sluice export --env E`.
+pub(crate) fn export(
+    args: crate::cli::ExportArgs,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let values = resolve::resolve(&loaded, &args.env, &args.only)?;
+    let name = args.name.unwrap_or_else(|| format!("{}-secrets", args.env));
+    let mut text = zeroize::Zeroizing::new(Vec::new());
+    inject::export(&mut *text, args.format, &values, &name)?;
+    match &args.output {
+        Some(path) => crate::secrets::age_store::write_private(path, &text)?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(&text)?;
+            out.flush()?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// `sluice render --env E TEMPLATE`.
+pub(crate) fn render(
+    env: &str,
+    template: &std::path::Path,
+    output: Option<&std::path::Path>,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let loaded = require_config(explicit, cwd)?;
+    let name = template.display().to_string();
+    let text = std::fs::read_to_string(template).map_err(|e| Error::Io {
+        path: template.to_path_buf(),
+        source: e,
+    })?;
+    let wanted = crate::secrets::template::names(&name, &text)?;
+    let known: Vec<String> = wanted
+        .into_iter()
+        .filter(|n| loaded.config.secrets.contains_key(n))
+        .collect();
+    let values = resolve::resolve(&loaded, env, &known)?;
+    let rendered = crate::secrets::template::render(&name, &text, &values)?;
+    match output {
+        Some(path) => crate::secrets::age_store::write_private(path, rendered.as_bytes())?,
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(rendered.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(EXIT_OK)
+}
