@@ -1,5 +1,5 @@
-//! The command line, as clap types only. [`crate::scan::settings`] turns these into resolved
-//! settings before any work starts.
+//! The command line, as clap types only. `commands` turns them into the plain settings the
+//! capabilities take (a scan's [`crate::scan::settings::Request`]) before any work starts.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -370,15 +370,7 @@ pub enum SecretsCommand {
 }
 
 /// When to colour output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    /// Colour when stdout is a terminal.
-    Auto,
-    /// Always colour.
-    Always,
-    /// Never colour.
-    Never,
-}
+pub use crate::scan::report::Color as ColorChoice;
 
 /// `sluice scan` arguments.
 #[derive(Debug, Args)]
@@ -475,4 +467,33 @@ pub struct ScanArgs {
     /// Print only findings, no summary line or warnings.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+impl From<ScanArgs> for crate::scan::settings::Request {
+    fn from(a: ScanArgs) -> Self {
+        crate::scan::settings::Request {
+            paths: a.paths,
+            git: a.git,
+            diff: a.diff,
+            staged: a.staged,
+            repo: a.repo,
+            format: a.format,
+            output: a.output,
+            show_secrets: a.show_secrets,
+            rules: a.rules,
+            no_builtin_rules: a.no_builtin_rules,
+            only_rules: a.only_rules,
+            disable_rules: a.disable_rules,
+            exclude: a.exclude,
+            gitignore: a.gitignore,
+            max_file_size: a.max_file_size,
+            no_decode: a.no_decode,
+            baseline: a.baseline,
+            write_baseline: a.write_baseline,
+            stdin_name: a.stdin_name,
+            threads: a.threads,
+            color: a.color,
+            quiet: a.quiet,
+        }
+    }
 }

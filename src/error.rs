@@ -128,6 +128,20 @@ pub enum Error {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// A database refused or failed: what sluice was doing, what the server said, and the
+    /// SQLSTATE (when the server sent one) for callers to branch on.
+    #[error("postgresql: {doing}: {message}{}", sqlstate.as_ref().map(|c| format!(" [SQLSTATE {c}]")).unwrap_or_default())]
+    Db {
+        /// What sluice was doing (`creating database x on the target`).
+        doing: String,
+        /// The server's message (rows' contents never: see `data::pg::pg_error`).
+        message: String,
+        /// The five-character SQLSTATE.
+        sqlstate: Option<String>,
+    },
+    /// Something the user named does not exist (an environment, a plan's template).
+    #[error("{0}")]
+    NotFound(String),
     /// An external program or service failed.
     #[error("{what}: {detail}")]
     External {
@@ -150,11 +164,21 @@ fn render_problems(problems: &[Problem]) -> String {
 }
 
 impl Error {
+    /// The SQLSTATE of a database error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Db { sqlstate, .. } => sqlstate.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid { .. } | Error::Usage(_) | Error::Io { .. } => EXIT_USAGE,
-            Error::External { .. } => EXIT_EXTERNAL,
+            Error::Invalid { .. } | Error::Usage(_) | Error::Io { .. } | Error::NotFound(_) => {
+                EXIT_USAGE
+            }
+            Error::External { .. } | Error::Db { .. } => EXIT_EXTERNAL,
         }
     }
 }

@@ -211,7 +211,7 @@ pub(crate) fn env_command(
                 )?;
                 return Ok(EXIT_OK);
             }
-            Err(Error::Usage(format!(
+            Err(Error::NotFound(format!(
                 "there is no environment `{name}` on the plans' target servers; `sluice env list` shows them"
             ))
             .into())

@@ -3,7 +3,6 @@
 use std::io::{self, IsTerminal, Write};
 
 use crate::cli::ColorChoice;
-use crate::cli::{Cli, Command};
 use crate::commands::Failure;
 use crate::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
 use crate::fsio::write_atomic;
@@ -13,14 +12,6 @@ use crate::scan::rules::{BUILTIN_NAME, RuleSet};
 use crate::scan::settings::{self, Settings};
 use crate::secrets::resolve;
 use crate::{config, scan};
-use clap::Parser;
-
-pub(crate) fn empty_scan_args() -> crate::cli::ScanArgs {
-    match Cli::parse_from(["sluice", "scan"]).command {
-        Command::Scan(a) => *a,
-        _ => unreachable!("`sluice scan` parses as the scan command"),
-    }
-}
 
 pub(crate) fn rules_check(files: &[std::path::PathBuf]) -> Result<i32, Failure> {
     let mut failures = Vec::new();
@@ -142,7 +133,7 @@ pub(crate) fn scan(
         }
         _ => None,
     };
-    let mut settings = Settings::resolve(args, loaded.as_ref());
+    let mut settings = Settings::resolve(args.into(), loaded.as_ref());
     settings.known = known;
     scan_command(&settings)
 }
@@ -193,7 +184,7 @@ pub(crate) fn check(
         })?,
     };
     let loaded = config::load(&path)?;
-    let settings = Settings::resolve(empty_scan_args(), Some(&loaded));
+    let settings = Settings::resolve(settings::Request::default(), Some(&loaded));
     let set = settings::rule_set(&settings)?;
     println!(
         "{}: ok ({} scan rules in force)",

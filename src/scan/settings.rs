@@ -1,6 +1,7 @@
 //! Resolved settings of one scan (command line merged with `sluice.yaml`) and the scan itself.
 //!
-//! [`Settings::resolve`] takes the clap arguments and the loaded config and settles every choice;
+//! [`Settings::resolve`] takes what the user asked ([`Request`], plain data: the command line
+//! fills it, a default one stands for no flags) and the loaded config, and settles every choice;
 //! [`run`] builds the rule set and scanner, scans the source, applies the baseline and returns the
 //! findings sorted by path and position.
 
@@ -13,11 +14,10 @@ use super::baseline::Baseline;
 use super::engine::Engine;
 use super::git::{self, Change};
 use super::known::KnownValues;
-use super::report::{Format, Summary};
+use super::report::{Color, Format, Summary};
 use super::rules::RuleSet;
 use super::sources::{self, Outcome, WalkOptions};
 use super::{Finding, ScanOptions, Scanner};
-use crate::cli::{ColorChoice, ScanArgs};
 use crate::config::Loaded;
 use crate::error::{Error, Location, Problem};
 
@@ -30,6 +30,85 @@ pub enum Source {
     History(PathBuf),
     /// Lines added by a change in a repository.
     Change(PathBuf, Change),
+}
+
+/// What the user asked of a scan, before `sluice.yaml` is merged in. Lists add to the config's,
+/// a value given wins over the config's. [`Request::default`] is a scan with no flags.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Files and directories (`-`: stdin); empty: the current directory.
+    pub paths: Vec<PathBuf>,
+    /// Every blob of the repository's history.
+    pub git: bool,
+    /// Only the lines a change adds (`BASE..HEAD`, `BASE...HEAD`, `BASE`).
+    pub diff: Option<String>,
+    /// Only the lines staged in the index.
+    pub staged: bool,
+    /// The repository for `git`, `diff` and `staged` (default: `.`).
+    pub repo: Option<PathBuf>,
+    /// Report format.
+    pub format: Format,
+    /// Report destination (None: stdout).
+    pub output: Option<PathBuf>,
+    /// Show secrets unredacted.
+    pub show_secrets: bool,
+    /// Extra rule files.
+    pub rules: Vec<PathBuf>,
+    /// Leave the built-in rules out.
+    pub no_builtin_rules: bool,
+    /// Only these rule ids (empty: all).
+    pub only_rules: Vec<String>,
+    /// Rule ids turned off.
+    pub disable_rules: Vec<String>,
+    /// Path globs skipped.
+    pub exclude: Vec<String>,
+    /// Honour .gitignore.
+    pub gitignore: bool,
+    /// Skip larger files.
+    pub max_file_size: Option<u64>,
+    /// Do not decode base64.
+    pub no_decode: bool,
+    /// Baseline to apply.
+    pub baseline: Option<PathBuf>,
+    /// Baseline to write.
+    pub write_baseline: Option<PathBuf>,
+    /// Name for stdin.
+    pub stdin_name: String,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Colour choice.
+    pub color: Color,
+    /// No summary or warnings.
+    pub quiet: bool,
+}
+
+impl Default for Request {
+    fn default() -> Request {
+        Request {
+            paths: Vec::new(),
+            git: false,
+            diff: None,
+            staged: false,
+            repo: None,
+            format: Format::Human,
+            output: None,
+            show_secrets: false,
+            rules: Vec::new(),
+            no_builtin_rules: false,
+            only_rules: Vec::new(),
+            disable_rules: Vec::new(),
+            exclude: Vec::new(),
+            gitignore: false,
+            max_file_size: None,
+            no_decode: false,
+            baseline: None,
+            write_baseline: None,
+            stdin_name: "<stdin>".into(),
+            threads: 0,
+            color: Color::Auto,
+            quiet: false,
+        }
+    }
 }
 
 /// Everything a scan needs, resolved.
@@ -62,7 +141,7 @@ pub struct Settings {
     /// Show secrets unredacted.
     pub show_secrets: bool,
     /// Colour choice.
-    pub color: ColorChoice,
+    pub color: Color,
     /// Name for stdin.
     pub stdin_name: String,
     /// No summary or warnings.
@@ -74,7 +153,7 @@ pub struct Settings {
 impl Settings {
     /// Merge command-line arguments with the config (flags add to config lists; a flag given
     /// wins over the config's value).
-    pub fn resolve(args: ScanArgs, config: Option<&Loaded>) -> Settings {
+    pub fn resolve(args: Request, config: Option<&Loaded>) -> Settings {
         let scan = config.map(|c| &c.config.scan);
         let rel = |p: &str| config.map_or_else(|| PathBuf::from(p), |c| c.relative(p));
         let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));

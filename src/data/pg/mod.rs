@@ -65,10 +65,6 @@ pub(crate) fn quote_literal(s: &str) -> String {
 /// A database error as sluice reports it: what was being done, the server's message and its
 /// SQLSTATE (so callers and users can branch on it).
 pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Error {
-    let code = e
-        .code()
-        .map(|c| format!(" [SQLSTATE {}]", c.code()))
-        .unwrap_or_default();
     // The generic Display of a server error is only "db error"; say what the server said.
     let message = match e.as_db_error() {
         Some(db) => {
@@ -111,8 +107,9 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> crate::error::Er
             m
         }
     };
-    crate::error::Error::External {
-        what: "postgresql".into(),
-        detail: format!("{what}: {message}{code}"),
+    crate::error::Error::Db {
+        doing: what.to_string(),
+        message,
+        sqlstate: e.code().map(|c| c.code().to_string()),
     }
 }

@@ -285,14 +285,14 @@ async fn adopt_held_snapshot<'a>(
     client: &'a mut Client,
     id: &str,
 ) -> Result<tokio_postgres::Transaction<'a>, Error> {
-    adopt_snapshot(client, id).await.map_err(|e| match e {
-        Error::External { detail, .. } if detail.contains("22023") => Error::External {
-            what: "postgresql".into(),
-            detail: format!(
-                "snapshot `{id}` is not held on the source (the transaction that exported it has ended, or it was exported on another server); start `sluice snapshot PLAN` again and pass its ID"
-            ),
+    adopt_snapshot(client, id).await.map_err(|e| match e.sqlstate() {
+        // invalid_parameter_value: no such snapshot is held.
+        Some("22023") => Error::Db {
+            doing: format!("adopting snapshot `{id}`"),
+            message: "the snapshot is not held on the source (the transaction that exported it has ended, or it was exported on another server); start `sluice snapshot PLAN` again and pass its ID".into(),
+            sqlstate: Some("22023".into()),
         },
-        other => other,
+        _ => e,
     })
 }
 
