@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use crate::commands::refresh::{jobs, resolve_plan, run_refresh};
-use crate::commands::{Failure, clock, require_config};
+use crate::commands::shared::{Failure, clock, require_config};
 use crate::config;
 use crate::data::envs;
 use crate::data::marks::{Mark, Role};

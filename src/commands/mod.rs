@@ -6,35 +6,16 @@ mod env;
 mod refresh;
 mod scan;
 mod secrets;
+mod shared;
+
+pub use shared::Failure;
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use crate::cli::{Cli, Command, RulesCommand, SchemaKind};
 use crate::config;
 use crate::error::{EXIT_OK, Error};
 use crate::scan::rules::RuleFile;
-
-/// Why a command stopped: an error of the library (its exit code is
-/// [`Error::exit_code`]), or output that could not be written.
-pub enum Failure {
-    /// A library error.
-    Error(Error),
-    /// Writing to stdout failed (a closed pipe ends quietly).
-    Io(io::Error),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Error(e)
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Failure::Io(e)
-    }
-}
 
 /// Run the command `cli` names; its exit code.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
@@ -84,27 +65,4 @@ fn schema(kind: SchemaKind) -> Result<i32, Failure> {
     serde_json::to_writer_pretty(&mut out, &schema).map_err(io::Error::other)?;
     writeln!(out)?;
     Ok(EXIT_OK)
-}
-
-pub(crate) fn require_config(explicit: Option<&Path>, cwd: &Path) -> Result<config::Loaded, Error> {
-    config::load_or_discover(explicit, cwd)?.ok_or_else(|| {
-        Error::Usage(format!(
-            "no {} in {} or its parents; pass --config FILE",
-            config::FILE_NAME,
-            cwd.display()
-        ))
-    })
-}
-
-/// Now, in seconds since the Unix epoch: `SLUICE_NOW` when set (to replay an expiry, or in
-/// tests), else the system clock.
-pub(crate) fn clock() -> Result<u64, Error> {
-    match std::env::var("SLUICE_NOW") {
-        Ok(v) => v.trim().parse().map_err(|_| {
-            Error::Usage(format!(
-                "SLUICE_NOW=`{v}` is not a time in seconds since 1970-01-01 UTC; unset it to use the clock"
-            ))
-        }),
-        Err(_) => Ok(crate::data::marks::system_now()),
-    }
 }

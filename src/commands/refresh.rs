@@ -3,7 +3,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use crate::commands::{Failure, clock, require_config};
+use crate::commands::shared::{Failure, clock, require_config};
 use crate::config;
 use crate::data::envs;
 use crate::data::marks::{Mark, Role};

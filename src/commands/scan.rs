@@ -3,7 +3,7 @@
 use std::io::{self, IsTerminal, Write};
 
 use crate::cli::ColorChoice;
-use crate::commands::Failure;
+use crate::commands::shared::Failure;
 use crate::error::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Error};
 use crate::fsio::write_atomic;
 use crate::scan::engine::Engine;

@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal, Write};
 
 use crate::cli::SecretsCommand;
-use crate::commands::{Failure, require_config};
+use crate::commands::shared::{Failure, require_config};
 use crate::error::{EXIT_FINDINGS, EXIT_OK, Error};
 use crate::secrets::{SecretValue, inject, resolve};
 
