@@ -1,6 +1,8 @@
 //! Vault / OpenBao KV (v2 and v1): distinct secret paths in, their key/value maps out.
 //!
-//! One login per resolution (token, AppRole or Kubernetes JWT; optional namespace), then every
+//! One login per environment per command (token, AppRole or Kubernetes JWT; optional namespace:
+//! the session token is kept in memory for the process, so a single-use AppRole secret id
+//! serves every reference of a command), then every
 //! distinct path is read concurrently, each with a timeout and bounded retries (only for
 //! transport failures and 5xx; 403 and 404 are answers, not accidents). Tokens and values never
 //! appear in errors.
@@ -17,6 +19,10 @@ use zeroize::Zeroizing;
 use super::SecretValue;
 use crate::config::envs::VaultAuth;
 use crate::error::Error;
+
+/// Session tokens of this process, per login (see [`VaultStore::client`]).
+static SESSIONS: std::sync::Mutex<BTreeMap<String, Zeroizing<String>>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
 /// Attempts per read (the first plus retries).
 const ATTEMPTS: u32 = 3;
@@ -128,7 +134,44 @@ impl VaultStore {
         self.read_secret_file(&file, "token")
     }
 
+    /// Which login a session token belongs to: the environment's server, namespace and auth.
+    fn session_key(&self) -> String {
+        format!(
+            "{}\n{}\n{:?}\n{:?}",
+            self.env, self.address, self.namespace, self.auth
+        )
+    }
+
     async fn client(&self) -> Result<VaultClient, Error> {
+        if let Some(token) = SESSIONS
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&self.session_key()).cloned())
+        {
+            return self.client_with(&token);
+        }
+        let client = self.login().await?;
+        if let Ok(mut s) = SESSIONS.lock() {
+            s.insert(
+                self.session_key(),
+                Zeroizing::new(client.settings.token.clone()),
+            );
+        }
+        Ok(client)
+    }
+
+    /// A client that uses a session token already obtained.
+    fn client_with(&self, token: &str) -> Result<VaultClient, Error> {
+        let mut b = VaultClientSettingsBuilder::default();
+        b.address(self.address.as_str())
+            .token(token)
+            .timeout(Some(self.timeout))
+            .namespace(self.namespace.clone());
+        let settings = b.build().map_err(|e| external(self, e.to_string()))?;
+        VaultClient::new(settings).map_err(|e| external(self, describe(&e)))
+    }
+
+    async fn login(&self) -> Result<VaultClient, Error> {
         let url = url::Url::parse(&self.address).map_err(|e| {
             Error::Usage(format!(
                 "environment `{}`: vault address `{}` is not a URL ({e})",

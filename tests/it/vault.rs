@@ -272,6 +272,68 @@ secrets:
     );
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("AppRole login failed"), "{}", r.stderr);
+
+    // A single-use secret id: `run --mask-output` logs in once for the child's values and the
+    // values it masks alike (a second login would be refused).
+    bao.cli(&[
+        "write",
+        "auth/approle/role/once",
+        "token_policies=staging-only",
+        "secret_id_num_uses=1",
+    ]);
+    let once_role = bao.cli(&["read", "-field=role_id", "auth/approle/role/once/role-id"]);
+    let once_secret = bao.cli(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/once/secret-id",
+    ]);
+    write(
+        d,
+        "once.yaml",
+        &format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: staging/, auth: {{ method: approle, role_id: {once_role} }} }} }}
+secrets:
+  DB_PASSWORD: {{ staging: 'vault://db#password' }}
+  GREETING: {{ staging: {{ value: hello-world }} }}
+"
+        ),
+    );
+    let run = |secret: &str| {
+        sluice(
+            d,
+            &[
+                ("VAULT_ADDR", bao.addr.as_str()),
+                ("VAULT_SECRET_ID", secret),
+            ],
+            &[
+                "--config",
+                "once.yaml",
+                "run",
+                "--env",
+                "staging",
+                "--mask-output",
+                "--",
+                "sh",
+                "-c",
+                "echo \"$GREETING $DB_PASSWORD\"",
+            ],
+        )
+    };
+    let r = run(once_secret.as_str());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "hello-world *****", "{}", r.stderr);
+    assert!(!r.stdout.contains(&v2) && !r.stderr.contains(&v2));
+    // The secret id is spent: another command cannot log in with it.
+    let again = run(once_secret.as_str());
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("AppRole login failed"),
+        "{}",
+        again.stderr
+    );
 }
 
 /// A service-account token as Kubernetes issues it: RS256 over the claims, signed with `key`.
