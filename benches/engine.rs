@@ -1,5 +1,9 @@
 //! Engine throughput (MB/s) on a realistic buffer: this crate's own sources and dependency
 //! sources from the cargo registry, repeated to 16 MiB, with a fake credential every 64 KiB.
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented main"
+)]
 
 use std::path::Path;
 

@@ -1,6 +1,10 @@
 //! Key-set memory and speed: 10 million row positions (packed ctids spread over a 200 GB
 //! table) inserted into the roaring bitmap a subset keeps per table. Prints the bytes the set
 //! takes; target: 10 M keys in at most 512 MB.
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented main"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use roaring::RoaringTreemap;

@@ -1,5 +1,9 @@
 //! Nanoseconds per masked value for the transforms every refresh leans on: keyed hash, e-mail,
 //! names from `fake`, numbers with noise. Target: ≤ 300 ns per value for hash, email and name.
+#![allow(
+    missing_docs,
+    reason = "criterion_main! generates an undocumented main"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::data::mask::{FakeKind, Locale, MaskKey, Transform};

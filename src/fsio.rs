@@ -8,13 +8,13 @@ use crate::error::Error;
 
 /// Write `bytes` to `path` atomically. Targets that are not regular files (`/dev/null`, a FIFO)
 /// are written through: renaming over them would replace the device.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_impl(path, bytes, None)
 }
 
 /// Write `bytes` to `path` atomically, readable by its owner only (0600), creating the parent
 /// directory when needed. For anything that holds a secret.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_impl(path, bytes, Some(0o600))
 }
 

@@ -56,7 +56,7 @@ impl HmacKey {
 }
 
 /// HMAC-SHA256 of `msg` under `key` (any length).
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     HmacKey::new(key).mac(&[msg])
 }
 

@@ -9,12 +9,12 @@
 
 pub mod cli;
 pub mod commands;
-pub mod config;
+pub(crate) mod config;
 pub mod data;
 pub mod error;
-pub mod fsio;
-pub mod keyed;
+pub(crate) mod fsio;
+pub(crate) mod keyed;
 pub mod scan;
-pub mod secrets;
+pub(crate) mod secrets;
 
 pub use error::Error;

@@ -9,10 +9,14 @@ use serde::Deserialize;
 /// One environment (dev, staging, prod, pr-123…).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// A protected environment's secrets are never referenced from another environment, and its
     /// data only reaches others through masking.
     #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "validation reads it from the YAML tree, with positions"
+    )]
     pub protected: bool,
     /// Where this environment's secrets are stored; refs without a scheme-specific setting
     /// resolve against it.
@@ -23,7 +27,7 @@ pub struct Environment {
 /// A secret store, selected by `provider`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Store {
+pub(crate) enum Store {
     /// An age-encrypted YAML map in a file (works with no server).
     Age {
         /// The encrypted store, relative to sluice.yaml.
@@ -104,7 +108,7 @@ fn default_kv_version() -> u8 {
 /// from environment variables and files named here.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
-pub enum VaultAuth {
+pub(crate) enum VaultAuth {
     /// A token from an environment variable, else a token file.
     Token {
         /// Variable holding the token (default `VAULT_TOKEN`).
@@ -153,7 +157,7 @@ impl Default for VaultAuth {
 /// What one variable resolves to in one environment.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Source {
+pub(crate) enum Source {
     /// A reference: `age://KEY`, `env://VAR`, `vault://path#key`, `aws://name#json.key`,
     /// `sops://file.yaml#a.b`.
     Ref(String),
@@ -174,4 +178,4 @@ pub enum Source {
 }
 
 /// A variable the app needs: its source per environment, keyed by environment name.
-pub type SecretSpec = BTreeMap<String, Source>;
+pub(crate) type SecretSpec = BTreeMap<String, Source>;

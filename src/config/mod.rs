@@ -5,10 +5,10 @@
 //! `${ENV_VAR}`, validate against the JSON Schema generated from the types below ([`validate`]),
 //! then deserialize. `schemas/sluice.schema.json` is that generated schema; a test keeps it fresh.
 
-pub mod envs;
-pub mod refresh;
-pub mod validate;
-pub mod yaml;
+pub(crate) mod envs;
+pub(crate) mod refresh;
+pub(crate) mod validate;
+pub(crate) mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,16 @@ use serde::Deserialize;
 use crate::error::{Error, Location, Problem};
 
 /// The file name looked for when no `--config` is given.
-pub const FILE_NAME: &str = "sluice.yaml";
+pub(crate) const FILE_NAME: &str = "sluice.yaml";
 
 /// The whole `sluice.yaml`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "sluice.yaml")]
-pub struct Config {
+pub(crate) struct Config {
     /// Schema version of this file; always 1.
     #[schemars(range(min = 1, max = 1))]
+    #[allow(dead_code, reason = "checked while parsing: only version 1 exists")]
     pub version: u32,
     /// Settings of `sluice scan`.
     #[serde(default)]
@@ -46,7 +47,7 @@ pub struct Config {
 /// Settings of `sluice scan`. Command-line flags add to these.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ScanConfig {
+pub(crate) struct ScanConfig {
     /// Extra rule files (same schema as the built-ins), relative to this file.
     #[serde(default)]
     pub rules: Vec<String>,
@@ -75,7 +76,7 @@ pub struct ScanConfig {
 
 /// A loaded configuration and where it came from.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The configuration.
     pub config: Config,
     /// The file it was read from.
@@ -84,7 +85,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// Resolve a path written in the config relative to the config's directory.
-    pub fn relative(&self, p: &str) -> PathBuf {
+    pub(crate) fn relative(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             return p.to_path_buf();
@@ -94,12 +95,12 @@ impl Loaded {
 }
 
 /// The JSON Schema of `sluice.yaml`, generated from [`Config`].
-pub fn schema() -> serde_json::Value {
+pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
 }
 
 /// Find `sluice.yaml` in `start` or the nearest parent directory.
-pub fn discover(start: &Path) -> Option<PathBuf> {
+pub(crate) fn discover(start: &Path) -> Option<PathBuf> {
     let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
     start
         .ancestors()
@@ -108,7 +109,10 @@ pub fn discover(start: &Path) -> Option<PathBuf> {
 }
 
 /// Load the config named by `explicit`, else the discovered one, else none.
-pub fn load_or_discover(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Loaded>, Error> {
+pub(crate) fn load_or_discover(
+    explicit: Option<&Path>,
+    cwd: &Path,
+) -> Result<Option<Loaded>, Error> {
     match explicit {
         Some(p) => load(p).map(Some),
         None => discover(cwd).map(|p| load(&p)).transpose(),
@@ -116,7 +120,7 @@ pub fn load_or_discover(explicit: Option<&Path>, cwd: &Path) -> Result<Option<Lo
 }
 
 /// Load and validate one config file, interpolating from the process environment.
-pub fn load(path: &Path) -> Result<Loaded, Error> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e,
@@ -131,7 +135,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
 }
 
 /// Parse config text; `lookup` resolves `${VAR}`.
-pub fn parse(
+pub(crate) fn parse(
     file: &str,
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,

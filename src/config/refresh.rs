@@ -11,7 +11,7 @@ use crate::error::Location;
 /// One refresh plan (`sluice refresh NAME`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RefreshPlan {
+pub(crate) struct RefreshPlan {
     /// Where rows come from (read only: a replica is fine).
     pub source: Endpoint,
     /// Where they go. The database named by the URL is replaced atomically: rows are loaded into
@@ -46,7 +46,7 @@ pub struct RefreshPlan {
 /// A database: a connection URL, or a variable of `secrets:` resolved in an environment.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The environment this database belongs to; `secret:NAME` URLs resolve in it. A refresh
     /// never targets a protected environment.
     #[serde(default)]
@@ -59,7 +59,7 @@ pub struct Endpoint {
 /// Masking settings of a plan.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Masking {
+pub(crate) struct Masking {
     /// The masking key, `secret:NAME`, resolved in the source environment. The same key gives
     /// the same masked values every night and in every table.
     pub key: String,
@@ -85,7 +85,7 @@ fn default_presets() -> Vec<String> {
 /// How one column is masked.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum ColumnRule {
+pub(crate) enum ColumnRule {
     /// The compact form: `email`, `hash:12`, `card:keep_last4`, `keep`.
     Short(String),
     /// The long form.
@@ -120,7 +120,7 @@ pub enum ColumnRule {
 
 impl ColumnRule {
     /// The transform text.
-    pub fn transform(&self) -> &str {
+    pub(crate) fn transform(&self) -> &str {
         match self {
             ColumnRule::Short(s) => s,
             ColumnRule::Full { transform, .. } => transform,
@@ -131,7 +131,7 @@ impl ColumnRule {
 /// What an unclassified column does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Unclassified {
+pub(crate) enum Unclassified {
     /// Stop before any row moves, listing every such column.
     #[default]
     Fail,
@@ -142,7 +142,7 @@ pub enum Unclassified {
 /// A referentially complete slice: roots, their required parents, chosen children.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Subset {
+pub(crate) struct Subset {
     /// Where the slice starts: rows picked per table.
     pub roots: Vec<Root>,
     /// Tables (`schema.table`: every foreign key of it into included rows) or foreign keys
@@ -175,7 +175,7 @@ pub struct Subset {
 /// Which children to follow.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Children {
+pub(crate) enum Children {
     /// `all`.
     All(AllChildren),
     /// Tables or foreign keys.
@@ -191,7 +191,7 @@ impl Default for Children {
 /// The word `all`.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum AllChildren {
+pub(crate) enum AllChildren {
     /// Every foreign key downward.
     All,
 }
@@ -199,7 +199,7 @@ pub enum AllChildren {
 /// Rows a subset starts from.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Root {
+pub(crate) struct Root {
     /// The table (`schema.table`).
     pub table: String,
     /// An SQL condition on the table's rows.
@@ -221,7 +221,7 @@ pub struct Root {
 /// How a percent is sampled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum SampleMethod {
+pub(crate) enum SampleMethod {
     /// A keyed hash of the primary key (or of the whole row without one): repeatable.
     #[default]
     Keyed,
@@ -232,7 +232,7 @@ pub enum SampleMethod {
 /// A foreign key the schema does not declare.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VirtualKey {
+pub(crate) struct VirtualKey {
     /// The referencing side: `schema.table(column, …)`, or `schema.table(meta->>'user_id')`
     /// for a key inside a JSON column (one SQL expression per referenced column).
     pub from: String,

@@ -10,7 +10,7 @@ use super::yaml::{Node, Value};
 use crate::error::Problem;
 
 /// Validate `node` against `schema`; push every problem.
-pub fn validate(file: &str, node: &Node, schema: &J, out: &mut Vec<Problem>) {
+pub(crate) fn validate(file: &str, node: &Node, schema: &J, out: &mut Vec<Problem>) {
     check(file, node, schema, schema, "", out);
 }
 

@@ -12,7 +12,7 @@ use crate::error::{Location, Problem};
 
 /// A YAML value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// `null`, `~` or nothing.
     Null,
     /// `true` / `false`.
@@ -31,7 +31,7 @@ pub enum Value {
 
 /// A value with its 1-based line and column.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     /// The value.
     pub value: Value,
     /// 1-based line.
@@ -42,12 +42,12 @@ pub struct Node {
 
 impl Node {
     /// The location of this node in `file`.
-    pub fn at(&self, file: &str) -> Location {
+    pub(crate) fn at(&self, file: &str) -> Location {
         Location::at(file, self.line, self.col)
     }
 
     /// A short name of the node's type, for messages.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self.value {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -60,7 +60,7 @@ impl Node {
     }
 
     /// The node as JSON (map keys that are not strings become their YAML text).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
             Value::Null => J::Null,
@@ -79,7 +79,7 @@ impl Node {
     }
 
     /// The text of a mapping key.
-    pub fn key_text(&self) -> String {
+    pub(crate) fn key_text(&self) -> String {
         match &self.value {
             Value::Str(s) => s.clone(),
             Value::Null => "null".into(),
@@ -213,7 +213,7 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// Parse one YAML document. A syntax error is one problem at its position.
-pub fn parse(file: &str, text: &str) -> Result<Node, Problem> {
+pub(crate) fn parse(file: &str, text: &str) -> Result<Node, Problem> {
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut b, true) {
@@ -241,7 +241,7 @@ pub fn parse(file: &str, text: &str) -> Result<Node, Problem> {
 
 /// Replace `${VAR}` and `${VAR:-default}` in every string with the process environment's value;
 /// `$$` is a literal `$`. Every undefined variable is a problem at its string.
-pub fn interpolate(
+pub(crate) fn interpolate(
     file: &str,
     node: &mut Node,
     lookup: &dyn Fn(&str) -> Option<String>,

@@ -33,7 +33,7 @@ fn plain_type(type_name: &str) -> bool {
 /// out: by name (presets), else by sampling up to `sample` values of text-like columns and
 /// running the value detectors, else `keep` with the reason. Partitions are covered by their
 /// parent.
-pub fn classify_database(
+pub(crate) fn classify_database(
     url: &str,
     presets: &[Presets],
     sample: usize,

@@ -27,7 +27,7 @@ use crate::secrets::SecretValue;
 /// (asked of the servers by [`crate::data::pg::guard::identify`]), and, unless `same_server`, anything
 /// on a source's own server.
 #[derive(Debug, Clone, Default)]
-pub struct Guard {
+pub(crate) struct Guard {
     /// The sources of the plans involved.
     pub sources: Vec<SourceId>,
     /// The plans allow a target on a source's server (`same_server: true`).
@@ -35,15 +35,15 @@ pub struct Guard {
 }
 
 /// Suffix of a plan's template database, beside its target: `staging` → `staging_template`.
-pub const TEMPLATE_SUFFIX: &str = "_template";
+pub(crate) const TEMPLATE_SUFFIX: &str = "_template";
 
 /// The template database of a target database.
-pub fn template_name(target_db: &str) -> String {
+pub(crate) fn template_name(target_db: &str) -> String {
     format!("{target_db}{TEMPLATE_SUFFIX}")
 }
 
 /// The database a URL names.
-pub fn database_of(url: &SecretValue) -> Result<String, Error> {
+pub(crate) fn database_of(url: &SecretValue) -> Result<String, Error> {
     parse_url(url, "target")?
         .get_dbname()
         .filter(|d| !d.is_empty())
@@ -53,7 +53,7 @@ pub fn database_of(url: &SecretValue) -> Result<String, Error> {
 
 /// An environment's name must be a plain PostgreSQL identifier that leaves room for sluice's
 /// suffixes and does not pose as one of sluice's own databases.
-pub fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
+pub(crate) fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
     let plain = name
         .chars()
         .next()
@@ -88,7 +88,7 @@ pub fn check_name(name: &str, target_db: &str) -> Result<(), Error> {
 }
 
 /// `url` with its database replaced by `db`.
-pub fn with_database(url: &SecretValue, db: &str) -> Result<SecretValue, Error> {
+pub(crate) fn with_database(url: &SecretValue, db: &str) -> Result<SecretValue, Error> {
     let text = url.expose();
     if let Some(parts) = crate::data::pg::tls::UrlParts::of(text) {
         let db: String = url::form_urlencoded::byte_serialize(db.as_bytes()).collect();
@@ -100,7 +100,7 @@ pub fn with_database(url: &SecretValue, db: &str) -> Result<SecretValue, Error> 
 }
 
 /// `url` for people: the password replaced by `*****` unless `show_secret`.
-pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
+pub(crate) fn display_url(url: &SecretValue, show_secret: bool) -> String {
     let text = url.expose();
     if show_secret {
         return text.to_string();
@@ -141,7 +141,7 @@ pub fn display_url(url: &SecretValue, show_secret: bool) -> String {
 
 /// One database sluice made, as `env list` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The database.
     pub name: String,
     /// Its mark.
@@ -176,7 +176,7 @@ async fn listed(admin: &Client) -> Result<Vec<Listed>, Error> {
 }
 
 /// Environments and templates on the server `target_url` points at.
-pub fn list(target_url: &SecretValue) -> Result<Vec<Listed>, Error> {
+pub(crate) fn list(target_url: &SecretValue) -> Result<Vec<Listed>, Error> {
     let target = parse_url(target_url, "target")?;
     runtime()?.block_on(async {
         let admin = connect_admin(&target).await?;
@@ -190,7 +190,7 @@ pub fn list(target_url: &SecretValue) -> Result<Vec<Listed>, Error> {
 
 /// What a clone did.
 #[derive(Debug, Clone)]
-pub struct Cloned {
+pub(crate) struct Cloned {
     /// The template it copied.
     pub template: String,
     /// The template's mark (when it was filled).
@@ -201,7 +201,7 @@ pub struct Cloned {
 
 /// Fill environment `name` by cloning the plan's template, then swap it into place (an existing
 /// environment of that name is replaced atomically). `Ok(None)`: the plan has no template.
-pub fn clone_template(
+pub(crate) fn clone_template(
     target_url: &SecretValue,
     name: &str,
     mark: &Mark,
@@ -334,7 +334,7 @@ async fn drop_env(admin: &Client, name: &str, guard: &Guard) -> Result<bool, Err
 /// `env down`: drop environment `name` (or what a cut-short `up` of it left). `Ok(false)`:
 /// there is none on this server; a database of that name that is not an environment sluice
 /// made is an error.
-pub fn down(target_url: &SecretValue, name: &str, guard: &Guard) -> Result<bool, Error> {
+pub(crate) fn down(target_url: &SecretValue, name: &str, guard: &Guard) -> Result<bool, Error> {
     let target = parse_url(target_url, "target")?;
     runtime()?.block_on(async {
         let admin = connect_admin(&target).await?;
@@ -344,7 +344,7 @@ pub fn down(target_url: &SecretValue, name: &str, guard: &Guard) -> Result<bool,
 
 /// What `env gc` found.
 #[derive(Debug, Clone, Default)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// Environments expired at `now`.
     pub expired: Vec<Listed>,
     /// Loading copies left by an `env up` that was killed (no `up` of them is running).
@@ -353,7 +353,7 @@ pub struct Collected {
 
 /// `env gc`: the environments expired at `now` and the leftovers of interrupted `env up`s,
 /// dropped unless `dry_run`.
-pub fn gc(
+pub(crate) fn gc(
     target_url: &SecretValue,
     now: u64,
     dry_run: bool,

@@ -6,12 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 /// The prefix of every mark.
-pub const PREFIX: &str = "sluice:";
+pub(crate) const PREFIX: &str = "sluice:";
 
 /// What a database sluice created is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     /// Being loaded (`<name>_sluice_new`); removed by the next run if it is left behind.
     Loading,
     /// The plan's target, swapped in by a refresh.
@@ -26,7 +26,7 @@ pub enum Role {
 
 /// The mark on a database sluice created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mark {
+pub(crate) struct Mark {
     /// What the database is for.
     pub role: Role,
     /// The plan that filled it.
@@ -62,7 +62,7 @@ pub struct Mark {
 
 impl Mark {
     /// A mark for `plan` made at `at`.
-    pub fn new(role: Role, plan: &str, at: u64) -> Mark {
+    pub(crate) fn new(role: Role, plan: &str, at: u64) -> Mark {
         Mark {
             role,
             plan: plan.to_string(),
@@ -79,7 +79,7 @@ impl Mark {
     }
 
     /// The same mark in another role.
-    pub fn with_role(&self, role: Role) -> Mark {
+    pub(crate) fn with_role(&self, role: Role) -> Mark {
         Mark {
             role,
             ..self.clone()
@@ -87,7 +87,7 @@ impl Mark {
     }
 
     /// The comment text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "{PREFIX}{}",
             serde_json::to_string(self).unwrap_or_default()
@@ -97,23 +97,23 @@ impl Mark {
     /// The mark in a database comment, if it carries one sluice can read. A comment that starts
     /// with the prefix but does not parse (an older or newer sluice) is still sluice's:
     /// [`is_ours`] says so.
-    pub fn parse(comment: &str) -> Option<Mark> {
+    pub(crate) fn parse(comment: &str) -> Option<Mark> {
         serde_json::from_str(comment.strip_prefix(PREFIX)?).ok()
     }
 
     /// Whether it has expired at `now`.
-    pub fn expired(&self, now: u64) -> bool {
+    pub(crate) fn expired(&self, now: u64) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
 }
 
 /// Whether a database comment says sluice created the database.
-pub fn is_ours(comment: Option<&str>) -> bool {
+pub(crate) fn is_ours(comment: Option<&str>) -> bool {
     comment.is_some_and(|c| c.starts_with(PREFIX))
 }
 
 /// Seconds since the Unix epoch, now.
-pub fn system_now() -> u64 {
+pub(crate) fn system_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -121,7 +121,7 @@ pub fn system_now() -> u64 {
 }
 
 /// A duration such as `24h`, `90m`, `7d`, `1d12h` or `3600s` in seconds; `never` is `None`.
-pub fn parse_ttl(text: &str) -> Result<Option<u64>, String> {
+pub(crate) fn parse_ttl(text: &str) -> Result<Option<u64>, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("never") {
         return Ok(None);
@@ -162,7 +162,7 @@ pub fn parse_ttl(text: &str) -> Result<Option<u64>, String> {
 }
 
 /// A span of seconds for people: `45s`, `12m`, `3h05m`, `2d04h`.
-pub fn human_span(secs: u64) -> String {
+pub(crate) fn human_span(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
@@ -172,7 +172,7 @@ pub fn human_span(secs: u64) -> String {
 }
 
 /// Bytes for people: `812 kB`, `43 MB`, `1.2 GB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     match bytes {
         b if b < 10_000 => format!("{b} B"),
         b if b < 10_000_000 => format!("{} kB", b / 1000),

@@ -14,11 +14,11 @@
 //! - [`classify`], [`verify`], [`envs`]: proposals from a catalog, checks of a finished copy,
 //!   ephemeral environments; they use [`pg`] and [`refresh`]'s public pieces.
 
-pub mod classify;
-pub mod envs;
-pub mod marks;
+pub(crate) mod classify;
+pub(crate) mod envs;
+pub(crate) mod marks;
 pub mod mask;
 pub mod pg;
 pub mod refresh;
 pub mod subset;
-pub mod verify;
+pub(crate) mod verify;

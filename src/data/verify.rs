@@ -19,7 +19,7 @@ use crate::secrets::SecretValue;
 
 /// One table's row counts.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Count {
+pub(crate) struct Count {
     /// The table.
     pub table: String,
     /// Rows in the source now.
@@ -30,7 +30,7 @@ pub struct Count {
 
 /// One masked column's leak check.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct LeakCheck {
+pub(crate) struct LeakCheck {
     /// `table.column`.
     pub column: String,
     /// Its transform.
@@ -43,7 +43,7 @@ pub struct LeakCheck {
 
 /// One foreign key's check.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyCheck {
+pub(crate) struct KeyCheck {
     /// `table.constraint`.
     pub key: String,
     /// Rows whose key points at no row.
@@ -52,7 +52,7 @@ pub struct KeyCheck {
 
 /// What verification found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Row counts.
     pub counts: Vec<Count>,
     /// Foreign keys.
@@ -63,7 +63,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// No leak and no broken key.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.leaks.iter().all(|l| l.found == 0) && self.keys.iter().all(|k| k.orphans == 0)
     }
 }
@@ -77,7 +77,7 @@ async fn count(client: &Client, sql: &str, what: &str) -> Result<i64, Error> {
 }
 
 /// Verify the target against the source. `build` meets the plan with the source catalog.
-pub fn verify(
+pub(crate) fn verify(
     source_url: &SecretValue,
     target_url: &SecretValue,
     key: &SecretValue,

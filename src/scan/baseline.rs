@@ -14,7 +14,7 @@ use crate::error::{Error, Location, Problem};
 /// The baseline file format.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BaselineFile {
+pub(crate) struct BaselineFile {
     /// Always 1.
     pub version: u32,
     /// Known findings.
@@ -24,7 +24,7 @@ pub struct BaselineFile {
 /// One known finding.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(deny_unknown_fields)]
-pub struct BaselineEntry {
+pub(crate) struct BaselineEntry {
     /// The finding's fingerprint.
     pub fingerprint: String,
     /// Rule id, for humans.
@@ -35,13 +35,13 @@ pub struct BaselineEntry {
 
 /// A loaded baseline.
 #[derive(Debug, Default)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     known: HashSet<String>,
 }
 
 impl Baseline {
     /// Read a baseline file; errors name the file, line and column.
-    pub fn load(path: &Path) -> Result<Baseline, Error> {
+    pub(crate) fn load(path: &Path) -> Result<Baseline, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
             path: path.to_path_buf(),
             source: e,
@@ -67,12 +67,12 @@ impl Baseline {
     }
 
     /// Whether a finding is already known.
-    pub fn contains(&self, f: &Finding) -> bool {
+    pub(crate) fn contains(&self, f: &Finding) -> bool {
         self.known.contains(&f.fingerprint)
     }
 
     /// Write the findings as a new baseline, atomically.
-    pub fn write(path: &Path, findings: &[Finding]) -> Result<(), Error> {
+    pub(crate) fn write(path: &Path, findings: &[Finding]) -> Result<(), Error> {
         let mut entries: Vec<BaselineEntry> = findings
             .iter()
             .map(|f| BaselineEntry {

@@ -36,7 +36,7 @@ static VALUE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A decoded value and where its encoded form is.
 #[derive(Debug)]
-pub struct Decoded {
+pub(crate) struct Decoded {
     /// Byte offset of the encoded value in the scanned buffer.
     pub start: usize,
     /// End of the encoded value.
@@ -47,7 +47,7 @@ pub struct Decoded {
 
 /// Whether a buffer is worth the decoding pass: config-like files, stdin, and any file that
 /// declares a Kubernetes Secret.
-pub fn worth_decoding(path: &str, buf: &[u8]) -> bool {
+pub(crate) fn worth_decoding(path: &str, buf: &[u8]) -> bool {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     if name == "-" || name.starts_with(".env") {
         return true;
@@ -63,7 +63,7 @@ pub fn worth_decoding(path: &str, buf: &[u8]) -> bool {
 }
 
 /// Every value that decodes to printable text.
-pub fn base64_values(buf: &[u8]) -> Vec<Decoded> {
+pub(crate) fn base64_values(buf: &[u8]) -> Vec<Decoded> {
     let mut out = Vec::new();
     for caps in VALUE.captures_iter(buf) {
         let (Some(key), Some(val)) = (caps.get(1), caps.get(2)) else {

@@ -17,7 +17,7 @@ const WIDTH: usize = 8;
 
 /// The filter.
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     reach: Box<[u64; ENTRIES]>,
     /// The longest keyword, in bytes.
     max_len: usize,
@@ -40,7 +40,7 @@ const ENTRIES: usize = 1 << 12;
 impl Filter {
     /// Build the filter for `keywords` (matched ASCII case-insensitively). `None` when a
     /// keyword is empty.
-    pub fn new(keywords: &[String]) -> Option<Filter> {
+    pub(crate) fn new(keywords: &[String]) -> Option<Filter> {
         if keywords.iter().any(String::is_empty) {
             return None;
         }
@@ -99,14 +99,9 @@ impl Filter {
         })
     }
 
-    /// The longest keyword, in bytes.
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
     /// Byte ranges of `buf` that may hold keywords: every keyword occurrence lies inside one.
     /// Ranges are ascending and do not overlap.
-    pub fn candidates(&self, buf: &[u8]) -> Vec<(usize, usize)> {
+    pub(crate) fn candidates(&self, buf: &[u8]) -> Vec<(usize, usize)> {
         let mut out: Vec<(usize, usize)> = Vec::new();
         // Before the buffer everything counts as matched: a short keyword at its very start
         // must not depend on bytes that are not there (a few spurious candidates, never a miss).

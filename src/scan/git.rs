@@ -62,7 +62,7 @@ fn run_git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
 }
 
 /// Fail clearly when `repo` is not inside a git work tree or repository.
-pub fn ensure_repository(repo: &Path) -> Result<(), Error> {
+pub(crate) fn ensure_repository(repo: &Path) -> Result<(), Error> {
     if git_output(repo, &["rev-parse", "--git-dir"])?
         .status
         .success()
@@ -258,7 +258,7 @@ where
 }
 
 /// Scan every distinct blob in the history of `repo` once.
-pub fn scan_history(scanner: &Scanner, repo: &Path) -> Result<Outcome, Error> {
+pub(crate) fn scan_history(scanner: &Scanner, repo: &Path) -> Result<Outcome, Error> {
     ensure_repository(repo)?;
     let (order, mut occurrences) = introduced_blobs(repo)?;
     let stats = Stats::default();
@@ -335,7 +335,7 @@ fn added_lines(diff: &[u8]) -> BTreeMap<String, Vec<(usize, usize)>> {
 
 /// What a change scan compares.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(crate) enum Change {
     /// `BASE..HEAD` or `BASE...HEAD` (merge base), as git understands it.
     Range(String),
     /// The index against HEAD (pre-commit).
@@ -344,7 +344,11 @@ pub enum Change {
 
 /// Scan only the lines a change adds. Each changed file is scanned whole (so context on unchanged
 /// lines counts) and findings are kept when they start on an added line.
-pub fn scan_change(scanner: &Scanner, repo: &Path, change: &Change) -> Result<Outcome, Error> {
+pub(crate) fn scan_change(
+    scanner: &Scanner,
+    repo: &Path,
+    change: &Change,
+) -> Result<Outcome, Error> {
     ensure_repository(repo)?;
     let mut args = vec![
         "diff",

@@ -7,9 +7,9 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use crate::secrets::SecretValue;
 
 /// The rule id of known-value findings.
-pub const RULE_ID: &str = "known-secret";
+pub(crate) const RULE_ID: &str = "known-secret";
 /// Shortest value looked for.
-pub const MIN_LEN: usize = 6;
+pub(crate) const MIN_LEN: usize = 6;
 
 /// A matcher over an environment's values.
 pub struct KnownValues {

@@ -4,16 +4,16 @@
 //! (raw matches -> [`Finding`]s with line, column, inline allows, base64 decoding) ->
 //! [`sources`] / [`git`] (where the bytes come from) -> [`baseline`] -> [`report`].
 
-pub mod baseline;
-pub mod decode;
+pub(crate) mod baseline;
+pub(crate) mod decode;
 pub mod engine;
-pub mod fdr;
-pub mod git;
-pub mod known;
-pub mod report;
+pub(crate) mod fdr;
+pub(crate) mod git;
+pub(crate) mod known;
+pub(crate) mod report;
 pub mod rules;
-pub mod settings;
-pub mod sources;
+pub(crate) mod settings;
+pub(crate) mod sources;
 
 use std::fmt;
 

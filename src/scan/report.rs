@@ -37,7 +37,7 @@ pub enum Format {
 
 /// How to render.
 #[derive(Debug, Clone, Copy)]
-pub struct ReportOptions {
+pub(crate) struct ReportOptions {
     /// Show secrets in full instead of redacted.
     pub show_secrets: bool,
     /// Use ANSI colours (human format only).
@@ -48,7 +48,7 @@ pub struct ReportOptions {
 
 /// Counters shown in summaries.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Files or blobs scanned.
     pub files: u64,
     /// Bytes scanned.
@@ -84,7 +84,7 @@ fn finding_json(f: &Finding, o: ReportOptions) -> Value {
 }
 
 /// Write findings in `format`.
-pub fn write(
+pub(crate) fn write(
     out: &mut dyn Write,
     format: Format,
     findings: &[Finding],

@@ -23,7 +23,7 @@ use crate::error::{Error, Location, Problem};
 
 /// Where the bytes come from.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// Files and directories; `-` is stdin.
     Paths(Vec<PathBuf>),
     /// Every blob in a repository's history.
@@ -35,7 +35,7 @@ pub enum Source {
 /// What the user asked of a scan, before `sluice.yaml` is merged in. Lists add to the config's,
 /// a value given wins over the config's. [`Request::default`] is a scan with no flags.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// Files and directories (`-`: stdin); empty: the current directory.
     pub paths: Vec<PathBuf>,
     /// Every blob of the repository's history.
@@ -113,7 +113,7 @@ impl Default for Request {
 
 /// Everything a scan needs, resolved.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// What to scan.
     pub source: Source,
     /// Load the built-in rules.
@@ -153,7 +153,7 @@ pub struct Settings {
 impl Settings {
     /// Merge command-line arguments with the config (flags add to config lists; a flag given
     /// wins over the config's value).
-    pub fn resolve(args: Request, config: Option<&Loaded>) -> Settings {
+    pub(crate) fn resolve(args: Request, config: Option<&Loaded>) -> Settings {
         let scan = config.map(|c| &c.config.scan);
         let rel = |p: &str| config.map_or_else(|| PathBuf::from(p), |c| c.relative(p));
         let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -207,7 +207,7 @@ impl Settings {
 
 /// The result of a scan.
 #[derive(Debug)]
-pub struct ScanResult {
+pub(crate) struct ScanResult {
     /// Findings to report, sorted by path, line and column.
     pub findings: Vec<Finding>,
     /// Problems that did not stop the scan.
@@ -219,7 +219,7 @@ pub struct ScanResult {
 }
 
 /// Build the rule set the settings ask for.
-pub fn rule_set(s: &Settings) -> Result<RuleSet, Error> {
+pub(crate) fn rule_set(s: &Settings) -> Result<RuleSet, Error> {
     let mut set = if s.builtin_rules {
         RuleSet::builtin()?
     } else {
@@ -255,7 +255,7 @@ pub fn rule_set(s: &Settings) -> Result<RuleSet, Error> {
 }
 
 /// Run a scan.
-pub fn run(s: &Settings) -> Result<ScanResult, Error> {
+pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
     let mut allow = Vec::new();
     for a in &s.allow {
         allow.push(Regex::new(a).map_err(|e| Error::Invalid {

@@ -21,7 +21,7 @@ const MMAP_THRESHOLD: u64 = 1 << 20;
 
 /// What a walk should include.
 #[derive(Debug, Clone, Default)]
-pub struct WalkOptions {
+pub(crate) struct WalkOptions {
     /// Honour `.gitignore`, `.ignore` and git's exclude files.
     pub gitignore: bool,
     /// Glob patterns (gitignore syntax) of paths to skip.
@@ -34,7 +34,7 @@ pub struct WalkOptions {
 
 /// Counters of one scan.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Files (or blobs) scanned.
     pub files: AtomicU64,
     /// Bytes scanned.
@@ -45,7 +45,7 @@ pub struct Stats {
 
 /// The result of scanning a source.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Every finding.
     pub findings: Vec<Finding>,
     /// Problems that did not stop the scan (unreadable files, broken symlinks).
@@ -56,7 +56,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Add another outcome into this one.
-    pub fn merge(&mut self, other: Outcome) {
+    pub(crate) fn merge(&mut self, other: Outcome) {
         self.findings.extend(other.findings);
         self.warnings.extend(other.warnings);
         for (a, b) in [
@@ -70,7 +70,7 @@ impl Outcome {
 }
 
 /// Scan files and directories. A path that does not exist is an error before anything runs.
-pub fn scan_paths(
+pub(crate) fn scan_paths(
     scanner: &Scanner,
     paths: &[PathBuf],
     opts: &WalkOptions,
@@ -206,7 +206,7 @@ fn scan_file(
 }
 
 /// Scan one named buffer, skipping binaries and counting.
-pub fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> Vec<Finding> {
+pub(crate) fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> Vec<Finding> {
     if Scanner::is_binary(buf) {
         stats.binary.fetch_add(1, Ordering::Relaxed);
         return Vec::new();
@@ -223,7 +223,7 @@ const STREAM_CHUNK: usize = 8 << 20;
 const STREAM_OVERLAP: usize = 64 << 10;
 
 /// Scan standard input as one stream named `name`.
-pub fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
+pub(crate) fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
     let stats = Stats::default();
     let findings =
         scan_stream(scanner, name, std::io::stdin().lock(), &stats).map_err(|e| Error::Io {
@@ -240,7 +240,7 @@ pub fn scan_stdin(scanner: &Scanner, name: &str) -> Result<Outcome, Error> {
 /// Scan a stream of any length in overlapping chunks, in bounded memory. Each chunk ends at a
 /// line start where one is near, so line numbers carry over; findings in the overlap are
 /// reported by the chunk that holds them whole.
-pub fn scan_stream(
+pub(crate) fn scan_stream(
     scanner: &Scanner,
     name: &str,
     mut src: impl Read,

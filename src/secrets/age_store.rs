@@ -21,14 +21,14 @@ use crate::error::Error;
 /// The highest scrypt work factor (log2 N) accepted for passphrase stores: 2^20 costs about
 /// 1 GiB and a second or two; a hostile file asking for more is refused instead of exhausting
 /// the machine (the age CLI itself refuses 23).
-pub const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
+pub(crate) const MAX_SCRYPT_WORK_FACTOR: u8 = 20;
 
 /// The scrypt work factor sluice writes passphrase stores with (2^18: about 256 MiB).
-pub const SCRYPT_WORK_FACTOR: u8 = 18;
+pub(crate) const SCRYPT_WORK_FACTOR: u8 = 18;
 
 /// Where a store is and how to open it.
 #[derive(Debug, Clone)]
-pub struct AgeStore {
+pub(crate) struct AgeStore {
     /// The environment, for messages.
     pub env: String,
     /// The encrypted file.
@@ -51,7 +51,7 @@ fn store_error(store: &AgeStore, detail: impl Into<String>) -> Error {
 }
 
 /// The default identity file of an environment.
-pub fn default_identity_path(env: &str) -> Option<PathBuf> {
+pub(crate) fn default_identity_path(env: &str) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
@@ -79,7 +79,7 @@ impl AgeStore {
     }
 
     /// The identity file's path, when the identity comes from a file.
-    pub fn identity_path(&self) -> Option<PathBuf> {
+    pub(crate) fn identity_path(&self) -> Option<PathBuf> {
         match self.identity_source()? {
             IdentitySource::File(p) => Some(p),
             IdentitySource::Text(_) => None,
@@ -172,7 +172,7 @@ impl AgeStore {
     }
 
     /// Decrypt the store. A missing file is an error naming what to run.
-    pub fn read(&self) -> Result<BTreeMap<String, SecretValue>, Error> {
+    pub(crate) fn read(&self) -> Result<BTreeMap<String, SecretValue>, Error> {
         let bytes = std::fs::read(&self.file).map_err(|e| {
             store_error(
                 self,
@@ -217,7 +217,7 @@ impl AgeStore {
 
     /// Encrypt `map` and replace the store atomically (0600, temp file + rename). A
     /// passphrase store stays a passphrase store.
-    pub fn write(&self, map: &BTreeMap<String, SecretValue>) -> Result<(), Error> {
+    pub(crate) fn write(&self, map: &BTreeMap<String, SecretValue>) -> Result<(), Error> {
         self.write_with(map, self.is_passphrase_store())
     }
 
@@ -274,7 +274,7 @@ impl AgeStore {
 impl AgeStore {
     /// Create an empty store encrypted with the passphrase in `$SLUICE_AGE_PASSPHRASE` (no
     /// identity needed). An existing store is never overwritten.
-    pub fn init_passphrase(&self) -> Result<(), Error> {
+    pub(crate) fn init_passphrase(&self) -> Result<(), Error> {
         if self.file.exists() {
             return Err(Error::Usage(format!(
                 "{} already exists",
@@ -286,7 +286,7 @@ impl AgeStore {
 
     /// Create the identity (when its file is missing) and an empty store. Returns the public key
     /// when an identity was created. An existing store is never overwritten.
-    pub fn init(&self) -> Result<Option<String>, Error> {
+    pub(crate) fn init(&self) -> Result<Option<String>, Error> {
         if self.file.exists() {
             return Err(Error::Usage(format!(
                 "{} already exists; `sluice secrets set --env {}` adds to it",
@@ -307,17 +307,17 @@ impl AgeStore {
     }
 
     /// Set one key to `value`, keeping the others.
-    pub fn set(&self, key: &str, value: SecretValue) -> Result<(), Error> {
+    pub(crate) fn set(&self, key: &str, value: SecretValue) -> Result<(), Error> {
         let mut map = self.read()?;
         map.insert(key.to_string(), value);
         self.write(&map)
     }
 }
 
-pub use crate::fsio::write_private;
+pub(crate) use crate::fsio::write_private;
 
 /// Create a new X25519 identity; returns (identity file text, public key).
-pub fn generate_identity() -> (Zeroizing<String>, String) {
+pub(crate) fn generate_identity() -> (Zeroizing<String>, String) {
     use age::secrecy::ExposeSecret;
     let id = age::x25519::Identity::generate();
     let public = id.to_public().to_string();

@@ -15,7 +15,7 @@ use crate::config::Loaded;
 use crate::error::Error;
 
 /// Every problem of every environment, one line each.
-pub fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
+pub(crate) fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
     let mut problems = Vec::new();
     let envs: Vec<&String> = loaded.config.environments.keys().collect();
     for (name, spec) in &loaded.config.secrets {
@@ -39,7 +39,7 @@ pub fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
 
 /// How one variable compares between two environments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiffLine {
+pub(crate) struct DiffLine {
     /// The variable.
     pub name: String,
     /// Its source in the first environment, if any.
@@ -52,7 +52,7 @@ pub struct DiffLine {
 
 impl DiffLine {
     /// Whether the two sides differ in any way.
-    pub fn differs(&self) -> bool {
+    pub(crate) fn differs(&self) -> bool {
         self.left != self.right || self.same_value != Some(true)
     }
 }
@@ -67,7 +67,7 @@ fn run_key() -> [u8; 32] {
 }
 
 /// Compare environments `a` and `b`.
-pub fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
+pub(crate) fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
     let key = run_key();
     // Per variable: its source text and the keyed hash of its value.
     type Side = BTreeMap<String, (String, Option<[u8; 32]>)>;

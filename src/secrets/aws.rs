@@ -18,7 +18,7 @@ use crate::error::Error;
 
 /// An AWS store as configured for one environment.
 #[derive(Debug, Clone)]
-pub struct AwsStore {
+pub(crate) struct AwsStore {
     /// The environment, for messages.
     pub env: String,
     /// Region.
@@ -35,7 +35,7 @@ pub struct AwsStore {
 
 /// Which version of a secret to read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Wanted {
+pub(crate) struct Wanted {
     /// Name under the prefix.
     pub name: String,
     /// Version stage.
@@ -45,7 +45,7 @@ pub struct Wanted {
 }
 
 /// A fetched secret string, or why not (a message without values).
-pub type FetchResult = Result<SecretValue, String>;
+pub(crate) type FetchResult = Result<SecretValue, String>;
 
 fn external(store: &AwsStore, detail: impl Into<String>) -> Error {
     Error::External {
@@ -59,7 +59,7 @@ fn external(store: &AwsStore, detail: impl Into<String>) -> Error {
 
 impl AwsStore {
     /// The full secret name under the prefix.
-    pub fn full_name(&self, name: &str) -> String {
+    pub(crate) fn full_name(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
     }
 
@@ -122,7 +122,7 @@ impl AwsStore {
     }
 
     /// Fetch every distinct secret once, concurrently.
-    pub fn fetch(&self, wanted: &[Wanted]) -> Result<HashMap<Wanted, FetchResult>, Error> {
+    pub(crate) fn fetch(&self, wanted: &[Wanted]) -> Result<HashMap<Wanted, FetchResult>, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -146,7 +146,7 @@ impl AwsStore {
 }
 
 /// The value at dotted `path` inside a JSON secret.
-pub fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, String> {
+pub(crate) fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, String> {
     let doc: serde_json::Value = serde_json::from_str(secret.expose()).map_err(|_| {
         format!("`#{path}` asks for a JSON key, but the secret is not a JSON object")
     })?;

@@ -23,7 +23,7 @@ pub enum ExportFormat {
 }
 
 /// Render `values` in `format`. `name` is the Kubernetes Secret's name.
-pub fn export(
+pub(crate) fn export(
     out: &mut dyn Write,
     format: ExportFormat,
     values: &[(String, SecretValue)],
@@ -68,14 +68,14 @@ pub fn export(
 
 /// How `run` treats variables that are already set in its own environment.
 #[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Replace variables already set (default: keep them and report the conflict).
     pub override_existing: bool,
 }
 
 /// The environment for the child: the current one plus the secrets. Returns the variables kept
 /// because they were already set (names only).
-pub fn child_env(
+pub(crate) fn child_env(
     values: &[(String, SecretValue)],
     opts: RunOptions,
 ) -> (Vec<(String, OsString)>, Vec<String>) {
@@ -93,7 +93,7 @@ pub fn child_env(
 
 /// Replace this process with `argv` (execve), its environment extended by `vars`, so the app's
 /// exit code and signals are its own. Returns only if the exec failed.
-pub fn exec(argv: &[OsString], vars: Vec<(String, OsString)>) -> Error {
+pub(crate) fn exec(argv: &[OsString], vars: Vec<(String, OsString)>) -> Error {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = argv.split_first() else {
         return Error::Usage("nothing to run; give a command after `--`".into());

@@ -5,16 +5,16 @@
 //! [`SecretValue`]s, one store read per distinct secret) -> [`inject`] (exec env, export formats).
 //! Stores: [`age_store`] (the embedded default, no server) and the process environment.
 
-pub mod age_store;
-pub mod audit;
-pub mod aws;
-pub mod inject;
-pub mod refs;
-pub mod resolve;
-pub mod sops;
-pub mod supervise;
-pub mod template;
-pub mod vault;
+pub(crate) mod age_store;
+pub(crate) mod audit;
+pub(crate) mod aws;
+pub(crate) mod inject;
+pub(crate) mod refs;
+pub(crate) mod resolve;
+pub(crate) mod sops;
+pub(crate) mod supervise;
+pub(crate) mod template;
+pub(crate) mod vault;
 
 use std::fmt;
 

@@ -12,7 +12,7 @@ use std::fmt;
 
 /// A parsed secret reference.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Ref {
+pub(crate) enum Ref {
     /// A key of the environment's age store.
     Age {
         /// The key.
@@ -54,7 +54,7 @@ pub enum Ref {
 
 impl Ref {
     /// The scheme name (`age`, `env`, `vault`, `aws`, `sops`).
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         match self {
             Ref::Age { .. } => "age",
             Ref::Env { .. } => "env",
@@ -112,7 +112,7 @@ fn is_path(s: &str) -> bool {
 }
 
 /// Parse a reference; the error says what is wrong and shows the expected form.
-pub fn parse(text: &str) -> Result<Ref, String> {
+pub(crate) fn parse(text: &str) -> Result<Ref, String> {
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(format!(
             "`{text}` is not a secret reference; write scheme://…, e.g. age://KEY, env://VAR, vault://path#key, aws://name#key, sops://file.yaml#a.b, or use {{ value: … }} for a literal"

@@ -18,7 +18,7 @@ use crate::error::Error;
 
 /// Where one variable comes from in one environment.
 #[derive(Debug, Clone)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A literal `{ value: … }`.
     Literal(SecretValue),
     /// A reference.
@@ -32,7 +32,7 @@ pub enum Origin {
 
 /// A variable of an environment, before resolution.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The variable name.
     pub name: String,
     /// Its source.
@@ -41,7 +41,7 @@ pub struct Entry {
 
 impl Entry {
     /// How the source is shown to people (`age://X`, `literal`), never a value.
-    pub fn source_text(&self) -> String {
+    pub(crate) fn source_text(&self) -> String {
         match &self.origin {
             Origin::Literal(_) => "literal".into(),
             Origin::Ref {
@@ -90,7 +90,7 @@ fn environment<'a>(
 }
 
 /// The variables defined for `env`, in name order (optionally only `only`).
-pub fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<Entry>, Error> {
+pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<Entry>, Error> {
     environment(loaded, env)?;
     for o in only {
         if !loaded.config.secrets.contains_key(o) {
@@ -132,7 +132,7 @@ pub fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec<Entry>
 }
 
 /// The age store of an environment, if it has one.
-pub fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
+pub(crate) fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
     Ok(match &environment(loaded, env)?.secrets {
         Some(Store::Age {
             file,
@@ -163,7 +163,7 @@ fn sops_identity(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> 
 }
 
 /// The AWS store of an environment, if it has one.
-pub fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> {
+pub(crate) fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> {
     Ok(match &environment(loaded, env)?.secrets {
         Some(Store::Aws {
             region,
@@ -184,7 +184,7 @@ pub fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> 
 }
 
 /// The Vault store of an environment, if it has one.
-pub fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Error> {
+pub(crate) fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Error> {
     Ok(match &environment(loaded, env)?.secrets {
         Some(Store::Vault {
             address,
@@ -215,7 +215,7 @@ pub fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Err
 
 /// Resolve every variable of `env` (or only those named), stopping at the first problem. Values
 /// come back in name order; optional variables that are missing are left out.
-pub fn resolve(
+pub(crate) fn resolve(
     loaded: &Loaded,
     env: &str,
     only: &[String],
@@ -231,7 +231,7 @@ pub fn resolve(
 
 /// Resolve a value written in a plan: `secret:NAME` is the variable `NAME` of `secrets:`
 /// resolved in `env`; anything else is taken as written. `what` names the field for errors.
-pub fn resolve_setting(
+pub(crate) fn resolve_setting(
     loaded: &Loaded,
     env: Option<&str>,
     text: &str,
@@ -257,13 +257,13 @@ pub fn resolve_setting(
 }
 
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
-pub type Resolution = Result<Option<SecretValue>, Error>;
+pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 
 /// Resolve every variable of `env` (or only those named) once, each with whether it is a secret
 /// (a store reference) rather than a literal declared non-secret: what `run` needs for the
 /// child's environment and for `--mask-output` alike, without fetching any store twice (a
 /// single-use AppRole secret id allows one login).
-pub fn resolve_marked(
+pub(crate) fn resolve_marked(
     loaded: &Loaded,
     env: &str,
     only: &[String],
@@ -284,7 +284,7 @@ pub fn resolve_marked(
 
 /// Resolve the secret variables of `env`: like [`resolve`], without the literals (declared
 /// non-secret), for the places that hunt for or hide values (`scan --env`, `run --mask-output`).
-pub fn resolve_secrets(
+pub(crate) fn resolve_secrets(
     loaded: &Loaded,
     env: &str,
     only: &[String],
@@ -302,7 +302,7 @@ pub fn resolve_secrets(
 
 /// Resolve every variable of `env` separately, so that every problem can be reported. The outer
 /// error is about the environment itself (unknown environment, unknown `--only` name).
-pub fn resolve_each(
+pub(crate) fn resolve_each(
     loaded: &Loaded,
     env: &str,
     only: &[String],

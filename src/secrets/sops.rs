@@ -24,7 +24,7 @@ use crate::config::yaml;
 type SopsCipher = AesGcm<Aes256, U32>;
 
 /// A decrypted SOPS file: dotted key path (`db.password`, list items as `list.0`) to value.
-pub type Leaves = BTreeMap<String, SecretValue>;
+pub(crate) type Leaves = BTreeMap<String, SecretValue>;
 
 /// One leaf as found in the file, in document order.
 struct Leaf {
@@ -211,7 +211,7 @@ fn text_of(node: Option<&yaml::Node>) -> Option<&str> {
 
 /// Decrypt a SOPS file with the identities of `identity_store` (an age store configuration
 /// used only for its identity).
-pub fn read(path: &Path, identity_store: &AgeStore) -> Result<Leaves, String> {
+pub(crate) fn read(path: &Path, identity_store: &AgeStore) -> Result<Leaves, String> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name} ({e})"))?;
     let tree = parse_tree(&name, &text)?;

@@ -17,12 +17,12 @@ use super::SecretValue;
 use crate::error::Error;
 
 /// What replaces a secret in the output.
-pub const MASK: &[u8] = b"*****";
+pub(crate) const MASK: &[u8] = b"*****";
 /// Values shorter than this are not masked: masking `1` or `on` would garble every line.
-pub const MIN_MASKED_LEN: usize = 4;
+pub(crate) const MIN_MASKED_LEN: usize = 4;
 
 /// Streaming replacement of secret values in a byte stream.
-pub struct Masker {
+pub(crate) struct Masker {
     needles: Vec<Vec<u8>>,
     ac: Option<AhoCorasick>,
     pending: Vec<u8>,
@@ -30,7 +30,7 @@ pub struct Masker {
 
 impl Masker {
     /// A masker for `values` (those shorter than [`MIN_MASKED_LEN`] are skipped).
-    pub fn new(values: &[SecretValue]) -> Masker {
+    pub(crate) fn new(values: &[SecretValue]) -> Masker {
         let mut needles: Vec<Vec<u8>> = values
             .iter()
             .map(|v| v.expose().as_bytes().to_vec())
@@ -54,7 +54,7 @@ impl Masker {
     }
 
     /// Feed bytes; returns what can be emitted now, masked.
-    pub fn feed(&mut self, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(data);
         let Some(ac) = &self.ac else {
             return std::mem::take(&mut self.pending);
@@ -91,7 +91,7 @@ impl Masker {
     }
 
     /// Everything still held, masked (at end of stream).
-    pub fn finish(&mut self) -> Vec<u8> {
+    pub(crate) fn finish(&mut self) -> Vec<u8> {
         let Some(ac) = &self.ac else {
             return std::mem::take(&mut self.pending);
         };
@@ -160,7 +160,7 @@ fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
 
 /// Run `argv` as a supervised child with `vars` added to its environment, masking `values` in
 /// its output. Returns the exit code to leave with.
-pub fn run_masked(
+pub(crate) fn run_masked(
     argv: &[std::ffi::OsString],
     vars: Vec<(String, std::ffi::OsString)>,
     values: Vec<SecretValue>,

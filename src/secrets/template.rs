@@ -79,7 +79,7 @@ fn parse<'a>(name: &str, text: &'a str) -> Result<Vec<Piece<'a>>, Vec<Problem>> 
 }
 
 /// The variable names a template uses (for resolving only those).
-pub fn names(template_name: &str, text: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn names(template_name: &str, text: &str) -> Result<Vec<String>, Error> {
     let pieces = parse(template_name, text).map_err(|problems| Error::Invalid { problems })?;
     let mut out: Vec<String> = pieces
         .into_iter()
@@ -94,7 +94,7 @@ pub fn names(template_name: &str, text: &str) -> Result<Vec<String>, Error> {
 }
 
 /// Render `text` with `values`. A name without a value is a problem at its position.
-pub fn render(
+pub(crate) fn render(
     template_name: &str,
     text: &str,
     values: &[(String, SecretValue)],

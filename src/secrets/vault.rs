@@ -29,7 +29,7 @@ const ATTEMPTS: u32 = 3;
 
 /// A Vault store as configured for one environment.
 #[derive(Debug, Clone)]
-pub struct VaultStore {
+pub(crate) struct VaultStore {
     /// The environment, for messages.
     pub env: String,
     /// Server address.
@@ -51,10 +51,10 @@ pub struct VaultStore {
 }
 
 /// The key/value map of one secret version.
-pub type SecretData = BTreeMap<String, SecretValue>;
+pub(crate) type SecretData = BTreeMap<String, SecretValue>;
 
 /// What a read gave: the data, or why not (a message without values).
-pub type ReadResult = Result<SecretData, String>;
+pub(crate) type ReadResult = Result<SecretData, String>;
 
 fn external(store: &VaultStore, detail: impl Into<String>) -> Error {
     Error::External {
@@ -252,7 +252,7 @@ impl VaultStore {
     }
 
     /// The full path of a reference's path under this store's prefix.
-    pub fn full_path(&self, path: &str) -> String {
+    pub(crate) fn full_path(&self, path: &str) -> String {
         format!("{}{}", self.prefix, path)
     }
 
@@ -297,7 +297,7 @@ impl VaultStore {
     }
 
     /// Read every distinct (path, version) once, concurrently.
-    pub fn fetch(
+    pub(crate) fn fetch(
         &self,
         wanted: &[(String, Option<u64>)],
     ) -> Result<HashMap<(String, Option<u64>), ReadResult>, Error> {

@@ -2,16 +2,16 @@
 //! builders, throwaway git repositories and a throwaway PostgreSQL cluster.
 #![allow(dead_code)]
 
-pub mod moto;
-pub mod pg;
-pub mod vault;
+pub(crate) mod moto;
+pub(crate) mod pg;
+pub(crate) mod vault;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Run a helper program (openssl, age, sops, …) that must succeed; its stdout. A failure names
 /// the program and shows its stderr.
-pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
+pub(crate) fn run_ok(cmd: &mut Command) -> Vec<u8> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let out = cmd
         .output()
@@ -26,12 +26,12 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// The built `sluice` binary.
-pub fn sluice_bin() -> PathBuf {
+pub(crate) fn sluice_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
 }
 
 /// What one CLI run produced.
-pub struct Run {
+pub(crate) struct Run {
     /// Exit code (-1 when killed by a signal).
     pub code: i32,
     /// Standard output.
@@ -42,7 +42,7 @@ pub struct Run {
 
 impl Run {
     /// Exit code, stdout and stderr together, for snapshots. `dir` is replaced by `[DIR]`.
-    pub fn snapshot(&self, dir: &Path) -> String {
+    pub(crate) fn snapshot(&self, dir: &Path) -> String {
         let d = dir.display().to_string();
         let clean = |s: &str| s.replace(&d, "[DIR]");
         format!(
@@ -55,18 +55,18 @@ impl Run {
 }
 
 /// Run sluice with `args` in `cwd`, with a clean environment for colour and config discovery.
-pub fn sluice(cwd: &Path, args: &[&str]) -> Run {
+pub(crate) fn sluice(cwd: &Path, args: &[&str]) -> Run {
     sluice_with(cwd, args, None)
 }
 
 /// Run sluice with stdin fed from `input`.
-pub fn sluice_with(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Run {
+pub(crate) fn sluice_with(cwd: &Path, args: &[&str], input: Option<&[u8]>) -> Run {
     sluice_env(cwd, &[], &[], args, input)
 }
 
 /// Run sluice with variables set (`set`) and removed (`remove`) in its environment; HOME is the
 /// working directory so nothing of the real home (tokens, keys, AWS profiles) leaks in.
-pub fn sluice_env(
+pub(crate) fn sluice_env(
     cwd: &Path,
     set: &[(&str, &str)],
     remove: &[&str],
@@ -96,16 +96,16 @@ pub fn sluice_env(
 }
 
 /// A deterministic pseudo-random generator (splitmix64) for fake credentials.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -114,7 +114,7 @@ impl Rng {
     }
 
     /// `n` characters drawn from `alphabet`.
-    pub fn string(&mut self, alphabet: &str, n: usize) -> String {
+    pub(crate) fn string(&mut self, alphabet: &str, n: usize) -> String {
         let a: Vec<char> = alphabet.chars().collect();
         (0..n)
             .map(|_| a[(self.next() % a.len() as u64) as usize])
@@ -123,20 +123,20 @@ impl Rng {
 }
 
 /// Upper, lower and digits.
-pub const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+pub(crate) const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A fake GitHub classic token, built at run time (the repository holds no token literal).
-pub fn fake_github_token(rng: &mut Rng) -> String {
+pub(crate) fn fake_github_token(rng: &mut Rng) -> String {
     format!("{}{}", ["gh", "p_"].concat(), rng.string(ALNUM, 36))
 }
 
 /// A fake Stripe live secret key.
-pub fn fake_stripe_key(rng: &mut Rng) -> String {
+pub(crate) fn fake_stripe_key(rng: &mut Rng) -> String {
     format!("{}{}", ["sk", "_live_"].concat(), rng.string(ALNUM, 24))
 }
 
 /// A fake AWS access key id.
-pub fn fake_aws_key_id(rng: &mut Rng) -> String {
+pub(crate) fn fake_aws_key_id(rng: &mut Rng) -> String {
     format!(
         "{}{}",
         ["AK", "IA"].concat(),
@@ -145,7 +145,7 @@ pub fn fake_aws_key_id(rng: &mut Rng) -> String {
 }
 
 /// Run git in `dir`, panicking with git's message on failure. Returns stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
         .args([
@@ -170,14 +170,14 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A new repository in a temporary directory, with `main` as the initial branch.
-pub fn git_repo() -> tempfile::TempDir {
+pub(crate) fn git_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     git(dir.path(), &["init", "-q", "-b", "main"]);
     dir
 }
 
 /// Write `text` to `dir/rel`, creating parent directories.
-pub fn write(dir: &Path, rel: &str, text: &str) {
+pub(crate) fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);
     if let Some(parent) = p.parent() {
         std::fs::create_dir_all(parent).expect("mkdir");

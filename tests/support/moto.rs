@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running moto server.
-pub struct Moto {
+pub(crate) struct Moto {
     child: Child,
     venv: PathBuf,
     /// `http://127.0.0.1:PORT`.
@@ -33,7 +33,7 @@ fn venv() -> PathBuf {
 
 impl Moto {
     /// Start a server and wait until it accepts connections.
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let venv = venv();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -63,7 +63,7 @@ impl Moto {
     }
 
     /// Run a Python snippet with `sm` bound to a boto3 Secrets Manager client of this server.
-    pub fn python(&self, body: &str) -> String {
+    pub(crate) fn python(&self, body: &str) -> String {
         let script = format!(
             "import boto3, base64, json\nsm = boto3.client('secretsmanager', endpoint_url='{}', region_name='eu-central-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{body}\n",
             self.endpoint

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A running cluster.
-pub struct PgCluster {
+pub(crate) struct PgCluster {
     dir: tempfile::TempDir,
     port: u16,
     opts: String,
@@ -51,7 +51,7 @@ fn is_root() -> bool {
 
 impl PgCluster {
     /// Start a new cluster. Panics with a clear message when PostgreSQL is not installed.
-    pub fn start() -> PgCluster {
+    pub(crate) fn start() -> PgCluster {
         let cluster = PgCluster::empty();
         cluster.run(
             "initdb",
@@ -72,7 +72,7 @@ impl PgCluster {
 
     /// Start a new cluster that accepts only TLS connections over TCP, with `cert` and `key`
     /// (PEM files) as its server certificate.
-    pub fn start_tls(cert: &Path, key: &Path) -> PgCluster {
+    pub(crate) fn start_tls(cert: &Path, key: &Path) -> PgCluster {
         let cluster = PgCluster::empty();
         let data = cluster.data().display().to_string();
         cluster.run(
@@ -112,7 +112,7 @@ impl PgCluster {
     }
 
     /// A hot standby of `primary` (pg_basebackup with streaming replication): read only.
-    pub fn standby_of(primary: &PgCluster) -> PgCluster {
+    pub(crate) fn standby_of(primary: &PgCluster) -> PgCluster {
         let cluster = PgCluster::empty();
         cluster.run(
             "pg_basebackup",
@@ -209,13 +209,13 @@ impl PgCluster {
     }
 
     /// Stop the server at once (like a crash), keeping its data.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let data = self.data().display().to_string();
         self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
     }
 
     /// Start the server again after [`PgCluster::stop`], on the same port.
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         let data = self.data().display().to_string();
         let log = self.data().join("server.log").display().to_string();
         self.run(
@@ -272,17 +272,17 @@ impl PgCluster {
     }
 
     /// The directory of the server's Unix-domain socket (`.s.PGSQL.<port>`).
-    pub fn socket_dir(&self) -> PathBuf {
+    pub(crate) fn socket_dir(&self) -> PathBuf {
         self.data().to_path_buf()
     }
 
     /// The loopback port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// A connection URL for database `db` as the superuser `postgres`.
-    pub fn url(&self, db: &str) -> String {
+    pub(crate) fn url(&self, db: &str) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
@@ -296,7 +296,7 @@ impl PgCluster {
     }
 
     /// `COPY … TO STDOUT` through psql: the raw bytes PostgreSQL sends.
-    pub fn copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
+    pub(crate) fn copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
         let out = self
             .psql_command(db)
             .args(["-c", copy_sql])
@@ -311,7 +311,7 @@ impl PgCluster {
     }
 
     /// `COPY … FROM STDIN` through psql with `data` as the rows.
-    pub fn copy_in(&self, db: &str, copy_sql: &str, data: &[u8]) {
+    pub(crate) fn copy_in(&self, db: &str, copy_sql: &str, data: &[u8]) {
         use std::io::Write;
         let mut child = self
             .psql_command(db)
@@ -330,7 +330,7 @@ impl PgCluster {
     }
 
     /// Run SQL with psql against `db`; returns unaligned, tuples-only output.
-    pub fn psql(&self, db: &str, sql: &str) -> String {
+    pub(crate) fn psql(&self, db: &str, sql: &str) -> String {
         let psql = Some(self.bin.join("psql"))
             .filter(|p| p.is_file())
             .unwrap_or_else(|| PathBuf::from("psql"));

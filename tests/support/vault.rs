@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running dev server.
-pub struct Bao {
+pub(crate) struct Bao {
     child: Child,
     bin: PathBuf,
     /// `http://127.0.0.1:PORT`.
@@ -42,7 +42,7 @@ fn find_bao() -> PathBuf {
 
 impl Bao {
     /// Start a dev server and wait until it answers.
-    pub fn start() -> Bao {
+    pub(crate) fn start() -> Bao {
         let bin = find_bao();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -95,12 +95,12 @@ impl Bao {
     }
 
     /// Run a `bao` CLI command as root; panics with its output on failure.
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         self.cli_stdin(args, "")
     }
 
     /// Run a `bao` CLI command as root with `stdin` as input.
-    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
+    pub(crate) fn cli_stdin(&self, args: &[&str], stdin: &str) -> String {
         use std::io::Write;
         let mut child = self
             .command(args)

@@ -3,14 +3,14 @@
 
 /// Bits of material a masking key must carry: anyone holding the masked data can try likely
 /// inputs (e-mails, names) under every key of a smaller space.
-pub const KEY_MIN_BITS: u32 = 128;
+pub(crate) const KEY_MIN_BITS: u32 = 128;
 
 /// Whether `key` carries at least [`KEY_MIN_BITS`] of material, estimated from its length and
 /// the alphabet it is written in (digits ~3.3 bits a character, hex 4, base64 and the like ~6,
 /// other printable text ~6.5, raw bytes 8), and not a repetition of a few characters (its
 /// bytes' Shannon entropy under 3 bits). The error says why and how to make a good key; it
 /// never quotes the key.
-pub fn check_key(key: &[u8]) -> Result<(), String> {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), String> {
     let all = |f: fn(&u8) -> bool| key.iter().all(f);
     let per_char = if all(u8::is_ascii_digit) {
         3.32

@@ -7,11 +7,11 @@
 //! keeps its brand digit, a phone keeps its shape, a shifted date stays a date, noisy numbers
 //! keep their scale. Pure functions: no database here.
 
-pub mod key;
-pub mod parse;
-pub mod presets;
+pub(crate) mod key;
+pub(crate) mod parse;
+pub(crate) mod presets;
 pub mod rows;
-pub mod structured;
+pub(crate) mod structured;
 
 use regex::Regex;
 use std::sync::LazyLock;

@@ -5,7 +5,7 @@
 use crate::data::mask::{FakeKind, Locale, Transform};
 
 /// Parse the compact transform form: `name` or `name:argument`.
-pub fn parse_transform(spec: &str) -> Result<Transform, String> {
+pub(crate) fn parse_transform(spec: &str) -> Result<Transform, String> {
     let (name, arg) = match spec.split_once(':') {
         Some((n, a)) => (n, Some(a)),
         None => (spec, None),
@@ -89,7 +89,7 @@ pub fn parse_transform(spec: &str) -> Result<Transform, String> {
 }
 
 /// A transform's name as written in sluice.yaml.
-pub fn transform_name(t: &Transform) -> String {
+pub(crate) fn transform_name(t: &Transform) -> String {
     match t {
         Transform::Null => "null".into(),
         Transform::Constant(_) => "constant".into(),

@@ -10,17 +10,18 @@ use crate::data::mask::Transform;
 use crate::data::mask::parse::parse_transform;
 use schemars::JsonSchema;
 
-use crate::data::pg::catalog::{Catalog, QualifiedName};
+use crate::data::pg::catalog::QualifiedName;
 use crate::error::{Error, Location, Problem};
 
 /// The built-in presets.
-pub const BUILTIN_PII: &str = include_str!("../../../rules/pii.toml");
+pub(crate) const BUILTIN_PII: &str = include_str!("../../../rules/pii.toml");
 
 /// A presets file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PresetFile {
+pub(crate) struct PresetFile {
     /// Always 1.
+    #[allow(dead_code, reason = "checked while parsing: only version 1 exists")]
     pub version: u32,
     /// Column-name presets, first match wins.
     pub columns: Vec<ColumnPreset>,
@@ -32,7 +33,7 @@ pub struct PresetFile {
 /// One value detector.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ValuePreset {
+pub(crate) struct ValuePreset {
     /// Case-insensitive regex over the whole value (or anywhere in it, with `contains`).
     pub value: String,
     /// The transform to propose, in compact form.
@@ -49,7 +50,7 @@ pub struct ValuePreset {
 /// One column-name preset.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ColumnPreset {
+pub(crate) struct ColumnPreset {
     /// Case-insensitive regex over the column name.
     pub name: String,
     /// The transform to propose, in compact form.
@@ -60,14 +61,14 @@ pub struct ColumnPreset {
 
 /// Compiled presets.
 #[derive(Debug)]
-pub struct Presets {
+pub(crate) struct Presets {
     rules: Vec<(Regex, Transform, String, String)>,
     detectors: Vec<(Regex, Transform, String, String, f64)>,
 }
 
 /// A proposed classification of one column.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Proposal {
+pub(crate) struct Proposal {
     /// The table.
     pub table: QualifiedName,
     /// The column.
@@ -82,12 +83,12 @@ pub struct Proposal {
 
 impl Presets {
     /// The embedded presets.
-    pub fn builtin() -> Result<Presets, Error> {
+    pub(crate) fn builtin() -> Result<Presets, Error> {
         Presets::parse("builtin:pii", BUILTIN_PII)
     }
 
     /// Parse and compile a presets file; every problem is reported with its position.
-    pub fn parse(name: &str, text: &str) -> Result<Presets, Error> {
+    pub(crate) fn parse(name: &str, text: &str) -> Result<Presets, Error> {
         let file: PresetFile = toml::from_str(text).map_err(|e| Error::Invalid {
             problems: vec![Problem::new(
                 e.span().map_or_else(
@@ -148,7 +149,7 @@ impl Presets {
     }
 
     /// The first preset matching a column name: its transform, compact form and reason.
-    pub fn lookup(&self, column: &str) -> Option<(&Transform, &str, &str)> {
+    pub(crate) fn lookup(&self, column: &str) -> Option<(&Transform, &str, &str)> {
         self.rules
             .iter()
             .find(|(re, ..)| re.is_match(column))
@@ -157,7 +158,7 @@ impl Presets {
 
     /// The first value detector that enough of `samples` satisfy: transform, compact form and a
     /// reason naming the share.
-    pub fn detect(&self, samples: &[String]) -> Option<(Transform, String, String)> {
+    pub(crate) fn detect(&self, samples: &[String]) -> Option<(Transform, String, String)> {
         if samples.is_empty() {
             return None;
         }
@@ -182,7 +183,8 @@ impl Presets {
 
     /// A proposal for every column of every table whose name matches a preset. Generated
     /// columns are left out: the target recomputes them.
-    pub fn classify(&self, catalog: &Catalog) -> Vec<Proposal> {
+    #[cfg(test)]
+    pub(crate) fn classify(&self, catalog: &crate::data::pg::catalog::Catalog) -> Vec<Proposal> {
         let mut out = Vec::new();
         for t in catalog.tables.values() {
             for c in t.columns.iter().filter(|c| !c.generated) {
@@ -206,6 +208,7 @@ impl Presets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::pg::catalog::Catalog;
     use crate::data::pg::catalog::{Column, Table, TableKind};
 
     fn table(name: &str, cols: &[&str]) -> Table {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Split PostgreSQL's text form of a one-dimensional array into its elements (`None`: NULL).
 /// Nested arrays are kept whole as elements (their text form is masked by the element transform).
-pub fn parse_array(text: &str) -> Result<Vec<Option<String>>, String> {
+pub(crate) fn parse_array(text: &str) -> Result<Vec<Option<String>>, String> {
     let inner = text
         .trim()
         .strip_prefix('{')
@@ -54,7 +54,7 @@ pub fn parse_array(text: &str) -> Result<Vec<Option<String>>, String> {
 }
 
 /// Write elements back in PostgreSQL's array text form, quoting where needed.
-pub fn write_array(items: &[Option<String>]) -> String {
+pub(crate) fn write_array(items: &[Option<String>]) -> String {
     let mut out = String::from("{");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -100,7 +100,7 @@ pub enum Step {
 }
 
 /// Parse `$.a.b`, `$.a[*].b`, `$.a[0]`, `$["odd key"].c`.
-pub fn parse_path(path: &str) -> Result<Vec<Step>, String> {
+pub(crate) fn parse_path(path: &str) -> Result<Vec<Step>, String> {
     let rest = path
         .strip_prefix('$')
         .ok_or_else(|| format!("`{path}`: a JSON path starts with `$`"))?;
@@ -159,7 +159,7 @@ pub fn parse_path(path: &str) -> Result<Vec<Step>, String> {
 
 /// Apply `leaf` to every string or number the path reaches inside `doc`. A number stays a number
 /// when the masked text parses as one.
-pub fn apply_path(
+pub(crate) fn apply_path(
     doc: &mut Value,
     steps: &[Step],
     leaf: &mut dyn FnMut(&str) -> Result<Option<String>, String>,
@@ -210,7 +210,7 @@ pub fn apply_path(
 }
 
 /// The column names a template refers to (`{name}`; `{{` is a literal brace).
-pub fn template_columns(template: &str) -> Result<Vec<String>, String> {
+pub(crate) fn template_columns(template: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     render_template(template, &mut |name| {
         out.push(name.to_string());
@@ -220,7 +220,7 @@ pub fn template_columns(template: &str) -> Result<Vec<String>, String> {
 }
 
 /// Render a template, asking `value` for each `{column}`; a NULL column makes the result NULL.
-pub fn render_template(
+pub(crate) fn render_template(
     template: &str,
     value: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Result<Option<String>, String> {

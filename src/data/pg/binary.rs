@@ -9,7 +9,7 @@
 //! their binary form only for string and integer types ([`Wire`]). Nothing here knows about
 //! connections.
 
-pub use crate::data::pg::copy::CopyError;
+pub(crate) use crate::data::pg::copy::CopyError;
 
 /// The signature every binary COPY stream starts with.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -106,7 +106,7 @@ impl Wire {
 }
 
 /// The header sluice writes: signature, no flags (no OIDs), no extension.
-pub fn header() -> Vec<u8> {
+pub(crate) fn header() -> Vec<u8> {
     let mut h = SIGNATURE.to_vec();
     h.extend_from_slice(&0i32.to_be_bytes());
     h.extend_from_slice(&0i32.to_be_bytes());
@@ -114,7 +114,7 @@ pub fn header() -> Vec<u8> {
 }
 
 /// The trailer that ends a stream.
-pub const TRAILER: [u8; 2] = [0xff, 0xff];
+pub(crate) const TRAILER: [u8; 2] = [0xff, 0xff];
 
 fn error(message: &'static str) -> CopyError {
     CopyError { field: 0, message }
@@ -122,7 +122,7 @@ fn error(message: &'static str) -> CopyError {
 
 /// The length of a complete header at the start of `buf` (signature, flags, extension), `None`
 /// when more bytes are needed.
-pub fn header_len(buf: &[u8]) -> Result<Option<usize>, CopyError> {
+pub(crate) fn header_len(buf: &[u8]) -> Result<Option<usize>, CopyError> {
     let n = buf.len().min(11);
     if buf[..n] != SIGNATURE[..n] {
         return Err(error("the binary COPY signature is missing"));
@@ -140,7 +140,7 @@ pub fn header_len(buf: &[u8]) -> Result<Option<usize>, CopyError> {
 
 /// One step of walking tuples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// A complete tuple ends at this offset.
     Tuple(usize),
     /// The trailer: the stream ends here (offset just past it).
@@ -150,7 +150,7 @@ pub enum Step {
 }
 
 /// The tuple starting at `at` in `buf`, which must hold `fields` fields.
-pub fn step(buf: &[u8], at: usize, fields: usize) -> Result<Step, CopyError> {
+pub(crate) fn step(buf: &[u8], at: usize, fields: usize) -> Result<Step, CopyError> {
     let Some(count) = buf.get(at..at + 2) else {
         return Ok(Step::More);
     };
@@ -182,7 +182,8 @@ pub fn step(buf: &[u8], at: usize, fields: usize) -> Result<Step, CopyError> {
 }
 
 /// The fields of the complete tuple at the start of `tuple` (`None`: NULL), in order.
-pub fn fields(tuple: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+#[cfg(test)]
+pub(crate) fn fields(tuple: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
     let count = tuple
         .get(..2)
         .map_or(0, |c| i16::from_be_bytes([c[0], c[1]]).max(0) as usize);

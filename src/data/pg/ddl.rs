@@ -5,7 +5,7 @@
 
 /// When an entry may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Indexes and primary/unique/check/exclusion constraints: independent, run in parallel.
     Build,
     /// Foreign keys: after every index they may need, one at a time (each locks two tables).
@@ -16,7 +16,7 @@ pub enum Phase {
 
 /// One post-data entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// pg_dump's `Type:` (`INDEX`, `CONSTRAINT`, `FK CONSTRAINT`, `TRIGGER`, …).
     pub kind: String,
     /// When it may run.
@@ -37,7 +37,7 @@ fn phase_of(kind: &str) -> Phase {
 
 /// Split plain pg_dump output into entries. psql meta-commands (`\restrict` and the like) and
 /// comments are dropped; `SET` lines between entries become the settings of those after them.
-pub fn split(script: &str) -> Vec<Entry> {
+pub(crate) fn split(script: &str) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut settings = String::new();
     let mut current: Option<Entry> = None;

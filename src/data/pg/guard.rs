@@ -17,7 +17,7 @@ use crate::secrets::SecretValue;
 
 /// Who the source database is, as its server says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceId {
+pub(crate) struct SourceId {
     /// `pg_control_system().system_identifier`: shared by a primary and its standbys.
     pub system: String,
     /// The source database's name.
@@ -103,7 +103,7 @@ pub(crate) async fn check_target(
 }
 
 /// Identify the source databases of `urls` (plans' sources), each asked once.
-pub fn identify(urls: &[SecretValue]) -> Result<Vec<SourceId>, Error> {
+pub(crate) fn identify(urls: &[SecretValue]) -> Result<Vec<SourceId>, Error> {
     let endpoints = urls
         .iter()
         .map(|u| parse_url(u, "source"))

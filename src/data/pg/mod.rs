@@ -5,15 +5,15 @@
 //! program registers as it starts, so a signal can cancel them ([`tls::cancel_all`],
 //! [`tools::stop_children`]). Knows nothing of refreshes, plans or masking.
 
-pub mod admin;
-pub mod binary;
+pub(crate) mod admin;
+pub(crate) mod binary;
 pub mod catalog;
 pub mod copy;
-pub mod ddl;
-pub mod guard;
+pub(crate) mod ddl;
+pub(crate) mod guard;
 pub mod snapshot;
-pub mod tls;
-pub mod tools;
+pub(crate) mod tls;
+pub(crate) mod tools;
 
 use tokio_postgres::Client;
 

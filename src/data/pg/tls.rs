@@ -27,7 +27,7 @@ use crate::error::Error;
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// No TLS.
     Disable,
     /// TLS when the server offers it; the certificate is not checked.
@@ -75,7 +75,7 @@ impl Mode {
 /// A PostgreSQL server to connect to: the tokio-postgres config (reachable through `Deref`)
 /// and how to secure the connection.
 #[derive(Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     config: tokio_postgres::Config,
     mode: Mode,
     root: Option<String>,
@@ -165,7 +165,7 @@ impl<'a> UrlParts<'a> {
 /// The `key=value` pairs of a libpq key/value connection string, each value as written
 /// (`'quoted values'` with `\'` and `\\` escapes keep their quotes), so the string can be
 /// put back together.
-pub fn kv_pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn kv_pairs(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -221,7 +221,7 @@ fn unquote(raw: &str) -> String {
 
 /// Parse a connection string. `side` names it in errors (`source`, `target`); the string
 /// itself is never quoted, since it may hold a password.
-pub fn endpoint(text: &str, side: &str) -> Result<Endpoint, Error> {
+pub(crate) fn endpoint(text: &str, side: &str) -> Result<Endpoint, Error> {
     let bad = |why: &str| {
         Error::Usage(format!(
             "the {side} URL {why} (postgres://user:password@host:port/dbname?sslmode=verify-full); it is not shown"
@@ -262,7 +262,7 @@ impl Endpoint {
     /// `statement_timeout`, `idle_in_transaction_session_timeout` and `idle_session_timeout`
     /// are turned off where the server lets a session set them: a role's timeout would cancel
     /// a long COPY or end the snapshot's idle transaction half-way through a refresh.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let unix_only = !self.config.get_hosts().is_empty()
             && self
                 .config
@@ -310,7 +310,7 @@ impl Endpoint {
     }
 
     /// `PGSSLMODE` and `PGSSLROOTCERT` for libpq programs.
-    pub fn libpq_tls(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn libpq_tls(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![("PGSSLMODE", self.mode.libpq().to_string())];
         if let Some(r) = &self.root {
             env.push(("PGSSLROOTCERT", r.clone()));
@@ -330,7 +330,7 @@ fn register_connection(token: tokio_postgres::CancelToken, endpoint: &Endpoint) 
 }
 
 /// Cancel the running query of every connection this process opened; how many were cancelled.
-pub async fn cancel_all() -> usize {
+pub(crate) async fn cancel_all() -> usize {
     let cancels: Vec<(tokio_postgres::CancelToken, Endpoint)> =
         CANCELS.lock().map(|c| c.clone()).unwrap_or_default();
     let mut cancelled = 0;
@@ -377,7 +377,7 @@ pub(crate) fn last_session_end() -> Option<String> {
 
 /// Makes a TLS session per connection from one client configuration.
 #[derive(Clone)]
-pub struct MakeRustls {
+pub(crate) struct MakeRustls {
     config: Arc<ClientConfig>,
 }
 
@@ -554,7 +554,7 @@ impl ServerCertVerifier for Verified {
 }
 
 /// One connection's TLS handshake.
-pub struct RustlsConnect {
+pub(crate) struct RustlsConnect {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
 }
@@ -596,7 +596,7 @@ where
 }
 
 /// A TLS stream to the server.
-pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+pub(crate) struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
     fn poll_read(

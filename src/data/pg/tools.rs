@@ -225,7 +225,7 @@ fn child_ended(pid: u32) {
 }
 
 /// Ask every running client program to stop (SIGTERM).
-pub fn stop_children() {
+pub(crate) fn stop_children() {
     let children: Vec<u32> = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
     for pid in children {
         if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {

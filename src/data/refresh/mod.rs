@@ -5,11 +5,11 @@
 //! ([`interrupt`]).
 
 pub mod interrupt;
-pub mod pipeline;
-pub mod plan;
-pub mod post;
-pub mod progress;
-pub mod report;
+pub(crate) mod pipeline;
+pub(crate) mod plan;
+pub(crate) mod post;
+pub(crate) mod progress;
+pub(crate) mod report;
 pub mod stream;
-pub mod swap;
-pub mod tasks;
+pub(crate) mod swap;
+pub(crate) mod tasks;

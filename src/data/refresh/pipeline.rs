@@ -41,7 +41,7 @@ use crate::data::refresh::plan::Plan;
 use crate::data::refresh::post::finish;
 use crate::data::refresh::post::join_workers;
 use crate::data::refresh::post::spawn_post_dump;
-pub use crate::data::refresh::report::{
+pub(crate) use crate::data::refresh::report::{
     Event, Progress, Report, Settings, ShardReport, SubsetReport, TableReport,
 };
 use crate::data::refresh::stream::{CopyOptions, Moved, copy_table_with};
@@ -61,7 +61,7 @@ use crate::data::refresh::tasks::subset_tasks;
 use crate::error::Error;
 
 /// Run a refresh: see the module docs for the order of work.
-pub fn refresh(
+pub(crate) fn refresh(
     settings: &Settings,
     build: &dyn Fn(&Catalog) -> Result<Plan, Error>,
     progress: Arc<Progress>,

@@ -16,7 +16,7 @@ use crate::error::{Error, Location, Problem};
 
 /// One table whose rows move.
 #[derive(Debug, Clone)]
-pub struct TablePlan {
+pub(crate) struct TablePlan {
     /// The table (a leaf: partitions are copied one by one, their parents hold no rows).
     pub name: QualifiedName,
     /// Every stored column, in order (generated columns are left to the target).
@@ -27,16 +27,9 @@ pub struct TablePlan {
     pub bytes: i64,
 }
 
-impl TablePlan {
-    /// Whether any column is transformed (otherwise rows pass through untouched).
-    pub fn masks(&self) -> bool {
-        self.columns.iter().any(|c| c.transform.is_some())
-    }
-}
-
 /// What a refresh will do.
 #[derive(Debug, Clone, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Tables whose rows move, largest first.
     pub tables: Vec<TablePlan>,
     /// Tables created empty (not under `tables:`).
@@ -155,7 +148,7 @@ impl Resolver<'_> {
 }
 
 /// Meet a plan with a catalog. `file` names sluice.yaml for messages; `name` is the plan.
-pub fn build(
+pub(crate) fn build(
     name: &str,
     cfg: &RefreshPlan,
     file: &str,
@@ -470,7 +463,7 @@ pub fn build(
 
 /// The transform a column rule describes: the compact form, or the long form with the
 /// parameters `regex`, `json`, `array` and `template` need.
-pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
+pub(crate) fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
     let ColumnRule::Full {
         transform,
         pattern,
@@ -555,7 +548,7 @@ pub fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
 }
 
 /// The length limit of `character varying(n)` and `character(n)` columns.
-pub fn max_len(type_name: &str) -> Option<usize> {
+pub(crate) fn max_len(type_name: &str) -> Option<usize> {
     let rest = type_name
         .strip_prefix("character varying(")
         .or_else(|| type_name.strip_prefix("character("))?;
@@ -564,7 +557,7 @@ pub fn max_len(type_name: &str) -> Option<usize> {
 
 /// Whether a transform can produce values of a column's type. Types sluice does not know
 /// (enums, domains, geometric, ranges, extension types) are left to the load to judge.
-pub fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
+pub(crate) fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
     if let (Some(max), Some(need)) = (max_len(type_name), t.min_len())
         && max < need
     {

@@ -27,7 +27,7 @@ struct State {
 }
 
 /// Renders [`Event`]s to a writer (stderr in the CLI).
-pub struct Renderer {
+pub(crate) struct Renderer {
     tty: bool,
     out: Mutex<Box<dyn Write + Send>>,
     state: Mutex<State>,
@@ -43,7 +43,7 @@ fn rate(n: u64, d: Duration) -> f64 {
 
 impl Renderer {
     /// A renderer; `tty` selects the redrawn bars, `estimated_total` the rows expected overall.
-    pub fn new(out: Box<dyn Write + Send>, tty: bool, estimated_total: i64) -> Renderer {
+    pub(crate) fn new(out: Box<dyn Write + Send>, tty: bool, estimated_total: i64) -> Renderer {
         Renderer {
             tty,
             out: Mutex::new(out),
@@ -60,7 +60,7 @@ impl Renderer {
     }
 
     /// Take one event.
-    pub fn event(&self, e: Event) {
+    pub(crate) fn event(&self, e: Event) {
         let (Ok(mut st), Ok(mut out)) = (self.state.lock(), self.out.lock()) else {
             return;
         };
@@ -181,7 +181,7 @@ impl Renderer {
 }
 
 /// The summary printed when a refresh succeeds.
-pub fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn summary(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let width = report
         .tables
         .iter()

@@ -10,7 +10,7 @@ use crate::data::refresh::tasks::Shard;
 use crate::secrets::SecretValue;
 
 /// Everything a refresh needs, resolved (secrets already fetched).
-pub struct Settings {
+pub(crate) struct Settings {
     /// The plan's name (for messages and the database comment).
     pub name: String,
     /// The source database's URL.
@@ -41,7 +41,7 @@ pub struct Settings {
 
 /// What a subset selected.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SubsetReport {
+pub(crate) struct SubsetReport {
     /// Rows per table and reason (`root`, `full`, `parent of …`, `child of …`, `part of …`).
     pub tables: BTreeMap<String, BTreeMap<String, u64>>,
     /// Rows left out per foreign key because their parent does not exist.
@@ -56,7 +56,7 @@ pub struct SubsetReport {
 
 /// Something worth telling the user while a refresh runs.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// A step began.
     Step(String),
     /// A table's copy (or one part of a large table's) began.
@@ -84,7 +84,7 @@ pub enum Event {
 
 /// One table's outcome.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TableReport {
+pub(crate) struct TableReport {
     /// The table.
     #[serde(serialize_with = "display")]
     pub table: QualifiedName,
@@ -106,7 +106,7 @@ fn display<S: serde::Serializer>(v: &QualifiedName, s: S) -> Result<S::Ok, S::Er
 
 /// What a refresh did.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The plan.
     pub plan: String,
     /// The database that now holds the copy.
@@ -136,11 +136,11 @@ pub struct Report {
 }
 
 /// A progress callback.
-pub type Progress = dyn Fn(Event) + Send + Sync;
+pub(crate) type Progress = dyn Fn(Event) + Send + Sync;
 
 /// How a shard's part of a load went.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ShardReport {
+pub(crate) struct ShardReport {
     /// This shard.
     pub index: u32,
     /// Shards in all.

@@ -19,14 +19,14 @@ use crate::data::pg::quote_literal;
 use crate::error::Error;
 
 /// Suffix of the database a refresh loads into before the swap.
-pub const LOADING_SUFFIX: &str = "_sluice_new";
+pub(crate) const LOADING_SUFFIX: &str = "_sluice_new";
 
 /// Suffix of the previous target, kept until the next success.
-pub const PREVIOUS_SUFFIX: &str = "_prev";
+pub(crate) const PREVIOUS_SUFFIX: &str = "_prev";
 
 /// Suffix the replaced target takes for a moment when `<target>_prev` is not sluice's (an
 /// adopted database, kept): it is dropped right after the swap.
-pub const DISPLACED_SUFFIX: &str = "_sluice_old";
+pub(crate) const DISPLACED_SUFFIX: &str = "_sluice_old";
 
 /// What [`recover`] did.
 #[derive(Debug, Clone, Default)]

@@ -132,7 +132,7 @@ pub(crate) fn split_tasks(
 
 /// Which shard of a sharded load this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     /// 0-based.
     pub index: u32,
     /// How many shards share the load.
@@ -141,7 +141,7 @@ pub struct Shard {
 
 impl Shard {
     /// `i/N`, 0 ≤ i < N ≤ 1024.
-    pub fn parse(text: &str) -> Result<Shard, Error> {
+    pub(crate) fn parse(text: &str) -> Result<Shard, Error> {
         let bad = || {
             Error::Usage(format!(
                 "--shard `{text}` is not i/N with 0 <= i < N (e.g. 0/4 for the first of four shards; a Kubernetes Indexed Job passes $JOB_COMPLETION_INDEX)"

@@ -22,7 +22,7 @@ const DEFER_KEYS: usize = 500_000;
 const WORK_CHUNK: usize = 100_000;
 
 /// Close `roots` under the edges: see the module docs. `depth_limit` bounds `Children` edges.
-pub async fn close<S: RowSource>(
+pub(crate) async fn close<S: RowSource>(
     edges: &[Edge],
     roots: Vec<Work>,
     source: &mut S,

@@ -10,9 +10,9 @@
 //! included row follows. A row whose declared parent does not exist (a NOT VALID key) is an
 //! orphan: left out and counted. Pure over the [`RowSource`] trait; `subset_pg` reads PostgreSQL.
 
-pub mod closure;
-pub mod pg;
-pub mod spill;
+pub(crate) mod closure;
+pub(crate) mod pg;
+pub(crate) mod spill;
 
 use std::collections::BTreeMap;
 

@@ -19,7 +19,7 @@ use crate::error::Error;
 
 /// A subset met with the catalog.
 #[derive(Debug, Clone)]
-pub struct SubsetPlan {
+pub(crate) struct SubsetPlan {
     /// Every edge, declared and virtual.
     pub edges: Vec<Edge>,
     /// The roots as configured, with their tables resolved.
@@ -36,7 +36,7 @@ pub struct SubsetPlan {
 
 /// `schema.table(a, b)` → the table and the parts between the parentheses (split at top-level
 /// commas).
-pub fn parse_key_ref(s: &str) -> Result<(QualifiedName, Vec<String>), String> {
+pub(crate) fn parse_key_ref(s: &str) -> Result<(QualifiedName, Vec<String>), String> {
     let Some((table, rest)) = s.split_once('(') else {
         return Ok((parse_table(s.trim())?, Vec::new()));
     };
@@ -97,7 +97,11 @@ fn is_identifier(s: &str) -> bool {
 
 /// Meet `subset:` with the catalog. Every problem is listed at once; `file` and `plan` name
 /// the place for the user.
-pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<SubsetPlan, Vec<String>> {
+pub(crate) fn plan_subset(
+    cfg: &Subset,
+    catalog: &Catalog,
+    plan: &str,
+) -> Result<SubsetPlan, Vec<String>> {
     let mut problems = Vec::new();
     let mut table = |s: &str, what: &str| -> Option<QualifiedName> {
         match parse_table(s) {
@@ -344,14 +348,14 @@ pub fn plan_subset(cfg: &Subset, catalog: &Catalog, plan: &str) -> Result<Subset
 }
 
 /// Reads rows of the source under the refresh's snapshot.
-pub struct PgRows<'a> {
+pub(crate) struct PgRows<'a> {
     tx: &'a Transaction<'a>,
     names: HashMap<u32, QualifiedName>,
 }
 
 impl<'a> PgRows<'a> {
     /// A row source over `tx` (a transaction on the snapshot).
-    pub async fn new(tx: &'a Transaction<'a>) -> Result<PgRows<'a>, Error> {
+    pub(crate) async fn new(tx: &'a Transaction<'a>) -> Result<PgRows<'a>, Error> {
         // Lookups are hashed semi-joins over up to half a million keys: give this read-only
         // transaction the memory to hash them without spilling to temporary files.
         tx.batch_execute("set local work_mem = '64MB'")
@@ -390,7 +394,7 @@ impl<'a> PgRows<'a> {
 
     /// The rows a root picks, as `(leaf, ctid)`. Keyed sampling hashes each row's primary key
     /// (or whole row) with the masking key: the same key and data give the same rows.
-    pub async fn root_rows(
+    pub(crate) async fn root_rows(
         &self,
         table: &QualifiedName,
         root: &Root,
@@ -499,7 +503,7 @@ impl<'a> PgRows<'a> {
     }
 
     /// Every row of `table` (`full:` tables), as `(leaf, ctid)`.
-    pub async fn all_rows(&self, table: &QualifiedName) -> Result<Vec<Row>, Error> {
+    pub(crate) async fn all_rows(&self, table: &QualifiedName) -> Result<Vec<Row>, Error> {
         let root = Root {
             table: String::new(),
             condition: None,
@@ -641,7 +645,7 @@ impl RowSource for PgRows<'_> {
 }
 
 /// Root and `full:` work for the closure.
-pub async fn starting_rows(
+pub(crate) async fn starting_rows(
     rows: &PgRows<'_>,
     plan: &SubsetPlan,
     catalog: &Catalog,
@@ -677,7 +681,9 @@ pub async fn starting_rows(
 }
 
 /// Per table, rows by reason, for `--explain` and the report.
-pub fn explain(closure: &crate::data::subset::Closure) -> BTreeMap<String, BTreeMap<String, u64>> {
+pub(crate) fn explain(
+    closure: &crate::data::subset::Closure,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
     closure
         .reasons
         .iter()

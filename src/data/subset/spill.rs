@@ -18,7 +18,7 @@ use crate::data::subset::Work;
 use crate::error::Error;
 
 /// The default budget: 256 MiB of pending work.
-pub const DEFAULT_BUDGET: usize = 256 << 20;
+pub(crate) const DEFAULT_BUDGET: usize = 256 << 20;
 
 /// What identifies a batch of work for merging: table, expand, depth, reason, and whether it
 /// carries values.
@@ -75,7 +75,7 @@ struct SpillFile {
 }
 
 /// A FIFO of work that spills beyond a memory budget.
-pub struct SpillQueue {
+pub(crate) struct SpillQueue {
     entries: VecDeque<Entry>,
     in_memory: usize,
     budget: usize,
@@ -113,7 +113,7 @@ fn io_error(e: std::io::Error) -> Error {
 
 impl SpillQueue {
     /// A queue holding `items`, spilling what does not fit in `budget` bytes.
-    pub fn new(budget: usize, items: Vec<Work>) -> Result<SpillQueue, Error> {
+    pub(crate) fn new(budget: usize, items: Vec<Work>) -> Result<SpillQueue, Error> {
         let mut q = SpillQueue {
             entries: VecDeque::new(),
             in_memory: 0,
@@ -162,14 +162,14 @@ impl SpillQueue {
     }
 
     /// Add `w` at the end.
-    pub fn push_back(&mut self, w: Work) -> Result<(), Error> {
+    pub(crate) fn push_back(&mut self, w: Work) -> Result<(), Error> {
         let e = self.entry(w)?;
         self.entries.push_back(e);
         Ok(())
     }
 
     /// Add `w` at the front (it is next).
-    pub fn push_front(&mut self, w: Work) -> Result<(), Error> {
+    pub(crate) fn push_front(&mut self, w: Work) -> Result<(), Error> {
         let e = self.entry(w)?;
         self.entries.push_front(e);
         Ok(())
@@ -178,7 +178,7 @@ impl SpillQueue {
     /// The next item, with the items right behind it of the same kind (table, reason, depth)
     /// merged in while the rows stay within `limit`: lookups arrive in small batches, and one
     /// step over many rows costs one query where many small steps would cost many.
-    pub fn pop_merged(&mut self, limit: usize) -> Result<Option<Work>, Error> {
+    pub(crate) fn pop_merged(&mut self, limit: usize) -> Result<Option<Work>, Error> {
         let Some(mut w) = self.pop_front()? else {
             return Ok(None);
         };
@@ -198,7 +198,7 @@ impl SpillQueue {
     }
 
     /// The next item.
-    pub fn pop_front(&mut self) -> Result<Option<Work>, Error> {
+    pub(crate) fn pop_front(&mut self) -> Result<Option<Work>, Error> {
         match self.entries.pop_front() {
             None => Ok(None),
             Some(Entry::Memory(w, size)) => {
@@ -375,7 +375,7 @@ fn decode(bytes: &[u8]) -> Option<Work> {
 }
 
 /// A size such as `256MB`, `1GiB`, `512kB` or `1000000` (bytes).
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
