@@ -4,18 +4,19 @@ use std::io::{self, Write};
 
 use crate::commands::refresh::{jobs, resolve_plan, run_refresh};
 use crate::commands::shared::{Failure, clock, require_config};
-use crate::config;
 use crate::data::envs;
 use crate::data::marks::{Mark, Role};
 use crate::error::{EXIT_OK, Error};
 use crate::secrets::SecretValue;
+use crate::secrets::resolve;
 
 /// The distinct target servers of the plans to look at (one plan, or every plan), each with the
 /// target URL of the first plan that points there.
 pub(crate) fn target_servers(
-    loaded: &config::Loaded,
+    secrets: &resolve::Resolver<'_>,
     plan: Option<&str>,
 ) -> Result<Vec<(String, SecretValue)>, Failure> {
+    let loaded = secrets.loaded();
     let names: Vec<String> = match plan {
         Some(p) => vec![p.to_string()],
         None => loaded.config.refresh.keys().cloned().collect(),
@@ -30,8 +31,8 @@ pub(crate) fn target_servers(
     let mut servers: Vec<(String, SecretValue)> = Vec::new();
     let mut seen = Vec::new();
     for name in names {
-        let r = resolve_plan(loaded, &name)?;
-        let url = r.target_url(loaded, &name)?;
+        let r = resolve_plan(secrets, &name)?;
+        let url = r.target_url(&name)?;
         let cfg = crate::data::pg::tls::endpoint(url.expose(), &format!("refresh.{name}.target"))?;
         let key = format!(
             "{:?} {:?} {:?}",
@@ -55,11 +56,12 @@ pub(crate) fn env_command(
     use crate::cli::{EnvCommand, EnvSource};
     use crate::data::marks::{human_bytes, human_span};
     let loaded = require_config(explicit, cwd)?;
+    let secrets = resolve::Resolver::new(&loaded);
     let now = clock()?;
     match cmd {
         EnvCommand::Up(args) => {
-            let r = resolve_plan(&loaded, &args.plan)?;
-            let target_url = r.target_url(&loaded, &args.plan)?;
+            let r = resolve_plan(&secrets, &args.plan)?;
+            let target_url = r.target_url(&args.plan)?;
             envs::check_name(&args.name, &envs::database_of(&target_url)?)?;
             let ttl = crate::data::marks::parse_ttl(&args.ttl)
                 .map_err(|e| Error::Usage(format!("--ttl: {e}")))?;
@@ -98,7 +100,7 @@ pub(crate) fn env_command(
                     let settings = crate::data::refresh::pipeline::Settings {
                         name: args.plan.clone(),
                         target_url: env_url.clone(),
-                        key: r.key(&loaded, &args.plan)?,
+                        key: r.key(&args.plan)?,
                         source_url: r.source_url.clone(),
                         explain: false,
                         jobs: jobs(args.jobs, r.cfg.jobs),
@@ -145,7 +147,7 @@ pub(crate) fn env_command(
         }
         EnvCommand::List { plan, json } => {
             let mut all = Vec::new();
-            for (_, url) in target_servers(&loaded, plan.as_deref())? {
+            for (_, url) in target_servers(&secrets, plan.as_deref())? {
                 all.extend(envs::list(&url)?);
             }
             let mut out = io::stdout().lock();
@@ -193,8 +195,8 @@ pub(crate) fn env_command(
             plan,
             if_exists,
         } => {
-            let servers = target_servers(&loaded, plan.as_deref())?;
-            let guard = plans_guard(&loaded, plan.as_deref())?;
+            let servers = target_servers(&secrets, plan.as_deref())?;
+            let guard = plans_guard(&secrets, plan.as_deref())?;
             for (plan, url) in &servers {
                 if envs::down(url, &name, &guard)? {
                     writeln!(
@@ -219,8 +221,8 @@ pub(crate) fn env_command(
         EnvCommand::Gc { plan, dry_run } => {
             let mut out = io::stdout().lock();
             let mut n = 0;
-            let guard = plans_guard(&loaded, plan.as_deref())?;
-            for (_, url) in target_servers(&loaded, plan.as_deref())? {
+            let guard = plans_guard(&secrets, plan.as_deref())?;
+            for (_, url) in target_servers(&secrets, plan.as_deref())? {
                 let found = envs::gc(&url, now, dry_run, &guard)?;
                 for l in &found.leftovers {
                     writeln!(
@@ -263,16 +265,17 @@ pub(crate) fn env_command(
 /// The source databases of one plan or of every plan, identified by their servers: what
 /// `env down` and `env gc` must never drop.
 pub(crate) fn plans_guard(
-    loaded: &config::Loaded,
+    secrets: &resolve::Resolver<'_>,
     plan: Option<&str>,
 ) -> Result<envs::Guard, Failure> {
+    let loaded = secrets.loaded();
     let names: Vec<String> = match plan {
         Some(p) => vec![p.to_string()],
         None => loaded.config.refresh.keys().cloned().collect(),
     };
     let mut urls = Vec::new();
     for name in &names {
-        urls.push(resolve_plan(loaded, name)?.source_url);
+        urls.push(resolve_plan(secrets, name)?.source_url);
     }
     Ok(envs::Guard {
         sources: crate::data::pg::guard::identify(&urls)?,

@@ -4,7 +4,6 @@
 use std::io::{self, IsTerminal, Write};
 
 use crate::commands::shared::{Failure, clock, require_config};
-use crate::config;
 use crate::data::envs;
 use crate::data::marks::{Mark, Role};
 use crate::error::{EXIT_FINDINGS, EXIT_OK, Error};
@@ -13,6 +12,8 @@ use crate::secrets::{SecretValue, resolve};
 
 /// A plan with everything resolved: presets loaded, URLs and key fetched from their stores.
 pub(crate) struct ResolvedPlan<'a> {
+    /// Resolves the plan's URLs and key: every reference once per command.
+    pub(crate) secrets: &'a resolve::Resolver<'a>,
     pub(crate) file: String,
     pub(crate) cfg: &'a crate::config::refresh::RefreshPlan,
     pub(crate) presets: Vec<crate::data::mask::presets::Presets>,
@@ -20,10 +21,11 @@ pub(crate) struct ResolvedPlan<'a> {
 }
 
 pub(crate) fn resolve_plan<'a>(
-    loaded: &'a config::Loaded,
+    secrets: &'a resolve::Resolver<'a>,
     name: &str,
 ) -> Result<ResolvedPlan<'a>, Failure> {
     use crate::data::mask::presets::Presets;
+    let loaded = secrets.loaded();
     let file = loaded.path.display().to_string();
     let cfg = loaded.config.refresh.get(name).ok_or_else(|| {
         let known: Vec<&str> = loaded.config.refresh.keys().map(String::as_str).collect();
@@ -49,13 +51,13 @@ pub(crate) fn resolve_plan<'a>(
         })?;
         presets.push(Presets::parse(&path.display().to_string(), &text)?);
     }
-    let source_url = resolve::resolve_setting(
-        loaded,
+    let source_url = secrets.setting(
         cfg.source.env.as_deref(),
         &cfg.source.url,
         &format!("{file}: refresh.{name}.source.url"),
     )?;
     Ok(ResolvedPlan {
+        secrets,
         file,
         cfg,
         presets,
@@ -64,27 +66,19 @@ pub(crate) fn resolve_plan<'a>(
 }
 
 impl ResolvedPlan<'_> {
-    pub(crate) fn target_url(
-        &self,
-        loaded: &config::Loaded,
-        name: &str,
-    ) -> Result<SecretValue, Error> {
-        resolve::resolve_setting(
-            loaded,
+    pub(crate) fn target_url(&self, name: &str) -> Result<SecretValue, Error> {
+        self.secrets.setting(
             self.cfg.target.env.as_deref(),
             &self.cfg.target.url,
             &format!("{}: refresh.{name}.target.url", self.file),
         )
     }
 
-    pub(crate) fn key(&self, loaded: &config::Loaded, name: &str) -> Result<SecretValue, Error> {
+    pub(crate) fn key(&self, name: &str) -> Result<SecretValue, Error> {
         let at = format!("{}: refresh.{name}.masking.key", self.file);
-        let key = resolve::resolve_setting(
-            loaded,
-            self.cfg.source.env.as_deref(),
-            &self.cfg.masking.key,
-            &at,
-        )?;
+        let key =
+            self.secrets
+                .setting(self.cfg.source.env.as_deref(), &self.cfg.masking.key, &at)?;
         crate::data::mask::key::check_key(key.expose().as_bytes()).map_err(|why| {
             // A literal key (no `secret:`) is itself the secret: name only a reference.
             let from = match self.cfg.masking.key.strip_prefix("secret:") {
@@ -113,11 +107,12 @@ pub(crate) fn verify_command(
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
-    let r = resolve_plan(&loaded, plan)?;
+    let secrets = resolve::Resolver::new(&loaded);
+    let r = resolve_plan(&secrets, plan)?;
     let verdict = crate::data::verify::verify(
         &r.source_url,
-        &r.target_url(&loaded, plan)?,
-        &r.key(&loaded, plan)?,
+        &r.target_url(plan)?,
+        &r.key(plan)?,
         sample,
         &|catalog| r.build(plan, catalog),
     )?;
@@ -191,7 +186,8 @@ pub(crate) fn refresh_command(
 ) -> Result<i32, Failure> {
     use crate::data::refresh::{pipeline, progress};
     let loaded = require_config(explicit, cwd)?;
-    let r = resolve_plan(&loaded, &args.plan)?;
+    let secrets = resolve::Resolver::new(&loaded);
+    let r = resolve_plan(&secrets, &args.plan)?;
     let build = |catalog: &crate::data::pg::catalog::Catalog| r.build(&args.plan, catalog);
     if args.dry_run {
         let catalog = crate::data::pg::snapshot::read_catalog(&r.source_url)?;
@@ -230,7 +226,7 @@ pub(crate) fn refresh_command(
         }
         return Ok(EXIT_OK);
     }
-    let mut target_url = r.target_url(&loaded, &args.plan)?;
+    let mut target_url = r.target_url(&args.plan)?;
     let mut mark = Mark::new(Role::Current, &args.plan, clock()?);
     if args.template {
         let db = envs::database_of(&target_url)?;
@@ -240,7 +236,7 @@ pub(crate) fn refresh_command(
     let settings = pipeline::Settings {
         name: args.plan.clone(),
         target_url,
-        key: r.key(&loaded, &args.plan)?,
+        key: r.key(&args.plan)?,
         source_url: r.source_url.clone(),
         explain: args.explain,
         jobs: jobs(args.jobs, r.cfg.jobs),
@@ -349,7 +345,8 @@ pub(crate) fn snapshot_command(
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
-    let r = resolve_plan(&loaded, plan)?;
+    let secrets = resolve::Resolver::new(&loaded);
+    let r = resolve_plan(&secrets, plan)?;
     crate::data::pg::snapshot::hold_snapshot(&r.source_url, |id| -> Result<i32, Failure> {
         if command.is_empty() {
             let mut out = io::stdout().lock();
@@ -390,7 +387,8 @@ pub(crate) fn classify_command(
     let proposals = match (plan, env, var, url) {
         (Some(name), ..) => {
             let loaded = require_config(explicit, cwd)?;
-            let r = resolve_plan(&loaded, &name)?;
+            let secrets = resolve::Resolver::new(&loaded);
+            let r = resolve_plan(&secrets, &name)?;
             let decided: Vec<_> = r
                 .cfg
                 .masking
@@ -409,8 +407,11 @@ pub(crate) fn classify_command(
         }
         (None, Some(env), Some(var), _) => {
             let loaded = require_config(explicit, cwd)?;
-            let url =
-                resolve::resolve_setting(&loaded, Some(&env), &format!("secret:{var}"), "--var")?;
+            let url = resolve::Resolver::new(&loaded).setting(
+                Some(&env),
+                &format!("secret:{var}"),
+                "--var",
+            )?;
             let p = classify::classify_database(
                 url.expose(),
                 &[crate::data::mask::presets::Presets::builtin()?],

@@ -122,7 +122,15 @@ pub(crate) fn scan(
 ) -> Result<i32, Failure> {
     let loaded = config::load_or_discover(explicit, cwd)?;
     let known = match (&args.env, &loaded) {
-        (Some(env), Some(l)) => Some((env.clone(), resolve::resolve_secrets(l, env, &[])?)),
+        (Some(env), Some(l)) => {
+            let secret: Vec<(String, crate::secrets::SecretValue)> = resolve::Resolver::new(l)
+                .marked(env, &[])?
+                .into_iter()
+                .filter(|(_, _, secret)| *secret)
+                .map(|(k, v, _)| (k, v))
+                .collect();
+            Some((env.clone(), secret))
+        }
         (Some(_), None) => {
             return Err(Error::Usage(format!(
                 "--env needs a {} declaring the environment; none found from {}",

@@ -42,7 +42,8 @@ pub(crate) fn secrets_command(
             Ok(EXIT_OK)
         }
         SecretsCommand::Get { env, name } => {
-            let values = resolve::resolve(&loaded, &env, std::slice::from_ref(&name))?;
+            let values =
+                resolve::Resolver::new(&loaded).values(&env, std::slice::from_ref(&name))?;
             let Some((_, v)) = values.into_iter().next() else {
                 return Err(Error::Usage(format!(
                     "variable `{name}` has no source in environment `{env}`"
@@ -73,7 +74,7 @@ pub(crate) fn secrets_command(
             Ok(EXIT_OK)
         }
         SecretsCommand::Diff { a, b } => {
-            let lines = crate::secrets::audit::diff(&loaded, &a, &b)?;
+            let lines = crate::secrets::audit::diff(&resolve::Resolver::new(&loaded), &a, &b)?;
             let mut out = io::stdout().lock();
             let mut differs = false;
             for l in &lines {
@@ -100,7 +101,7 @@ pub(crate) fn secrets_command(
             Ok(if differs { EXIT_FINDINGS } else { EXIT_OK })
         }
         SecretsCommand::Check => {
-            let problems = crate::secrets::audit::check(&loaded)?;
+            let problems = crate::secrets::audit::check(&resolve::Resolver::new(&loaded))?;
             for p in &problems {
                 eprintln!("problem: {p}");
             }
@@ -151,7 +152,7 @@ pub(crate) fn run(
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
-    let resolved = resolve::resolve_marked(&loaded, &args.env, &args.only)?;
+    let resolved = resolve::Resolver::new(&loaded).marked(&args.env, &args.only)?;
     let values: Vec<(String, SecretValue)> = resolved
         .iter()
         .map(|(k, v, _)| (k.clone(), v.clone()))
@@ -191,7 +192,7 @@ pub(crate) fn export(
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
-    let values = resolve::resolve(&loaded, &args.env, &args.only)?;
+    let values = resolve::Resolver::new(&loaded).values(&args.env, &args.only)?;
     let name = args.name.unwrap_or_else(|| format!("{}-secrets", args.env));
     let mut text = zeroize::Zeroizing::new(Vec::new());
     inject::export(&mut *text, args.format, &values, &name)?;
@@ -225,7 +226,7 @@ pub(crate) fn render(
         .into_iter()
         .filter(|n| loaded.config.secrets.contains_key(n))
         .collect();
-    let values = resolve::resolve(&loaded, env, &known)?;
+    let values = resolve::Resolver::new(&loaded).values(env, &known)?;
     let rendered = crate::secrets::template::render(&name, &text, &values)?;
     match output {
         Some(path) => crate::secrets::age_store::write_private(path, rendered.as_bytes())?,

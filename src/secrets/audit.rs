@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use crate::keyed::hmac_sha256;
 
-use super::resolve::{self, entries};
-use crate::config::Loaded;
+use super::resolve::{Resolver, entries};
 use crate::error::Error;
 
 /// Every problem of every environment, one line each.
-pub(crate) fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
+pub(crate) fn check(secrets: &Resolver<'_>) -> Result<Vec<String>, Error> {
+    let loaded = secrets.loaded();
     let mut problems = Vec::new();
     let envs: Vec<&String> = loaded.config.environments.keys().collect();
     for (name, spec) in &loaded.config.secrets {
@@ -28,7 +28,7 @@ pub(crate) fn check(loaded: &Loaded) -> Result<Vec<String>, Error> {
         }
     }
     for env in envs {
-        for (_, result) in resolve::resolve_each(loaded, env, &[])? {
+        for (_, result) in secrets.each(env, &[])? {
             if let Err(e) = result {
                 problems.push(e.to_string());
             }
@@ -67,7 +67,8 @@ fn run_key() -> [u8; 32] {
 }
 
 /// Compare environments `a` and `b`.
-pub(crate) fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
+pub(crate) fn diff(secrets: &Resolver<'_>, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
+    let loaded = secrets.loaded();
     let key = run_key();
     // Per variable: its source text and the keyed hash of its value.
     type Side = BTreeMap<String, (String, Option<[u8; 32]>)>;
@@ -80,7 +81,7 @@ pub(crate) fn diff(loaded: &Loaded, a: &str, b: &str) -> Result<Vec<DiffLine>, E
             })
             .collect();
         let mut out = BTreeMap::new();
-        for (name, result) in resolve::resolve_each(loaded, env, &[])? {
+        for (name, result) in secrets.each(env, &[])? {
             let digest = result?.map(|v| hmac_sha256(&key, v.expose().as_bytes()));
             let source = sources.get(&name).cloned().unwrap_or_default();
             out.insert(name, (source, digest));

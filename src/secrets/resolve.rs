@@ -213,96 +213,152 @@ pub(crate) fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStor
     })
 }
 
-/// Resolve every variable of `env` (or only those named), stopping at the first problem. Values
-/// come back in name order; optional variables that are missing are left out.
-pub(crate) fn resolve(
-    loaded: &Loaded,
-    env: &str,
-    only: &[String],
-) -> Result<Vec<(String, SecretValue)>, Error> {
-    let mut out = Vec::new();
-    for (name, result) in resolve_each(loaded, env, only)? {
-        if let Some(v) = result? {
-            out.push((name, v));
-        }
-    }
-    Ok(out)
-}
-
-/// Resolve a value written in a plan: `secret:NAME` is the variable `NAME` of `secrets:`
-/// resolved in `env`; anything else is taken as written. `what` names the field for errors.
-pub(crate) fn resolve_setting(
-    loaded: &Loaded,
-    env: Option<&str>,
-    text: &str,
-    what: &str,
-) -> Result<SecretValue, Error> {
-    let Some(name) = text.strip_prefix("secret:") else {
-        return Ok(SecretValue::new(text.to_string()));
-    };
-    let env = env.ok_or_else(|| {
-        Error::Usage(format!(
-            "{what}: `secret:{name}` needs an environment; add `env:` beside it"
-        ))
-    })?;
-    resolve(loaded, env, &[name.to_string()])?
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{what}: variable `{name}` has no value in environment `{env}`"
-            ))
-        })
-}
-
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
 pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 
-/// Resolve every variable of `env` (or only those named) once, each with whether it is a secret
-/// (a store reference) rather than a literal declared non-secret: what `run` needs for the
-/// child's environment and for `--mask-output` alike, without fetching any store twice (a
-/// single-use AppRole secret id allows one login).
-pub(crate) fn resolve_marked(
-    loaded: &Loaded,
-    env: &str,
-    only: &[String],
-) -> Result<Vec<(String, SecretValue, bool)>, Error> {
-    let literals: Vec<String> = entries(loaded, env, only)?
-        .into_iter()
-        .filter(|e| matches!(e.origin, Origin::Literal(_)))
-        .map(|e| e.name)
-        .collect();
-    Ok(resolve(loaded, env, only)?
-        .into_iter()
-        .map(|(k, v)| {
-            let secret = !literals.contains(&k);
-            (k, v, secret)
-        })
-        .collect())
+/// Resolves the references of one command. Every environment's stores are read through it, and
+/// every (environment, variable) is fetched once however many parts of the command ask: `run`'s
+/// values and the ones `--mask-output` hides, a plan's source URL, target URL and masking key,
+/// `scan --env`'s known values, `secrets check` and `diff`. With one login per environment (a
+/// Vault session is kept for the process), a single-use credential serves the whole command.
+pub(crate) struct Resolver<'a> {
+    loaded: &'a Loaded,
+    fetched: std::cell::RefCell<BTreeMap<(String, String), Option<SecretValue>>>,
 }
 
-/// Resolve the secret variables of `env`: like [`resolve`], without the literals (declared
-/// non-secret), for the places that hunt for or hide values (`scan --env`, `run --mask-output`).
-pub(crate) fn resolve_secrets(
-    loaded: &Loaded,
-    env: &str,
-    only: &[String],
-) -> Result<Vec<(String, SecretValue)>, Error> {
-    let literals: Vec<String> = entries(loaded, env, only)?
-        .into_iter()
-        .filter(|e| matches!(e.origin, Origin::Literal(_)))
-        .map(|e| e.name)
-        .collect();
-    Ok(resolve(loaded, env, only)?
-        .into_iter()
-        .filter(|(k, _)| !literals.contains(k))
-        .collect())
+impl<'a> Resolver<'a> {
+    /// A resolver over `loaded`, with nothing fetched yet.
+    pub(crate) fn new(loaded: &'a Loaded) -> Resolver<'a> {
+        Resolver {
+            loaded,
+            fetched: std::cell::RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The configuration it resolves.
+    pub(crate) fn loaded(&self) -> &'a Loaded {
+        self.loaded
+    }
+
+    /// Every variable of `env` (or only those named), each with its own outcome, so that every
+    /// problem can be reported. The outer error is about the environment itself (unknown
+    /// environment, unknown `--only` name). Values already fetched by this command are reused.
+    pub(crate) fn each(
+        &self,
+        env: &str,
+        only: &[String],
+    ) -> Result<Vec<(String, Resolution)>, Error> {
+        let names: Vec<String> = entries(self.loaded, env, only)?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        let missing: Vec<String> = {
+            let fetched = self.fetched.borrow();
+            names
+                .iter()
+                .filter(|n| !fetched.contains_key(&(env.to_string(), (*n).clone())))
+                .cloned()
+                .collect()
+        };
+        let mut fresh: BTreeMap<String, Resolution> = BTreeMap::new();
+        if !missing.is_empty() {
+            for (name, result) in fetch_each(self.loaded, env, &missing)? {
+                if let Ok(v) = &result {
+                    self.fetched
+                        .borrow_mut()
+                        .insert((env.to_string(), name.clone()), v.clone());
+                }
+                fresh.insert(name, result);
+            }
+        }
+        let fetched = self.fetched.borrow();
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let result = match fresh.remove(&n) {
+                    Some(r) => r,
+                    None => Ok(fetched
+                        .get(&(env.to_string(), n.clone()))
+                        .cloned()
+                        .flatten()),
+                };
+                (n, result)
+            })
+            .collect())
+    }
+
+    /// Every variable of `env` (or only those named), stopping at the first problem. Values
+    /// come back in name order; optional variables that are missing are left out.
+    pub(crate) fn values(
+        &self,
+        env: &str,
+        only: &[String],
+    ) -> Result<Vec<(String, SecretValue)>, Error> {
+        let mut out = Vec::new();
+        for (name, result) in self.each(env, only)? {
+            if let Some(v) = result? {
+                out.push((name, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Resolver::values`], each with whether it is a secret (a store reference) rather
+    /// than a literal declared non-secret: what `run` needs for the child's environment and for
+    /// `--mask-output`, and what `scan --env` hunts for.
+    pub(crate) fn marked(
+        &self,
+        env: &str,
+        only: &[String],
+    ) -> Result<Vec<(String, SecretValue, bool)>, Error> {
+        let literals: Vec<String> = entries(self.loaded, env, only)?
+            .into_iter()
+            .filter(|e| matches!(e.origin, Origin::Literal(_)))
+            .map(|e| e.name)
+            .collect();
+        Ok(self
+            .values(env, only)?
+            .into_iter()
+            .map(|(k, v)| {
+                let secret = !literals.contains(&k);
+                (k, v, secret)
+            })
+            .collect())
+    }
+
+    /// A value written in a plan: `secret:NAME` is the variable `NAME` of `secrets:` resolved
+    /// in `env`; anything else is taken as written. `what` names the field for errors.
+    pub(crate) fn setting(
+        &self,
+        env: Option<&str>,
+        text: &str,
+        what: &str,
+    ) -> Result<SecretValue, Error> {
+        let Some(name) = text.strip_prefix("secret:") else {
+            return Ok(SecretValue::new(text.to_string()));
+        };
+        let env = env.ok_or_else(|| {
+            Error::Usage(format!(
+                "{what}: `secret:{name}` needs an environment; add `env:` beside it"
+            ))
+        })?;
+        self.values(env, &[name.to_string()])?
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{what}: variable `{name}` has no value in environment `{env}`"
+                ))
+            })
+    }
 }
 
-/// Resolve every variable of `env` separately, so that every problem can be reported. The outer
-/// error is about the environment itself (unknown environment, unknown `--only` name).
-pub(crate) fn resolve_each(
+/// Fetch every variable of `env` (or only those named) from its store, separately, so that every
+/// problem can be reported; each store is read once. The outer error is about the environment
+/// itself (unknown environment, unknown `--only` name). [`Resolver`] calls this for what a
+/// command has not fetched yet.
+fn fetch_each(
     loaded: &Loaded,
     env: &str,
     only: &[String],
@@ -361,6 +417,9 @@ pub(crate) fn resolve_each(
         (Some(a), false) => a.fetch(&aws_wanted)?,
         _ => Default::default(),
     };
+    // The age store and the SOPS identity, looked up once for every reference.
+    let age = age_store(loaded, env)?;
+    let sops_id = sops_identity(loaded, env)?;
     // SOPS: each file decrypted (and its MAC verified) once.
     let mut sops_files: BTreeMap<String, Result<super::sops::Leaves, String>> = BTreeMap::new();
     let mut out = Vec::new();
@@ -380,7 +439,7 @@ pub(crate) fn resolve_each(
             Ref::Env { var } => Ok(std::env::var(format!("{env_prefix}{var}"))
                 .ok()
                 .map(SecretValue::new)),
-            Ref::Age { key } => match age_store(loaded, env)? {
+            Ref::Age { key } => match &age {
                 None => Err(Error::Usage(format!(
                     "environment `{env}`, variable `{}` ({shown}): age:// refs need `secrets: {{ provider: age, file: … }}` on the environment",
                     e.name
@@ -453,7 +512,7 @@ pub(crate) fn resolve_each(
                     ))),
                 }
             }
-            Ref::Sops { file, path } => match sops_identity(loaded, env)? {
+            Ref::Sops { file, path } => match &sops_id {
                 None => Err(Error::Usage(format!(
                     "environment `{env}`, variable `{}` ({shown}): sops:// refs need `secrets: {{ provider: sops }}` on the environment",
                     e.name
@@ -461,7 +520,7 @@ pub(crate) fn resolve_each(
                 Some(identity) => {
                     let leaves = sops_files
                         .entry(file.clone())
-                        .or_insert_with(|| super::sops::read(&loaded.relative(file), &identity));
+                        .or_insert_with(|| super::sops::read(&loaded.relative(file), identity));
                     match leaves {
                         Ok(l) => match l.get(path) {
                             Some(v) => Ok(Some(v.clone())),
