@@ -116,28 +116,6 @@ fn adopt_and_drop_the_original(env: &Env) -> Duration {
     took
 }
 
-/// Wait until rows are streaming into the loading database.
-fn wait_for_copy(env: &Env, child: &mut Child) {
-    let started = Instant::now();
-    loop {
-        let n = env.dst.psql(
-            "postgres",
-            "select count(*) from pg_stat_activity where datname = 'staging_sluice_new' and query ilike 'copy%'",
-        );
-        if n != "0" {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("sluice ended before the load was under way: {status}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the load never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Send signal `name` (`TERM`, `INT`) to a process this test started.
 fn signal(child: &Child, name: &str) -> bool {
     Command::new("kill")
@@ -327,7 +305,7 @@ impl Drop for Storm {
 fn sigterm_drops_the_unfinished_copy_and_exits_143() {
     let env = Env::new(BIG, BIG_MASKING);
     let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
-    wait_for_copy(&env, &mut child);
+    env.wait_for_copy(&mut child);
     assert!(signal(&child, "TERM"), "cannot send SIGTERM to sluice");
     let run = wait_run(child, Duration::from_secs(60));
     assert_eq!(run.code, 143, "{}\n{}", run.stdout, run.stderr);
@@ -362,7 +340,7 @@ fn sigterm_drops_the_unfinished_copy_and_exits_143() {
 fn sigint_twice_exits_130_and_the_next_run_cleans_up() {
     let env = Env::new(BIG, BIG_MASKING);
     let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
-    wait_for_copy(&env, &mut child);
+    env.wait_for_copy(&mut child);
     assert!(signal(&child, "INT"), "cannot send SIGINT to sluice");
     // The impatient second Ctrl-C: exits at once, or finds the clean-up already done.
     std::thread::sleep(Duration::from_millis(30));
@@ -379,17 +357,7 @@ fn sigint_twice_exits_130_and_the_next_run_cleans_up() {
         "{left}"
     );
 
-    let again = env.sluice(&["refresh", "nightly", "--adopt"]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(databases(&env), "staging,staging_prev");
-    assert_eq!(
-        env.dst.psql("staging", "select count(*) from big"),
-        BIG_ROWS
-    );
-    assert_eq!(
-        env.dst.psql("staging_prev", "select what from marker"),
-        "before"
-    );
+    next_run_adopts_and_copies_all(&env);
 }
 
 #[test]
@@ -537,7 +505,7 @@ fn random_kills_never_leave_staging_missing_or_closed() {
 fn concurrent_refreshes_are_refused() {
     let env = Env::new(BIG, BIG_MASKING);
     let mut first = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
-    wait_for_copy(&env, &mut first);
+    env.wait_for_copy(&mut first);
     let second = env.sluice(&["refresh", "nightly", "--adopt"]);
     assert_eq!(second.code, 3, "{}\n{}", second.stdout, second.stderr);
     assert!(
@@ -644,7 +612,7 @@ fn writes_to_the_source_during_a_refresh_keep_pgbench_balances_consistent() {
 fn the_source_stopping_mid_copy_leaves_staging_untouched() {
     let env = Env::new(BIG, BIG_MASKING);
     let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
-    wait_for_copy(&env, &mut child);
+    env.wait_for_copy(&mut child);
     env.src.stop();
     let run = wait_run(child, Duration::from_secs(120));
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
@@ -653,17 +621,7 @@ fn the_source_stopping_mid_copy_leaves_staging_untouched() {
     assert_eq!(open(&env, "staging"), Some(true));
     env.src.restart();
 
-    let again = env.sluice(&["refresh", "nightly", "--adopt"]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(databases(&env), "staging,staging_prev");
-    assert_eq!(
-        env.dst.psql("staging", "select count(*) from big"),
-        BIG_ROWS
-    );
-    assert_eq!(
-        env.dst.psql("staging_prev", "select what from marker"),
-        "before"
-    );
+    next_run_adopts_and_copies_all(&env);
 }
 
 #[test]
@@ -696,5 +654,20 @@ fn a_connection_storm_does_not_stop_the_swap() {
     assert_eq!(
         env.dst.psql("staging", "select count(*) from items"),
         SMALL_ROWS
+    );
+}
+
+/// The next run adopts the hand-made `staging` (kept as `staging_prev`) and copies every row.
+fn next_run_adopts_and_copies_all(env: &Env) {
+    let again = env.sluice(&["refresh", "nightly", "--adopt"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(databases(env), "staging,staging_prev");
+    assert_eq!(
+        env.dst.psql("staging", "select count(*) from big"),
+        BIG_ROWS
+    );
+    assert_eq!(
+        env.dst.psql("staging_prev", "select what from marker"),
+        "before"
     );
 }

@@ -109,12 +109,19 @@ refresh:
     }
 
     /// Wait until rows are streaming into the loading database.
-    fn wait_for_copy(&self, child: &mut std::process::Child) {
+    pub(crate) fn wait_for_copy(&self, child: &mut std::process::Child) {
+        self.wait_for_copy_into("staging_sluice_new", child);
+    }
+
+    /// Wait until rows are streaming into database `db` of the target.
+    pub(crate) fn wait_for_copy_into(&self, db: &str, child: &mut std::process::Child) {
         let started = Instant::now();
         loop {
             let n = self.dst.psql(
                 "postgres",
-                "select count(*) from pg_stat_activity where datname = 'staging_sluice_new' and query ilike 'copy%'",
+                &format!(
+                    "select count(*) from pg_stat_activity where datname = '{db}' and query ilike 'copy%'"
+                ),
             );
             if n != "0" {
                 return;

@@ -3,11 +3,8 @@
 //! make is replaced only with `--adopt` and never dropped; weak masking keys, role timeouts,
 //! Unix sockets and too-short columns are handled before anything is lost.
 
-use std::time::{Duration, Instant};
-
 use crate::refresh::{Env, KEY, PASSWORD};
 use crate::support::pg::PgCluster;
-use crate::support::sluice_bin;
 
 const SMALL: &str = "create table t (id int primary key, email text);
   insert into t select i, 'u' || i || '@corp.example' from generate_series(1, 500) i;";
@@ -281,19 +278,8 @@ fn a_session_the_server_ends_is_reported_with_its_reason() {
          insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 400000) i;",
         "      columns:\n        big.id: keep\n        big.note: keep",
     );
-    let child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
-    let started = Instant::now();
-    loop {
-        let n = env.dst.psql(
-            "postgres",
-            "select count(*) from pg_stat_activity where datname = 'staging_sluice_new' and query ilike 'copy%'",
-        );
-        if n != "0" {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
+    env.wait_for_copy(&mut child);
     env.src.psql(
         "postgres",
         "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'app' and pid <> pg_backend_pid()",
@@ -359,35 +345,8 @@ fn a_transform_that_cannot_fit_the_column_is_refused_at_plan_time() {
 
 /// Start `env up NAME`, wait until its rows stream into `NAME_sluice_new`, then SIGKILL it.
 fn kill_env_up(env: &Env, name: &str) {
-    let mut child = std::process::Command::new(sluice_bin());
-    child
-        .current_dir(env.dir.path())
-        .args(["env", "up", name, "--plan", "nightly", "--from", "stream"])
-        .env("HOME", env.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (k, v) in env.vars() {
-        child.env(k, v);
-    }
-    let mut child = child.spawn().unwrap();
-    let started = Instant::now();
-    loop {
-        let n = env.dst.psql(
-            "postgres",
-            &format!(
-                "select count(*) from pg_stat_activity where datname = '{name}_sluice_new' and query ilike 'copy%'"
-            ),
-        );
-        if n != "0" {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "env up ended before its copy began"
-        );
-        assert!(started.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = env.spawn(&["env", "up", name, "--plan", "nightly", "--from", "stream"]);
+    env.wait_for_copy_into(&format!("{name}_sluice_new"), &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
