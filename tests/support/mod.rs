@@ -4,6 +4,7 @@
 
 pub(crate) mod moto;
 pub(crate) mod pg;
+pub(crate) mod refresh;
 pub(crate) mod vault;
 
 use std::path::{Path, PathBuf};
