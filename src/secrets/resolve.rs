@@ -131,84 +131,97 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
     Ok(out)
 }
 
-/// The age store of an environment, if it has one.
+/// An environment's secret store, built once from its configuration (see [`Resolver`]): where
+/// every reference of the environment is fetched from.
+#[derive(Debug, Clone)]
+pub(crate) enum Provider {
+    /// `provider: age`, an encrypted local file.
+    Age(AgeStore),
+    /// `provider: sops`: files named by each reference, decrypted with this identity.
+    Sops(AgeStore),
+    /// `provider: vault` (or OpenBao).
+    Vault(VaultStore),
+    /// `provider: aws`, Secrets Manager.
+    Aws(AwsStore),
+    /// `provider: env`, the process environment, names prefixed.
+    Env {
+        /// Prefix of every variable name.
+        prefix: String,
+    },
+    /// No store: only literals resolve.
+    None,
+}
+
+impl Provider {
+    /// The store of `env` as its configuration declares it.
+    pub(crate) fn of(loaded: &Loaded, env: &str) -> Result<Provider, Error> {
+        let identity = |i: &Option<String>| i.as_deref().map(|i| loaded.relative(i));
+        Ok(match &environment(loaded, env)?.secrets {
+            Some(Store::Age {
+                file,
+                identity: id,
+                recipients,
+            }) => Provider::Age(AgeStore {
+                env: env.to_string(),
+                file: loaded.relative(file),
+                identity: identity(id),
+                recipients: recipients.clone(),
+            }),
+            Some(Store::Sops { identity: id }) => Provider::Sops(AgeStore {
+                env: env.to_string(),
+                file: loaded.path.clone(),
+                identity: identity(id),
+                recipients: Vec::new(),
+            }),
+            Some(Store::Aws {
+                region,
+                prefix,
+                profile,
+                endpoint,
+                timeout_seconds,
+            }) => Provider::Aws(AwsStore {
+                env: env.to_string(),
+                region: region.clone(),
+                prefix: prefix.clone(),
+                profile: profile.clone(),
+                endpoint: endpoint.clone(),
+                timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
+            }),
+            Some(Store::Vault {
+                address,
+                mount,
+                prefix,
+                kv_version,
+                namespace,
+                auth,
+                timeout_seconds,
+            }) => Provider::Vault(VaultStore {
+                env: env.to_string(),
+                address: address.clone(),
+                mount: mount.clone(),
+                prefix: prefix.clone(),
+                kv_version: *kv_version,
+                namespace: namespace.clone(),
+                auth: auth.clone(),
+                timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
+                base: loaded
+                    .path
+                    .parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default(),
+            }),
+            Some(Store::Env { prefix }) => Provider::Env {
+                prefix: prefix.clone().unwrap_or_default(),
+            },
+            None => Provider::None,
+        })
+    }
+}
+
+/// The age store of an environment, if it has one (`secrets set`, `secrets init`).
 pub(crate) fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
-    Ok(match &environment(loaded, env)?.secrets {
-        Some(Store::Age {
-            file,
-            identity,
-            recipients,
-        }) => Some(AgeStore {
-            env: env.to_string(),
-            file: loaded.relative(file),
-            identity: identity.as_deref().map(|i| loaded.relative(i)),
-            recipients: recipients.clone(),
-        }),
-        _ => None,
-    })
-}
-
-/// The identity settings of an environment with `provider: sops`, as an age store
-/// configuration (only its identity is used).
-fn sops_identity(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
-    Ok(match &environment(loaded, env)?.secrets {
-        Some(Store::Sops { identity }) => Some(AgeStore {
-            env: env.to_string(),
-            file: loaded.path.clone(),
-            identity: identity.as_deref().map(|i| loaded.relative(i)),
-            recipients: Vec::new(),
-        }),
-        _ => None,
-    })
-}
-
-/// The AWS store of an environment, if it has one.
-pub(crate) fn aws_store(loaded: &Loaded, env: &str) -> Result<Option<AwsStore>, Error> {
-    Ok(match &environment(loaded, env)?.secrets {
-        Some(Store::Aws {
-            region,
-            prefix,
-            profile,
-            endpoint,
-            timeout_seconds,
-        }) => Some(AwsStore {
-            env: env.to_string(),
-            region: region.clone(),
-            prefix: prefix.clone(),
-            profile: profile.clone(),
-            endpoint: endpoint.clone(),
-            timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
-        }),
-        _ => None,
-    })
-}
-
-/// The Vault store of an environment, if it has one.
-pub(crate) fn vault_store(loaded: &Loaded, env: &str) -> Result<Option<VaultStore>, Error> {
-    Ok(match &environment(loaded, env)?.secrets {
-        Some(Store::Vault {
-            address,
-            mount,
-            prefix,
-            kv_version,
-            namespace,
-            auth,
-            timeout_seconds,
-        }) => Some(VaultStore {
-            env: env.to_string(),
-            address: address.clone(),
-            mount: mount.clone(),
-            prefix: prefix.clone(),
-            kv_version: *kv_version,
-            namespace: namespace.clone(),
-            auth: auth.clone(),
-            timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
-            base: loaded
-                .path
-                .parent()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_default(),
-        }),
+    Ok(match Provider::of(loaded, env)? {
+        Provider::Age(store) => Some(store),
         _ => None,
     })
 }
@@ -223,6 +236,7 @@ pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 /// Vault session is kept for the process), a single-use credential serves the whole command.
 pub(crate) struct Resolver<'a> {
     loaded: &'a Loaded,
+    providers: std::cell::RefCell<BTreeMap<String, std::rc::Rc<Provider>>>,
     fetched: std::cell::RefCell<BTreeMap<(String, String), Option<SecretValue>>>,
 }
 
@@ -231,8 +245,21 @@ impl<'a> Resolver<'a> {
     pub(crate) fn new(loaded: &'a Loaded) -> Resolver<'a> {
         Resolver {
             loaded,
+            providers: std::cell::RefCell::new(BTreeMap::new()),
             fetched: std::cell::RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The store of `env`, built on first use.
+    fn provider(&self, env: &str) -> Result<std::rc::Rc<Provider>, Error> {
+        if let Some(p) = self.providers.borrow().get(env) {
+            return Ok(p.clone());
+        }
+        let p = std::rc::Rc::new(Provider::of(self.loaded, env)?);
+        self.providers
+            .borrow_mut()
+            .insert(env.to_string(), p.clone());
+        Ok(p)
     }
 
     /// The configuration it resolves.
@@ -262,7 +289,8 @@ impl<'a> Resolver<'a> {
         };
         let mut fresh: BTreeMap<String, Resolution> = BTreeMap::new();
         if !missing.is_empty() {
-            for (name, result) in fetch_each(self.loaded, env, &missing)? {
+            let provider = self.provider(env)?;
+            for (name, result) in fetch_each(self.loaded, env, &missing, &provider)? {
                 if let Ok(v) = &result {
                     self.fetched
                         .borrow_mut()
@@ -362,17 +390,20 @@ fn fetch_each(
     loaded: &Loaded,
     env: &str,
     only: &[String],
+    provider: &Provider,
 ) -> Result<Vec<(String, Resolution)>, Error> {
     let entries = entries(loaded, env, only)?;
-    let store = &environment(loaded, env)?.secrets;
-    let env_prefix = match store {
-        Some(Store::Env { prefix }) => prefix.clone().unwrap_or_default(),
+    let env_prefix = match provider {
+        Provider::Env { prefix } => prefix.clone(),
         _ => String::new(),
     };
     // One read per store, however many variables point into it.
     let mut age_map: Option<Result<BTreeMap<String, SecretValue>, String>> = None;
     // Vault: every distinct (path, version) read once, concurrently, before anything else.
-    let vault = vault_store(loaded, env)?;
+    let vault = match provider {
+        Provider::Vault(v) => Some(v),
+        _ => None,
+    };
     let mut wanted: Vec<(String, Option<u64>)> = entries
         .iter()
         .filter_map(|e| match &e.origin {
@@ -390,7 +421,10 @@ fn fetch_each(
         _ => Default::default(),
     };
     // AWS: every distinct (name, stage, version) fetched once, concurrently.
-    let aws = aws_store(loaded, env)?;
+    let aws = match provider {
+        Provider::Aws(a) => Some(a),
+        _ => None,
+    };
     let mut aws_wanted: Vec<Wanted> = entries
         .iter()
         .filter_map(|e| match &e.origin {
@@ -417,9 +451,11 @@ fn fetch_each(
         (Some(a), false) => a.fetch(&aws_wanted)?,
         _ => Default::default(),
     };
-    // The age store and the SOPS identity, looked up once for every reference.
-    let age = age_store(loaded, env)?;
-    let sops_id = sops_identity(loaded, env)?;
+    let (age, sops_id) = match provider {
+        Provider::Age(a) => (Some(a), None),
+        Provider::Sops(i) => (None, Some(i)),
+        _ => (None, None),
+    };
     // SOPS: each file decrypted (and its MAC verified) once.
     let mut sops_files: BTreeMap<String, Result<super::sops::Leaves, String>> = BTreeMap::new();
     let mut out = Vec::new();
