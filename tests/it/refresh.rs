@@ -480,9 +480,9 @@ fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
     );
 }
 
-const BIG: &str = "create table big (id int primary key, email text, note text);
+pub(crate) const BIG: &str = "create table big (id int primary key, email text, note text);
   insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 400000) i;";
-const BIG_MASKING: &str = "      columns:\n        big.id: keep\n        big.note: keep";
+pub(crate) const BIG_MASKING: &str = "      columns:\n        big.id: keep\n        big.note: keep";
 
 #[test]
 fn a_killed_refresh_leaves_staging_untouched_and_the_next_run_cleans_up() {

@@ -3,7 +3,7 @@
 //! make is replaced only with `--adopt` and never dropped; weak masking keys, role timeouts,
 //! Unix sockets and too-short columns are handled before anything is lost.
 
-use crate::refresh::{Env, KEY, PASSWORD};
+use crate::refresh::{BIG, BIG_MASKING, Env, KEY, PASSWORD};
 use crate::support::pg::PgCluster;
 
 const SMALL: &str = "create table t (id int primary key, email text);
@@ -245,11 +245,7 @@ fn weak_masking_keys_are_refused_without_showing_them() {
 
 #[test]
 fn timeouts_set_on_the_source_role_do_not_break_the_copy() {
-    let env = Env::new(
-        "create table big (id int primary key, email text, note text);
-         insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 300000) i;",
-        "      columns:\n        big.id: keep\n        big.note: keep",
-    );
+    let env = Env::new(BIG, BIG_MASKING);
     env.src.psql(
         "postgres",
         "create role reader login superuser;
@@ -267,17 +263,13 @@ fn timeouts_set_on_the_source_role_do_not_break_the_copy() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         env.dst.psql("staging", "select count(*) from big"),
-        "300000"
+        "400000"
     );
 }
 
 #[test]
 fn a_session_the_server_ends_is_reported_with_its_reason() {
-    let env = Env::new(
-        "create table big (id int primary key, email text, note text);
-         insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 400000) i;",
-        "      columns:\n        big.id: keep\n        big.note: keep",
-    );
+    let env = Env::new(BIG, BIG_MASKING);
     let mut child = env.spawn(&["refresh", "nightly", "--adopt", "--jobs", "1"]);
     env.wait_for_copy(&mut child);
     env.src.psql(
@@ -357,11 +349,7 @@ fn kill_env_up(env: &Env, name: &str) {
 
 #[test]
 fn what_an_interrupted_env_up_leaves_is_removed_by_down_and_by_gc() {
-    let env = Env::new(
-        "create table big (id int primary key, email text, note text);
-         insert into big select i, 'user' || i || '@corp.example', repeat('n', 200) from generate_series(1, 300000) i;",
-        "      columns:\n        big.id: keep\n        big.note: keep",
-    );
+    let env = Env::new(BIG, BIG_MASKING);
     kill_env_up(&env, "pr-7");
     let down = env.sluice(&["env", "down", "pr-7"]);
     assert_eq!(down.code, 0, "{}", down.stderr);
