@@ -19,6 +19,7 @@ mod safety;
 mod sarif;
 mod scan;
 mod scan_corpus;
+mod schemas;
 mod secrets;
 mod sops;
 mod stream;

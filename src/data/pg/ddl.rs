@@ -8,6 +8,10 @@
 pub(crate) enum Phase {
     /// Indexes and primary/unique/check/exclusion constraints: independent, run in parallel.
     Build,
+    /// Partition indexes attached to their partitioned parent's index (`INDEX ATTACH`), in dump
+    /// order: a parent's unique index becomes valid only once every partition's is attached, and
+    /// a foreign key into a partitioned table needs it valid.
+    Attach,
     /// Foreign keys: after every index they may need, one at a time (each locks two tables).
     ForeignKeys,
     /// Everything else (triggers, index attachments, rules, policies…), in dump order.
@@ -19,6 +23,8 @@ pub(crate) enum Phase {
 pub(crate) struct Entry {
     /// pg_dump's `Type:` (`INDEX`, `CONSTRAINT`, `FK CONSTRAINT`, `TRIGGER`, …).
     pub kind: String,
+    /// pg_dump's `Name:` and `Schema:` (`public.orders orders_pkey`), for messages.
+    pub name: String,
     /// When it may run.
     pub phase: Phase,
     /// `SET …` statements in force before it.
@@ -30,6 +36,7 @@ pub(crate) struct Entry {
 fn phase_of(kind: &str) -> Phase {
     match kind {
         "INDEX" | "CONSTRAINT" => Phase::Build,
+        "INDEX ATTACH" => Phase::Attach,
         "FK CONSTRAINT" => Phase::ForeignKeys,
         _ => Phase::Rest,
     }
@@ -52,9 +59,21 @@ pub(crate) fn split(script: &str) -> Vec<Entry> {
                 .and_then(|r| r.split("; Schema:").next())
                 .unwrap_or("")
                 .to_string();
+            let object = header.split("; Type: ").next().unwrap_or("");
+            let schema = header
+                .split("; Schema: ")
+                .nth(1)
+                .and_then(|r| r.split("; Owner:").next())
+                .filter(|s| *s != "-")
+                .unwrap_or("");
             current = Some(Entry {
                 phase: phase_of(&kind),
                 kind,
+                name: if schema.is_empty() {
+                    object.to_string()
+                } else {
+                    format!("{schema}.{object}")
+                },
                 settings: settings.clone(),
                 sql: String::new(),
             });

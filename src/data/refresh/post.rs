@@ -157,14 +157,24 @@ pub(crate) async fn run_entry(
         in_force.clone_from(&e.settings);
     }
     client.batch_execute(&e.sql).await.map_err(|err| {
-        let first = e.sql.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-        let first: String = first.chars().take(160).collect();
-        pg_error(&format!("post-data {} `{first}`", e.kind), err)
+        // The whole statement: schema text holds no row data, and a cut one hides which part
+        // failed.
+        let sql = e.sql.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        pg_error(
+            &format!(
+                "building post-data {} {} (statement: {})",
+                e.kind,
+                e.name,
+                sql.trim()
+            ),
+            err,
+        )
     })
 }
 
-/// Indexes and constraints on `jobs` connections at once, then foreign keys one by one, then
-/// the rest in dump order (what `pg_restore --jobs` does, from the same pg_dump output).
+/// Indexes and constraints on `jobs` connections at once, then partition index attachments,
+/// then foreign keys one by one, then the rest in dump order (what `pg_restore --jobs` does,
+/// from the same pg_dump output).
 pub(crate) async fn post_data(
     cfg: &Endpoint,
     entries: &[crate::data::pg::ddl::Entry],
@@ -195,7 +205,7 @@ pub(crate) async fn post_data(
     join_workers(handles, "post-data").await?;
     let client = connect(cfg, "the new target database").await?;
     let mut in_force = String::new();
-    for phase in [Phase::ForeignKeys, Phase::Rest] {
+    for phase in [Phase::Attach, Phase::ForeignKeys, Phase::Rest] {
         for e in entries.iter().filter(|e| e.phase == phase) {
             run_entry(&client, &mut in_force, e).await?;
         }
