@@ -120,34 +120,52 @@ fn plain(s: &str) -> Value {
 }
 
 enum Frame {
-    Seq(Node, usize),
-    Map(Node, usize, Option<Node>),
+    /// A sequence being read, its anchor, and how many values it holds so far (itself included).
+    Seq(Node, usize, usize),
+    /// A mapping being read, its anchor, a key waiting for its value, and its size so far.
+    Map(Node, usize, Option<Node>, usize),
 }
+
+/// Values a document may hold once its aliases are expanded: an alias copies its anchor's whole
+/// value, so a few hundred bytes of nested aliases can stand for billions of values (an alias
+/// bomb). Real configs stay far below this.
+const MAX_VALUES: usize = 1_000_000;
+
+/// How deep collections may nest.
+const MAX_DEPTH: usize = 128;
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     documents: usize,
+    /// Values built so far, aliases counted by what they expand to.
+    values: usize,
+    /// Why the document was refused (too many values, too deep), with where.
+    refused: Option<(String, usize, usize)>,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node) {
+    fn push_value(&mut self, node: Node, size: usize) {
         match self.stack.last_mut() {
-            Some(Frame::Seq(n, _)) => {
+            Some(Frame::Seq(n, _, total)) => {
+                *total += size;
                 if let Value::Seq(items) = &mut n.value {
                     items.push(node);
                 }
             }
-            Some(Frame::Map(n, _, key)) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => {
-                    if let Value::Map(entries) = &mut n.value {
-                        entries.push((k, node));
+            Some(Frame::Map(n, _, key, total)) => {
+                *total += size;
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => {
+                        if let Value::Map(entries) = &mut n.value {
+                            entries.push((k, node));
+                        }
                     }
                 }
-            },
+            }
             None => {
                 if self.root.is_none() {
                     self.root = Some(node);
@@ -155,14 +173,35 @@ impl Builder {
             }
         }
     }
+
+    /// Count `size` more values; false (and the document refused) past the limit.
+    fn grow(&mut self, size: usize, line: usize, col: usize) -> bool {
+        self.values = self.values.saturating_add(size);
+        if self.values > MAX_VALUES && self.refused.is_none() {
+            self.refused = Some((
+                format!(
+                    "the document expands to more than {MAX_VALUES} values (YAML aliases copy their anchor's whole value; nested aliases multiply); write the values out or use fewer aliases"
+                ),
+                line,
+                col,
+            ));
+        }
+        self.refused.is_none()
+    }
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let (line, col) = (mark.line(), mark.col() + 1);
+        if self.refused.is_some() {
+            return;
+        }
         match ev {
             Event::DocumentStart => self.documents += 1,
             Event::Scalar(text, style, anchor, _tag) => {
+                if !self.grow(1, line, col) {
+                    return;
+                }
                 let value = if style == TScalarStyle::Plain {
                     plain(&text)
                 } else {
@@ -170,41 +209,61 @@ impl MarkedEventReceiver for Builder {
                 };
                 let node = Node { value, line, col };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), 1));
                 }
-                self.push_value(node);
+                self.push_value(node, 1);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Value::Null,
-                    line,
-                    col,
-                });
-                self.push_value(node);
+                let (node, size) = self.anchors.get(&id).cloned().unwrap_or((
+                    Node {
+                        value: Value::Null,
+                        line,
+                        col,
+                    },
+                    1,
+                ));
+                // Counted before the copy is made: the copy is what would not fit.
+                if !self.grow(size, line, col) {
+                    return;
+                }
+                self.push_value(node, size);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(
-                Node {
-                    value: Value::Seq(Vec::new()),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.stack.len() >= MAX_DEPTH {
+                    self.refused = Some((
+                        format!(
+                            "collections nest more than {MAX_DEPTH} levels deep; flatten the file"
+                        ),
+                        line,
+                        col,
+                    ));
+                    return;
+                }
+                if !self.grow(1, line, col) {
+                    return;
+                }
+                let map = matches!(ev, Event::MappingStart(..));
+                let node = Node {
+                    value: if map {
+                        Value::Map(Vec::new())
+                    } else {
+                        Value::Seq(Vec::new())
+                    },
                     line,
                     col,
-                },
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(
-                Node {
-                    value: Value::Map(Vec::new()),
-                    line,
-                    col,
-                },
-                anchor,
-                None,
-            )),
+                };
+                self.stack.push(if map {
+                    Frame::Map(node, anchor, None, 1)
+                } else {
+                    Frame::Seq(node, anchor, 1)
+                });
+            }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some(Frame::Seq(n, a) | Frame::Map(n, a, _)) = self.stack.pop() {
+                if let Some(Frame::Seq(n, a, size) | Frame::Map(n, a, _, size)) = self.stack.pop() {
                     if a > 0 {
-                        self.anchors.insert(a, n.clone());
+                        self.anchors.insert(a, (n.clone(), size));
                     }
-                    self.push_value(n);
+                    self.push_value(n, size);
                 }
             }
             _ => {}
@@ -225,6 +284,9 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Node, Problem> {
                 e.info()
             ),
         ));
+    }
+    if let Some((why, line, col)) = b.refused {
+        return Err(Problem::new(Location::at(file, line, col), why));
     }
     if b.documents > 1 {
         return Err(Problem::new(
@@ -310,6 +372,29 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_quickly() {
+        // Each level holds nine copies of the one before: 9^9 values from a few hundred bytes.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(text.len() < 600, "{}", text.len());
+        let e = parse("bomb.yaml", &text).unwrap_err();
+        assert!(e.message.contains("expands to more than"), "{}", e.message);
+        assert!(e.at.line > 1, "{e}");
+        // A few aliases are fine.
+        let ok = parse("ok.yaml", "base: &b { x: 1 }\none: *b\ntwo: *b\n").unwrap();
+        assert!(matches!(ok.value, Value::Map(ref m) if m.len() == 3));
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let e = parse("deep.yaml", &deep).unwrap_err();
+        assert!(e.message.contains("nest more than"), "{}", e.message);
+    }
+
     use super::*;
 
     #[test]

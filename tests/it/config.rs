@@ -109,3 +109,25 @@ fn schemas_are_fresh() {
         );
     }
 }
+
+/// A sluice.yaml of a few hundred bytes whose nested aliases stand for 9^9 values is refused
+/// at the alias that crosses the limit, instead of expanding into gigabytes.
+#[test]
+fn a_yaml_alias_bomb_is_refused_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("version: 1\nx0: &x0 [a, a, a, a, a, a, a, a, a]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"
+        ));
+    }
+    write(dir.path(), "sluice.yaml", &text);
+    let r = sluice(dir.path(), &["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sluice.yaml:") && r.stderr.contains("expands to more than"),
+        "{}",
+        r.stderr
+    );
+}
