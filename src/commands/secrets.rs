@@ -194,6 +194,7 @@ pub(crate) fn export(
     let loaded = require_config(explicit, cwd)?;
     let values = resolve::Resolver::new(&loaded).values(&args.env, &args.only)?;
     let name = args.name.unwrap_or_else(|| format!("{}-secrets", args.env));
+    inject::check_export(args.format, &values, &name)?;
     let mut text = zeroize::Zeroizing::new(Vec::new());
     inject::export(&mut *text, args.format, &values, &name)?;
     match &args.output {

@@ -363,6 +363,15 @@ fn str_of(node: Option<&yaml::Node>) -> Option<&str> {
     }
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`: a name every shell, `env` and Kubernetes accept as a variable.
+pub(crate) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn entries(node: &yaml::Node) -> &[(yaml::Node, yaml::Node)] {
     match &node.value {
         yaml::Value::Map(e) => e,
@@ -442,8 +451,19 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
     };
     // SOPS files are named by the ref itself: a protected environment's files are its own.
     let mut sops_uses: Vec<(String, String, &yaml::Node)> = Vec::new();
-    for (var, spec) in entries(secrets) {
-        let var = var.key_text();
+    for (var_node, spec) in entries(secrets) {
+        let var = var_node.key_text();
+        if !is_env_name(&var) {
+            // It becomes an environment variable and a line of `export --format shell`, which
+            // is eval'd: `$(…)` in a name would run.
+            problems.push(Problem::new(
+                var_node.at(file),
+                format!(
+                    "`secrets.{}`: not a usable environment variable name; use letters, digits and `_`, not starting with a digit (e.g. DATABASE_URL)",
+                    var.escape_debug()
+                ),
+            ));
+        }
         for (env_node, source) in entries(spec) {
             let env = env_node.key_text();
             if !declared.iter().any(|(n, _)| *n == env) {

@@ -22,7 +22,52 @@ pub enum ExportFormat {
     K8sSecret,
 }
 
-/// Render `values` in `format`. `name` is the Kubernetes Secret's name.
+/// Whether `name` is a Kubernetes object name (a DNS-1123 subdomain: lowercase letters, digits,
+/// `-` and `.`, starting and ending with a letter or digit, at most 253 characters).
+fn is_k8s_name(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+}
+
+/// Refuse what an export format cannot carry faithfully, before anything is written: names
+/// that are not variable names (a shell `eval` would run `$(…)` in one), a Kubernetes name that
+/// is not one (a newline in it adds lines to the manifest), and NUL bytes in values of
+/// environment-style formats (no environment variable can hold one). Errors name the variable,
+/// never the value.
+pub(crate) fn check_export(
+    format: ExportFormat,
+    values: &[(String, SecretValue)],
+    name: &str,
+) -> Result<(), Error> {
+    for (k, v) in values {
+        if !crate::config::is_env_name(k) {
+            return Err(Error::Usage(format!(
+                "variable `{}` is not an environment variable name; rename it under `secrets:`",
+                k.escape_debug()
+            )));
+        }
+        if matches!(format, ExportFormat::Dotenv | ExportFormat::Shell) && v.expose().contains('\0')
+        {
+            return Err(Error::Usage(format!(
+                "the value of `{k}` holds a NUL byte, which no environment variable can carry; use --format json or k8s-secret"
+            )));
+        }
+    }
+    if format == ExportFormat::K8sSecret && !is_k8s_name(name) {
+        return Err(Error::Usage(format!(
+            "--name `{}` is not a Kubernetes object name: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// Render `values` in `format`. `name` is the Kubernetes Secret's name. Call [`check_export`]
+/// first.
 pub(crate) fn export(
     out: &mut dyn Write,
     format: ExportFormat,

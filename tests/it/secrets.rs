@@ -904,3 +904,84 @@ secrets:
         r.stderr
     );
 }
+
+/// Variable names become environment variables and lines of `export --format shell` (which is
+/// eval'd), so a name that is not a variable name is refused before anything runs; a Secret's
+/// name cannot add lines to the manifest; a NUL byte cannot pass as an environment value.
+#[test]
+fn hostile_names_and_values_cannot_inject_into_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  dev: { secrets: { provider: env, prefix: DEV_ } }
+secrets:
+  '$(touch pwned)': { dev: { value: x } }
+  GOOD: { dev: { value: ok } }
+",
+    );
+    let check = sluice_with(d, &["check"], None);
+    assert_eq!(check.code, 2, "{}", check.stderr);
+    assert!(
+        check.stderr.contains("sluice.yaml:5:3")
+            && check
+                .stderr
+                .contains("not a usable environment variable name"),
+        "{}",
+        check.stderr
+    );
+    let export = sluice_with(d, &["export", "--env", "dev", "--format", "shell"], None);
+    assert_eq!(export.code, 2, "{}", export.stderr);
+    assert!(export.stdout.is_empty(), "{}", export.stdout);
+    assert!(!d.join("pwned").exists());
+
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  dev: { secrets: { provider: env, prefix: DEV_ } }
+secrets:
+  GOOD: { dev: { value: ok } }
+  NUL: { dev: { value: \"a\\0b\" } }
+",
+    );
+    let k8s = sluice_with(
+        d,
+        &[
+            "export",
+            "--env",
+            "dev",
+            "--only",
+            "GOOD",
+            "--format",
+            "k8s-secret",
+            "--name",
+            "app\n  namespace: kube-system",
+        ],
+        None,
+    );
+    assert_eq!(k8s.code, 2, "{}", k8s.stderr);
+    assert!(
+        k8s.stderr.contains("not a Kubernetes object name"),
+        "{}",
+        k8s.stderr
+    );
+    assert!(!k8s.stdout.contains("kube-system"), "{}", k8s.stdout);
+    for format in ["dotenv", "shell"] {
+        let r = sluice_with(d, &["export", "--env", "dev", "--format", format], None);
+        assert_eq!(r.code, 2, "{format}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("`NUL`") && r.stderr.contains("NUL byte"),
+            "{}",
+            r.stderr
+        );
+    }
+    let json = sluice_with(d, &["export", "--env", "dev", "--format", "json"], None);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed["NUL"], "a\u{0}b");
+}
