@@ -45,7 +45,7 @@ pub(crate) struct Wanted {
 }
 
 /// A fetched secret string, or why not (a message without values).
-pub(crate) type FetchResult = Result<SecretValue, String>;
+pub(crate) type FetchResult = Result<SecretValue, super::Miss>;
 
 fn external(store: &AwsStore, detail: impl Into<String>) -> Error {
     Error::External {
@@ -91,8 +91,10 @@ impl AwsStore {
             .await
             .map_err(|e| {
                 let service = e.as_service_error();
-                match service.and_then(|s| s.code()) {
-                    Some("ResourceNotFoundException") => "not found".to_string(),
+                super::Miss::Failed(match service.and_then(|s| s.code()) {
+                    Some("ResourceNotFoundException") => {
+                        return super::Miss::Absent("not found".to_string());
+                    }
                     Some("AccessDeniedException") => {
                         "access denied: the credentials' policy does not allow this secret"
                             .to_string()
@@ -106,7 +108,7 @@ impl AwsStore {
                             format!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e));
                         text.split_whitespace().collect::<Vec<_>>().join(" ")
                     }
-                }
+                })
             })?;
         if let Some(s) = out.secret_string() {
             return Ok(SecretValue::new(s.to_string()));
@@ -118,7 +120,9 @@ impl AwsStore {
                 Err(_) => base64::engine::general_purpose::STANDARD.encode(bytes),
             }));
         }
-        Err("the secret version holds no value".into())
+        Err(super::Miss::Failed(
+            "the secret version holds no value".into(),
+        ))
     }
 
     /// Fetch every distinct secret once, concurrently.
@@ -146,15 +150,17 @@ impl AwsStore {
 }
 
 /// The value at dotted `path` inside a JSON secret.
-pub(crate) fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, String> {
+pub(crate) fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, super::Miss> {
     let doc: serde_json::Value = serde_json::from_str(secret.expose()).map_err(|_| {
-        format!("`#{path}` asks for a JSON key, but the secret is not a JSON object")
+        super::Miss::Failed(format!(
+            "`#{path}` asks for a JSON key, but the secret is not a JSON object"
+        ))
     })?;
     let mut cur = &doc;
     for part in path.split('.') {
         cur = cur
             .get(part)
-            .ok_or_else(|| format!("the JSON secret has no key `{path}`"))?;
+            .ok_or_else(|| super::Miss::Absent(format!("the JSON secret has no key `{path}`")))?;
     }
     Ok(SecretValue::new(match cur {
         serde_json::Value::String(s) => s.clone(),
@@ -171,9 +177,11 @@ mod tests {
         let s = SecretValue::new(r#"{"url":"pg://x","nested":{"port":5432},"flag":true}"#.into());
         assert_eq!(json_key(&s, "url").unwrap().expose(), "pg://x");
         assert_eq!(json_key(&s, "nested.port").unwrap().expose(), "5432");
-        assert!(json_key(&s, "nope").unwrap_err().contains("no key `nope`"));
+        assert!(
+            matches!(json_key(&s, "nope"), Err(crate::secrets::Miss::Absent(m)) if m.contains("no key `nope`"))
+        );
         let plain = SecretValue::new("not json at all".into());
-        let e = json_key(&plain, "url").unwrap_err();
+        let e = json_key(&plain, "url").unwrap_err().to_string();
         assert!(e.contains("not a JSON object") && !e.contains("not json at all"));
     }
 }

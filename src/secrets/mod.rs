@@ -43,6 +43,25 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// Why a store gave no value for a reference: the secret (path, name, JSON key, SOPS key) is
+/// not there, which an `optional: true` reference skips; or reading failed (denied,
+/// unreachable, undecryptable), which fails even an optional one. Messages hold no values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// Not in the store.
+    Absent(String),
+    /// The store could not be read.
+    Failed(String),
+}
+
+impl fmt::Display for Miss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Miss::Absent(m) | Miss::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use super::SecretValue;
 use super::age_store::AgeStore;
 use super::aws::{AwsStore, Wanted};
 use super::refs::{self, Ref};
 use super::vault::VaultStore;
+use super::{Miss, SecretValue};
 use crate::config::Loaded;
 use crate::config::envs::{Source, Store};
 use crate::error::Error;
@@ -501,6 +501,7 @@ fn fetch_each(
                             format!("the secret has no key `{key}`"),
                         )),
                     },
+                    (Some(_), Some(Err(Miss::Absent(_)))) if optional => Ok(None),
                     (Some(v), Some(Err(msg))) => Err(fail(
                         env,
                         &e.name,
@@ -532,10 +533,13 @@ fn fetch_each(
                 match (&aws, aws_data.get(&w)) {
                     (Some(_), Some(Ok(secret))) => match json_path {
                         None => Ok(Some(secret.clone())),
-                        Some(p) => super::aws::json_key(secret, p)
-                            .map(Some)
-                            .map_err(|m| fail(env, &e.name, &shown, m)),
+                        Some(p) => match super::aws::json_key(secret, p) {
+                            Ok(v) => Ok(Some(v)),
+                            Err(Miss::Absent(_)) if optional => Ok(None),
+                            Err(m) => Err(fail(env, &e.name, &shown, m)),
+                        },
                     },
+                    (Some(_), Some(Err(Miss::Absent(_)))) if optional => Ok(None),
                     (Some(a), Some(Err(msg))) => Err(fail(
                         env,
                         &e.name,
@@ -560,6 +564,7 @@ fn fetch_each(
                     match leaves {
                         Ok(l) => match l.get(path) {
                             Some(v) => Ok(Some(v.clone())),
+                            None if optional => Ok(None),
                             None => Err(fail(
                                 env,
                                 &e.name,

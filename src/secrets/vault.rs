@@ -54,7 +54,7 @@ pub(crate) struct VaultStore {
 pub(crate) type SecretData = BTreeMap<String, SecretValue>;
 
 /// What a read gave: the data, or why not (a message without values).
-pub(crate) type ReadResult = Result<SecretData, String>;
+pub(crate) type ReadResult = Result<SecretData, super::Miss>;
 
 fn external(store: &VaultStore, detail: impl Into<String>) -> Error {
     Error::External {
@@ -290,10 +290,13 @@ impl VaultStore {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(describe(&e)),
+                Err(e @ ClientError::APIError { code: 404, .. }) => {
+                    return Err(super::Miss::Absent(describe(&e)));
+                }
+                Err(e) => return Err(super::Miss::Failed(describe(&e))),
             }
         }
-        Err("gave up after retries".into())
+        Err(super::Miss::Failed("gave up after retries".into()))
     }
 
     /// Read every distinct (path, version) once, concurrently.

@@ -137,3 +137,78 @@ secrets:
         );
     }
 }
+
+/// `optional: true` skips a secret that is not there (a missing secret, a missing JSON key)
+/// and nothing else: a store that cannot be reached still fails, optional or not.
+#[test]
+fn optional_references_skip_what_is_absent_and_nothing_else() {
+    let moto = Moto::start();
+    moto.python("sm.create_secret(Name='prod/db', SecretString=json.dumps({'url': 'pg://db'}))");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |endpoint: &str| {
+        format!(
+            "version: 1
+environments:
+  prod: {{ protected: true, secrets: {{ provider: aws, region: eu-central-1, prefix: prod/, endpoint: '{endpoint}', timeout_seconds: 2 }} }}
+secrets:
+  DB_URL: {{ prod: 'aws://db#url' }}
+  SENTRY_DSN: {{ prod: {{ ref: aws://sentry, optional: true }} }}
+  DB_REPLICA: {{ prod: {{ ref: 'aws://db#replica', optional: true }} }}
+"
+        )
+    };
+    write(d, "sluice.yaml", &config("${MOTO_ENDPOINT}"));
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({ "DB_URL": "pg://db" }));
+    let run = sluice(
+        d,
+        &moto.endpoint,
+        &[
+            "run",
+            "--env",
+            "prod",
+            "--",
+            "sh",
+            "-c",
+            "echo \"${SENTRY_DSN-unset} $DB_URL\"",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "unset pg://db");
+
+    // Not optional: the same absence fails, naming the reference.
+    write(
+        d,
+        "sluice.yaml",
+        &config("${MOTO_ENDPOINT}")
+            .replace("{ ref: aws://sentry, optional: true }", "aws://sentry"),
+    );
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("SENTRY_DSN") && r.stderr.contains("not found"),
+        "{}",
+        r.stderr
+    );
+
+    // Optional, but the store is unreachable: that is not absence.
+    write(d, "sluice.yaml", &config("http://127.0.0.1:1"));
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}

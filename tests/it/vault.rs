@@ -471,3 +471,53 @@ secrets:
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no-such-token"), "{}", r.stderr);
 }
+
+/// `optional: true` skips a Vault path that does not exist (404), and only that: a path the
+/// token may not read (403) still fails.
+#[test]
+fn optional_vault_references_skip_missing_paths_but_not_denied_ones() {
+    let bao = Bao::start();
+    bao.cli(&["kv", "put", "secret/staging/db", "password=pw-sample-1"]);
+    bao.cli(&["kv", "put", "secret/staging/other", "key=k"]);
+    bao.cli_stdin(
+        &["policy", "write", "narrow", "-"],
+        "path \"secret/data/staging/db\" { capabilities = [\"read\"] }\npath \"secret/data/staging/missing\" { capabilities = [\"read\"] }\n",
+    );
+    let token = bao.cli(&["token", "create", "-policy=narrow", "-field=token"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |extra: &str| {
+        format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '${{VAULT_ADDR}}', prefix: staging/, auth: {{ method: token, token_env: T }} }} }}
+secrets:
+  DB: {{ staging: 'vault://db#password' }}
+{extra}"
+        )
+    };
+    let env = [("VAULT_ADDR", bao.addr.as_str()), ("T", token.as_str())];
+    write(
+        d,
+        "sluice.yaml",
+        &config("  GONE: { staging: { ref: 'vault://missing#x', optional: true } }\n"),
+    );
+    let r = sluice(d, &env, &["export", "--env", "staging", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({ "DB": "pw-sample-1" }));
+
+    write(
+        d,
+        "sluice.yaml",
+        &config("  DENIED: { staging: { ref: 'vault://other#key', optional: true } }\n"),
+    );
+    let r = sluice(d, &env, &["export", "--env", "staging", "--format", "json"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("DENIED") && r.stderr.contains("403"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+}
