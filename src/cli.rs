@@ -297,6 +297,14 @@ pub struct RunArgs {
     /// one).
     #[arg(long)]
     pub mask_output: bool,
+    /// Keep the variables sluice authenticated with (an age key or passphrase, a Vault token or
+    /// AppRole secret id) in the command's environment; by default they are taken out.
+    #[arg(long)]
+    pub keep_credentials: bool,
+    /// Start the command with only the resolved secrets and a minimal PATH, HOME, LANG, LC_ALL,
+    /// TERM, TZ and USER, nothing else of sluice's environment.
+    #[arg(long)]
+    pub pristine: bool,
     /// The command and its arguments, after `--`.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

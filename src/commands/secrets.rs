@@ -152,7 +152,13 @@ pub(crate) fn run(
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
-    let resolved = resolve::Resolver::new(&loaded).marked(&args.env, &args.only)?;
+    let secrets = resolve::Resolver::new(&loaded);
+    let resolved = secrets.marked(&args.env, &args.only)?;
+    let remove = if args.keep_credentials {
+        Vec::new()
+    } else {
+        secrets.credential_vars(&args.env)?
+    };
     let values: Vec<(String, SecretValue)> = resolved
         .iter()
         .map(|(k, v, _)| (k.clone(), v.clone()))
@@ -160,7 +166,7 @@ pub(crate) fn run(
     let (vars, kept) = inject::child_env(
         &values,
         inject::RunOptions {
-            override_existing: args.override_existing,
+            override_existing: args.override_existing || args.pristine,
         },
     );
     drop(values);
@@ -169,6 +175,11 @@ pub(crate) fn run(
             "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
         );
     }
+    let env = inject::ChildEnv {
+        set: vars,
+        remove,
+        pristine: args.pristine,
+    };
     if args.mask_output {
         let hidden: Vec<SecretValue> = resolved
             .into_iter()
@@ -177,12 +188,12 @@ pub(crate) fn run(
             .collect();
         return Ok(crate::secrets::supervise::run_masked(
             &args.command,
-            vars,
+            env,
             hidden,
         )?);
     }
     drop(resolved);
-    Err(inject::exec(&args.command, vars).into())
+    Err(inject::exec(&args.command, env).into())
 }
 
 /// `sluice export --env E`.

@@ -136,15 +136,49 @@ pub(crate) fn child_env(
     (set, kept)
 }
 
-/// Replace this process with `argv` (execve), its environment extended by `vars`, so the app's
-/// exit code and signals are its own. Returns only if the exec failed.
-pub(crate) fn exec(argv: &[OsString], vars: Vec<(String, OsString)>) -> Error {
+/// Variables a `--pristine` child keeps from sluice's own environment.
+const PRISTINE_KEEP: [&str; 7] = ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER"];
+
+/// The child's environment: sluice's own, minus the credentials sluice used to reach the stores
+/// (`remove`), or (`pristine`) only a minimal PATH/HOME/LANG set; plus the secrets (`set`).
+#[derive(Debug, Default)]
+pub(crate) struct ChildEnv {
+    /// The secrets, by name.
+    pub set: Vec<(String, OsString)>,
+    /// Variables taken out (the stores' credentials: a token, a secret id, an age key).
+    pub remove: Vec<String>,
+    /// Start from an empty environment but for [`PRISTINE_KEEP`].
+    pub pristine: bool,
+}
+
+impl ChildEnv {
+    /// Set `cmd`'s environment.
+    pub(crate) fn apply(self, cmd: &mut std::process::Command) {
+        if self.pristine {
+            cmd.env_clear();
+            for k in PRISTINE_KEEP {
+                if let Some(v) = std::env::var_os(k) {
+                    cmd.env(k, v);
+                }
+            }
+        }
+        for k in &self.remove {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.set);
+    }
+}
+
+/// Replace this process with `argv` (execve), its environment set by `env`, so the app's exit
+/// code and signals are its own. Returns only if the exec failed.
+pub(crate) fn exec(argv: &[OsString], env: ChildEnv) -> Error {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = argv.split_first() else {
         return Error::Usage("nothing to run; give a command after `--`".into());
     };
     let mut cmd = std::process::Command::new(program);
-    cmd.args(args).envs(vars);
+    cmd.args(args);
+    env.apply(&mut cmd);
     let err = cmd.exec();
     Error::Usage(format!("cannot run `{}`: {err}", program.to_string_lossy()))
 }

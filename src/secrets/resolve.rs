@@ -218,6 +218,38 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// The variables of sluice's own environment this store authenticates with (an age key or
+    /// passphrase, a Vault token or AppRole secret id): what `run` keeps from the child.
+    /// AWS credentials are left: they are the SDK's default chain, which apps use for their own
+    /// AWS calls too.
+    pub(crate) fn credential_vars(&self) -> Vec<String> {
+        use crate::config::envs::VaultAuth;
+        match self {
+            Provider::Age(_) | Provider::Sops(_) => [
+                "SLUICE_AGE_KEY",
+                "SLUICE_AGE_KEY_FILE",
+                "SLUICE_AGE_PASSPHRASE",
+            ]
+            .map(String::from)
+            .to_vec(),
+            Provider::Vault(v) => match &v.auth {
+                VaultAuth::Token { token_env, .. } => {
+                    vec![token_env.clone().unwrap_or_else(|| "VAULT_TOKEN".into())]
+                }
+                VaultAuth::Approle { secret_id_env, .. } => vec![
+                    secret_id_env
+                        .clone()
+                        .unwrap_or_else(|| "VAULT_SECRET_ID".into()),
+                    "VAULT_TOKEN".into(),
+                ],
+                VaultAuth::Kubernetes { .. } => vec!["VAULT_TOKEN".into()],
+            },
+            Provider::Aws(_) | Provider::Env { .. } | Provider::None => Vec::new(),
+        }
+    }
+}
+
 /// The age store of an environment, if it has one (`secrets set`, `secrets init`).
 pub(crate) fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, Error> {
     Ok(match Provider::of(loaded, env)? {
@@ -260,6 +292,11 @@ impl<'a> Resolver<'a> {
             .borrow_mut()
             .insert(env.to_string(), p.clone());
         Ok(p)
+    }
+
+    /// The variables `env`'s store authenticates with (see [`Provider::credential_vars`]).
+    pub(crate) fn credential_vars(&self, env: &str) -> Result<Vec<String>, Error> {
+        Ok(self.provider(env)?.credential_vars())
     }
 
     /// The configuration it resolves.

@@ -158,11 +158,11 @@ fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
     let _ = to.flush();
 }
 
-/// Run `argv` as a supervised child with `vars` added to its environment, masking `values` in
+/// Run `argv` as a supervised child with its environment set by `env`, masking `values` in
 /// its output. Returns the exit code to leave with.
 pub(crate) fn run_masked(
     argv: &[std::ffi::OsString],
-    vars: Vec<(String, std::ffi::OsString)>,
+    env: super::inject::ChildEnv,
     values: Vec<SecretValue>,
 ) -> Result<i32, Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -180,9 +180,12 @@ pub(crate) fn run_masked(
         SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
     ])
     .map_err(io)?;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    env.apply(&mut command);
+    // The command holds the pipes' write ends: it goes out of scope once the child has them,
+    // or the readers below would never see end of file.
+    let mut child = { command }
         .args(args)
-        .envs(vars)
         .stdin(Stdio::inherit())
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w))

@@ -375,6 +375,35 @@ fn interop_with_the_age_cli_both_ways() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), newer);
+
+    // The child never sees the key sluice decrypted with, unless asked; --pristine gives it
+    // only the secrets and a minimal PATH/HOME/LANG set.
+    let child = |extra: &[&str]| {
+        let mut args = vec!["run", "--env", "dev"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s|%s' \"${SLUICE_AGE_KEY:+key}\" \"${API_TOKEN:+token}\" \"${UNRELATED-gone}\" \"${PATH:+path}\"",
+        ]);
+        let out = assert_cmd::Command::new(crate::support::sluice_bin())
+            .current_dir(d)
+            .env("SLUICE_AGE_KEY", &key_text)
+            .env("UNRELATED", "here")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(child(&[]), "|token|here|path");
+    assert_eq!(child(&["--keep-credentials"]), "key|token|here|path");
+    assert_eq!(child(&["--pristine"]), "|token|gone|path");
 }
 
 #[test]
