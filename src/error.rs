@@ -142,6 +142,15 @@ pub enum Error {
     /// Something the user named does not exist (an environment, a plan's template).
     #[error("{0}")]
     NotFound(String),
+    /// The command `run` was to start could not be started: not found (exit 127) or not
+    /// executable (exit 126), as shells report it.
+    #[error("{message}")]
+    Spawn {
+        /// What happened, naming the command.
+        message: String,
+        /// 127 or 126.
+        code: i32,
+    },
     /// An external program or service failed.
     #[error("{what}: {detail}")]
     External {
@@ -164,6 +173,19 @@ fn render_problems(problems: &[Problem]) -> String {
 }
 
 impl Error {
+    /// A command that could not be started, with the exit code a shell would give.
+    pub(crate) fn spawn(program: &std::ffi::OsStr, err: &std::io::Error) -> Error {
+        let code = match err.kind() {
+            std::io::ErrorKind::NotFound => 127,
+            std::io::ErrorKind::PermissionDenied => 126,
+            _ => 126,
+        };
+        Error::Spawn {
+            message: format!("cannot run `{}`: {err}", program.to_string_lossy()),
+            code,
+        }
+    }
+
     /// The SQLSTATE of a database error.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
@@ -179,6 +201,7 @@ impl Error {
                 EXIT_USAGE
             }
             Error::External { .. } | Error::Db { .. } => EXIT_EXTERNAL,
+            Error::Spawn { code, .. } => *code,
         }
     }
 }

@@ -361,9 +361,7 @@ pub(crate) fn snapshot_command(
             .args(&command[1..])
             .env("SLUICE_SNAPSHOT", id)
             .status()
-            .map_err(|e| {
-                Error::Usage(format!("cannot run {}: {e}", command[0].to_string_lossy()))
-            })?;
+            .map_err(|e| Error::spawn(&command[0], &e))?;
         use std::os::unix::process::ExitStatusExt;
         // A command killed by a signal exits as a shell reports it: 128 + the signal.
         Ok(status

@@ -180,5 +180,5 @@ pub(crate) fn exec(argv: &[OsString], env: ChildEnv) -> Error {
     cmd.args(args);
     env.apply(&mut cmd);
     let err = cmd.exec();
-    Error::Usage(format!("cannot run `{}`: {err}", program.to_string_lossy()))
+    Error::spawn(program, &err)
 }

@@ -190,7 +190,7 @@ pub(crate) fn run_masked(
         .stdout(Stdio::from(out_w))
         .stderr(Stdio::from(err_w))
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot run `{}`: {e}", program.to_string_lossy())))?;
+        .map_err(|e| Error::spawn(program, &e))?;
     let pid = rustix::process::Pid::from_child(&child);
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {

@@ -244,17 +244,25 @@ fn run_injects_keeps_existing_unless_override_and_propagates_exit_codes() {
         None,
     );
     assert_eq!(r.stdout, "unset");
-    let r = run(
-        d,
-        &["run", "--env", "dev", "--", "no-such-program-here"],
-        None,
-    );
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("cannot run `no-such-program-here`"),
-        "{}",
-        r.stderr
-    );
+    // As shells do: 127 for a command that is not there, 126 for one that cannot be run,
+    // whether sluice execs it or supervises it.
+    std::fs::write(d.join("not-executable.sh"), "echo hi\n").unwrap();
+    for mask in [false, true] {
+        for (program, code) in [("no-such-program-here", 127), ("./not-executable.sh", 126)] {
+            let mut args = vec!["run", "--env", "dev"];
+            if mask {
+                args.push("--mask-output");
+            }
+            args.extend_from_slice(&["--", program]);
+            let r = run(d, &args, None);
+            assert_eq!(r.code, code, "{program} (mask {mask}): {}", r.stderr);
+            assert!(
+                r.stderr.contains(&format!("cannot run `{program}`")),
+                "{}",
+                r.stderr
+            );
+        }
+    }
 }
 
 #[test]
