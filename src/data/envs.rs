@@ -289,10 +289,8 @@ async fn own_env(admin: &Client, name: &str) -> Result<Option<Mark>, Error> {
 /// Whether a database comment marks the loading copy of an environment (`env up` marks its
 /// loading database with the environment's owner; a staging refresh's has none, and a sharded
 /// load's waits between shards without a lock, so neither is a leftover of `env up`).
-fn env_leftover(comment: Option<&str>) -> bool {
-    comment
-        .and_then(Mark::parse)
-        .is_some_and(|m| m.role == Role::Loading && m.owner.is_some() && m.snapshot.is_none())
+fn env_leftover(mark: Option<&Mark>) -> bool {
+    mark.is_some_and(|m| m.role == Role::Loading && m.owner.is_some() && m.snapshot.is_none())
 }
 
 /// Drop environment `name` and what a cut-short `up` of it left behind (`<name>_sluice_new`
@@ -305,7 +303,7 @@ async fn drop_env(admin: &Client, name: &str, guard: &Guard) -> Result<bool, Err
     let dbs = databases(admin).await?;
     let leftover = dbs
         .iter()
-        .any(|(n, c)| *n == loading && env_leftover(c.as_deref()));
+        .any(|(n, c)| *n == loading && env_leftover(c.as_deref().and_then(Mark::parse).as_ref()));
     if !exists && !leftover {
         return Ok(false);
     }
@@ -367,7 +365,7 @@ pub(crate) fn gc(
         for l in all {
             if l.mark.role == Role::Env && l.mark.expired(now) {
                 found.expired.push(l);
-            } else if env_leftover(Some(&l.mark.render()))
+            } else if env_leftover(Some(&l.mark))
                 && let Some(base) = l.name.strip_suffix(LOADING_SUFFIX)
                 && !up_running(&admin, base).await?
             {

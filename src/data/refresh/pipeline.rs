@@ -97,6 +97,28 @@ pub(crate) fn refresh(
         step("opening the source snapshot");
         let mut leader = connect(&source, "the source").await?;
         let source_id = crate::data::pg::guard::source_id(&leader).await?;
+        // Asked before any work: a target that is the source fails in a second, not after
+        // minutes of subset selection.
+        let loading = format!("{target_db}{LOADING_SUFFIX}");
+        let admin = if settings.explain {
+            None
+        } else {
+            let admin = connect_admin(&target).await?;
+            crate::data::pg::guard::check_target(
+                &admin,
+                std::slice::from_ref(&source_id),
+                &[
+                    &target_db,
+                    &loading,
+                    &format!("{target_db}{PREVIOUS_SUFFIX}"),
+                    &format!("{target_db}{DISPLACED_SUFFIX}"),
+                ],
+                settings.same_server,
+                &format!("replacing `{target_db}`"),
+            )
+            .await?;
+            Some(admin)
+        };
         let server_version: i32 = leader
             .query_one("select current_setting('server_version_num')::int", &[])
             .await
@@ -159,22 +181,11 @@ pub(crate) fn refresh(
             shard: None,
             seconds: 0.0,
         };
-        if settings.explain {
+        let Some(admin) = admin else {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
-        }
+        };
         step("preparing the target");
-        let admin = connect_admin(&target).await?;
-        let loading = format!("{target_db}{LOADING_SUFFIX}");
-        let previous = format!("{target_db}{PREVIOUS_SUFFIX}");
-        crate::data::pg::guard::check_target(
-            &admin,
-            std::slice::from_ref(&source_id),
-            &[&target_db, &loading, &previous, &format!("{target_db}{DISPLACED_SUFFIX}")],
-            settings.same_server,
-            &format!("replacing `{target_db}`"),
-        )
-        .await?;
         take_refresh_lock(&admin, &target_db, settings.shard.is_some()).await?;
         crate::data::refresh::interrupt::set_stage(crate::data::refresh::interrupt::Stage::Loading);
         let encoding: String = snapshot_tx
