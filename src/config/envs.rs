@@ -74,6 +74,16 @@ pub(crate) enum Store {
         /// Named profile from ~/.aws/config (default: the standard credential chain).
         #[serde(default)]
         profile: Option<String>,
+        /// This environment's own credentials, from variables with this prefix: `PROD_` reads
+        /// `PROD_AWS_ACCESS_KEY_ID`, `PROD_AWS_SECRET_ACCESS_KEY` and `PROD_AWS_SESSION_TOKEN`
+        /// (default: the standard chain, or `profile`).
+        #[serde(default)]
+        credentials_prefix: Option<String>,
+        /// A role to assume with those credentials (e.g.
+        /// `arn:aws:iam::123456789012:role/staging-secrets`), so that one base identity reads
+        /// each environment's secrets only through that environment's role.
+        #[serde(default)]
+        role_arn: Option<String>,
         /// Endpoint override (tests, VPC endpoints); `AWS_ENDPOINT_URL` works too.
         #[serde(default)]
         endpoint: Option<String>,

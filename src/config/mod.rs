@@ -17,6 +17,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Problem};
+use crate::secrets::place;
+use envs::Store;
 
 /// The file name looked for when no `--config` is given.
 pub(crate) const FILE_NAME: &str = "sluice.yaml";
@@ -372,6 +374,16 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+fn is_role_arn(text: &str) -> bool {
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, role]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && role.strip_prefix("role/").is_some_and(|n| !n.is_empty() && !n.ends_with('/')))
+}
+
 fn entries(node: &yaml::Node) -> &[(yaml::Node, yaml::Node)] {
     match &node.value {
         yaml::Value::Map(e) => e,
@@ -390,67 +402,121 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
             .find(|(n, _)| n == env)
             .and_then(|(_, v)| str_of(get(v, "secrets").and_then(|s| get(s, "provider"))))
     };
-    // A protected environment's store is its own.
-    let location = |v: &yaml::Node| {
-        let s = get(v, "secrets")?;
-        let provider = str_of(get(s, "provider"))?;
-        let place = match provider {
-            "age" => str_of(get(s, "file"))?.to_string(),
-            "env" => str_of(get(s, "prefix")).unwrap_or("").to_string(),
-            "vault" => format!(
-                "{}|{}|{}",
-                str_of(get(s, "address"))?,
-                str_of(get(s, "mount")).unwrap_or("secret"),
-                str_of(get(s, "prefix")).unwrap_or("")
-            ),
-            "aws" => format!(
-                "{}|{}",
-                str_of(get(s, "region"))?,
-                str_of(get(s, "prefix")).unwrap_or("")
-            ),
-            _ => return None,
-        };
-        Some(format!("{provider}:{place}"))
-    };
-    for (name, node) in &declared {
-        let protected = matches!(
-            get(node, "protected").map(|n| &n.value),
+    // A protected environment's store is its own: compared by where it reads (see
+    // `secrets::place`), never by its text.
+    let base = Path::new(file).parent().unwrap_or(Path::new("."));
+    let is_protected = |v: &yaml::Node| {
+        matches!(
+            get(v, "protected").map(|p| &p.value),
             Some(yaml::Value::Bool(true))
-        );
-        if !protected {
+        )
+    };
+    let store_of = |v: &yaml::Node| -> Option<Store> {
+        serde_json::from_value(get(v, "secrets")?.to_json()).ok()
+    };
+    let stores: Vec<(&str, bool, Option<Store>, &yaml::Node)> = declared
+        .iter()
+        .map(|(n, v)| (n.as_str(), is_protected(v), store_of(v), *v))
+        .collect();
+    // Addresses and role names that would only fail at the first request.
+    for (name, _, store, node) in &stores {
+        let field = |k: &str| get(node, "secrets").and_then(|s| get(s, k)).unwrap_or(node);
+        let mut bad = |k: &str, what: String| {
+            problems.push(Problem::new(
+                field(k).at(file),
+                format!("`environments.{name}.secrets.{k}`: {what}"),
+            ));
+        };
+        match store {
+            Some(Store::Vault { address, .. }) if place::address(address).is_none() => bad(
+                "address",
+                format!(
+                    "`{}` is not an http(s) URL; write e.g. https://vault.example.com:8200",
+                    address.escape_debug()
+                ),
+            ),
+            Some(Store::Aws {
+                endpoint, role_arn, ..
+            }) => {
+                if let Some(e) = endpoint
+                    && place::address(e).is_none()
+                {
+                    bad(
+                        "endpoint",
+                        format!(
+                            "`{}` is not an http(s) URL; write e.g. https://secretsmanager.eu-central-1.amazonaws.com",
+                            e.escape_debug()
+                        ),
+                    );
+                }
+                if let Some(r) = role_arn
+                    && !is_role_arn(r)
+                {
+                    bad(
+                        "role_arn",
+                        format!(
+                            "`{}` is not an IAM role ARN; write arn:aws:iam::ACCOUNT_ID:role/NAME",
+                            r.escape_debug()
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    // What each protected environment owns: its store's territory, plus the places its own
+    // references read (filled in below).
+    let mut owned: Vec<(&str, place::Territory, Option<place::Place>)> = stores
+        .iter()
+        .filter(|(_, p, _, _)| *p)
+        .filter_map(|(n, _, s, _)| {
+            let s = s.as_ref()?;
+            Some((*n, place::territory(s, base)?, place::start(s, base)))
+        })
+        .collect();
+    for (name, protected, store, node) in &stores {
+        if *protected {
             continue;
         }
-        let Some(loc) = location(node) else { continue };
-        for (other, onode) in &declared {
-            let other_protected = matches!(
-                get(onode, "protected").map(|n| &n.value),
-                Some(yaml::Value::Bool(true))
-            );
-            if other != name && !other_protected && location(onode).as_deref() == Some(loc.as_str())
-            {
-                problems.push(Problem::isolation(
-                    onode.at(file),
-                    format!(
-                        "environment `{other}` uses the store of protected environment `{name}`; give it its own store"
-                    ),
-                ));
+        let same_env_store = |o: &Option<Store>| match (store, o) {
+            (Some(Store::Env { prefix: a }), Some(Store::Env { prefix: b })) => {
+                a.as_deref().unwrap_or("") == b.as_deref().unwrap_or("")
             }
+            _ => false,
+        };
+        let breach = stores
+            .iter()
+            .filter(|(_, p, _, _)| *p)
+            .find(|(_, _, o, _)| same_env_store(o))
+            .map(|(owner, ..)| *owner)
+            .or_else(|| {
+                let start = place::start(store.as_ref()?, base)?;
+                owned
+                    .iter()
+                    .find(|(_, t, s)| t.holds(&start) || s.as_ref() == Some(&start))
+                    .map(|(owner, ..)| *owner)
+            });
+        if let Some(owner) = breach {
+            problems.push(Problem::isolation(
+                node.at(file),
+                format!(
+                    "environment `{name}` uses the store of protected environment `{owner}`; give it its own store"
+                ),
+            ));
         }
     }
     let Some(secrets) = get(root, "secrets") else {
         return;
     };
-    let is_protected = |env: &str| {
-        declared.iter().any(|(n, v)| {
-            n == env
-                && matches!(
-                    get(v, "protected").map(|p| &p.value),
-                    Some(yaml::Value::Bool(true))
-                )
-        })
+    let env_protected = |env: &str| stores.iter().any(|(n, p, _, _)| *n == env && *p);
+    let env_store = |env: &str| {
+        stores
+            .iter()
+            .find(|(n, ..)| *n == env)
+            .and_then(|(_, _, s, _)| s.as_ref())
     };
-    // SOPS files are named by the ref itself: a protected environment's files are its own.
-    let mut sops_uses: Vec<(String, String, &yaml::Node)> = Vec::new();
+    // Every reference's place: (environment, variable, place, where it is written).
+    let mut uses: Vec<(String, String, place::Place, &yaml::Node)> = Vec::new();
     for (var_node, spec) in entries(secrets) {
         let var = var_node.key_text();
         if !is_env_name(&var) {
@@ -496,8 +562,8 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                     format!("`secrets.{var}.{env}`: {e}"),
                 )),
                 Ok(r) => {
-                    if let crate::secrets::refs::Ref::Sops { file: f, .. } = &r {
-                        sops_uses.push((env.clone(), f.clone(), at));
+                    if let Some(p) = place::of(env_store(&env), &r, base) {
+                        uses.push((env.clone(), var.clone(), p, at));
                     }
                     let scheme = r.scheme();
                     if scheme != "env" && provider_of(&env) != Some(scheme) {
@@ -512,14 +578,36 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
             }
         }
     }
-    for (env, f, at) in &sops_uses {
-        if is_protected(env) {
+    for (env, _, p, _) in &uses {
+        if env_protected(env) {
+            match owned.iter_mut().find(|(o, ..)| o == env) {
+                Some((_, t, _)) if t.store == p.store => t.exact.push(p.name.clone()),
+                _ => owned.push((
+                    stores
+                        .iter()
+                        .find(|(n, ..)| n == env)
+                        .map_or("", |(n, ..)| *n),
+                    place::Territory {
+                        store: p.store.clone(),
+                        prefix: None,
+                        exact: vec![p.name.clone()],
+                    },
+                    None,
+                )),
+            }
+        }
+    }
+    for (env, var, p, at) in &uses {
+        if env_protected(env) {
             continue;
         }
-        if let Some((owner, _, _)) = sops_uses.iter().find(|(e, g, _)| g == f && is_protected(e)) {
+        if let Some((owner, ..)) = owned.iter().find(|(_, t, _)| t.holds(p)) {
             problems.push(Problem::isolation(
                 at.at(file),
-                format!("environment `{env}` reads {f}, a file of protected environment `{owner}`; give it its own file"),
+                format!(
+                    "`secrets.{var}.{env}` reads {}, a secret of protected environment `{owner}`; give environment `{env}` its own",
+                    p.shown
+                ),
             ));
         }
     }
@@ -573,6 +661,128 @@ mod tests {
         );
     }
 
+    /// Each pair: prod's side and staging's side, spelled differently but reading prod's
+    /// secret. Every one must be refused.
+    #[test]
+    fn protected_secrets_are_compared_by_where_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/dev.age"), "x").unwrap();
+        std::fs::write(dir.path().join("x.enc.yaml"), "x").unwrap();
+        std::os::unix::fs::symlink("x.enc.yaml", dir.path().join("alias.enc.yaml")).unwrap();
+        let path = dir.path().join("sluice.yaml");
+        let path = path.to_str().unwrap();
+        let vault = |prod: &str, staging: &str| {
+            format!(
+                "  prod: {{ protected: true, secrets: {{ provider: vault, {prod} }} }}\n  staging: {{ secrets: {{ provider: vault, {staging} }} }}\n"
+            )
+        };
+        let aws = |prod: &str, staging: &str| {
+            format!(
+                "  prod: {{ protected: true, secrets: {{ provider: aws, {prod} }} }}\n  staging: {{ secrets: {{ provider: aws, {staging} }} }}\n"
+            )
+        };
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                aws("region: eu-west-1, prefix: prod/", "region: eu-west-1, prefix: ''"),
+                "aws://db#url",
+                "aws://prod/db#url",
+            ),
+            (
+                aws("region: eu-west-1, prefix: prod/", "region: eu-west-1, prefix: prod/"),
+                "aws://db",
+                "aws://other",
+            ),
+            (
+                aws("region: eu-west-1", "region: EU-WEST-1, endpoint: 'https://secretsmanager.eu-west-1.amazonaws.com/'"),
+                "aws://db",
+                "aws://db#password",
+            ),
+            (
+                "  prod: { protected: true, secrets: { provider: age, file: ./secrets/dev.age } }\n  staging: { secrets: { provider: age, file: secrets/dev.age } }\n".into(),
+                "age://DB",
+                "age://OTHER",
+            ),
+            (
+                "  prod: { protected: true, secrets: { provider: sops } }\n  staging: { secrets: { provider: sops } }\n".into(),
+                "sops://./x.enc.yaml#db.url",
+                "sops://x.enc.yaml#db.password",
+            ),
+            (
+                "  prod: { protected: true, secrets: { provider: sops } }\n  staging: { secrets: { provider: sops } }\n".into(),
+                "sops://x.enc.yaml#db.url",
+                "sops://alias.enc.yaml#db.url",
+            ),
+            (
+                vault("address: 'http://127.0.0.1:8200'", "address: 'http://localhost:8200/'"),
+                "vault://db#url",
+                "vault://db#url",
+            ),
+            (
+                vault("address: 'https://vault.example.com', prefix: staging/", "address: 'https://vault.example.com', prefix: ''"),
+                "vault://db#url",
+                "vault://staging/db#url",
+            ),
+            (
+                vault("address: 'https://vault.example.com', prefix: prod", "address: 'https://vault.example.com/', mount: /secret/, prefix: prod//app/"),
+                "vault://db#url",
+                "vault://db#url",
+            ),
+        ];
+        for (envs, prod, staging) in &cases {
+            let text = format!(
+                "version: 1\nenvironments:\n{envs}secrets:\n  DB: {{ prod: '{prod}', staging: '{staging}' }}\n"
+            );
+            let err = match parse(path, &text, &no_env) {
+                Ok(_) => panic!("accepted:\n{text}"),
+                Err(e) => e,
+            };
+            let Error::Invalid { problems } = &err else {
+                panic!("{err}")
+            };
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.isolation && (p.message.contains("protected environment `prod`"))),
+                "{text}\n{err}"
+            );
+        }
+        // Different places stay allowed: another Vault server, mount or namespace, another
+        // region, another file, a sibling prefix.
+        let fine = [
+            vault(
+                "address: 'http://127.0.0.1:8200'",
+                "address: 'http://127.0.0.1:8201'",
+            ),
+            vault(
+                "address: 'http://127.0.0.1:8200'",
+                "address: 'http://127.0.0.1:8200', mount: kv",
+            ),
+            vault(
+                "address: 'http://127.0.0.1:8200'",
+                "address: 'http://127.0.0.1:8200', namespace: team",
+            ),
+            aws("region: eu-west-1", "region: eu-west-2"),
+            aws(
+                "region: eu-west-1, prefix: prod/",
+                "region: eu-west-1, prefix: staging/",
+            ),
+        ];
+        for envs in &fine {
+            let text = format!(
+                "version: 1\nenvironments:\n{envs}secrets:\n  DB: {{ prod: '{0}://db#url', staging: '{0}://db#url' }}\n",
+                if envs.contains("vault") {
+                    "vault"
+                } else {
+                    "aws"
+                }
+            );
+            if let Err(e) = parse(path, &text, &no_env) {
+                panic!("refused:\n{text}\n{e}");
+            }
+        }
+    }
+
     #[test]
     fn environments_and_secret_refs_are_checked_with_positions() {
         let text = "version: 1
@@ -622,7 +832,7 @@ secrets:
 ";
         let err = parse("s.yaml", text, &no_env).unwrap_err().to_string();
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.starts_with("s.yaml:6:45: environment `staging` reads prod.yaml, a file of protected environment `prod`"), "{err}");
+        assert!(err.starts_with("s.yaml:6:45: `secrets.A.staging` reads prod.yaml, a secret of protected environment `prod`"), "{err}");
     }
 
     #[test]

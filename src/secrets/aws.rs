@@ -27,6 +27,10 @@ pub(crate) struct AwsStore {
     pub prefix: String,
     /// Named profile.
     pub profile: Option<String>,
+    /// Prefix of the variables holding this store's own credentials.
+    pub credentials_prefix: Option<String>,
+    /// Role to assume.
+    pub role_arn: Option<String>,
     /// Endpoint override.
     pub endpoint: Option<String>,
     /// Request timeout.
@@ -63,10 +67,56 @@ impl AwsStore {
         format!("{}{}", self.prefix, name)
     }
 
-    async fn client(&self) -> aws_sdk_secretsmanager::Client {
+    /// The variables of `credentials_prefix`, which sluice authenticates with.
+    pub(crate) fn credential_vars(&self) -> Vec<String> {
+        self.credentials_prefix
+            .iter()
+            .flat_map(|p| {
+                [
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_SESSION_TOKEN",
+                ]
+                .map(|v| format!("{p}{v}"))
+            })
+            .collect()
+    }
+
+    /// The store's own credentials, when it names variables for them.
+    fn own_credentials(
+        &self,
+    ) -> Result<Option<aws_sdk_secretsmanager::config::Credentials>, Error> {
+        let Some(p) = &self.credentials_prefix else {
+            return Ok(None);
+        };
+        let var = |v: &str| {
+            std::env::var(format!("{p}{v}"))
+                .ok()
+                .filter(|s| !s.is_empty())
+        };
+        match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(key)) => Ok(Some(aws_sdk_secretsmanager::config::Credentials::new(
+                id,
+                key,
+                var("AWS_SESSION_TOKEN"),
+                None,
+                "sluice credentials_prefix",
+            ))),
+            _ => Err(external(
+                self,
+                format!(
+                    "`credentials_prefix: {p}` needs {p}AWS_ACCESS_KEY_ID and {p}AWS_SECRET_ACCESS_KEY set (and {p}AWS_SESSION_TOKEN for temporary credentials)"
+                ),
+            )),
+        }
+    }
+
+    async fn client(&self) -> Result<aws_sdk_secretsmanager::Client, Error> {
+        // The timeout is the whole operation's, retries included.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(self.timeout)
             .operation_attempt_timeout(self.timeout)
-            .operation_timeout(self.timeout * 3)
+            .operation_timeout(self.timeout)
             .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(self.region.clone()))
@@ -78,7 +128,25 @@ impl AwsStore {
         if let Some(e) = &self.endpoint {
             loader = loader.endpoint_url(e);
         }
-        aws_sdk_secretsmanager::Client::new(&loader.load().await)
+        if let Some(c) = self.own_credentials()? {
+            loader = loader.credentials_provider(c);
+        }
+        let base = loader.load().await;
+        let Some(role) = &self.role_arn else {
+            return Ok(aws_sdk_secretsmanager::Client::new(&base));
+        };
+        let assumed = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(format!("sluice-{}", self.env))
+            .configure(&base)
+            .build()
+            .await;
+        let config = base
+            .into_builder()
+            .credentials_provider(
+                aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(assumed),
+            )
+            .build();
+        Ok(aws_sdk_secretsmanager::Client::new(&config))
     }
 
     async fn fetch_one(&self, client: &aws_sdk_secretsmanager::Client, w: &Wanted) -> FetchResult {
@@ -132,7 +200,7 @@ impl AwsStore {
             .build()
             .map_err(|e| external(self, format!("cannot start the async runtime: {e}")))?;
         rt.block_on(async {
-            let client = Arc::new(self.client().await);
+            let client = Arc::new(self.client().await?);
             let mut tasks = tokio::task::JoinSet::new();
             for (i, w) in wanted.iter().enumerate() {
                 let (client, store, w) = (client.clone(), self.clone(), w.clone());

@@ -9,6 +9,7 @@ pub(crate) mod age_store;
 pub(crate) mod audit;
 pub(crate) mod aws;
 pub(crate) mod inject;
+pub(crate) mod place;
 pub(crate) mod refs;
 pub(crate) mod resolve;
 pub(crate) mod sops;

@@ -177,6 +177,8 @@ impl Provider {
                 region,
                 prefix,
                 profile,
+                credentials_prefix,
+                role_arn,
                 endpoint,
                 timeout_seconds,
             }) => Provider::Aws(AwsStore {
@@ -184,6 +186,8 @@ impl Provider {
                 region: region.clone(),
                 prefix: prefix.clone(),
                 profile: profile.clone(),
+                credentials_prefix: credentials_prefix.clone(),
+                role_arn: role_arn.clone(),
                 endpoint: endpoint.clone(),
                 timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
             }),
@@ -245,7 +249,8 @@ impl Provider {
                 ],
                 VaultAuth::Kubernetes { .. } => vec!["VAULT_TOKEN".into()],
             },
-            Provider::Aws(_) | Provider::Env { .. } | Provider::None => Vec::new(),
+            Provider::Aws(a) => a.credential_vars(),
+            Provider::Env { .. } | Provider::None => Vec::new(),
         }
     }
 }

@@ -212,3 +212,88 @@ secrets:
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+/// Each environment can bring its own AWS credentials (`credentials_prefix`) and role
+/// (`role_arn`, assumed through STS): staging resolves with `STAGING_AWS_*` when no standard
+/// credentials exist at all, says which variables are missing when they are not set, and the
+/// app never inherits them.
+#[test]
+fn per_environment_credentials_and_roles() {
+    let moto = Moto::start();
+    moto.python("sm.create_secret(Name='staging/db', SecretString='pg://staging')");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |extra: &str| {
+        format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: aws, region: eu-central-1, prefix: staging/, endpoint: '${{MOTO_ENDPOINT}}', credentials_prefix: STAGING_, timeout_seconds: 5{extra} }} }}
+secrets:
+  DB_URL: {{ staging: 'aws://db' }}
+"
+        )
+    };
+    let run = |set: &[(&str, &str)], args: &[&str]| {
+        let mut all = vec![("MOTO_ENDPOINT", moto.endpoint.as_str())];
+        all.extend_from_slice(set);
+        crate::support::sluice_env(
+            d,
+            &all,
+            &[
+                "AWS_PROFILE",
+                "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+            args,
+            None,
+        )
+    };
+    let own = [
+        ("STAGING_AWS_ACCESS_KEY_ID", "AKIASTAGINGEXAMPLE01"),
+        (
+            "STAGING_AWS_SECRET_ACCESS_KEY",
+            "staging-secret-key-sentinel",
+        ),
+    ];
+    let show = [
+        "run",
+        "--env",
+        "staging",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$DB_URL ${STAGING_AWS_SECRET_ACCESS_KEY-gone}\"",
+    ];
+    for extra in [
+        "",
+        ", role_arn: 'arn:aws:iam::123456789012:role/staging-secrets'",
+    ] {
+        write(d, "sluice.yaml", &config(extra));
+        let r = run(&own, &show);
+        assert_eq!(r.code, 0, "{extra}: {}", r.stderr);
+        assert_eq!(r.stdout.trim(), "pg://staging gone", "{extra}");
+
+        let r = run(&[], &["export", "--env", "staging", "--format", "json"]);
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("STAGING_AWS_ACCESS_KEY_ID")
+                && r.stderr.contains("STAGING_AWS_SECRET_ACCESS_KEY"),
+            "{}",
+            r.stderr
+        );
+    }
+    // A role that is not a role is refused by `check`, before any request.
+    write(d, "sluice.yaml", &config(", role_arn: 'not-an-arn'"));
+    let r = run(&own, &["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sluice.yaml:3:")
+            && r.stderr.contains(
+                "`environments.staging.secrets.role_arn`: `not-an-arn` is not an IAM role ARN"
+            ),
+        "{}",
+        r.stderr
+    );
+}
