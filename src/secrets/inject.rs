@@ -12,8 +12,14 @@ use crate::error::Error;
 /// Export formats of `sluice export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// `NAME="value"` lines (.env files, docker --env-file).
+    /// `NAME=value` lines, the value verbatim: what `docker run --env-file` and compose's
+    /// `env_file: { format: raw }` read (no quotes, escapes or `$` expansion). Values with a
+    /// line break are refused: that format cannot carry one.
     Dotenv,
+    /// `NAME="value"` lines for dotenv libraries (python-dotenv's `dotenv_values`/`load_dotenv`,
+    /// with its default interpolation): every value round-trips, line breaks and `${…}`
+    /// included.
+    PythonDotenv,
     /// One JSON object `{ "NAME": "value" }`.
     Json,
     /// `export NAME='value'` lines, for `eval` in POSIX shells.
@@ -33,6 +39,37 @@ fn is_k8s_name(name: &str) -> bool {
         && name.ends_with(alnum)
 }
 
+/// The longest line docker's env-file reader takes (bufio.Scanner's default buffer).
+const DOCKER_LINE_MAX: usize = 65_535;
+
+/// `value` inside double quotes as python-dotenv reads it back exactly: `\\`, `\"`, `\n` and
+/// `\r` escaped; `${` (which it would expand, in either quote style) written as `${:-$}{`, a
+/// variable with an empty name and the default `$`; a final backslash as `${:-\\}`, which
+/// older versions would otherwise read as escaping the closing quote.
+fn python_dotenv_quoted(value: &str) -> String {
+    let value = value.replace("${", "${:-$}{");
+    let (body, trailing_backslash) = match value.strip_suffix('\\') {
+        Some(b) => (b, true),
+        None => (value.as_str(), false),
+    };
+    let mut out = String::with_capacity(body.len() + 2);
+    out.push('"');
+    for c in body.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    if trailing_backslash {
+        out.push_str("${:-\\\\}");
+    }
+    out.push('"');
+    out
+}
+
 /// Refuse what an export format cannot carry faithfully, before anything is written: names
 /// that are not variable names (a shell `eval` would run `$(…)` in one), a Kubernetes name that
 /// is not one (a newline in it adds lines to the manifest), and NUL bytes in values of
@@ -50,11 +87,29 @@ pub(crate) fn check_export(
                 k.escape_debug()
             )));
         }
-        if matches!(format, ExportFormat::Dotenv | ExportFormat::Shell) && v.expose().contains('\0')
-        {
+        let v = v.expose();
+        if !matches!(format, ExportFormat::Json | ExportFormat::K8sSecret) && v.contains('\0') {
             return Err(Error::Usage(format!(
                 "the value of `{k}` holds a NUL byte, which no environment variable can carry; use --format json or k8s-secret"
             )));
+        }
+        if format == ExportFormat::Dotenv {
+            // docker reads lines: a line break would start a new variable, a final CR is
+            // dropped, and lines longer than 64 KiB stop its reader.
+            let why = if v.contains('\n') {
+                Some("holds a line break")
+            } else if v.ends_with('\r') {
+                Some("ends with a carriage return, which docker drops")
+            } else if k.len() + 1 + v.len() > DOCKER_LINE_MAX {
+                Some("makes a line longer than docker --env-file reads (65535 bytes)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::Usage(format!(
+                    "the value of `{k}` {why}; --format dotenv (docker --env-file) cannot carry it: use --format python-dotenv, json or k8s-secret"
+                )));
+            }
         }
     }
     if format == ExportFormat::K8sSecret && !is_k8s_name(name) {
@@ -77,11 +132,12 @@ pub(crate) fn export(
     match format {
         ExportFormat::Dotenv => {
             for (k, v) in values {
-                writeln!(
-                    out,
-                    "{k}={}",
-                    serde_json::to_string(v.expose()).unwrap_or_default()
-                )?;
+                writeln!(out, "{k}={}", v.expose())?;
+            }
+        }
+        ExportFormat::PythonDotenv => {
+            for (k, v) in values {
+                writeln!(out, "{k}={}", python_dotenv_quoted(v.expose()))?;
             }
         }
         ExportFormat::Shell => {

@@ -111,10 +111,7 @@ fn init_set_list_get_export_and_nothing_leaks() {
     );
 
     let r = run(d, &["export", "--env", "dev", "--format", "dotenv"], None);
-    assert_eq!(
-        r.stdout,
-        format!("API_TOKEN=\"{secret}\"\nLOG_LEVEL=\"debug\"\n")
-    );
+    assert_eq!(r.stdout, format!("API_TOKEN={secret}\nLOG_LEVEL=debug\n"));
     let r = run(d, &["export", "--env", "dev", "--format", "shell"], None);
     assert_eq!(
         r.stdout,
@@ -923,7 +920,7 @@ secrets:
     );
     assert_eq!(
         (r.code, r.stdout.clone()),
-        (0, format!("DATABASE_URL=\"{value}\"\n")),
+        (0, format!("DATABASE_URL={value}\n")),
         "{}",
         r.stderr
     );
@@ -1008,7 +1005,7 @@ secrets:
         k8s.stderr
     );
     assert!(!k8s.stdout.contains("kube-system"), "{}", k8s.stdout);
-    for format in ["dotenv", "shell"] {
+    for format in ["dotenv", "python-dotenv", "shell"] {
         let r = sluice_with(d, &["export", "--env", "dev", "--format", format], None);
         assert_eq!(r.code, 2, "{format}: {}", r.stderr);
         assert!(
@@ -1021,4 +1018,169 @@ secrets:
     assert_eq!(json.code, 0, "{}", json.stderr);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(parsed["NUL"], "a\u{0}b");
+}
+
+/// Values that break naive quoting: quotes of both kinds, `$`, `${HOME}`, backticks, `$(…)`,
+/// backslashes (a final one too), line breaks, CR, tab, an escape byte, `#`, spaces at both
+/// ends, non-ASCII, the empty string.
+fn hostile_values() -> Vec<String> {
+    [
+        "",
+        "'",
+        "\"",
+        "it's \"quoted\"",
+        "$",
+        "$$",
+        "$HOME",
+        "${HOME}",
+        "$${HOME}",
+        "${HOME",
+        "${:-$}",
+        "${X:-default}",
+        "`id`",
+        "$(id)",
+        "\\",
+        "a\\",
+        "\\n is not a newline",
+        "\\\"",
+        "line one\nline two\n",
+        "crlf\r\nend",
+        "lone\rcr",
+        "ends in cr\r",
+        "tab\there",
+        "esc \u{1b}[31mred\u{1b}[0m",
+        "#not a comment",
+        " # spaced ",
+        "  both ends  ",
+        "= starts with equals",
+        "unicode \u{e9}\u{2028}\u{85} \u{1f511}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// What docker's `--env-file` reader (docker/cli pkg/kvfile) makes of a file: lines split on
+/// `\n` with one final `\r` dropped, leading whitespace trimmed, `#` lines and blank lines
+/// skipped, the value everything after the first `=`, verbatim.
+fn docker_env_file(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.split_terminator('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').expect("NAME=value");
+        out.push((k.to_string(), v.to_string()));
+    }
+    out
+}
+
+/// Every export format gives back every accepted value exactly, read by the consumer it is
+/// for: `eval` in sh, python-dotenv's `dotenv_values` (the real library), docker's env-file
+/// rules, JSON, and the Secret's base64. docker's format refuses what it cannot carry, naming
+/// the variable and never the value.
+#[test]
+fn every_export_format_round_trips_hostile_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let values = hostile_values();
+    let mut yaml = String::from(
+        "version: 1\nenvironments:\n  dev: { secrets: { provider: env, prefix: DEV_ } }\nsecrets:\n",
+    );
+    // Through the process environment: sluice.yaml would interpolate `${…}` in a literal.
+    for i in 0..values.len() {
+        yaml.push_str(&format!("  V{i}: {{ dev: 'env://V{i}' }}\n"));
+    }
+    write(d, "sluice.yaml", &yaml);
+    let vars: Vec<(String, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("DEV_V{i}"), v.clone()))
+        .collect();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let expected: Vec<(String, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i}"), v.clone()))
+        .collect();
+    let export = |format: &str, only: Option<&str>| {
+        let mut args = vec!["export", "--env", "dev", "--format", format];
+        if let Some(o) = only {
+            args.extend(["--only", o]);
+        }
+        crate::support::sluice_env(d, &vars, &[], &args, None)
+    };
+
+    let json = export("json", None);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&json.stdout).unwrap();
+    for (k, v) in &expected {
+        assert_eq!(parsed[k], v.as_str(), "json {k}");
+    }
+
+    let shell = export("shell", None);
+    assert_eq!(shell.code, 0, "{}", shell.stderr);
+    std::fs::write(d.join("out.sh"), &shell.stdout).unwrap();
+    let names: Vec<String> = expected.iter().map(|(k, _)| format!("\"${k}\"")).collect();
+    let out = run_ok(Command::new("sh").current_dir(d).arg("-c").arg(format!(
+        "eval \"$(cat out.sh)\"; printf '%s\\0' {}",
+        names.join(" ")
+    )));
+    let got: Vec<&[u8]> = out.split(|b| *b == 0).collect();
+    for (i, (k, v)) in expected.iter().enumerate() {
+        assert_eq!(got[i], v.as_bytes(), "shell {k}");
+    }
+
+    let k8s = export("k8s-secret", None);
+    assert_eq!(k8s.code, 0, "{}", k8s.stderr);
+    use base64::Engine as _;
+    for (k, v) in &expected {
+        let line = k8s
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("  {k}: ")))
+            .unwrap_or_else(|| panic!("{k} missing: {}", k8s.stdout));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(line)
+            .unwrap();
+        assert_eq!(decoded, v.as_bytes(), "k8s {k}");
+    }
+
+    let py = export("python-dotenv", None);
+    assert_eq!(py.code, 0, "{}", py.stderr);
+    std::fs::write(d.join("py.env"), &py.stdout).unwrap();
+    let python = crate::support::venv_bin("python", "python-dotenv");
+    let out = run_ok(Command::new(python).current_dir(d).args([
+        "-c",
+        "import json, dotenv; print(json.dumps(dotenv.dotenv_values('py.env')))",
+    ]));
+    let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    for (k, v) in &expected {
+        assert_eq!(parsed[k], v.as_str(), "python-dotenv {k}: {}", py.stdout);
+    }
+
+    // docker: everything without a line break round-trips; a line break (or a final CR) is
+    // refused for that variable alone.
+    for (k, v) in &expected {
+        let r = export("dotenv", Some(k));
+        if v.contains('\n') || v.ends_with('\r') {
+            assert_eq!(r.code, 2, "docker {k}: {}", r.stdout);
+            assert!(
+                r.stderr.contains(&format!("`{k}`")) && r.stderr.contains("python-dotenv"),
+                "{}",
+                r.stderr
+            );
+            assert!(r.stdout.is_empty());
+        } else {
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_eq!(
+                docker_env_file(&r.stdout),
+                vec![(k.clone(), v.clone())],
+                "docker {k}"
+            );
+        }
+    }
 }

