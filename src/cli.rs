@@ -294,7 +294,10 @@ pub struct RunArgs {
     pub override_existing: bool,
     /// Supervise the command instead of replacing sluice with it: forward signals, and replace
     /// secret values in its stdout and stderr with `*****` (it still gets a TTY where sluice has
-    /// one).
+    /// one). Multi-line values are masked whole, with CRLF line ends, and line by line; a secret
+    /// cut off at the end of the output is masked from its third byte. Not masked: values (and
+    /// lines) under 4 characters (they are named on stderr), literals (`{ value: … }`), and
+    /// anything the command transforms (encoded, reversed, split with other text between).
     #[arg(long)]
     pub mask_output: bool,
     /// Keep the variables sluice authenticated with (an age key or passphrase, a Vault token or

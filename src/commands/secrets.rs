@@ -181,11 +181,20 @@ pub(crate) fn run(
         pristine: args.pristine,
     };
     if args.mask_output {
-        let hidden: Vec<SecretValue> = resolved
+        let hidden: Vec<(String, SecretValue)> = resolved
             .into_iter()
             .filter(|(_, _, secret)| *secret)
-            .map(|(_, v, _)| v)
+            .map(|(k, v, _)| (k, v))
             .collect();
+        let short = crate::secrets::supervise::unmaskable(&hidden);
+        if !short.is_empty() {
+            eprintln!(
+                "sluice: --mask-output cannot mask {} (under {} characters: masking them would garble ordinary output)",
+                short.join(", "),
+                crate::secrets::supervise::MIN_MASKED_LEN
+            );
+        }
+        let hidden: Vec<SecretValue> = hidden.into_iter().map(|(_, v)| v).collect();
         return Ok(crate::secrets::supervise::run_masked(
             &args.command,
             env,

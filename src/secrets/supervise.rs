@@ -18,8 +18,44 @@ use crate::error::Error;
 
 /// What replaces a secret in the output.
 pub(crate) const MASK: &[u8] = b"*****";
-/// Values shorter than this are not masked: masking `1` or `on` would garble every line.
+/// Values (and lines of multi-line values) shorter than this are not masked: masking `1` or
+/// `on` would garble every line. `run` names the variables it cannot mask.
 pub(crate) const MIN_MASKED_LEN: usize = 4;
+/// At the end of the output, a tail this long that begins a secret is masked: a secret cut off
+/// by the child's exit must not print all but its last bytes.
+const MIN_MASKED_TAIL: usize = 3;
+
+/// The byte strings that stand for `value` in output: the value itself; with each `\n` as
+/// `\r\n` (a terminal's output processing turns one into the other, so a PEM key printed
+/// through a pty no longer matches the value); and each of its lines, so a multi-line secret
+/// printed in part, or re-wrapped, is still masked line by line.
+fn spellings(value: &str) -> Vec<Vec<u8>> {
+    let mut out = vec![value.as_bytes().to_vec()];
+    if value.contains('\n') {
+        out.push(
+            value
+                .replace("\r\n", "\n")
+                .replace('\n', "\r\n")
+                .into_bytes(),
+        );
+        out.extend(
+            value
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l).as_bytes().to_vec()),
+        );
+    }
+    out.retain(|n| n.len() >= MIN_MASKED_LEN);
+    out
+}
+
+/// The names of `values` that `--mask-output` cannot mask (shorter than [`MIN_MASKED_LEN`]).
+pub(crate) fn unmaskable(values: &[(String, SecretValue)]) -> Vec<String> {
+    values
+        .iter()
+        .filter(|(_, v)| !v.expose().is_empty() && v.expose().len() < MIN_MASKED_LEN)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
 
 /// Streaming replacement of secret values in a byte stream.
 pub(crate) struct Masker {
@@ -31,11 +67,7 @@ pub(crate) struct Masker {
 impl Masker {
     /// A masker for `values` (those shorter than [`MIN_MASKED_LEN`] are skipped).
     pub(crate) fn new(values: &[SecretValue]) -> Masker {
-        let mut needles: Vec<Vec<u8>> = values
-            .iter()
-            .map(|v| v.expose().as_bytes().to_vec())
-            .filter(|v| v.len() >= MIN_MASKED_LEN)
-            .collect();
+        let mut needles: Vec<Vec<u8>> = values.iter().flat_map(|v| spellings(v.expose())).collect();
         needles.sort();
         needles.dedup();
         let ac = (!needles.is_empty())
@@ -90,7 +122,8 @@ impl Masker {
         out
     }
 
-    /// Everything still held, masked (at end of stream).
+    /// Everything still held, masked (at end of stream). A tail of at least
+    /// [`MIN_MASKED_TAIL`] bytes that begins a secret is masked too.
     pub(crate) fn finish(&mut self) -> Vec<u8> {
         let Some(ac) = &self.ac else {
             return std::mem::take(&mut self.pending);
@@ -103,7 +136,21 @@ impl Masker {
             out.extend_from_slice(MASK);
             last = m.end();
         }
-        out.extend_from_slice(&buf[last..]);
+        let rest = &buf[last..];
+        let tail = self
+            .needles
+            .iter()
+            .filter_map(|n| {
+                (MIN_MASKED_TAIL..n.len().min(rest.len() + 1))
+                    .rev()
+                    .find(|&k| rest.ends_with(&n[..k]))
+            })
+            .max()
+            .unwrap_or(0);
+        out.extend_from_slice(&rest[..rest.len() - tail]);
+        if tail > 0 {
+            out.extend_from_slice(MASK);
+        }
         out
     }
 }
@@ -263,6 +310,26 @@ mod tests {
             "only the possible prefix is held"
         );
         assert_eq!(m.feed(b"ing\n"), b"hunting\n".to_vec());
+    }
+
+    #[test]
+    fn multi_line_values_are_masked_through_a_terminal_and_line_by_line() {
+        let pem = "-----BEGIN KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\nAT8wggE7AgEAAkEAq7BFUpkGp3+Lh\n-----END KEY-----";
+        let mut m = masker(&[pem]);
+        let crlf = pem.replace('\n', "\r\n");
+        let out = run(&mut m, &[&crlf[..30], &crlf[30..], "\r\n"]);
+        assert_eq!(out, "*****\r\n");
+        let mut m = masker(&[pem]);
+        let out = run(&mut m, &["line: MIIBVQIBADANBgkqhkiG9w0BAQEFAASC\n"]);
+        assert_eq!(out, "line: *****\n");
+    }
+
+    #[test]
+    fn a_secret_cut_off_at_the_end_is_masked() {
+        let mut m = masker(&["hunter2secret"]);
+        assert_eq!(run(&mut m, &["pw=hunter2secre"]), "pw=*****");
+        let mut m = masker(&["hunter2secret"]);
+        assert_eq!(run(&mut m, &["pw=hu"]), "pw=hu", "two bytes say nothing");
     }
 
     #[test]

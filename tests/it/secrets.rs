@@ -1184,3 +1184,63 @@ fn every_export_format_round_trips_hostile_values() {
         }
     }
 }
+
+/// Through a terminal (`script` gives sluice a pty, and the child gets one): a PEM-like
+/// multi-line secret printed whole (the pty turns `\n` into `\r\n`), one of its lines printed
+/// alone, and a secret cut off at the very end of the output are all masked; a 3-character
+/// value is named on stderr as one that cannot be masked.
+#[test]
+fn mask_output_masks_multi_line_and_cut_off_secrets_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  dev: { secrets: { provider: env, prefix: DEV_ } }
+secrets:
+  PEM: { dev: env://PEM }
+  CUT: { dev: env://CUT }
+  PIN: { dev: env://PIN }
+",
+    );
+    let mut rng = Rng::new(77);
+    let lines: Vec<String> = (0..4)
+        .map(|_| rng.string(crate::support::ALNUM, 48))
+        .collect();
+    let pem = format!(
+        "-----BEGIN TEST KEY-----\n{}\n-----END TEST KEY-----",
+        lines.join("\n")
+    );
+    let cut = sentinel(78);
+    let script = format!(
+        "{} run --env dev --mask-output -- sh -c 'printf \"%s\\n\" \"$PEM\"; echo \"one line: {}\"; printf \"%s\" \"${{CUT%?}}\"'",
+        crate::support::sluice_bin().display(),
+        lines[2]
+    );
+    let out = Command::new("script")
+        .current_dir(d)
+        .env("DEV_PEM", &pem)
+        .env("DEV_CUT", &cut)
+        .env("DEV_PIN", "123")
+        .env("NO_COLOR", "1")
+        .args(["-qec", &script, "/dev/null"])
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\r\n"), "a terminal: {text:?}");
+    for l in &lines {
+        assert!(!text.contains(l.as_str()), "a PEM line leaked: {text:?}");
+    }
+    assert!(
+        !text.contains(&cut[..cut.len() - 1]),
+        "cut-off secret leaked: {text:?}"
+    );
+    assert!(text.contains("one line: *****"), "{text:?}");
+    assert!(text.trim_end().ends_with("*****"), "{text:?}");
+    assert!(
+        text.contains("cannot mask PIN (under 4 characters"),
+        "{text:?}"
+    );
+}
