@@ -367,8 +367,13 @@ pub enum SecretsCommand {
         /// Second environment.
         b: String,
     },
-    /// Resolve every variable in every environment and list every problem (exit 1 if any).
-    Check,
+    /// Resolve every variable in every environment (or those given with --env) and list every
+    /// problem (exit 1 if any); a store that cannot be reached is one problem, not the end.
+    Check {
+        /// Only this environment (repeatable).
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+    },
     /// Create an environment's age identity (if missing) and an empty store encrypted to it.
     Init {
         /// The environment.

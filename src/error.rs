@@ -161,6 +161,44 @@ pub enum Error {
     },
 }
 
+/// Text from elsewhere (a server's error, an OS message) made safe to print: control characters
+/// (escape sequences that could rewrite the terminal, line breaks that could fake a line of
+/// sluice's own) shown escaped, runs of white space made one space.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split([' ', '\t', '\n', '\r'])
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// An error and its causes, each said once (`a: b: c`), printable. For library errors whose
+/// `Display` says only "an error occurred" and keeps the reason in `source()`.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let text = printable(&c.to_string());
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
 fn render_problems(problems: &[Problem]) -> String {
     let mut s = String::new();
     for (i, p) in problems.iter().enumerate() {

@@ -16,7 +16,8 @@ pub(crate) fn secrets_command(
     let loaded = match require_config(explicit, cwd) {
         // `check` reports a breach of isolation as a finding: the file is well-formed.
         Err(Error::Invalid { problems })
-            if matches!(cmd, SecretsCommand::Check) && problems.iter().all(|p| p.isolation) =>
+            if matches!(cmd, SecretsCommand::Check { .. })
+                && problems.iter().all(|p| p.isolation) =>
         {
             for p in &problems {
                 eprintln!("problem: {p}");
@@ -100,14 +101,19 @@ pub(crate) fn secrets_command(
             }
             Ok(if differs { EXIT_FINDINGS } else { EXIT_OK })
         }
-        SecretsCommand::Check => {
-            let problems = crate::secrets::audit::check(&resolve::Resolver::new(&loaded))?;
+        SecretsCommand::Check { env } => {
+            let problems = crate::secrets::audit::check(&resolve::Resolver::new(&loaded), &env)?;
             for p in &problems {
                 eprintln!("problem: {p}");
             }
             if problems.is_empty() {
+                let scope = if env.is_empty() {
+                    "every environment".to_string()
+                } else {
+                    format!("environment {}", env.join(", "))
+                };
                 println!(
-                    "{}: every variable resolves in every environment",
+                    "{}: every variable resolves in {scope}",
                     loaded.path.display()
                 );
                 Ok(EXIT_OK)

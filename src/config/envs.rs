@@ -185,6 +185,16 @@ pub(crate) enum Source {
         #[serde(default)]
         optional: bool,
     },
+    /// Deliberately not set in this environment (`{ none: true }`): `secrets check` accepts
+    /// it, and the variable is left out of `run` and `export`.
+    None {
+        /// Must be `true` (checked with the configuration).
+        #[allow(
+            dead_code,
+            reason = "validation reads it from the YAML tree, with positions"
+        )]
+        none: bool,
+    },
 }
 
 /// A variable the app needs: its source per environment, keyed by environment name.

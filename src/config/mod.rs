@@ -543,6 +543,14 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 ));
                 continue;
             }
+            if let Some(n) = get(source, "none")
+                && !matches!(n.value, yaml::Value::Bool(true))
+            {
+                problems.push(Problem::new(
+                    n.at(file),
+                    format!("`secrets.{var}.{env}.none`: write `none: true` (deliberately not set in `{env}`), or remove the entry"),
+                ));
+            }
             let (text, at) = match &source.value {
                 yaml::Value::Str(t) => (t.as_str(), source),
                 yaml::Value::Map(_) => match get(source, "ref") {

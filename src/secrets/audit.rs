@@ -13,25 +13,44 @@ use crate::keyed::hmac_sha256;
 use super::resolve::{Resolver, entries};
 use crate::error::Error;
 
-/// Every problem of every environment, one line each.
-pub(crate) fn check(secrets: &Resolver<'_>) -> Result<Vec<String>, Error> {
+/// Every problem of the environments `only` (all when empty), one line each: a variable with
+/// no source in an environment (unless marked `{ none: true }` there), a reference that does not
+/// resolve, a store that cannot be reached or logged in to. One environment's failure does not
+/// hide another's.
+pub(crate) fn check(secrets: &Resolver<'_>, only: &[String]) -> Result<Vec<String>, Error> {
     let loaded = secrets.loaded();
-    let mut problems = Vec::new();
     let envs: Vec<&String> = loaded.config.environments.keys().collect();
-    for (name, spec) in &loaded.config.secrets {
-        for env in &envs {
-            if !spec.contains_key(*env) {
+    for o in only {
+        if !envs.contains(&o) {
+            return Err(Error::Usage(format!(
+                "--env {o}: no such environment under `environments:` (declared: {})",
+                envs.iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let envs: Vec<&String> = envs
+        .into_iter()
+        .filter(|e| only.is_empty() || only.contains(e))
+        .collect();
+    let mut problems = Vec::new();
+    for env in envs {
+        for (name, spec) in &loaded.config.secrets {
+            if !spec.contains_key(env) {
                 problems.push(format!(
-                    "variable `{name}` has no source in environment `{env}`; add `{env}: …` under secrets.{name}"
+                    "environment `{env}`: variable `{name}` has no source; add `{env}: …` under secrets.{name} (or `{env}: {{ none: true }}` if it is deliberately unset there)"
                 ));
             }
         }
-    }
-    for env in envs {
-        for (_, result) in secrets.each(env, &[])? {
-            if let Err(e) = result {
-                problems.push(e.to_string());
-            }
+        match secrets.each(env, &[]) {
+            Ok(each) => problems.extend(
+                each.into_iter()
+                    .filter_map(|(_, r)| r.err())
+                    .map(|e| e.to_string()),
+            ),
+            Err(e) => problems.push(format!("environment `{env}`: {e}")),
         }
     }
     Ok(problems)

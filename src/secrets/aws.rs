@@ -167,15 +167,43 @@ impl AwsStore {
                         "access denied: the credentials' policy does not allow this secret"
                             .to_string()
                     }
+                    Some(
+                        code @ ("UnrecognizedClientException"
+                        | "InvalidSignatureException"
+                        | "ExpiredTokenException"
+                        | "InvalidClientTokenId"),
+                    ) => format!(
+                        "{code}: the credentials are invalid or expired (not a policy denial)"
+                    ),
                     Some(code) => format!(
                         "{code}: {}",
-                        service.and_then(|s| s.message()).unwrap_or("")
+                        crate::error::printable(
+                            service.and_then(|s| s.message()).unwrap_or("")
+                        )
                     ),
-                    None => {
-                        let text =
-                            format!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e));
-                        text.split_whitespace().collect::<Vec<_>>().join(" ")
-                    }
+                    None => match &e {
+                        aws_sdk_secretsmanager::error::SdkError::TimeoutError(_) => format!(
+                            "no answer within {} s (timeout_seconds)",
+                            self.timeout.as_secs()
+                        ),
+                        aws_sdk_secretsmanager::error::SdkError::DispatchFailure(_) => {
+                            let mut inner: &dyn std::error::Error = &e;
+                            while let Some(next) = inner.source() {
+                                inner = next;
+                            }
+                            format!(
+                                "cannot reach {}: {}",
+                                self.endpoint.as_deref().unwrap_or("the regional endpoint"),
+                                crate::error::printable(&inner.to_string())
+                            )
+                        }
+                        aws_sdk_secretsmanager::error::SdkError::ServiceError(_) => format!(
+                            "the endpoint answered HTTP {} without an AWS error; is {} Secrets Manager?",
+                            e.raw_response().map_or(0, |r| r.status().as_u16()),
+                            self.endpoint.as_deref().unwrap_or("the regional endpoint")
+                        ),
+                        other => crate::error::causes(other),
+                    },
                 })
             })?;
         if let Some(s) = out.secret_string() {

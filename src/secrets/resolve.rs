@@ -104,10 +104,12 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
-        let Some(source) = spec.get(env) else {
-            continue;
+        let origin = match spec.get(env) {
+            None | Some(Source::None { .. }) => continue,
+            Some(source) => source,
         };
-        let origin = match source {
+        let origin = match origin {
+            Source::None { .. } => continue,
             Source::Literal { value } => Origin::Literal(SecretValue::new(value.clone())),
             Source::Ref(text) => Origin::Ref {
                 reference: refs::parse(text)

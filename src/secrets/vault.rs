@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::SecretValue;
 use crate::config::envs::VaultAuth;
-use crate::error::Error;
+use crate::error::{Error, causes, printable};
 
 /// Session tokens of this process, per login (see [`VaultStore::client`]).
 static SESSIONS: std::sync::Mutex<BTreeMap<String, Zeroizing<String>>> =
@@ -70,12 +70,23 @@ fn describe(e: &ClientError) -> String {
         }
         ClientError::APIError { code: 404, .. } => "not found (404)".into(),
         ClientError::APIError { code, errors } => {
-            format!("server answered {code}: {}", errors.join("; "))
+            format!("server answered {code}: {}", printable(&errors.join("; ")))
         }
-        other => {
-            let text = other.to_string();
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => format!(
+            "the address answered HTTP {code}, not as Vault does; is it the Vault server (and its API port)?"
+        ),
+        ClientError::RestClientError { source } => {
+            // The innermost cause says why (connection refused, timed out, TLS); the outer
+            // layers only say that a request failed.
+            let mut inner: &dyn std::error::Error = source;
+            while let Some(next) = inner.source() {
+                inner = next;
+            }
+            format!("cannot reach the server: {}", printable(&inner.to_string()))
         }
+        other => causes(other),
     }
 }
 
@@ -199,7 +210,21 @@ impl VaultStore {
         let settings = b.build().map_err(|e| external(self, e.to_string()))?;
         let mut client = VaultClient::new(settings).map_err(|e| external(self, describe(&e)))?;
         match &self.auth {
-            VaultAuth::Token { .. } => {}
+            VaultAuth::Token { .. } => {
+                // A bad token and a denied path both answer 403; asking the token about itself
+                // (allowed by every policy) tells them apart.
+                if let Err(e) = vaultrs::token::lookup_self(&client).await {
+                    return Err(external(
+                        self,
+                        match e {
+                            ClientError::APIError { code: 403, .. } => {
+                                "the token is invalid or expired (the server does not know it); log in again or set a valid token".to_string()
+                            }
+                            other => describe(&other),
+                        },
+                    ));
+                }
+            }
             VaultAuth::Approle {
                 mount,
                 role_id,
@@ -308,7 +333,7 @@ impl VaultStore {
             .enable_all()
             .build()
             .map_err(|e| external(self, format!("cannot start the async runtime: {e}")))?;
-        rt.block_on(async {
+        let all = async {
             let client = Arc::new(self.client().await?);
             let mut tasks = tokio::task::JoinSet::new();
             for (i, (path, version)) in wanted.iter().enumerate() {
@@ -323,6 +348,20 @@ impl VaultStore {
                 out.insert(wanted[i].clone(), result);
             }
             Ok(out)
+        };
+        // `timeout_seconds` is the whole command's wait, login and retries included.
+        rt.block_on(async {
+            tokio::time::timeout(self.timeout, all)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(external(
+                        self,
+                        format!(
+                            "no answer within {} s (timeout_seconds); is the server up and reachable?",
+                            self.timeout.as_secs()
+                        ),
+                    ))
+                })
         })
     }
 }

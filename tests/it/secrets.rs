@@ -1244,3 +1244,124 @@ secrets:
         "{text:?}"
     );
 }
+
+/// `secrets check` reports every environment's problems, not just the first store's: an
+/// unreachable Vault and an unreachable AWS endpoint are one problem each, the age environment
+/// is still checked, `--env` limits the check (and needs only that environment's
+/// credentials), and `{ none: true }` marks a variable deliberately unset in an environment.
+#[test]
+fn secrets_check_reports_every_environment_and_accepts_deliberate_absence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |sentry_dev: &str| {
+        format!(
+            "version: 1
+environments:
+  dev: {{ secrets: {{ provider: age, file: secrets/dev.age, identity: keys/dev.txt }} }}
+  staging: {{ secrets: {{ provider: vault, address: 'http://127.0.0.1:1', timeout_seconds: 1, auth: {{ method: token, token_env: NO_SUCH_TOKEN_VAR }} }} }}
+  prod: {{ protected: true, secrets: {{ provider: aws, region: eu-central-1, endpoint: 'http://127.0.0.1:1', timeout_seconds: 1 }} }}
+secrets:
+  API_TOKEN: {{ dev: age://API_TOKEN, staging: 'vault://api#token', prod: aws://api }}
+  MISSING: {{ dev: age://MISSING, staging: {{ none: true }}, prod: {{ none: true }} }}
+  SENTRY_DSN: {{ {sentry_dev}prod: {{ ref: aws://sentry, optional: true }} }}
+"
+        )
+    };
+    write(d, "sluice.yaml", &config(""));
+    store_with_token(d, "dev", &sentinel(90));
+    let check = |args: &[&str]| {
+        crate::support::sluice_env(
+            d,
+            &[("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")],
+            &["VAULT_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"],
+            args,
+            None,
+        )
+    };
+    let r = check(&["secrets", "check"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let problems: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("problem:"))
+        .collect();
+    let has = |env: &str, what: &str| {
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("`{env}`")) && p.contains(what))
+    };
+    assert!(has("dev", "MISSING"), "{}", r.stderr);
+    assert!(has("dev", "SENTRY_DSN` has no source"), "{}", r.stderr);
+    assert!(has("staging", "SENTRY_DSN` has no source"), "{}", r.stderr);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("staging") && p.contains("NO_SUCH_TOKEN_VAR")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("prod") && p.contains("API_TOKEN")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.contains("MISSING` has no source")),
+        "{{ none: true }} is deliberate: {}",
+        r.stderr
+    );
+
+    // Only dev, with the marker for SENTRY_DSN and the missing key set: it passes.
+    write(
+        d,
+        "sluice.yaml",
+        &config("dev: { none: true }, staging: { none: true }, "),
+    );
+    assert_eq!(
+        run(
+            d,
+            &["secrets", "set", "--env", "dev", "MISSING"],
+            Some("x-value")
+        )
+        .code,
+        0
+    );
+    let r = check(&["secrets", "check", "--env", "dev"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("resolves in environment dev"),
+        "{}",
+        r.stdout
+    );
+    let r = check(&["secrets", "check", "--env", "nope"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("declared: dev, prod, staging"),
+        "{}",
+        r.stderr
+    );
+    // The marked variable is left out of run.
+    let r = run(
+        d,
+        &[
+            "run",
+            "--env",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "echo ${SENTRY_DSN-unset}",
+        ],
+        None,
+    );
+    assert_eq!((r.code, r.stdout.trim()), (0, "unset"), "{}", r.stderr);
+    // `none: false` means nothing: refused.
+    write(d, "sluice.yaml", &config("dev: { none: false }, "));
+    let r = check(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("write `none: true`"), "{}", r.stderr);
+}
