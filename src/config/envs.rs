@@ -166,7 +166,7 @@ impl Default for VaultAuth {
 
 /// What one variable resolves to in one environment.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub(crate) enum Source {
     /// A reference: `age://KEY`, `env://VAR`, `vault://path#key`, `aws://name#json.key`,
     /// `sops://file.yaml#a.b`.

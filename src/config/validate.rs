@@ -71,34 +71,7 @@ fn check(file: &str, node: &Node, schema: &J, root: &J, path: &str, out: &mut Ve
 
     for key in ["anyOf", "oneOf"] {
         if let Some(branches) = schema.get(key).and_then(J::as_array) {
-            let mut best: Option<Vec<Problem>> = None;
-            for b in branches {
-                let mut p = Vec::new();
-                check(file, node, b, root, path, &mut p);
-                if p.is_empty() {
-                    best = None;
-                    break;
-                }
-                if best.as_ref().is_none_or(|x| p.len() < x.len()) {
-                    best = Some(p);
-                }
-            }
-            if let Some(mut p) = best {
-                if p.len() == 1 && branches.len() > 1 {
-                    let kinds: Vec<String> = branches
-                        .iter()
-                        .map(|b| describe(resolve(root, b)))
-                        .collect();
-                    if kinds.iter().all(|k| !k.is_empty()) && p[0].at == node.at(file) {
-                        p[0].message = format!(
-                            "{name}: expected {}, found {}",
-                            kinds.join(" or "),
-                            node.kind()
-                        );
-                    }
-                }
-                out.append(&mut p);
-            }
+            union(file, node, branches, root, path, name, out);
         }
     }
     if let Some(all) = schema.get("allOf").and_then(J::as_array) {
@@ -208,6 +181,132 @@ fn check(file: &str, node: &Node, schema: &J, root: &J, path: &str, out: &mut Ve
             }
         }
         _ => {}
+    }
+}
+
+/// The key every branch of a union fixes to a constant (serde's `tag`, e.g. `provider`), with
+/// each branch's constant.
+fn tag_of<'a>(branches: &'a [J], root: &'a J) -> Option<(String, Vec<(&'a str, &'a J)>)> {
+    let first = resolve(root, branches.first()?);
+    let props = first.get("properties")?.as_object()?;
+    props.keys().find_map(|k| {
+        let consts: Option<Vec<(&str, &J)>> = branches
+            .iter()
+            .map(|b| {
+                let b = resolve(root, b);
+                let c = b.get("properties")?.get(k)?.get("const")?.as_str()?;
+                Some((c, b))
+            })
+            .collect();
+        consts.map(|c| (k.clone(), c))
+    })
+}
+
+/// The branches of `anyOf`/`oneOf`. A tagged union is checked against the branch its tag names
+/// (an unknown tag lists the known ones); otherwise the branch that fits best by kind and by
+/// the keys written speaks, with its own problems (`missing required key`, `unknown key`), and
+/// only a node of a kind no branch takes is answered with the kinds that are.
+fn union(
+    file: &str,
+    node: &Node,
+    branches: &[J],
+    root: &J,
+    path: &str,
+    name: &str,
+    out: &mut Vec<Problem>,
+) {
+    if let (Value::Map(entries), Some((tag, consts))) = (&node.value, tag_of(branches, root)) {
+        let written = entries.iter().find(|(k, _)| k.key_text() == tag);
+        let known: Vec<&str> = consts.iter().map(|(c, _)| *c).collect();
+        match written {
+            None => out.push(Problem::new(
+                node.at(file),
+                format!(
+                    "{name}: missing required key `{tag}` (one of: {})",
+                    known.join(", ")
+                ),
+            )),
+            Some((_, v)) => match consts
+                .iter()
+                .find(|(c, _)| matches!(&v.value, Value::Str(s) if s == c))
+            {
+                Some((_, b)) => check(file, node, b, root, path, out),
+                None => out.push(Problem::new(
+                    v.at(file),
+                    format!(
+                        "{}: {} is not one of: {}",
+                        join(path, &tag),
+                        match &v.value {
+                            Value::Str(s) => format!("`{}`", s.escape_debug()),
+                            _ => v.kind().to_string(),
+                        },
+                        known.join(", ")
+                    ),
+                )),
+            },
+        }
+        return;
+    }
+    let mut best: Option<(usize, Vec<Problem>)> = None;
+    let mut kinds: Vec<String> = Vec::new();
+    for b in branches {
+        let rb = resolve(root, b);
+        let fits_kind = match rb.get("type") {
+            Some(J::String(t)) => type_matches(t, node),
+            Some(J::Array(ts)) => ts
+                .iter()
+                .filter_map(J::as_str)
+                .any(|t| type_matches(t, node)),
+            _ => true,
+        };
+        let kind = describe(rb);
+        if !kind.is_empty() && !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+        let mut p = Vec::new();
+        check(file, node, b, root, path, &mut p);
+        if p.is_empty() {
+            return;
+        }
+        if !fits_kind {
+            continue;
+        }
+        // How many of the keys written this branch knows: the branch the author meant.
+        // A key it knows counts 2, a key close to one of its keys (a typo) 1.
+        let shared = match (&node.value, rb.get("properties").and_then(J::as_object)) {
+            (Value::Map(entries), Some(props)) => {
+                let known: Vec<&str> = props.keys().map(String::as_str).collect();
+                entries
+                    .iter()
+                    .map(|(k, _)| {
+                        let k = k.key_text();
+                        if props.contains_key(&k) {
+                            2
+                        } else {
+                            usize::from(closest(&k, &known).is_some())
+                        }
+                    })
+                    .sum()
+            }
+            _ => 0,
+        };
+        let better = best
+            .as_ref()
+            .is_none_or(|(s, bp)| shared > *s || (shared == *s && p.len() < bp.len()));
+        if better {
+            best = Some((shared, p));
+        }
+    }
+    match best {
+        Some((_, mut p)) => out.append(&mut p),
+        None => out.push(Problem::new(
+            node.at(file),
+            format!(
+                "{name}: expected {}, found {}",
+                kinds.join(" or "),
+                node.kind()
+            ),
+        )),
     }
 }
 

@@ -607,7 +607,8 @@ fn fetch_each(
                         .or_insert_with(|| super::sops::read(&loaded.relative(file), identity));
                     match leaves {
                         Ok(l) => match l.get(path) {
-                            Some(v) => Ok(Some(v.clone())),
+                            Some(Ok(v)) => Ok(Some(v.clone())),
+                            Some(Err(why)) => Err(fail(env, &e.name, &shown, why.clone())),
                             None if optional => Ok(None),
                             None => Err(fail(
                                 env,

@@ -4,6 +4,14 @@
 //! tag:…,type:…]` value is AES-256-GCM with a 32-byte IV and its key path (`a:b:`) as additional
 //! data; the MAC (SHA-512 over the values in document order, encrypted with the last-modified
 //! time as additional data) is verified, so a tampered file is rejected. YAML, JSON and dotenv.
+//!
+//! Partial encryption is read as sops writes it: which values are encrypted is decided by the
+//! file's own rule (`unencrypted_suffix`, default `_unencrypted`; `encrypted_suffix`,
+//! `unencrypted_regex`, `encrypted_regex`), tested against every key on the value's path, so a
+//! match on a parent covers its subtree. A value the rule says is plain is taken as written
+//! (even one that looks like `ENC[…]`); one it says is encrypted must decrypt. The MAC covers
+//! every value, or with `mac_only_encrypted` only the encrypted ones: plain values of such a
+//! file are not authenticated, and sluice refuses to hand them out.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -23,8 +31,91 @@ use crate::config::yaml;
 
 type SopsCipher = AesGcm<Aes256, U32>;
 
-/// A decrypted SOPS file: dotted key path (`db.password`, list items as `list.0`) to value.
-pub(crate) type Leaves = BTreeMap<String, SecretValue>;
+/// A decrypted SOPS file: dotted key path (`db.password`, list items as `list.0`) to value, or
+/// to why it cannot be used (a plain value no MAC covers).
+pub(crate) type Leaves = BTreeMap<String, Result<SecretValue, String>>;
+
+/// What sops feeds its hash first when `mac_only_encrypted` is set: SHA-256("sops").
+const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+];
+
+/// A file's partial-encryption rule (at most one is set; none means `_unencrypted`).
+enum Rule {
+    UnencryptedSuffix(String),
+    EncryptedSuffix(String),
+    UnencryptedRegex(regex::Regex),
+    EncryptedRegex(regex::Regex),
+}
+
+impl Rule {
+    fn from_meta(meta: &yaml::Node) -> Result<Rule, String> {
+        let keys = [
+            "unencrypted_suffix",
+            "encrypted_suffix",
+            "unencrypted_regex",
+            "encrypted_regex",
+            "unencrypted_comment_regex",
+            "encrypted_comment_regex",
+        ];
+        let set: Vec<(&str, &str)> = keys
+            .iter()
+            .filter_map(|k| {
+                text_of(get(meta, k))
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (*k, v))
+            })
+            .collect();
+        let regex = |k: &str, v: &str| {
+            regex::Regex::new(v).map_err(|e| format!("its `{k}` does not compile ({e})"))
+        };
+        match set.as_slice() {
+            [] => Ok(Rule::UnencryptedSuffix("_unencrypted".into())),
+            [("unencrypted_suffix", v)] => Ok(Rule::UnencryptedSuffix(v.to_string())),
+            [("encrypted_suffix", v)] => Ok(Rule::EncryptedSuffix(v.to_string())),
+            [(k @ "unencrypted_regex", v)] => Ok(Rule::UnencryptedRegex(regex(k, v)?)),
+            [(k @ "encrypted_regex", v)] => Ok(Rule::EncryptedRegex(regex(k, v)?)),
+            [(k, _)] => Err(format!(
+                "`{k}` (comment-based partial encryption) is not supported; re-create the file with --encrypted-regex or --encrypted-suffix"
+            )),
+            _ => Err(format!(
+                "it sets {} at once; sops allows only one",
+                set.iter()
+                    .map(|(k, _)| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        }
+    }
+
+    /// Whether sops encrypted the value at `path` (its map keys from the root).
+    fn encrypts(&self, path: &[String]) -> bool {
+        match self {
+            Rule::UnencryptedSuffix(s) => !path.iter().any(|k| k.ends_with(s.as_str())),
+            Rule::EncryptedSuffix(s) => path.iter().any(|k| k.ends_with(s.as_str())),
+            Rule::UnencryptedRegex(r) => !path.iter().any(|k| r.is_match(k)),
+            Rule::EncryptedRegex(r) => path.iter().any(|k| r.is_match(k)),
+        }
+    }
+}
+
+/// A boolean as sops reads one (Go's `strconv.ParseBool`; dotenv files hold it as text).
+fn flag_of(node: Option<&yaml::Node>) -> Result<bool, String> {
+    match node.map(|n| &n.value) {
+        None | Some(yaml::Value::Null) => Ok(false),
+        Some(yaml::Value::Bool(b)) => Ok(*b),
+        Some(yaml::Value::Str(s)) => match s.as_str() {
+            "1" | "t" | "T" | "true" | "True" | "TRUE" => Ok(true),
+            "0" | "f" | "F" | "false" | "False" | "FALSE" => Ok(false),
+            _ => Err(format!(
+                "`mac_only_encrypted: {}` is not a boolean",
+                s.escape_debug()
+            )),
+        },
+        Some(_) => Err("`mac_only_encrypted` is not a boolean".into()),
+    }
+}
 
 /// One leaf as found in the file, in document order.
 struct Leaf {
@@ -74,7 +165,13 @@ fn collect(node: &yaml::Node, aad: &mut Vec<String>, lookup: &str, out: &mut Vec
         yaml::Value::Float(f) => out.push(Leaf {
             aad_path: aad.clone(),
             lookup: lookup.to_string(),
-            text: f.to_string(),
+            // As Go's FormatFloat(f, 'f', -1, 64), which sops hashes.
+            text: match f {
+                f if f.is_nan() => "NaN".into(),
+                f if f.is_infinite() && *f > 0.0 => "+Inf".into(),
+                f if f.is_infinite() => "-Inf".into(),
+                f => f.to_string(),
+            },
         }),
         yaml::Value::Bool(b) => out.push(Leaf {
             aad_path: aad.clone(),
@@ -249,31 +346,50 @@ pub(crate) fn read(path: &Path, identity_store: &AgeStore) -> Result<Leaves, Str
 
     let mut leaves = Vec::new();
     collect(&tree, &mut Vec::new(), "", &mut leaves);
-    let suffix = text_of(get(meta, "unencrypted_suffix")).unwrap_or("_unencrypted");
+    let rule = Rule::from_meta(meta).map_err(|e| format!("{name}: {e}"))?;
+    let mac_only = flag_of(get(meta, "mac_only_encrypted")).map_err(|e| format!("{name}: {e}"))?;
     let mut mac = Sha512::new();
+    if mac_only {
+        mac.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
     let mut out = Leaves::new();
     for leaf in leaves {
-        let value: Zeroizing<Vec<u8>> = match parse_enc(&leaf.text) {
-            Some(enc) => {
-                let aad = format!("{}:", leaf.aad_path.join(":"));
-                decrypt_value(&key, &enc, aad.as_bytes())
-                    .ok_or_else(|| format!("{name}: value `{}` does not decrypt: the file was tampered with or is corrupt", leaf.lookup))?
-            }
-            None if leaf.aad_path.iter().any(|k| k.ends_with(suffix)) => {
-                Zeroizing::new(leaf.text.into_bytes())
-            }
-            None if leaf.text.is_empty() => Zeroizing::new(Vec::new()),
-            None => {
-                return Err(format!(
-                    "{name}: value `{}` is not encrypted; the file was tampered with",
+        let encrypted = rule.encrypts(&leaf.aad_path);
+        let value: Zeroizing<Vec<u8>> = if !encrypted || leaf.text.is_empty() {
+            // Plain by the file's rule: as written, even if it looks like `ENC[…]`.
+            Zeroizing::new(leaf.text.into_bytes())
+        } else {
+            let enc = parse_enc(&leaf.text).ok_or_else(|| {
+                format!(
+                    "{name}: value `{}` is not encrypted, but the file's rule says it must be; the file was tampered with",
                     leaf.lookup
-                ));
-            }
+                )
+            })?;
+            let aad = format!("{}:", leaf.aad_path.join(":"));
+            decrypt_value(&key, &enc, aad.as_bytes()).ok_or_else(|| {
+                format!(
+                    "{name}: value `{}` does not decrypt: the file was tampered with or is corrupt",
+                    leaf.lookup
+                )
+            })?
         };
-        mac.update(&*value);
+        let authenticated = !mac_only || encrypted;
+        if authenticated {
+            mac.update(&*value);
+        }
         let text = String::from_utf8(value.to_vec())
             .map_err(|_| format!("{name}: value `{}` is not UTF-8", leaf.lookup))?;
-        out.insert(leaf.lookup, SecretValue::new(text));
+        out.insert(
+            leaf.lookup.clone(),
+            if authenticated {
+                Ok(SecretValue::new(text))
+            } else {
+                Err(format!(
+                    "{name}: `{}` is neither encrypted nor covered by the MAC (the file has mac_only_encrypted), so anyone who can write the file can change it; encrypt it, or re-create the file without --mac-only-encrypted",
+                    leaf.lookup
+                ))
+            },
+        );
     }
     let want: String = mac.finalize().iter().map(|b| format!("{b:02X}")).collect();
     let stored = text_of(get(meta, "mac"))

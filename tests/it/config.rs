@@ -131,3 +131,60 @@ fn a_yaml_alias_bomb_is_refused_with_its_position() {
         r.stderr
     );
 }
+
+/// Messages for the mistakes people make in `environments:` and `secrets:` say what is wrong
+/// and where: the missing key, the providers there are, the typo'd key with its correction.
+#[test]
+fn union_mistakes_name_the_missing_key_the_providers_and_the_typo() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "environments:\n  prod: { secrets: { provider: vault } }",
+            "sluice.yaml:3:20: `environments.prod.secrets`: missing required key `address`",
+        ),
+        (
+            "environments:\n  prod: { secrets: { provider: gcp } }",
+            "sluice.yaml:3:32: `environments.prod.secrets.provider`: `gcp` is not one of: age, vault, aws, sops, env",
+        ),
+        (
+            "environments:\n  prod: { secrets: { file: x.age } }",
+            "missing required key `provider` (one of: age, vault, aws, sops, env)",
+        ),
+        (
+            "environments:\n  prod: { secrets: { provider: env } }\nsecrets:\n  A: { prod: { ref: 'env://A', optionl: true } }",
+            "sluice.yaml:5:32: unknown key `optionl` in `secrets.A.prod`; did you mean `optional`?",
+        ),
+        (
+            "environments:\n  prod: { secrets: { provider: env } }\nsecrets:\n  A: { prod: { reff: 'env://A' } }",
+            "unknown key `reff` in `secrets.A.prod`; did you mean `ref`?",
+        ),
+        (
+            "environments:\n  prod: { secrets: { provider: env } }\nsecrets:\n  A: { prod: 5 }",
+            "`secrets.A.prod`: expected a string or a mapping, found an integer",
+        ),
+        (
+            "environments:\n  prod: { secrets: { provider: vault, address: 'not a url' } }",
+            "`environments.prod.secrets.address`: `not a url` is not an http(s) URL",
+        ),
+    ];
+    for (body, want) in cases {
+        write(dir.path(), "sluice.yaml", &format!("version: 1\n{body}\n"));
+        let r = sluice(dir.path(), &["check"]);
+        assert_eq!(r.code, 2, "{body}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(want),
+            "{body}\nwant: {want}\n got: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("or a mapping or"), "{}", r.stderr);
+    }
+    write(dir.path(), "sluice.yaml", "- version: 1\n- b\n");
+    let r = sluice(dir.path(), &["check"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("sluice.yaml:1:1: the document: expected a mapping, found a list"),
+        "{}",
+        r.stderr
+    );
+}

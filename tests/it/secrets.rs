@@ -630,7 +630,7 @@ fn diff_and_check_never_show_values() {
     assert_eq!(r.code, 1);
     assert!(
         r.stderr
-            .contains("variable `OPTIONAL_THING` has no source in environment `prod`"),
+            .contains("environment `prod`: variable `OPTIONAL_THING` has no source"),
         "{}",
         r.stderr
     );

@@ -155,3 +155,126 @@ secrets:
     let r = sluice(d, &["--config", "sluice.yaml", "secrets", "check"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// Files made with each of sops's partial-encryption options (`--encrypted-regex`,
+/// `--encrypted-suffix`, `--unencrypted-regex`, `--unencrypted-suffix`) and with
+/// `--mac-only-encrypted` read as sops reads them: encrypted and plain values, a regex on a
+/// parent key covering its subtree, the MAC checked. A changed plain value is caught by the MAC,
+/// and a plain value no MAC covers (mac-only files) is refused rather than trusted.
+#[test]
+fn partial_encryption_options_read_as_sops_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    run_ok(
+        Command::new("age-keygen")
+            .arg("-o")
+            .arg(d.join("keys/prod.txt")),
+    );
+    let public = std::fs::read_to_string(d.join("keys/prod.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let mut rng = Rng::new(62);
+    let pw = rng.string(crate::support::ALNUM, 20);
+    let tok = rng.string(crate::support::ALNUM, 20);
+    let plain = format!(
+        "db:\n  password: {pw}\n  host: db.internal\n  port: 5432\n  user_enc: app\n  user_plain: app\ncreds:\n  token: {tok}\n  region: eu\nport: 8080\n"
+    );
+    let cases: [(&str, &[&str]); 6] = [
+        ("regex", &["--encrypted-regex", "^(password|token)$"]),
+        ("parent", &["--encrypted-regex", "^creds$"]),
+        ("suffix", &["--encrypted-suffix", "_enc"]),
+        ("unregex", &["--unencrypted-regex", "^(host|port|region)$"]),
+        ("unsuffix", &["--unencrypted-suffix", "_plain"]),
+        (
+            "maconly",
+            &[
+                "--mac-only-encrypted",
+                "--encrypted-regex",
+                "^(password|token)$",
+            ],
+        ),
+    ];
+    let mut secrets = String::new();
+    for (name, flags) in cases {
+        std::fs::write(d.join(format!("{name}.plain.yaml")), &plain).unwrap();
+        // `--mac-only-encrypted` exists only on the top-level `--encrypt` form.
+        let out = run_ok(
+            Command::new(sops_bin())
+                .current_dir(d)
+                .env("SOPS_DISABLE_VERSION_CHECK", "1")
+                .args(["--encrypt", "--age", &public])
+                .args(flags)
+                .arg(format!("{name}.plain.yaml")),
+        );
+        std::fs::write(d.join(format!("{name}.yaml")), out).unwrap();
+        std::fs::remove_file(d.join(format!("{name}.plain.yaml"))).unwrap();
+        let up = name.to_uppercase();
+        secrets.push_str(&format!(
+            "  {up}_PW: {{ prod: 'sops://{name}.yaml#db.password' }}\n  {up}_TOKEN: {{ prod: 'sops://{name}.yaml#creds.token' }}\n"
+        ));
+        if name != "maconly" {
+            secrets.push_str(&format!(
+                "  {up}_HOST: {{ prod: 'sops://{name}.yaml#db.host' }}\n  {up}_PORT: {{ prod: 'sops://{name}.yaml#port' }}\n"
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(d.join("regex.yaml")).unwrap();
+    assert!(
+        text.contains("host: db.internal") && !text.contains(&pw),
+        "{text}"
+    );
+    let config = |extra: &str| {
+        format!(
+            "version: 1
+environments:
+  prod: {{ protected: true, secrets: {{ provider: sops, identity: keys/prod.txt }} }}
+secrets:
+{secrets}{extra}"
+        )
+    };
+    write(d, "sluice.yaml", &config(""));
+    let r = sluice(d, &["export", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    for (name, _) in cases {
+        let up = name.to_uppercase();
+        assert_eq!(v[format!("{up}_PW")], pw.as_str(), "{name}");
+        assert_eq!(v[format!("{up}_TOKEN")], tok.as_str(), "{name}");
+        if name != "maconly" {
+            assert_eq!(v[format!("{up}_HOST")], "db.internal", "{name}");
+            assert_eq!(v[format!("{up}_PORT")], "8080", "{name}");
+        }
+    }
+
+    // A plain value changed in a file whose MAC covers it: tampered.
+    std::fs::write(d.join("regex.yaml"), text.replace("db.internal", "db.evil")).unwrap();
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "REGEX_PW"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("MAC mismatch"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&pw) && !r.stdout.contains(&pw));
+    std::fs::write(d.join("regex.yaml"), &text).unwrap();
+
+    // A plain value of a mac-only file: sops itself would hand it out unauthenticated.
+    write(
+        d,
+        "sluice.yaml",
+        &config("  MACONLY_HOST: { prod: 'sops://maconly.yaml#db.host' }\n"),
+    );
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "MACONLY_HOST"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("not covered by the MAC") || r.stderr.contains("nor covered by the MAC"),
+        "{}",
+        r.stderr
+    );
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "MACONLY_PW"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, pw.as_str()),
+        "{}",
+        r.stderr
+    );
+}
