@@ -131,16 +131,17 @@ fn check(file: &str, node: &Node, schema: &J, root: &J, path: &str, out: &mut Ve
         Value::Map(entries) => {
             let props = schema.get("properties").and_then(J::as_object);
             let additional = schema.get("additionalProperties");
-            let mut seen: Vec<String> = Vec::new();
+            // A set: a mapping of 100,000 variables is checked in linear time.
+            let mut seen: std::collections::HashSet<String> =
+                std::collections::HashSet::with_capacity(entries.len());
             for (k, v) in entries {
                 let key = k.key_text();
-                if seen.contains(&key) {
+                if !seen.insert(key.clone()) {
                     out.push(Problem::new(
                         k.at(file),
                         format!("duplicate key `{key}`; keep one"),
                     ));
                 }
-                seen.push(key.clone());
                 let child = join(path, &key);
                 if let Some(s) = props.and_then(|p| p.get(&key)) {
                     check(file, v, s, root, &child, out);
@@ -167,7 +168,7 @@ fn check(file: &str, node: &Node, schema: &J, root: &J, path: &str, out: &mut Ve
             }
             if let Some(req) = schema.get("required").and_then(J::as_array) {
                 for r in req.iter().filter_map(J::as_str) {
-                    if !seen.iter().any(|s| s == r) {
+                    if !seen.contains(r) {
                         out.push(here(format!("{name}: missing required key `{r}`")));
                     }
                 }

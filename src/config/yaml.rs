@@ -142,6 +142,8 @@ struct Builder {
     documents: usize,
     /// Values built so far, aliases counted by what they expand to.
     values: usize,
+    /// Whether any alias was expanded (for the message when the document is too big).
+    aliased: bool,
     /// Why the document was refused (too many values, too deep), with where.
     refused: Option<(String, usize, usize)>,
 }
@@ -179,9 +181,15 @@ impl Builder {
         self.values = self.values.saturating_add(size);
         if self.values > MAX_VALUES && self.refused.is_none() {
             self.refused = Some((
-                format!(
-                    "the document expands to more than {MAX_VALUES} values (YAML aliases copy their anchor's whole value; nested aliases multiply); write the values out or use fewer aliases"
-                ),
+                if self.aliased {
+                    format!(
+                        "the document expands to more than {MAX_VALUES} values (YAML aliases copy their anchor's whole value; nested aliases multiply); write the values out or use fewer aliases"
+                    )
+                } else {
+                    format!(
+                        "the document holds more than {MAX_VALUES} values, more than a configuration needs; split it"
+                    )
+                },
                 line,
                 col,
             ));
@@ -223,6 +231,7 @@ impl MarkedEventReceiver for Builder {
                     1,
                 ));
                 // Counted before the copy is made: the copy is what would not fit.
+                self.aliased = true;
                 if !self.grow(size, line, col) {
                     return;
                 }
@@ -271,8 +280,21 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
+/// The largest document read (64 MiB): beyond it a file is not a configuration.
+const MAX_BYTES: usize = 64 << 20;
+
 /// Parse one YAML document. A syntax error is one problem at its position.
 pub(crate) fn parse(file: &str, text: &str) -> Result<Node, Problem> {
+    if text.len() > MAX_BYTES {
+        return Err(Problem::new(
+            Location::file(file),
+            format!(
+                "is {} MiB; documents over {} MiB are refused (a configuration is far smaller)",
+                text.len() >> 20,
+                MAX_BYTES >> 20
+            ),
+        ));
+    }
     let mut b = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut b, true) {
