@@ -13,6 +13,7 @@ mod examples;
 mod faults;
 mod git_sources;
 mod pg_support;
+mod readme_secrets;
 mod refresh;
 mod rules;
 mod safety;
