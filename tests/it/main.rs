@@ -22,6 +22,7 @@ mod scan;
 mod scan_corpus;
 mod schemas;
 mod secrets;
+mod sentinel_sweep;
 mod sops;
 mod stream;
 mod tls;
