@@ -14,6 +14,10 @@ use crate::support::moto::Moto;
 use crate::support::vault::Bao;
 use crate::support::{Rng, run_ok, write};
 
+/// A failure mode: its name, the environment variables, sluice.yaml, whether the SOPS file is
+/// tampered with, and the environments to run in.
+type Variant<'a> = (&'a str, Vec<(String, String)>, String, bool, Vec<&'a str>);
+
 const ENVS: [&str; 5] = ["dev", "staging", "prod", "qa", "ci"];
 
 fn config(missing: bool, leak: bool) -> String {
@@ -185,7 +189,7 @@ fn no_sentinel_outside_the_outputs_that_carry_values() {
 
     // (name, environment variables, sluice.yaml, tampered sops file?, environments to run)
     let tampered = enc.replacen("ENC[AES256_GCM,data:", "ENC[AES256_GCM,data:AA", 1);
-    let variants: Vec<(&str, Vec<(String, String)>, String, bool, Vec<&str>)> = vec![
+    let variants: Vec<Variant> = vec![
         (
             "working",
             good.clone(),
