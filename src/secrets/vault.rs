@@ -84,7 +84,12 @@ fn describe(e: &ClientError) -> String {
             while let Some(next) = inner.source() {
                 inner = next;
             }
-            format!("cannot reach the server: {}", printable(&inner.to_string()))
+            let why = printable(&inner.to_string());
+            if why.contains("timed out") {
+                "no answer within timeout_seconds; is the server up and reachable?".to_string()
+            } else {
+                format!("cannot reach the server: {why}")
+            }
         }
         other => causes(other),
     }

@@ -278,3 +278,39 @@ secrets:
         r.stderr
     );
 }
+
+/// A SOPS file is YAML, and YAML aliases multiply: a few hundred bytes of nested aliases in
+/// front of a real file are refused at the limit, quickly, instead of expanding into gigabytes.
+#[test]
+fn an_alias_bomb_in_a_sops_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    run_ok(
+        Command::new("age-keygen")
+            .arg("-o")
+            .arg(d.join("keys/prod.txt")),
+    );
+    let mut bomb = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"
+        ));
+    }
+    bomb.push_str("sops: { mac: x, lastmodified: x }\n");
+    write(d, "prod.yaml", &bomb);
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  prod: { protected: true, secrets: { provider: sops, identity: keys/prod.txt } }
+secrets:
+  A: { prod: 'sops://prod.yaml#x0.0' }
+",
+    );
+    let r = sluice(d, &["secrets", "get", "--env", "prod", "A"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("expands to more than"), "{}", r.stderr);
+}

@@ -521,3 +521,129 @@ secrets:
     );
     assert!(r.stdout.is_empty());
 }
+
+/// A fake Vault on a local port: `hang` accepts and never answers; otherwise every request gets
+/// a 500 whose error text carries terminal escape sequences and a line break.
+fn fake_vault(hang: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            if hang {
+                held.push(s);
+                continue;
+            }
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "{\"errors\":[\"\\u001b[2J\\u001b[31mFAKE\\nsluice: all good\"]}";
+            let _ = write!(
+                s,
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// Store failures say why, within the time asked, without a debug dump or a server's control
+/// characters: Vault down (connection refused), Vault hanging (`timeout_seconds` is the whole
+/// wait, retries included), a Vault that answers with escape sequences, a token the server does
+/// not know (told apart from a policy denial), and AWS down.
+#[test]
+fn store_failures_are_explained_and_bounded() {
+    let bao = Bao::start();
+    bao.cli(&["kv", "put", "secret/staging/db", "password=x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |addr: &str| {
+        format!(
+            "version: 1
+environments:
+  staging: {{ secrets: {{ provider: vault, address: '{addr}', prefix: staging/, timeout_seconds: 2 }} }}
+  prod: {{ secrets: {{ provider: aws, region: eu-central-1, endpoint: 'http://127.0.0.1:1', timeout_seconds: 2 }} }}
+secrets:
+  DB_PASSWORD: {{ staging: 'vault://db#password', prod: 'aws://db' }}
+"
+        )
+    };
+    let get = |env: &str, token: &str| {
+        crate::support::sluice_env(
+            d,
+            &[
+                ("VAULT_TOKEN", token),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ],
+            &["AWS_ENDPOINT_URL", "AWS_PROFILE"],
+            &["secrets", "get", "--env", env, "DB_PASSWORD"],
+            None,
+        )
+    };
+    let root = bao.root.clone();
+
+    write(d, "sluice.yaml", &config("http://127.0.0.1:1"));
+    let r = get("staging", &root);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot reach the server") && r.stderr.contains("refused"),
+        "{}",
+        r.stderr
+    );
+
+    write(d, "sluice.yaml", &config(&fake_vault(true)));
+    let started = std::time::Instant::now();
+    let r = get("staging", &root);
+    let took = started.elapsed();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("no answer within"), "{}", r.stderr);
+    // The old behaviour was 2 s per attempt, three attempts: over 6 s.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+
+    write(d, "sluice.yaml", &config(&fake_vault(false)));
+    let r = get("staging", &root);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("FAKE"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}'), "raw escape: {:?}", r.stderr);
+    assert!(
+        !r.stderr.contains("\nsluice: all good"),
+        "a forged line: {:?}",
+        r.stderr
+    );
+
+    write(d, "sluice.yaml", &config("${VAULT_ADDR}"));
+    let r = crate::support::sluice_env(
+        d,
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("VAULT_TOKEN", "s.not-a-real-token"),
+        ],
+        &[],
+        &["secrets", "get", "--env", "staging", "DB_PASSWORD"],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("token is invalid or expired"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("policy"), "{}", r.stderr);
+    assert!(!r.stderr.contains("s.not-a-real-token"), "{}", r.stderr);
+
+    write(d, "sluice.yaml", &config(&bao.addr));
+    let r = get("prod", &root);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot reach http://127.0.0.1:1")
+            || r.stderr.contains("no answer within 2 s"),
+        "{}",
+        r.stderr
+    );
+    for debug in ["DispatchFailure(", "ConnectorError", "Os {", "source:"] {
+        assert!(!r.stderr.contains(debug), "a debug dump: {}", r.stderr);
+    }
+}
