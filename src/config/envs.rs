@@ -197,5 +197,18 @@ pub(crate) enum Source {
     },
 }
 
-/// A variable the app needs: its source per environment, keyed by environment name.
+/// A variable the app needs: its source per environment, keyed by environment name, and
+/// optionally under [`DEFAULT`] for every environment that names none.
 pub(crate) type SecretSpec = BTreeMap<String, Source>;
+
+/// The key of a variable's source for environments that do not name one.
+pub(crate) const DEFAULT: &str = "default";
+
+/// The source of a variable in `env`: its own, else the default (and whether it is the
+/// default).
+pub(crate) fn source_in<'a>(spec: &'a SecretSpec, env: &str) -> Option<(&'a Source, bool)> {
+    match spec.get(env) {
+        Some(s) => Some((s, false)),
+        None => spec.get(DEFAULT).map(|s| (s, true)),
+    }
+}

@@ -310,9 +310,11 @@ fn check_secret_use(
         ));
         return;
     };
-    let defined = secrets
-        .and_then(|s| get(s, var))
-        .is_some_and(|spec| get(spec, env).is_some());
+    let defined = secrets.and_then(|s| get(s, var)).is_some_and(|spec| {
+        get(spec, env)
+            .or_else(|| get(spec, envs::DEFAULT))
+            .is_some()
+    });
     if !defined {
         problems.push(Problem::new(
             at.at(file),
@@ -418,6 +420,16 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
         .iter()
         .map(|(n, v)| (n.as_str(), is_protected(v), store_of(v), *v))
         .collect();
+    if let Some(envs_node) = envs {
+        for (k, _) in entries(envs_node) {
+            if k.key_text() == envs::DEFAULT {
+                problems.push(Problem::new(
+                    k.at(file),
+                    "`environments.default`: `default` names a variable's source for every environment under `secrets:`; give this environment another name".to_string(),
+                ));
+            }
+        }
+    }
     // Addresses and role names that would only fail at the first request.
     for (name, _, store, node) in &stores {
         let field = |k: &str| get(node, "secrets").and_then(|s| get(s, k)).unwrap_or(node);
@@ -530,25 +542,35 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 ),
             ));
         }
+        let named: Vec<String> = entries(spec).iter().map(|(k, _)| k.key_text()).collect();
         for (env_node, source) in entries(spec) {
-            let env = env_node.key_text();
-            if !declared.iter().any(|(n, _)| *n == env) {
+            let key = env_node.key_text();
+            // `default:` stands for every declared environment that names no source.
+            let targets: Vec<String> = if key == envs::DEFAULT {
+                declared
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| !named.contains(n))
+                    .collect()
+            } else if !declared.iter().any(|(n, _)| *n == key) {
                 let known: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
                 problems.push(Problem::new(
                     env_node.at(file),
                     format!(
-                        "`secrets.{var}`: no environment `{env}` under `environments:` (declared: {})",
+                        "`secrets.{var}`: no environment `{key}` under `environments:` (declared: {}; or `default:` for all of them)",
                         if known.is_empty() { "none".to_string() } else { known.join(", ") }
                     ),
                 ));
                 continue;
-            }
+            } else {
+                vec![key.clone()]
+            };
             if let Some(n) = get(source, "none")
                 && !matches!(n.value, yaml::Value::Bool(true))
             {
                 problems.push(Problem::new(
                     n.at(file),
-                    format!("`secrets.{var}.{env}.none`: write `none: true` (deliberately not set in `{env}`), or remove the entry"),
+                    format!("`secrets.{var}.{key}.none`: write `none: true` (deliberately not set in `{key}`), or remove the entry"),
                 ));
             }
             let (text, at) = match &source.value {
@@ -564,24 +586,33 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 },
                 _ => continue,
             };
-            match crate::secrets::refs::parse(text) {
-                Err(e) => problems.push(Problem::new(
-                    at.at(file),
-                    format!("`secrets.{var}.{env}`: {e}"),
-                )),
-                Ok(r) => {
-                    if let Some(p) = place::of(env_store(&env), &r, base) {
-                        uses.push((env.clone(), var.clone(), p, at));
-                    }
-                    let scheme = r.scheme();
-                    if scheme != "env" && provider_of(&env) != Some(scheme) {
-                        problems.push(Problem::new(
-                            at.at(file),
-                            format!(
-                                "`secrets.{var}.{env}`: {scheme}:// refs resolve in environment `{env}`, which needs `secrets: {{ provider: {scheme}, … }}`"
-                            ),
-                        ));
-                    }
+            let r = match crate::secrets::refs::parse(text) {
+                Err(e) => {
+                    problems.push(Problem::new(
+                        at.at(file),
+                        format!("`secrets.{var}.{key}`: {e}"),
+                    ));
+                    continue;
+                }
+                Ok(r) => r,
+            };
+            for env in targets {
+                if let Some(p) = place::of(env_store(&env), &r, base) {
+                    uses.push((env.clone(), var.clone(), p, at));
+                }
+                let scheme = r.scheme();
+                if scheme != "env" && provider_of(&env) != Some(scheme) {
+                    let via = if key == envs::DEFAULT {
+                        format!("`secrets.{var}.default` (used by `{env}`)")
+                    } else {
+                        format!("`secrets.{var}.{env}`")
+                    };
+                    problems.push(Problem::new(
+                        at.at(file),
+                        format!(
+                            "{via}: {scheme}:// refs resolve in environment `{env}`, which needs `secrets: {{ provider: {scheme}, … }}`"
+                        ),
+                    ));
                 }
             }
         }

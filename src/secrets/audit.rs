@@ -38,7 +38,7 @@ pub(crate) fn check(secrets: &Resolver<'_>, only: &[String]) -> Result<Vec<Strin
     let mut problems = Vec::new();
     for env in envs {
         for (name, spec) in &loaded.config.secrets {
-            if !spec.contains_key(env) {
+            if crate::config::envs::source_in(spec, env).is_none() {
                 problems.push(format!(
                     "environment `{env}`: variable `{name}` has no source; add `{env}: …` under secrets.{name} (or `{env}: {{ none: true }}` if it is deliberately unset there)"
                 ));

@@ -37,11 +37,22 @@ pub(crate) struct Entry {
     pub name: String,
     /// Its source.
     pub origin: Origin,
+    /// Whether the source is the variable's `default:`.
+    pub default: bool,
 }
 
 impl Entry {
     /// How the source is shown to people (`age://X`, `literal`), never a value.
     pub(crate) fn source_text(&self) -> String {
+        let text = self.own_text();
+        if self.default {
+            format!("{text} (default)")
+        } else {
+            text
+        }
+    }
+
+    fn own_text(&self) -> String {
         match &self.origin {
             Origin::Literal(_) => "literal".into(),
             Origin::Ref {
@@ -104,9 +115,9 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
-        let origin = match spec.get(env) {
-            None | Some(Source::None { .. }) => continue,
-            Some(source) => source,
+        let (origin, default) = match crate::config::envs::source_in(spec, env) {
+            None | Some((Source::None { .. }, _)) => continue,
+            Some(found) => found,
         };
         let origin = match origin {
             Source::None { .. } => continue,
@@ -128,6 +139,7 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
         out.push(Entry {
             name: name.clone(),
             origin,
+            default,
         });
     }
     Ok(out)

@@ -1365,3 +1365,87 @@ secrets:
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("write `none: true`"), "{}", r.stderr);
 }
+
+/// `default:` gives a variable's source for every environment that names none: resolved in
+/// each environment's own store, shown as the default by `list` and `diff`, counted by
+/// `secrets check`, and checked per environment (the provider must fit, a protected
+/// environment's secret stays out of reach).
+#[test]
+fn defaults_are_shared_across_environments_and_checked_in_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |extra: &str| {
+        format!(
+            "version: 1
+environments:
+  dev: {{ secrets: {{ provider: env, prefix: DEV_ }} }}
+  staging: {{ secrets: {{ provider: env, prefix: STG_ }} }}
+  prod: {{ protected: true, secrets: {{ provider: env, prefix: PRD_ }} }}
+secrets:
+  LOG_LEVEL: {{ default: {{ value: info }}, prod: {{ value: warn }} }}
+  DB_URL: {{ default: env://DB_URL }}
+{extra}"
+        )
+    };
+    write(d, "sluice.yaml", &config(""));
+    let vars = [
+        ("DEV_DB_URL", "dev-db"),
+        ("STG_DB_URL", "stg-db"),
+        ("PRD_DB_URL", "prd-db"),
+    ];
+    let sl = |args: &[&str]| crate::support::sluice_env(d, &vars, &[], args, None);
+    let json = |env: &str| {
+        let r = sl(&["export", "--env", env, "--format", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()
+    };
+    assert_eq!(
+        json("dev"),
+        serde_json::json!({ "DB_URL": "dev-db", "LOG_LEVEL": "info" })
+    );
+    assert_eq!(
+        json("staging"),
+        serde_json::json!({ "DB_URL": "stg-db", "LOG_LEVEL": "info" })
+    );
+    assert_eq!(
+        json("prod"),
+        serde_json::json!({ "DB_URL": "prd-db", "LOG_LEVEL": "warn" })
+    );
+    let r = sl(&["secrets", "list", "--env", "dev"]);
+    assert!(
+        r.stdout.contains("literal (default)") && r.stdout.contains("env://DB_URL (default)"),
+        "{}",
+        r.stdout
+    );
+    let r = sl(&["secrets", "check"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = sl(&["secrets", "diff", "staging", "prod"]);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("LOG_LEVEL"))
+        .unwrap_or("");
+    assert!(
+        line.contains("literal (default)") && line.contains("values differ"),
+        "{}",
+        r.stdout
+    );
+
+    // A default that cannot resolve in one environment names it.
+    write(d, "sluice.yaml", &config("  KEY: { default: age://KEY }\n"));
+    let r = sl(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`secrets.KEY.default` (used by `staging`): age:// refs resolve in environment `staging`"), "{}", r.stderr);
+    // An environment cannot be called `default`.
+    write(
+        d,
+        "sluice.yaml",
+        &config("").replace(
+            "  dev: {",
+            "  default: { secrets: { provider: env } }\n  dev: {",
+        ),
+    );
+    let r = sl(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("`environments.default`"), "{}", r.stderr);
+}
