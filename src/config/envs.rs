@@ -84,6 +84,12 @@ pub(crate) enum Store {
         /// each environment's secrets only through that environment's role.
         #[serde(default)]
         role_arn: Option<String>,
+        /// The external id the role's trust policy requires, if any.
+        #[serde(default)]
+        external_id: Option<String>,
+        /// The role session's name, shown in CloudTrail (default `sluice-<environment>`).
+        #[serde(default)]
+        session_name: Option<String>,
         /// Endpoint override (tests, VPC endpoints); `AWS_ENDPOINT_URL` works too.
         #[serde(default)]
         endpoint: Option<String>,
@@ -141,6 +147,22 @@ pub(crate) enum VaultAuth {
         /// File holding the secret id (used when the variable is unset).
         #[serde(default)]
         secret_id_file: Option<String>,
+    },
+    /// A JWT from the platform the job runs on (a CI system's OIDC token: GitHub Actions,
+    /// GitLab `id_tokens`, …), exchanged at Vault's JWT auth mount: no long-lived token stored.
+    Jwt {
+        /// Auth mount (default `jwt`).
+        #[serde(default)]
+        mount: Option<String>,
+        /// The Vault role (default: the mount's `default_role`).
+        #[serde(default)]
+        role: Option<String>,
+        /// Variable holding the JWT (default `VAULT_JWT`).
+        #[serde(default)]
+        jwt_env: Option<String>,
+        /// File holding the JWT (used when the variable is unset).
+        #[serde(default)]
+        jwt_file: Option<String>,
     },
     /// Kubernetes service-account JWT.
     Kubernetes {

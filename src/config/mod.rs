@@ -448,8 +448,25 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 ),
             ),
             Some(Store::Aws {
-                endpoint, role_arn, ..
+                endpoint,
+                role_arn,
+                session_name,
+                ..
             }) => {
+                // STS: 2 to 64 of `[A-Za-z0-9+=,.@_-]`.
+                if let Some(n) = session_name
+                    && (!(2..=64).contains(&n.len())
+                        || n.chars()
+                            .any(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))))
+                {
+                    bad(
+                        "session_name",
+                        format!(
+                            "`{}` is not a role session name: 2 to 64 letters, digits or + = , . @ _ -",
+                            n.escape_debug()
+                        ),
+                    );
+                }
                 if let Some(e) = endpoint
                     && place::address(e).is_none()
                 {

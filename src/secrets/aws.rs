@@ -31,6 +31,10 @@ pub(crate) struct AwsStore {
     pub credentials_prefix: Option<String>,
     /// Role to assume.
     pub role_arn: Option<String>,
+    /// External id for the role.
+    pub external_id: Option<String>,
+    /// Role session name.
+    pub session_name: Option<String>,
     /// Endpoint override.
     pub endpoint: Option<String>,
     /// Request timeout.
@@ -135,11 +139,17 @@ impl AwsStore {
         let Some(role) = &self.role_arn else {
             return Ok(aws_sdk_secretsmanager::Client::new(&base));
         };
-        let assumed = aws_config::sts::AssumeRoleProvider::builder(role)
-            .session_name(format!("sluice-{}", self.env))
-            .configure(&base)
-            .build()
-            .await;
+        let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(
+                self.session_name
+                    .clone()
+                    .unwrap_or_else(|| format!("sluice-{}", self.env)),
+            )
+            .configure(&base);
+        if let Some(id) = &self.external_id {
+            assume = assume.external_id(id);
+        }
+        let assumed = assume.build().await;
         let config = base
             .into_builder()
             .credentials_provider(

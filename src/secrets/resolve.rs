@@ -193,6 +193,8 @@ impl Provider {
                 profile,
                 credentials_prefix,
                 role_arn,
+                external_id,
+                session_name,
                 endpoint,
                 timeout_seconds,
             }) => Provider::Aws(AwsStore {
@@ -202,6 +204,8 @@ impl Provider {
                 profile: profile.clone(),
                 credentials_prefix: credentials_prefix.clone(),
                 role_arn: role_arn.clone(),
+                external_id: external_id.clone(),
+                session_name: session_name.clone(),
                 endpoint: endpoint.clone(),
                 timeout: std::time::Duration::from_secs(timeout_seconds.unwrap_or(10)),
             }),
@@ -259,6 +263,10 @@ impl Provider {
                     secret_id_env
                         .clone()
                         .unwrap_or_else(|| "VAULT_SECRET_ID".into()),
+                    "VAULT_TOKEN".into(),
+                ],
+                VaultAuth::Jwt { jwt_env, .. } => vec![
+                    jwt_env.clone().unwrap_or_else(|| "VAULT_JWT".into()),
                     "VAULT_TOKEN".into(),
                 ],
                 VaultAuth::Kubernetes { .. } => vec!["VAULT_TOKEN".into()],

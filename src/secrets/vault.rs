@@ -257,6 +257,31 @@ impl VaultStore {
                     })?;
                 client.set_token(&auth.client_token);
             }
+            VaultAuth::Jwt {
+                mount,
+                role,
+                jwt_env,
+                jwt_file,
+            } => {
+                let var = jwt_env.clone().unwrap_or_else(|| "VAULT_JWT".into());
+                let jwt = match (std::env::var(&var), jwt_file) {
+                    (Ok(s), _) if !s.trim().is_empty() => Zeroizing::new(s.trim().to_string()),
+                    (_, Some(f)) => self.read_secret_file(&self.file(f), "JWT")?,
+                    _ => {
+                        return Err(external(
+                            self,
+                            format!(
+                                "JWT login needs a token: set {var} (e.g. the CI job's OIDC token) or jwt_file"
+                            ),
+                        ));
+                    }
+                };
+                let mount = mount.as_deref().unwrap_or("jwt");
+                let auth = vaultrs::auth::oidc::login(&client, mount, &jwt, role.clone())
+                    .await
+                    .map_err(|e| external(self, format!("JWT login failed: {}", describe(&e))))?;
+                client.set_token(&auth.client_token);
+            }
             VaultAuth::Kubernetes {
                 mount,
                 role,

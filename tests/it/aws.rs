@@ -269,6 +269,7 @@ secrets:
     for extra in [
         "",
         ", role_arn: 'arn:aws:iam::123456789012:role/staging-secrets'",
+        ", role_arn: 'arn:aws:iam::123456789012:role/staging-secrets', external_id: team-42, session_name: deploy@staging",
     ] {
         write(d, "sluice.yaml", &config(extra));
         let r = run(&own, &show);
@@ -284,6 +285,19 @@ secrets:
             r.stderr
         );
     }
+    // A session name STS would refuse is refused by `check`.
+    write(
+        d,
+        "sluice.yaml",
+        &config(", role_arn: 'arn:aws:iam::123456789012:role/x', session_name: 'has space'"),
+    );
+    let r = run(&own, &["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not a role session name"),
+        "{}",
+        r.stderr
+    );
     // A role that is not a role is refused by `check`, before any request.
     write(d, "sluice.yaml", &config(", role_arn: 'not-an-arn'"));
     let r = run(&own, &["check"]);

@@ -647,3 +647,103 @@ secrets:
         assert!(!r.stderr.contains(debug), "a debug dump: {}", r.stderr);
     }
 }
+
+/// CI login without a stored token: the job's OIDC token (here signed in the test with a key
+/// the server trusts) is exchanged at the JWT auth mount for a token of the role's policy. A
+/// token for another subject is refused, the child does not inherit the JWT, and a missing
+/// token says which variable to set.
+#[test]
+fn jwt_login_with_a_ci_oidc_token() {
+    let bao = Bao::start();
+    let mut rng = Rng::new(44);
+    let value = sentinel(&mut rng);
+    bao.cli(&[
+        "kv",
+        "put",
+        "secret/staging/db",
+        &format!("password={value}"),
+    ]);
+    bao.cli_stdin(
+        &["policy", "write", "staging-only", "-"],
+        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "ci.key",
+        ],
+        vec!["pkey", "-in", "ci.key", "-pubout", "-out", "ci.pub"],
+    ] {
+        crate::support::run_ok(
+            std::process::Command::new("openssl")
+                .current_dir(d)
+                .args(&args),
+        );
+    }
+    bao.cli(&["auth", "enable", "jwt"]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwt_validation_pubkeys=@{}", d.join("ci.pub").display()),
+        "bound_issuer=kubernetes/serviceaccount",
+    ]);
+    bao.cli(&[
+        "write",
+        "auth/jwt/role/deploy-staging",
+        "role_type=jwt",
+        "user_claim=sub",
+        "bound_subject=system:serviceaccount:apps:deployer",
+        "bound_audiences=vault",
+        "token_policies=staging-only",
+    ]);
+    let good = service_account_token(d, "ci.key", "deployer");
+    let other = service_account_token(d, "ci.key", "someone-else");
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  staging: { secrets: { provider: vault, address: '${VAULT_ADDR}', prefix: staging/, auth: { method: jwt, role: deploy-staging, jwt_env: CI_OIDC_TOKEN } } }
+secrets:
+  DB_PASSWORD: { staging: 'vault://db#password' }
+",
+    );
+    let run = |jwt: Option<&str>| {
+        let mut env = vec![("VAULT_ADDR", bao.addr.as_str())];
+        if let Some(j) = jwt {
+            env.push(("CI_OIDC_TOKEN", j));
+        }
+        crate::support::sluice_env(
+            d,
+            &env,
+            &["VAULT_TOKEN", "CI_OIDC_TOKEN"],
+            &[
+                "run",
+                "--env",
+                "staging",
+                "--",
+                "sh",
+                "-c",
+                "echo \"$DB_PASSWORD ${CI_OIDC_TOKEN:-no-jwt}\"",
+            ],
+            None,
+        )
+    };
+    let r = run(Some(&good));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), format!("{value} no-jwt"));
+    let r = run(Some(&other));
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("JWT login failed"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&other) && !r.stdout.contains(&value));
+    let r = run(None);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stderr.contains("set CI_OIDC_TOKEN"), "{}", r.stderr);
+}
