@@ -165,17 +165,28 @@ pub(crate) fn run(
     } else {
         secrets.credential_vars(&args.env)?
     };
-    let values: Vec<(String, SecretValue)> = resolved
+    let as_files = secrets.as_files(&args.env, &args.only)?;
+    let (file_values, values): (Vec<(String, SecretValue)>, Vec<(String, SecretValue)>) = resolved
         .iter()
         .map(|(k, v, _)| (k.clone(), v.clone()))
-        .collect();
-    let (vars, kept) = inject::child_env(
+        .partition(|(k, _)| as_files.contains(k));
+    let (mut vars, kept) = inject::child_env(
         &values,
         inject::RunOptions {
             override_existing: args.override_existing || args.pristine,
         },
     );
     drop(values);
+    // `as: file` values: written to memory-backed files that must be removed when the command
+    // ends, so sluice stays to supervise it instead of replacing itself with it.
+    let files = if file_values.is_empty() {
+        None
+    } else {
+        let (files, paths) = inject::SecretFiles::write(&file_values)?;
+        vars.extend(paths);
+        Some(files)
+    };
+    drop(file_values);
     for k in kept {
         eprintln!(
             "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
@@ -201,13 +212,16 @@ pub(crate) fn run(
             );
         }
         let hidden: Vec<SecretValue> = hidden.into_iter().map(|(_, v)| v).collect();
-        return Ok(crate::secrets::supervise::run_masked(
-            &args.command,
-            env,
-            hidden,
-        )?);
+        let code = crate::secrets::supervise::supervise(&args.command, env, Some(hidden));
+        drop(files);
+        return Ok(code?);
     }
     drop(resolved);
+    if files.is_some() {
+        let code = crate::secrets::supervise::supervise(&args.command, env, None);
+        drop(files);
+        return Ok(code?);
+    }
     Err(inject::exec(&args.command, env).into())
 }
 

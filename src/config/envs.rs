@@ -206,6 +206,11 @@ pub(crate) enum Source {
         /// A missing secret is skipped instead of failing.
         #[serde(default)]
         optional: bool,
+        /// How `run` hands it over: `env` (default) sets the variable to the value; `file`
+        /// writes the value to a 0600 file in a memory-backed directory (`$XDG_RUNTIME_DIR`
+        /// or `/dev/shm`), sets the variable to its path, and removes it when the command ends.
+        #[serde(default, rename = "as")]
+        delivery: Delivery,
     },
     /// Deliberately not set in this environment (`{ none: true }`): `secrets check` accepts
     /// it, and the variable is left out of `run` and `export`.
@@ -217,6 +222,17 @@ pub(crate) enum Source {
         )]
         none: bool,
     },
+}
+
+/// How a value reaches the command `run` starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Delivery {
+    /// The variable holds the value.
+    #[default]
+    Env,
+    /// The variable holds the path of a file that holds the value.
+    File,
 }
 
 /// A variable the app needs: its source per environment, keyed by environment name, and

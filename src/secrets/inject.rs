@@ -192,6 +192,94 @@ pub(crate) fn child_env(
     (set, kept)
 }
 
+/// Values handed over as files (`as: file`): a private directory in memory-backed storage,
+/// one 0600 file per variable, removed when this is dropped (after the command ends).
+#[derive(Debug)]
+pub(crate) struct SecretFiles {
+    dir: std::path::PathBuf,
+}
+
+impl SecretFiles {
+    /// Memory-backed storage: `$XDG_RUNTIME_DIR` (a tmpfs per user on systemd machines), else
+    /// `/dev/shm`. Never a disk-backed temporary directory: the file must not outlive the
+    /// machine's memory.
+    fn base() -> Result<std::path::PathBuf, Error> {
+        let candidates = [
+            std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from),
+            Some(std::path::PathBuf::from("/dev/shm")),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_dir())
+            .ok_or_else(|| {
+                Error::Usage(
+                    "`as: file` needs memory-backed storage: set XDG_RUNTIME_DIR to a tmpfs directory (no /dev/shm here)".into(),
+                )
+            })
+    }
+
+    /// Write `values` (name, value) as files; returns the directory guard and the variables
+    /// to set (name = path).
+    pub(crate) fn write(
+        values: &[(String, SecretValue)],
+    ) -> Result<(SecretFiles, Vec<(String, OsString)>), Error> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let base = Self::base()?;
+        let mut random = [0u8; 12];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
+            .map_err(|source| Error::Io {
+                path: "/dev/urandom".into(),
+                source,
+            })?;
+        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = base.join(format!("sluice-{}-{name}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let files = SecretFiles { dir };
+        let mut vars = Vec::new();
+        for (k, v) in values {
+            let path = files.dir.join(k);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(v.expose().as_bytes()).map(|_| f))
+                .map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            drop(f);
+            vars.push((k.clone(), path.into_os_string()));
+        }
+        Ok((files, vars))
+    }
+}
+
+impl Drop for SecretFiles {
+    fn drop(&mut self) {
+        // Overwrite before unlinking: tmpfs pages go back to the kernel, but a copy of the
+        // file held open elsewhere would keep the bytes.
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if let Ok(len) = e.metadata().map(|m| m.len())
+                    && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(e.path())
+                {
+                    let _ = f.write_all(&vec![0u8; len as usize]);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Variables a `--pristine` child keeps from sluice's own environment.
 const PRISTINE_KEEP: [&str; 7] = ["PATH", "HOME", "LANG", "LC_ALL", "TERM", "TZ", "USER"];
 

@@ -39,6 +39,8 @@ pub(crate) struct Entry {
     pub origin: Origin,
     /// Whether the source is the variable's `default:`.
     pub default: bool,
+    /// Whether `run` hands it over as a file.
+    pub as_file: bool,
 }
 
 impl Entry {
@@ -115,11 +117,11 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
         if !only.is_empty() && !only.contains(name) {
             continue;
         }
-        let (origin, default) = match crate::config::envs::source_in(spec, env) {
+        let (source_ref, default) = match crate::config::envs::source_in(spec, env) {
             None | Some((Source::None { .. }, _)) => continue,
             Some(found) => found,
         };
-        let origin = match origin {
+        let origin = match source_ref {
             Source::None { .. } => continue,
             Source::Literal { value } => Origin::Literal(SecretValue::new(value.clone())),
             Source::Ref(text) => Origin::Ref {
@@ -130,16 +132,25 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
             Source::Detailed {
                 reference,
                 optional,
+                ..
             } => Origin::Ref {
                 reference: refs::parse(reference)
                     .map_err(|e| Error::Usage(format!("secrets.{name}.{env}: {e}")))?,
                 optional: *optional,
             },
         };
+        let as_file = matches!(
+            source_ref,
+            Source::Detailed {
+                delivery: crate::config::envs::Delivery::File,
+                ..
+            }
+        );
         out.push(Entry {
             name: name.clone(),
             origin,
             default,
+            as_file,
         });
     }
     Ok(out)
@@ -415,6 +426,15 @@ impl<'a> Resolver<'a> {
                 let secret = !literals.contains(&k);
                 (k, v, secret)
             })
+            .collect())
+    }
+
+    /// The variables of `env` (or only those named) that `run` hands over as files.
+    pub(crate) fn as_files(&self, env: &str, only: &[String]) -> Result<Vec<String>, Error> {
+        Ok(entries(self.loaded, env, only)?
+            .into_iter()
+            .filter(|e| e.as_file)
+            .map(|e| e.name)
             .collect())
     }
 

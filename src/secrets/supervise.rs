@@ -1,6 +1,6 @@
-//! `sluice run --mask-output`: run the command as a child, forward signals to it, and replace
-//! every secret value in its stdout and stderr with `*****` before it reaches the terminal or
-//! log collector.
+//! `sluice run --mask-output` (and `run` with `as: file` values): run the command as a child,
+//! forward signals to it, and (with masking) replace every secret value in its stdout and
+//! stderr with `*****` before it reaches the terminal or log collector.
 //!
 //! Values split across reads are still masked: the streaming [`Masker`] holds back only the
 //! longest tail that could still become a secret. Where sluice's own stdout/stderr is a terminal
@@ -205,12 +205,13 @@ fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
     let _ = to.flush();
 }
 
-/// Run `argv` as a supervised child with its environment set by `env`, masking `values` in
-/// its output. Returns the exit code to leave with.
-pub(crate) fn run_masked(
+/// Run `argv` as a supervised child with its environment set by `env`, forwarding signals,
+/// and with `mask` masking those values in its output (without it the child writes to
+/// sluice's own stdout and stderr). Returns the exit code to leave with.
+pub(crate) fn supervise(
     argv: &[std::ffi::OsString],
     env: super::inject::ChildEnv,
-    values: Vec<SecretValue>,
+    mask: Option<Vec<SecretValue>>,
 ) -> Result<i32, Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
     let Some((program, args)) = argv.split_first() else {
@@ -218,26 +219,33 @@ pub(crate) fn run_masked(
             "nothing to run; give a command after `--`".into(),
         ));
     };
-    let io = |e: std::io::Error| Error::Usage(format!("cannot set up output masking: {e}"));
-    let stdout_tty = rustix::termios::isatty(std::io::stdout());
-    let stderr_tty = rustix::termios::isatty(std::io::stderr());
-    let (out_r, out_w) = channel(stdout_tty, stdout_tty.then(rustix::stdio::stdout)).map_err(io)?;
-    let (err_r, err_w) = channel(stderr_tty, stderr_tty.then(rustix::stdio::stderr)).map_err(io)?;
+    let io = |e: std::io::Error| Error::Usage(format!("cannot supervise the command: {e}"));
     let mut signals = signal_hook::iterator::Signals::new([
         SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
     ])
     .map_err(io)?;
     let mut command = Command::new(program);
     env.apply(&mut command);
+    command.args(args).stdin(Stdio::inherit());
+    // With masking, the child writes into pipes (or ptys, where sluice has a terminal) that
+    // sluice reads and masks.
+    let mut readers = Vec::new();
+    if let Some(values) = &mask {
+        let stdout_tty = rustix::termios::isatty(std::io::stdout());
+        let stderr_tty = rustix::termios::isatty(std::io::stderr());
+        let (out_r, out_w) =
+            channel(stdout_tty, stdout_tty.then(rustix::stdio::stdout)).map_err(io)?;
+        let (err_r, err_w) =
+            channel(stderr_tty, stderr_tty.then(rustix::stdio::stderr)).map_err(io)?;
+        command
+            .stdout(Stdio::from(out_w))
+            .stderr(Stdio::from(err_w));
+        readers.push((out_r, true, values.clone()));
+        readers.push((err_r, false, values.clone()));
+    }
     // The command holds the pipes' write ends: it goes out of scope once the child has them,
     // or the readers below would never see end of file.
-    let mut child = { command }
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::from(out_w))
-        .stderr(Stdio::from(err_w))
-        .spawn()
-        .map_err(|e| Error::spawn(program, &e))?;
+    let mut child = { command }.spawn().map_err(|e| Error::spawn(program, &e))?;
     let pid = rustix::process::Pid::from_child(&child);
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
@@ -247,13 +255,23 @@ pub(crate) fn run_masked(
             }
         }
     });
-    let (v1, v2) = (values.clone(), values);
-    let t_out = std::thread::spawn(move || pump(out_r, std::io::stdout(), &v1));
-    let t_err = std::thread::spawn(move || pump(err_r, std::io::stderr(), &v2));
+    let pumps: Vec<_> = readers
+        .into_iter()
+        .map(|(from, stdout, values)| {
+            std::thread::spawn(move || {
+                if stdout {
+                    pump(from, std::io::stdout(), &values);
+                } else {
+                    pump(from, std::io::stderr(), &values);
+                }
+            })
+        })
+        .collect();
     let status = child.wait().map_err(io)?;
     // The pty readers end when the child's side closes; pipes end at EOF.
-    let _ = t_out.join();
-    let _ = t_err.join();
+    for p in pumps {
+        let _ = p.join();
+    }
     handle.close();
     let _ = forwarder.join();
     use std::os::unix::process::ExitStatusExt;

@@ -1449,3 +1449,112 @@ secrets:
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("`environments.default`"), "{}", r.stderr);
 }
+
+/// `as: file` hands the command a path to a 0600 file in a private directory of
+/// memory-backed storage (`$XDG_RUNTIME_DIR` here), holding the value exactly (a multi-line
+/// key); the file is gone when the command ends, also when sluice is told to stop, and the
+/// command's exit code is its own.
+#[test]
+fn values_as_files_live_in_memory_for_the_command_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runtime = d.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  dev: { secrets: { provider: env, prefix: DEV_ } }
+secrets:
+  TLS_KEY: { dev: { ref: env://TLS_KEY, as: file } }
+  TOKEN: { dev: env://TOKEN }
+",
+    );
+    let key = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        sentinel(31)
+    );
+    let vars = [
+        ("DEV_TLS_KEY", key.as_str()),
+        ("DEV_TOKEN", "tok-value-1"),
+        ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+    ];
+    let r = crate::support::sluice_env(
+        d,
+        &vars,
+        &[],
+        &[
+            "run",
+            "--env",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$TLS_KEY\"; stat -c %a \"$TLS_KEY\"; stat -c %a \"$(dirname \"$TLS_KEY\")\"; cat \"$TLS_KEY\" > copy; echo \"$TOKEN\"; exit 7",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(runtime.to_str().unwrap()),
+        "{}",
+        r.stdout
+    );
+    assert!(lines[0].ends_with("/TLS_KEY"), "{}", r.stdout);
+    assert_eq!(&lines[1..], ["600", "700", "tok-value-1"], "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(d.join("copy")).unwrap(), key);
+    assert!(!r.stdout.contains(&key[..20]) && !r.stderr.contains(&key[28..40]));
+    assert_eq!(
+        std::fs::read_dir(&runtime).unwrap().count(),
+        0,
+        "the file and its directory are removed"
+    );
+
+    // Stopped from outside: the signal reaches the command, and the file still goes.
+    let mut child = std::process::Command::new(crate::support::sluice_bin())
+        .current_dir(d)
+        .envs(vars)
+        .args([
+            "run",
+            "--env",
+            "dev",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 1);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(42));
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0);
+
+    // No memory-backed storage: refused, not written to disk.
+    let r = crate::support::sluice_env(
+        d,
+        &[
+            ("DEV_TLS_KEY", "k"),
+            ("DEV_TOKEN", "t"),
+            ("XDG_RUNTIME_DIR", "/nonexistent"),
+        ],
+        &[],
+        &["run", "--env", "dev", "--", "true"],
+        None,
+    );
+    if !std::path::Path::new("/dev/shm").is_dir() {
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("memory-backed"), "{}", r.stderr);
+    } else {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}
