@@ -166,7 +166,8 @@ pub(crate) fn run(
         secrets.credential_vars(&args.env)?
     };
     let as_files = secrets.as_files(&args.env, &args.only)?;
-    let (file_values, values): (Vec<(String, SecretValue)>, Vec<(String, SecretValue)>) = resolved
+    type Named = Vec<(String, SecretValue)>;
+    let (file_values, values): (Named, Named) = resolved
         .iter()
         .map(|(k, v, _)| (k.clone(), v.clone()))
         .partition(|(k, _)| as_files.contains(k));
