@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
     let explicit = cli.config.as_deref();
+    crate::secrets::trail::set_command(command_name(&cli.command));
     match cli.command {
         Command::Scan(args) => scan::scan(*args, explicit, &cwd),
         Command::Rules(RulesCommand::Check { files }) => scan::rules_check(&files),
@@ -52,6 +53,34 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         } => refresh::classify_command(plan, env, var, url, sample, explicit, &cwd),
         Command::Schema { kind } => schema(kind),
     }
+}
+
+/// The command's name as typed (`run`, `secrets get`), for the audit trail.
+fn command_name(c: &Command) -> String {
+    use crate::cli::SecretsCommand as S;
+    match c {
+        Command::Scan(_) => "scan",
+        Command::Rules(_) => "rules",
+        Command::Check => "check",
+        Command::Run(_) => "run",
+        Command::Export(_) => "export",
+        Command::Render { .. } => "render",
+        Command::Secrets(s) => match s {
+            S::List { .. } => "secrets list",
+            S::Get { .. } => "secrets get",
+            S::Set { .. } => "secrets set",
+            S::Diff { .. } => "secrets diff",
+            S::Check { .. } => "secrets check",
+            S::Init { .. } => "secrets init",
+        },
+        Command::Refresh(_) => "refresh",
+        Command::Env(_) => "env",
+        Command::Snapshot { .. } => "snapshot",
+        Command::Verify { .. } => "verify",
+        Command::Classify { .. } => "classify",
+        Command::Schema { .. } => "schema",
+    }
+    .to_string()
 }
 
 /// `sluice schema config|rules`: the JSON Schema of sluice.yaml or of a rules file.

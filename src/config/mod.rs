@@ -44,6 +44,10 @@ pub(crate) struct Config {
     /// Refresh plans: which database is copied where, and how its columns are masked.
     #[serde(default)]
     pub refresh: BTreeMap<String, refresh::RefreshPlan>,
+    /// Audit trail of every secret resolution, as JSON lines (never values): a file path
+    /// (relative to this file), `stderr` or `syslog`.
+    #[serde(default)]
+    pub audit: Option<String>,
 }
 
 /// Settings of `sluice scan`. Command-line flags add to these.

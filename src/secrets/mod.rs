@@ -15,6 +15,7 @@ pub(crate) mod resolve;
 pub(crate) mod sops;
 pub(crate) mod supervise;
 pub(crate) mod template;
+pub(crate) mod trail;
 pub(crate) mod vault;
 
 use std::fmt;

@@ -350,10 +350,8 @@ impl<'a> Resolver<'a> {
         env: &str,
         only: &[String],
     ) -> Result<Vec<(String, Resolution)>, Error> {
-        let names: Vec<String> = entries(self.loaded, env, only)?
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+        let listed = entries(self.loaded, env, only)?;
+        let names: Vec<String> = listed.iter().map(|e| e.name.clone()).collect();
         let missing: Vec<String> = {
             let fetched = self.fetched.borrow();
             names
@@ -364,8 +362,34 @@ impl<'a> Resolver<'a> {
         };
         let mut fresh: BTreeMap<String, Resolution> = BTreeMap::new();
         if !missing.is_empty() {
-            let provider = self.provider(env)?;
-            for (name, result) in fetch_each(self.loaded, env, &missing, &provider)? {
+            let results = self
+                .provider(env)
+                .and_then(|provider| fetch_each(self.loaded, env, &missing, &provider));
+            if let Some(to) = &self.loaded.config.audit {
+                let outcomes: Vec<super::trail::Outcome<'_>> = listed
+                    .iter()
+                    .filter(|e| missing.contains(&e.name))
+                    .map(|e| super::trail::Outcome {
+                        name: &e.name,
+                        source: e.source_text(),
+                        result: match &results {
+                            Err(_) => "failed",
+                            Ok(r) => match r.iter().find(|(n, _)| *n == e.name).map(|(_, r)| r) {
+                                Some(Ok(Some(_))) => "resolved",
+                                Some(Ok(None)) => "absent",
+                                _ => "failed",
+                            },
+                        },
+                    })
+                    .collect();
+                let base = self
+                    .loaded
+                    .path
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."));
+                super::trail::record(to, base, env, &outcomes)?;
+            }
+            for (name, result) in results? {
                 if let Ok(v) = &result {
                     self.fetched
                         .borrow_mut()

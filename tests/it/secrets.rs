@@ -1558,3 +1558,97 @@ secrets:
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
 }
+
+/// `audit:` records every resolution as a JSON line (who, where, which command, environment,
+/// variables, references and outcomes, when), never a value; the file is 0600; a trail that
+/// cannot be written stops the command before any value is handed out.
+#[test]
+fn the_audit_trail_records_resolutions_without_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |audit: &str| {
+        format!(
+            "version: 1
+audit: {audit}
+environments:
+  dev: {{ secrets: {{ provider: env, prefix: DEV_ }} }}
+secrets:
+  TOKEN: {{ dev: env://TOKEN }}
+  GONE: {{ dev: {{ ref: env://GONE, optional: true }} }}
+  LEVEL: {{ dev: {{ value: debug }} }}
+"
+        )
+    };
+    write(d, "sluice.yaml", &config("logs/audit.jsonl"));
+    std::fs::create_dir(d.join("logs")).unwrap();
+    let value = sentinel(55);
+    let sl = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut vars = vec![("DEV_TOKEN", value.as_str()), ("USER", "deployer")];
+        vars.extend_from_slice(extra);
+        crate::support::sluice_env(d, &vars, &["DEV_GONE"], args, None)
+    };
+    assert_eq!(
+        sl(&["secrets", "get", "--env", "dev", "TOKEN"], &[]).code,
+        0
+    );
+    assert_eq!(
+        sl(
+            &["run", "--env", "dev", "--", "true"],
+            &[
+                ("GITHUB_RUN_ID", "4242"),
+                ("GITHUB_REPOSITORY", "acme/app"),
+                ("GITHUB_JOB", "deploy")
+            ]
+        )
+        .code,
+        0
+    );
+    let log = std::fs::read_to_string(d.join("logs/audit.jsonl")).unwrap();
+    assert!(!log.contains(&value), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines[0]["command"], "secrets get");
+    assert_eq!(lines[0]["environment"], "dev");
+    assert_eq!(lines[0]["user"], "deployer");
+    assert_eq!(
+        lines[0]["variables"],
+        serde_json::json!([{ "name": "TOKEN", "source": "env://TOKEN", "result": "resolved" }])
+    );
+    assert_eq!(lines[1]["command"], "run");
+    assert_eq!(lines[1]["ci_job"], "github:acme/app/4242#deploy");
+    let vars = lines[1]["variables"].as_array().unwrap();
+    let result = |n: &str| {
+        vars.iter()
+            .find(|v| v["name"] == n)
+            .map(|v| v["result"].as_str().unwrap().to_string())
+    };
+    assert_eq!(result("GONE").as_deref(), Some("absent"));
+    assert_eq!(result("LEVEL").as_deref(), Some("resolved"));
+    assert!(lines[1]["time"].as_str().unwrap().ends_with('Z'));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("logs/audit.jsonl"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // To stderr: the line, and still no value.
+    write(d, "sluice.yaml", &config("stderr"));
+    let r = sl(&["export", "--env", "dev", "--format", "json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("\"command\":\"export\"") && !r.stderr.contains(&value),
+        "{}",
+        r.stderr
+    );
+
+    // A trail that cannot be written: nothing handed out.
+    write(d, "sluice.yaml", &config("no/such/dir/audit.jsonl"));
+    let r = sl(&["secrets", "get", "--env", "dev", "TOKEN"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("audit trail"), "{}", r.stderr);
+}
