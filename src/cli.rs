@@ -308,6 +308,10 @@ pub struct RunArgs {
     /// TERM, TZ and USER, nothing else of sluice's environment.
     #[arg(long)]
     pub pristine: bool,
+    /// Leave dynamic credentials (`vault-db://`) alive when the command ends; by default their
+    /// lease is revoked then, and the engine drops them.
+    #[arg(long)]
+    pub keep_lease: bool,
     /// The command and its arguments, after `--`.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

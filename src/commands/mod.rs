@@ -23,7 +23,27 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         std::env::current_dir().map_err(|e| Error::Usage(format!("no working directory: {e}")))?;
     let explicit = cli.config.as_deref();
     crate::secrets::trail::set_command(command_name(&cli.command));
-    match cli.command {
+    let result = dispatch(cli.command, explicit, &cwd);
+    // Dynamic credentials no command claimed (issued by `check`, `diff`, a refresh's
+    // `secret:` URL…) are given back now rather than left to expire.
+    for l in crate::secrets::vault::take_leases() {
+        if let Err(e) = l.revoke() {
+            eprintln!(
+                "sluice: could not revoke the lease of {} ({e}); the credentials live until it expires",
+                l.what
+            );
+        }
+    }
+    result
+}
+
+fn dispatch(
+    command: Command,
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<i32, Failure> {
+    let cwd = cwd.to_path_buf();
+    match command {
         Command::Scan(args) => scan::scan(*args, explicit, &cwd),
         Command::Rules(RulesCommand::Check { files }) => scan::rules_check(&files),
         Command::Rules(RulesCommand::List { rules }) => scan::rules_list(&rules, explicit, &cwd),

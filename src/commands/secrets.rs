@@ -56,6 +56,7 @@ pub(crate) fn secrets_command(
             if io::stdout().is_terminal() {
                 writeln!(out)?;
             }
+            note_leases();
             Ok(EXIT_OK)
         }
         SecretsCommand::Set { env, name } => {
@@ -159,12 +160,23 @@ pub(crate) fn run(
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
     let secrets = resolve::Resolver::new(&loaded);
-    let resolved = secrets.marked(&args.env, &args.only)?;
+    let resolved = match secrets.marked(&args.env, &args.only) {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing starts: credentials issued on the way are given back at once.
+            for l in crate::secrets::vault::take_leases() {
+                let _ = l.revoke();
+            }
+            return Err(e.into());
+        }
+    };
     let remove = if args.keep_credentials {
         Vec::new()
     } else {
         secrets.credential_vars(&args.env)?
     };
+    // Dynamic credentials issued while resolving: `run` keeps them alive and revokes them.
+    let leases = crate::secrets::vault::take_leases();
     let as_files = secrets.as_files(&args.env, &args.only)?;
     type Named = Vec<(String, SecretValue)>;
     let (file_values, values): (Named, Named) = resolved
@@ -213,17 +225,37 @@ pub(crate) fn run(
             );
         }
         let hidden: Vec<SecretValue> = hidden.into_iter().map(|(_, v)| v).collect();
-        let code = crate::secrets::supervise::supervise(&args.command, env, Some(hidden));
+        let done = crate::secrets::supervise::supervise(&args.command, env, Some(hidden), leases);
         drop(files);
-        return Ok(code?);
+        return Ok(finish_leases(done?, args.keep_lease));
     }
     drop(resolved);
-    if files.is_some() {
-        let code = crate::secrets::supervise::supervise(&args.command, env, None);
+    if files.is_some() || !leases.is_empty() {
+        let done = crate::secrets::supervise::supervise(&args.command, env, None, leases);
         drop(files);
-        return Ok(code?);
+        return Ok(finish_leases(done?, args.keep_lease));
     }
     Err(inject::exec(&args.command, env).into())
+}
+
+/// After a supervised command: revoke its dynamic credentials (unless `keep`), then its code.
+fn finish_leases((code, leases): (i32, Vec<crate::secrets::vault::Lease>), keep: bool) -> i32 {
+    for l in &leases {
+        if keep {
+            eprintln!(
+                "sluice: the credentials of {} stay valid until {} (--keep-lease)",
+                l.what,
+                crate::secrets::trail::rfc3339(l.expires)
+            );
+        } else if let Err(e) = l.revoke() {
+            eprintln!(
+                "sluice: could not revoke the lease of {} ({e}); the credentials live until {}",
+                l.what,
+                crate::secrets::trail::rfc3339(l.expires)
+            );
+        }
+    }
+    code
 }
 
 /// `sluice export --env E`.
@@ -246,7 +278,22 @@ pub(crate) fn export(
             out.flush()?;
         }
     }
+    note_leases();
     Ok(EXIT_OK)
+}
+
+/// Dynamic credentials handed out by `export`, `render` or `secrets get` outlive the command:
+/// say until when (on stderr, never the lease id).
+fn note_leases() {
+    for l in crate::secrets::vault::take_leases() {
+        eprintln!(
+            "sluice: the credentials of {} expire at {} unless renewed (a lease of {} s{})",
+            l.what,
+            crate::secrets::trail::rfc3339(l.expires),
+            l.duration.as_secs(),
+            if l.renewable { ", renewable" } else { "" }
+        );
+    }
 }
 
 /// `sluice render --env E TEMPLATE`.
@@ -278,5 +325,6 @@ pub(crate) fn render(
             out.flush()?;
         }
     }
+    note_leases();
     Ok(EXIT_OK)
 }

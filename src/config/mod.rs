@@ -622,7 +622,8 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                     uses.push((env.clone(), var.clone(), p, at));
                 }
                 let scheme = r.scheme();
-                if scheme != "env" && provider_of(&env) != Some(scheme) {
+                let needs = r.provider();
+                if needs != "env" && provider_of(&env) != Some(needs) {
                     let via = if key == envs::DEFAULT {
                         format!("`secrets.{var}.default` (used by `{env}`)")
                     } else {
@@ -631,7 +632,7 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                     problems.push(Problem::new(
                         at.at(file),
                         format!(
-                            "{via}: {scheme}:// refs resolve in environment `{env}`, which needs `secrets: {{ provider: {scheme}, … }}`"
+                            "{via}: {scheme}:// refs resolve in environment `{env}`, which needs `secrets: {{ provider: {needs}, … }}`"
                         ),
                     ));
                 }

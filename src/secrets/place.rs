@@ -170,6 +170,22 @@ pub(crate) fn of(store: Option<&Store>, r: &Ref, base: &Path) -> Option<Place> {
             })
         }
         (
+            Ref::VaultDb { mount: m, role, .. },
+            Some(Store::Vault {
+                address: a,
+                namespace,
+                ..
+            }),
+        ) => {
+            let (store, addr, mount) = vault_store(a, namespace.as_deref(), m);
+            let name = format!("creds/{role}");
+            Some(Place {
+                store,
+                shown: format!("{addr} {mount}/{name}"),
+                name,
+            })
+        }
+        (
             Ref::Aws { name, .. },
             Some(Store::Aws {
                 region,

@@ -7,6 +7,8 @@
 //! - `aws://NAME[#JSON.PATH][?stage=STAGE|version=ID]` — a Secrets Manager secret (string, or a
 //!   key inside a JSON secret) under the env's prefix
 //! - `sops://FILE#A.B` — key path A.B inside a SOPS-encrypted file, relative to sluice.yaml
+//! - `vault-db://ROLE#FIELD[?mount=M]` — field FIELD (`username`, `password`) of credentials
+//!   the Vault database engine at mount M (default `database`) issues for ROLE, with a lease
 
 use std::fmt;
 
@@ -43,6 +45,15 @@ pub(crate) enum Ref {
         /// Version id.
         version: Option<String>,
     },
+    /// A field of dynamic credentials from a Vault secrets engine (`creds/ROLE`).
+    VaultDb {
+        /// The engine's mount.
+        mount: String,
+        /// The role.
+        role: String,
+        /// The field of the issued credentials (`username`, `password`).
+        field: String,
+    },
     /// A value inside a SOPS file.
     Sops {
         /// The file, relative to sluice.yaml.
@@ -61,6 +72,15 @@ impl Ref {
             Ref::Vault { .. } => "vault",
             Ref::Aws { .. } => "aws",
             Ref::Sops { .. } => "sops",
+            Ref::VaultDb { .. } => "vault-db",
+        }
+    }
+
+    /// The provider an environment needs to resolve it (`vault-db` is Vault's).
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            Ref::VaultDb { .. } => "vault",
+            other => other.scheme(),
         }
     }
 }
@@ -94,6 +114,13 @@ impl fmt::Display for Ref {
                 }
             }
             Ref::Sops { file, path } => write!(f, "sops://{file}#{path}"),
+            Ref::VaultDb { mount, role, field } => {
+                write!(f, "vault-db://{role}#{field}")?;
+                if mount != "database" {
+                    write!(f, "?mount={mount}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -218,8 +245,24 @@ pub(crate) fn parse(text: &str) -> Result<Ref, String> {
                 _ => Err(format!("`{text}`: write sops://FILE#key.path")),
             }
         }
+        "vault-db" => {
+            unknown_param(&["mount"])?;
+            let mount = param("mount").unwrap_or("database");
+            match fragment {
+                Some(field) if is_name(target) && is_name(field) && is_path(mount) => {
+                    Ok(Ref::VaultDb {
+                        mount: mount.to_string(),
+                        role: target.to_string(),
+                        field: field.to_string(),
+                    })
+                }
+                _ => Err(format!(
+                    "`{text}`: write vault-db://ROLE#username or vault-db://ROLE#password[?mount=database]"
+                )),
+            }
+        }
         other => Err(format!(
-            "`{text}`: unknown scheme `{other}`; use age, env, vault, aws or sops"
+            "`{text}`: unknown scheme `{other}`; use age, env, vault, vault-db, aws or sops"
         )),
     }
 }
@@ -239,6 +282,8 @@ mod tests {
             "aws://stripe?stage=AWSPREVIOUS",
             "aws://cfg#a.b.c?version=abc-123",
             "sops://secrets/prod.yaml#db.password",
+            "vault-db://app#username",
+            "vault-db://app#password?mount=pg",
         ] {
             assert_eq!(parse(text).unwrap().to_string(), text);
         }

@@ -528,6 +528,23 @@ fn fetch_each(
         (Some(v), false) => v.fetch(&wanted)?,
         _ => Default::default(),
     };
+    // Vault dynamic credentials: one issue per (mount, role), however many fields are used.
+    let mut roles: Vec<(String, String)> = entries
+        .iter()
+        .filter_map(|e| match &e.origin {
+            Origin::Ref {
+                reference: Ref::VaultDb { mount, role, .. },
+                ..
+            } => Some((mount.clone(), role.clone())),
+            _ => None,
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let issued = match (&vault, roles.is_empty()) {
+        (Some(v), false) => v.issue(&roles)?,
+        _ => Default::default(),
+    };
     // AWS: every distinct (name, stage, version) fetched once, concurrently.
     let aws = match provider {
         Provider::Aws(a) => Some(a),
@@ -623,6 +640,28 @@ fn fetch_each(
                     )),
                     _ => Err(Error::Usage(format!(
                         "environment `{env}`, variable `{}` ({shown}): vault:// refs need `secrets: {{ provider: vault, … }}` on the environment",
+                        e.name
+                    ))),
+                }
+            }
+            Ref::VaultDb { mount, role, field } => {
+                match (&vault, issued.get(&(mount.clone(), role.clone()))) {
+                    (Some(_), Some(Ok(data))) => match data.get(field) {
+                        Some(v) => Ok(Some(v.clone())),
+                        None => Err(fail(
+                            env,
+                            &e.name,
+                            &shown,
+                            format!(
+                                "the issued credentials have no field `{field}` (they have: {})",
+                                data.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        )),
+                    },
+                    (Some(_), Some(Err(Miss::Absent(_)))) if optional => Ok(None),
+                    (Some(_), Some(Err(msg))) => Err(fail(env, &e.name, &shown, msg)),
+                    _ => Err(Error::Usage(format!(
+                        "environment `{env}`, variable `{}` ({shown}): vault-db:// refs need `secrets: {{ provider: vault, … }}` on the environment",
                         e.name
                     ))),
                 }

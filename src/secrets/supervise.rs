@@ -207,12 +207,14 @@ fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
 
 /// Run `argv` as a supervised child with its environment set by `env`, forwarding signals,
 /// and with `mask` masking those values in its output (without it the child writes to
-/// sluice's own stdout and stderr). Returns the exit code to leave with.
+/// sluice's own stdout and stderr), and `leases` renewed while it runs. Returns the exit code
+/// to leave with and the leases, for the caller to revoke or keep.
 pub(crate) fn supervise(
     argv: &[std::ffi::OsString],
     env: super::inject::ChildEnv,
     mask: Option<Vec<SecretValue>>,
-) -> Result<i32, Error> {
+    leases: Vec<super::vault::Lease>,
+) -> Result<(i32, Vec<super::vault::Lease>), Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::Usage(
@@ -255,6 +257,14 @@ pub(crate) fn supervise(
             }
         }
     });
+    // Dynamic credentials: renewed at two thirds of each lease while the child runs; a lease
+    // that cannot be renewed ends the child when it runs out (its credentials stop working
+    // then anyway), with a message that says why.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let keeper = (!leases.is_empty()).then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || keep_leases(leases, pid, &stop))
+    });
     let pumps: Vec<_> = readers
         .into_iter()
         .map(|(from, stdout, values)| {
@@ -268,6 +278,8 @@ pub(crate) fn supervise(
         })
         .collect();
     let status = child.wait().map_err(io)?;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let leases = keeper.and_then(|k| k.join().ok()).unwrap_or_default();
     // The pty readers end when the child's side closes; pipes end at EOF.
     for p in pumps {
         let _ = p.join();
@@ -275,11 +287,68 @@ pub(crate) fn supervise(
     handle.close();
     let _ = forwarder.join();
     use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
+    let code = match (status.code(), status.signal()) {
         (Some(c), _) => c,
         (None, Some(s)) => 128 + s,
         _ => 1,
-    })
+    };
+    Ok((code, leases))
+}
+
+/// Renew `leases` until `stop`; returns them (for revoking) when the child has ended.
+fn keep_leases(
+    mut leases: Vec<super::vault::Lease>,
+    pid: rustix::process::Pid,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<super::vault::Lease> {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let mut failing: Vec<Option<String>> = vec![None; leases.len()];
+    let mut retry_at: Vec<Instant> = vec![Instant::now(); leases.len()];
+    let mut stopped_child = false;
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        for ((l, why), retry) in leases
+            .iter_mut()
+            .zip(failing.iter_mut())
+            .zip(retry_at.iter_mut())
+        {
+            if (now < l.due() && why.is_none())
+                || (why.is_some() && now < *retry && now < l.deadline())
+            {
+                continue;
+            }
+            if now >= l.deadline() {
+                if !stopped_child {
+                    eprintln!(
+                        "sluice: the lease of {} ran out and could not be renewed ({}); stopping the command",
+                        l.what,
+                        why.as_deref()
+                            .unwrap_or("the role's maximum lifetime was reached")
+                    );
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                    stopped_child = true;
+                }
+                continue;
+            }
+            if !l.renewable {
+                *why = Some("the lease is not renewable".into());
+                continue;
+            }
+            // A failed renewal is tried again every second until the lease runs out.
+            *retry = now + Duration::from_secs(1);
+            match l.renew() {
+                // Granted less than a tenth of a second: nothing left to extend.
+                Ok(g) if g < Duration::from_millis(100) => {
+                    *why = Some("the role's maximum lifetime was reached".into());
+                }
+                Ok(_) => *why = None,
+                Err(e) => *why = Some(e),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    leases
 }
 
 #[cfg(test)]

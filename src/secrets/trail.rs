@@ -67,9 +67,12 @@ fn user() -> String {
 
 /// Now as RFC 3339 UTC with milliseconds.
 fn now() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as RFC 3339 UTC with milliseconds.
+pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
+    let t = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = t.as_secs() as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -395,3 +395,202 @@ impl VaultStore {
         })
     }
 }
+
+/// Credentials a secrets engine issued (`vault-db://`), and the lease that keeps them alive.
+#[derive(Debug, Clone)]
+pub(crate) struct Lease {
+    /// The store that issued them (for renewing and revoking with its login).
+    pub store: VaultStore,
+    /// The lease id (needed to renew and revoke; never printed).
+    pub id: String,
+    /// What was issued, for messages: `vault-db://app` (mount `database`).
+    pub what: String,
+    /// The lease's duration as first issued: what each renewal asks for.
+    pub duration: Duration,
+    /// What the server granted last (shorter than `duration` near the role's maximum).
+    pub granted: Duration,
+    /// Whether the server lets the lease be renewed.
+    pub renewable: bool,
+    /// When it was issued or last renewed.
+    pub issued: std::time::Instant,
+    /// When it ends, on the wall clock (for `export`/`render` to say).
+    pub expires: std::time::SystemTime,
+}
+
+/// Leases this process obtained, for `run` to keep alive and revoke.
+static LEASES: std::sync::Mutex<Vec<Lease>> = std::sync::Mutex::new(Vec::new());
+
+/// The leases obtained so far (taken: the caller now owns their renewal and revocation).
+pub(crate) fn take_leases() -> Vec<Lease> {
+    LEASES
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
+impl VaultStore {
+    /// One request to the server with this store's login: status and JSON body.
+    async fn call(
+        &self,
+        client: &VaultClient,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), String> {
+        use rustify::client::Client as _;
+        use vaultrs::client::Client as _;
+        let url = format!("{}/v1/{path}", self.address.trim_end_matches('/'));
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("X-Vault-Token", client.settings.token.as_str())
+            .header("X-Vault-Request", "true");
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.as_str());
+        }
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let req = req.body(body).map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(self.timeout, client.http().send(req))
+            .await
+            .map_err(|_| "no answer within timeout_seconds".to_string())?
+            .map_err(|e| describe(&ClientError::RestClientError { source: e }))?;
+        let status = resp.status().as_u16();
+        let json = serde_json::from_slice(resp.body()).unwrap_or(serde_json::Value::Null);
+        Ok((status, json))
+    }
+
+    /// Ask the engine at `mount` for credentials of `role` (once per role per command);
+    /// the lease is recorded for `run`.
+    pub(crate) fn issue(
+        &self,
+        wanted: &[(String, String)],
+    ) -> Result<HashMap<(String, String), ReadResult>, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| external(self, format!("cannot start the async runtime: {e}")))?;
+        rt.block_on(async {
+            let client = self.client().await?;
+            let mut out = HashMap::new();
+            for (mount, role) in wanted {
+                let result = match self
+                    .call(&client, "GET", &format!("{mount}/creds/{role}"), None)
+                    .await
+                {
+                    Err(e) => Err(super::Miss::Failed(e)),
+                    Ok((200, json)) => {
+                        let data: SecretData = json["data"]
+                            .as_object()
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(k, v)| {
+                                        let text = match v {
+                                            serde_json::Value::String(s) => s.clone(),
+                                            other => other.to_string(),
+                                        };
+                                        (k.clone(), SecretValue::new(text))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let duration =
+                            Duration::from_secs(json["lease_duration"].as_u64().unwrap_or(0));
+                        if let Some(id) = json["lease_id"].as_str().filter(|s| !s.is_empty()) {
+                            let lease = Lease {
+                                store: self.clone(),
+                                id: id.to_string(),
+                                what: format!("vault-db://{role} (mount `{mount}`)"),
+                                duration,
+                                granted: duration,
+                                renewable: json["renewable"].as_bool().unwrap_or(false),
+                                issued: std::time::Instant::now(),
+                                expires: std::time::SystemTime::now() + duration,
+                            };
+                            if let Ok(mut l) = LEASES.lock() {
+                                l.push(lease);
+                            }
+                        }
+                        Ok(data)
+                    }
+                    Ok((404, _)) => Err(super::Miss::Absent(format!(
+                        "no role `{role}` at mount `{mount}` (404)"
+                    ))),
+                    Ok((403, _)) => Err(super::Miss::Failed(
+                        "permission denied (403): the token's policy does not allow issuing these credentials".into(),
+                    )),
+                    Ok((code, json)) => Err(super::Miss::Failed(format!(
+                        "server answered {code}: {}",
+                        printable(&json["errors"].to_string())
+                    ))),
+                };
+                out.insert((mount.clone(), role.clone()), result);
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Lease {
+    /// When it ends unless renewed.
+    pub(crate) fn deadline(&self) -> std::time::Instant {
+        self.issued + self.granted
+    }
+
+    /// When to renew: at two thirds of what was granted.
+    pub(crate) fn due(&self) -> std::time::Instant {
+        self.issued + self.granted * 2 / 3
+    }
+
+    fn run<T>(&self, f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(f)
+    }
+
+    /// Extend the lease by its duration; the duration the server granted (shorter than asked
+    /// when the role's maximum is near).
+    pub(crate) fn renew(&mut self) -> Result<Duration, String> {
+        let store = self.store.clone();
+        let body = serde_json::json!({ "lease_id": self.id, "increment": self.duration.as_secs() });
+        let granted = self.run(async {
+            let client = store.client().await.map_err(|e| e.to_string())?;
+            match store
+                .call(&client, "PUT", "sys/leases/renew", Some(body))
+                .await?
+            {
+                (200, json) => Ok(Duration::from_secs(
+                    json["lease_duration"].as_u64().unwrap_or(0),
+                )),
+                (code, json) => Err(format!(
+                    "server answered {code}: {}",
+                    printable(&json["errors"].to_string())
+                )),
+            }
+        })?;
+        self.issued = std::time::Instant::now();
+        self.granted = granted;
+        self.expires = std::time::SystemTime::now() + granted;
+        Ok(granted)
+    }
+
+    /// End the lease now: the engine drops the credentials (the database role).
+    pub(crate) fn revoke(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        let body = serde_json::json!({ "lease_id": self.id });
+        self.run(async {
+            let client = store.client().await.map_err(|e| e.to_string())?;
+            match store
+                .call(&client, "PUT", "sys/leases/revoke", Some(body))
+                .await?
+            {
+                (200 | 204, _) => Ok(()),
+                (code, json) => Err(format!(
+                    "server answered {code}: {}",
+                    printable(&json["errors"].to_string())
+                )),
+            }
+        })
+    }
+}

@@ -747,3 +747,184 @@ secrets:
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stderr.contains("set CI_OIDC_TOKEN"), "{}", r.stderr);
 }
+
+/// Dynamic database credentials: OpenBao's database engine issues a PostgreSQL role per
+/// `run` (a throwaway cluster that requires passwords). The command logs in with them; the
+/// lease (4 s) is renewed while the command runs past it; the role is dropped when the command
+/// ends (or kept with --keep-lease); a role whose maximum lifetime ends before the command does
+/// stops the command with a message; `export` says when the credentials expire.
+#[test]
+fn dynamic_database_credentials_live_as_long_as_the_command() {
+    let pg = crate::support::pg::PgCluster::start();
+    // Passwords for every role but the superuser the test and the engine use.
+    let hba = pg.socket_dir().join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n{text}"
+        ),
+    )
+    .unwrap();
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    let bao = Bao::start();
+    bao.cli(&["secrets", "enable", "database"]);
+    bao.cli(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port()
+        ),
+        "allowed_roles=app,short",
+        "username=postgres",
+        "password=unused-with-trust",
+    ]);
+    let create = "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+    bao.cli(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        create,
+        "default_ttl=4s",
+        "max_ttl=120s",
+    ]);
+    bao.cli(&[
+        "write",
+        "database/roles/short",
+        "db_name=pg",
+        create,
+        "default_ttl=2s",
+        "max_ttl=3s",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  staging: { secrets: { provider: vault, address: '${VAULT_ADDR}', auth: { method: token, token_env: BAO_ROOT } } }
+secrets:
+  DB_USER: { staging: 'vault-db://app#username' }
+  DB_PASSWORD: { staging: 'vault-db://app#password' }
+  SHORT_USER: { staging: 'vault-db://short#username' }
+  SHORT_PASSWORD: { staging: 'vault-db://short#password' }
+",
+    );
+    let login = |user: &str, pass: &str| {
+        format!(
+            "PGPASSWORD=\"{pass}\" psql -X -q -A -t -h 127.0.0.1 -p {} -U \"{user}\" -d postgres -c 'select current_user'",
+            pg.port()
+        )
+    };
+    let run = |only: &[&str], extra: &[&str], script: &str| {
+        let mut args = vec!["run", "--env", "staging"];
+        for o in only {
+            args.extend(["--only", o]);
+        }
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", script]);
+        crate::support::sluice_env(
+            d,
+            &[
+                ("VAULT_ADDR", bao.addr.as_str()),
+                ("BAO_ROOT", bao.root.as_str()),
+            ],
+            &["VAULT_TOKEN"],
+            &args,
+            None,
+        )
+    };
+    let role_exists = |user: &str| {
+        pg.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'"),
+        ) == "1"
+    };
+
+    // Logs in, outlives the lease's 4 s by renewal, logs in again; the role goes afterwards.
+    let script = format!(
+        "echo \"$DB_USER\"; {}; sleep 7; {}",
+        login("$DB_USER", "$DB_PASSWORD"),
+        login("$DB_USER", "$DB_PASSWORD")
+    );
+    let r = run(&["DB_USER", "DB_PASSWORD"], &[], &script);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let user = lines[0].to_string();
+    assert_eq!(lines[1..], [user.as_str(), user.as_str()], "{}", r.stdout);
+    assert!(
+        !role_exists(&user),
+        "the lease is revoked when the command ends"
+    );
+
+    // --keep-lease: the credentials outlive the command.
+    let r = run(
+        &["DB_USER", "DB_PASSWORD"],
+        &["--keep-lease"],
+        "echo \"$DB_USER\"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kept = r.stdout.trim().to_string();
+    assert!(role_exists(&kept));
+    assert!(r.stderr.contains("stay valid until"), "{}", r.stderr);
+
+    // A lease that cannot outlive the command stops it, saying why.
+    let r = run(
+        &["SHORT_USER", "SHORT_PASSWORD"],
+        &[],
+        "sleep 20; echo finished",
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(!r.stdout.contains("finished"));
+    assert!(
+        r.stderr.contains("vault-db://short") && r.stderr.contains("ran out"),
+        "{}",
+        r.stderr
+    );
+
+    // A command that only checks gives what it was issued back at once.
+    let count = || pg.psql("postgres", "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'");
+    let before = count();
+    let r = crate::support::sluice_env(
+        d,
+        &[("VAULT_ADDR", bao.addr.as_str()), ("BAO_ROOT", bao.root.as_str())],
+        &["VAULT_TOKEN"],
+        &["secrets", "check", "--env", "staging"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(count(), before, "secrets check left credentials behind");
+
+    // export hands out credentials that outlive it: it says until when.
+    let r = crate::support::sluice_env(
+        d,
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("BAO_ROOT", bao.root.as_str()),
+        ],
+        &["VAULT_TOKEN"],
+        &[
+            "export",
+            "--env",
+            "staging",
+            "--only",
+            "DB_USER",
+            "--only",
+            "DB_PASSWORD",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("expire at") && r.stderr.contains("vault-db://app"),
+        "{}",
+        r.stderr
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(!r.stderr.contains(v["DB_PASSWORD"].as_str().unwrap()));
+}
