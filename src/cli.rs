@@ -52,6 +52,9 @@ pub enum Command {
         /// Write to FILE (default: stdout).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Watch the secrets and write FILE again when they change.
+        #[command(flatten)]
+        watch: WatchArgs,
     },
     /// Inspect and manage secrets.
     #[command(subcommand)]
@@ -280,6 +283,31 @@ pub enum RulesCommand {
     },
 }
 
+/// `--watch` and its settings (`run`, `render`).
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Keep watching the secrets: poll them every --interval seconds and act on a change
+    /// (run: --on-change; render: write the file again, atomically).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between polls (±10% jitter).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", requires = "watch")]
+    pub interval: f64,
+    /// What a change does to the command: `restart` (SIGTERM, SIGKILL after --grace, start
+    /// again with the new values) or `signal:NAME` (rewrite its `as: file` files and send it
+    /// SIGNAME, e.g. signal:HUP, for apps that reload).
+    #[arg(
+        long,
+        default_value = "restart",
+        value_name = "restart|signal:NAME",
+        requires = "watch"
+    )]
+    pub on_change: String,
+    /// Seconds a restarted command has to exit after SIGTERM.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS", requires = "watch")]
+    pub grace: f64,
+}
+
 /// `sluice run` arguments.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -312,6 +340,9 @@ pub struct RunArgs {
     /// lease is revoked then, and the engine drops them.
     #[arg(long)]
     pub keep_lease: bool,
+    /// Watch the secrets while the command runs.
+    #[command(flatten)]
+    pub watch: WatchArgs,
     /// The command and its arguments, after `--`.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

@@ -178,60 +178,130 @@ pub(crate) fn run(
     // Dynamic credentials issued while resolving: `run` keeps them alive and revokes them.
     let leases = crate::secrets::vault::take_leases();
     let as_files = secrets.as_files(&args.env, &args.only)?;
-    type Named = Vec<(String, SecretValue)>;
-    let (file_values, values): (Named, Named) = resolved
+    let literals: Vec<String> = resolved
         .iter()
-        .map(|(k, v, _)| (k.clone(), v.clone()))
-        .partition(|(k, _)| as_files.contains(k));
-    let (mut vars, kept) = inject::child_env(
-        &values,
-        inject::RunOptions {
-            override_existing: args.override_existing || args.pristine,
-        },
-    );
-    drop(values);
-    // `as: file` values: written to memory-backed files that must be removed when the command
+        .filter(|(_, _, secret)| !*secret)
+        .map(|(k, _, _)| k.clone())
+        .collect();
+    let values: Vec<(String, SecretValue)> = resolved.into_iter().map(|(k, v, _)| (k, v)).collect();
+    let override_existing = args.override_existing || args.pristine;
+    // `as: file` values live in memory-backed files that must be removed when the command
     // ends, so sluice stays to supervise it instead of replacing itself with it.
-    let files = if file_values.is_empty() {
-        None
-    } else {
-        let (files, paths) = inject::SecretFiles::write(&file_values)?;
-        vars.extend(paths);
-        Some(files)
-    };
-    drop(file_values);
-    for k in kept {
-        eprintln!(
-            "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
-        );
-    }
-    let env = inject::ChildEnv {
-        set: vars,
-        remove,
-        pristine: args.pristine,
-    };
-    if args.mask_output {
-        let hidden: Vec<(String, SecretValue)> = resolved
-            .into_iter()
-            .filter(|(_, _, secret)| *secret)
-            .map(|(k, v, _)| (k, v))
-            .collect();
-        let short = crate::secrets::supervise::unmaskable(&hidden);
-        if !short.is_empty() {
-            eprintln!(
-                "sluice: --mask-output cannot mask {} (under {} characters: masking them would garble ordinary output)",
-                short.join(", "),
-                crate::secrets::supervise::MIN_MASKED_LEN
-            );
+    let files: std::sync::Mutex<Option<inject::SecretFiles>> = std::sync::Mutex::new(None);
+    let mut first = true;
+    let mut start = |values: &[(String, SecretValue)]| -> Result<(inject::ChildEnv, Option<Vec<SecretValue>>), Error> {
+        let (file_values, plain): (Vec<_>, Vec<_>) = values
+            .iter()
+            .cloned()
+            .partition(|(k, _)| as_files.contains(k));
+        let (mut vars, kept) = inject::child_env(&plain, inject::RunOptions { override_existing });
+        if !file_values.is_empty() {
+            let mut guard = files.lock().map_err(|_| Error::Usage("a thread failed".into()))?;
+            match guard.as_ref() {
+                Some(f) => vars.extend(f.update(&file_values)?),
+                None => {
+                    let (f, paths) = inject::SecretFiles::write(&file_values)?;
+                    vars.extend(paths);
+                    *guard = Some(f);
+                }
+            }
         }
-        let hidden: Vec<SecretValue> = hidden.into_iter().map(|(_, v)| v).collect();
-        let done = crate::secrets::supervise::supervise(&args.command, env, Some(hidden), leases);
+        if first {
+            for k in kept {
+                eprintln!(
+                    "sluice: {k} is already set in the environment; keeping it (use --override to replace it)"
+                );
+            }
+        }
+        let mask = args.mask_output.then(|| {
+            let hidden: Vec<(String, SecretValue)> = values
+                .iter()
+                .filter(|(k, _)| !literals.contains(k))
+                .cloned()
+                .collect();
+            let short = crate::secrets::supervise::unmaskable(&hidden);
+            if first && !short.is_empty() {
+                eprintln!(
+                    "sluice: --mask-output cannot mask {} (under {} characters: masking them would garble ordinary output)",
+                    short.join(", "),
+                    crate::secrets::supervise::MIN_MASKED_LEN
+                );
+            }
+            hidden.into_iter().map(|(_, v)| v).collect()
+        });
+        first = false;
+        Ok((
+            inject::ChildEnv {
+                set: vars,
+                remove: remove.clone(),
+                pristine: args.pristine,
+            },
+            mask,
+        ))
+    };
+    if args.watch.watch {
+        let on_change = crate::secrets::watch::parse_on_change(&args.watch.on_change)
+            .map_err(|e| Error::Usage(format!("--on-change {e}")))?;
+        let watch = crate::secrets::watch::Watch {
+            interval: std::time::Duration::from_secs_f64(args.watch.interval.max(0.1)),
+            on_change,
+            grace: std::time::Duration::from_secs_f64(args.watch.grace.max(0.0)),
+        };
+        // The poll re-reads what can change in place; dynamic credentials stay as issued
+        // (their lease keeps them alive).
+        let dynamic = secrets.dynamic(&args.env, &args.only)?;
+        let kept_dynamic: Vec<(String, SecretValue)> = values
+            .iter()
+            .filter(|(k, _)| dynamic.contains(k))
+            .cloned()
+            .collect();
+        let watched: Vec<String> = values
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !dynamic.contains(k))
+            .collect();
+        let env_name = args.env.clone();
+        let poll = || -> Result<Vec<(String, SecretValue)>, Error> {
+            let mut out = if watched.is_empty() {
+                Vec::new()
+            } else {
+                resolve::Resolver::new(&loaded).values(&env_name, &watched)?
+            };
+            out.extend(kept_dynamic.iter().cloned());
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        };
+        let refresh_files = |values: &[(String, SecretValue)]| -> Result<(), Error> {
+            let file_values: Vec<(String, SecretValue)> = values
+                .iter()
+                .filter(|(k, _)| as_files.contains(k))
+                .cloned()
+                .collect();
+            if let Some(f) = files.lock().ok().as_ref().and_then(|g| g.as_ref()) {
+                f.update(&file_values)?;
+            }
+            Ok(())
+        };
+        let mut sorted = values;
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let done = crate::secrets::watch::run(
+            &args.command,
+            sorted,
+            leases,
+            &watch,
+            crate::secrets::watch::Hooks {
+                poll: &poll,
+                refresh_files: &refresh_files,
+                start: &mut start,
+            },
+        );
         drop(files);
         return Ok(finish_leases(done?, args.keep_lease));
     }
-    drop(resolved);
-    if files.is_some() || !leases.is_empty() {
-        let done = crate::secrets::supervise::supervise(&args.command, env, None, leases);
+    let (env, mask) = start(&values)?;
+    drop(values);
+    if mask.is_some() || !leases.is_empty() || files.lock().is_ok_and(|f| f.is_some()) {
+        let done = crate::secrets::supervise::supervise(&args.command, env, mask, leases, None);
         drop(files);
         return Ok(finish_leases(done?, args.keep_lease));
     }
@@ -296,11 +366,13 @@ fn note_leases() {
     }
 }
 
-/// `sluice render --env E TEMPLATE`.
+/// `sluice render --env E TEMPLATE` (with `--watch`: again whenever the secrets change, until
+/// stopped).
 pub(crate) fn render(
     env: &str,
     template: &std::path::Path,
     output: Option<&std::path::Path>,
+    watch: &crate::cli::WatchArgs,
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
@@ -315,16 +387,67 @@ pub(crate) fn render(
         .into_iter()
         .filter(|n| loaded.config.secrets.contains_key(n))
         .collect();
-    let values = resolve::Resolver::new(&loaded).values(env, &known)?;
-    let rendered = crate::secrets::template::render(&name, &text, &values)?;
-    match output {
-        Some(path) => crate::secrets::age_store::write_private(path, rendered.as_bytes())?,
-        None => {
-            let mut out = io::stdout().lock();
-            out.write_all(rendered.as_bytes())?;
-            out.flush()?;
+    let write = |values: &[(String, SecretValue)]| -> Result<(), Failure> {
+        let rendered = crate::secrets::template::render(&name, &text, values)?;
+        match output {
+            Some(path) => crate::secrets::age_store::write_private(path, rendered.as_bytes())?,
+            None => {
+                let mut out = io::stdout().lock();
+                out.write_all(rendered.as_bytes())?;
+                out.flush()?;
+            }
+        }
+        Ok(())
+    };
+    if watch.watch {
+        let dynamic = resolve::Resolver::new(&loaded).dynamic(env, &known)?;
+        if !dynamic.is_empty() {
+            return Err(Error::Usage(format!(
+                "render --watch cannot keep dynamic credentials ({}) alive; use run --watch, which renews their lease",
+                dynamic.join(", ")
+            ))
+            .into());
         }
     }
+    let values = resolve::Resolver::new(&loaded).values(env, &known)?;
+    write(&values)?;
     note_leases();
+    if !watch.watch {
+        return Ok(EXIT_OK);
+    }
+    let Some(path) = output else {
+        return Err(Error::Usage("render --watch needs -o FILE to write again".into()).into());
+    };
+    // Until SIGINT/SIGTERM: every write is atomic, so stopping at any moment leaves a whole file.
+    let key = crate::secrets::watch::process_key();
+    let mut last = crate::secrets::watch::digest(&key, &values);
+    drop(values);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let interval = std::time::Duration::from_secs_f64(watch.interval.max(0.1));
+    let mut failing = false;
+    while crate::secrets::watch::nap(crate::secrets::watch::jittered(interval), &never) {
+        match resolve::Resolver::new(&loaded).values(env, &known) {
+            Ok(values) => {
+                failing = false;
+                let now = crate::secrets::watch::digest(&key, &values);
+                if now != last {
+                    write(&values)?;
+                    eprintln!(
+                        "sluice: --watch: the secrets changed; {} written again",
+                        path.display()
+                    );
+                    last = now;
+                }
+            }
+            Err(e) if !failing => {
+                eprintln!(
+                    "sluice: --watch: cannot resolve the secrets ({e}); keeping {} and trying again",
+                    path.display()
+                );
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
     Ok(EXIT_OK)
 }

@@ -263,6 +263,36 @@ impl SecretFiles {
     }
 }
 
+impl SecretFiles {
+    /// Replace the files' contents with `values` (each written beside its file, then renamed
+    /// over it: a reader sees the old value or the new one, never half of one); the paths.
+    pub(crate) fn update(
+        &self,
+        values: &[(String, SecretValue)],
+    ) -> Result<Vec<(String, OsString)>, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut vars = Vec::new();
+        for (k, v) in values {
+            let path = self.dir.join(k);
+            let tmp = self.dir.join(format!(".{k}.new"));
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(v.expose().as_bytes()))
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            vars.push((k.clone(), path.into_os_string()));
+        }
+        Ok(vars)
+    }
+}
+
 impl Drop for SecretFiles {
     fn drop(&mut self) {
         // Overwrite before unlinking: tmpfs pages go back to the kernel, but a copy of the

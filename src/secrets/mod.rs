@@ -17,6 +17,7 @@ pub(crate) mod supervise;
 pub(crate) mod template;
 pub(crate) mod trail;
 pub(crate) mod vault;
+pub(crate) mod watch;
 
 use std::fmt;
 

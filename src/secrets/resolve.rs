@@ -453,6 +453,23 @@ impl<'a> Resolver<'a> {
             .collect())
     }
 
+    /// The variables of `env` (or only those named) whose values are dynamic credentials.
+    pub(crate) fn dynamic(&self, env: &str, only: &[String]) -> Result<Vec<String>, Error> {
+        Ok(entries(self.loaded, env, only)?
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.origin,
+                    Origin::Ref {
+                        reference: Ref::VaultDb { .. },
+                        ..
+                    }
+                )
+            })
+            .map(|e| e.name)
+            .collect())
+    }
+
     /// The variables of `env` (or only those named) that `run` hands over as files.
     pub(crate) fn as_files(&self, env: &str, only: &[String]) -> Result<Vec<String>, Error> {
         Ok(entries(self.loaded, env, only)?

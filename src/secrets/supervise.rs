@@ -208,12 +208,14 @@ fn pump(from: OwnedFd, mut to: impl Write, values: &[SecretValue]) {
 /// Run `argv` as a supervised child with its environment set by `env`, forwarding signals,
 /// and with `mask` masking those values in its output (without it the child writes to
 /// sluice's own stdout and stderr), and `leases` renewed while it runs. Returns the exit code
-/// to leave with and the leases, for the caller to revoke or keep.
+/// to leave with and the leases, for the caller to revoke or keep. The child's pid goes into
+/// `pid_slot` (for `--watch` to signal it).
 pub(crate) fn supervise(
     argv: &[std::ffi::OsString],
     env: super::inject::ChildEnv,
     mask: Option<Vec<SecretValue>>,
     leases: Vec<super::vault::Lease>,
+    pid_slot: Option<&std::sync::atomic::AtomicI32>,
 ) -> Result<(i32, Vec<super::vault::Lease>), Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
     let Some((program, args)) = argv.split_first() else {
@@ -249,6 +251,12 @@ pub(crate) fn supervise(
     // or the readers below would never see end of file.
     let mut child = { command }.spawn().map_err(|e| Error::spawn(program, &e))?;
     let pid = rustix::process::Pid::from_child(&child);
+    if let Some(slot) = pid_slot {
+        slot.store(
+            pid.as_raw_nonzero().get(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
     let handle = signals.handle();
     let forwarder = std::thread::spawn(move || {
         for sig in signals.forever() {

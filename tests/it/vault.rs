@@ -886,11 +886,19 @@ secrets:
     );
 
     // A command that only checks gives what it was issued back at once.
-    let count = || pg.psql("postgres", "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'");
+    let count = || {
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'",
+        )
+    };
     let before = count();
     let r = crate::support::sluice_env(
         d,
-        &[("VAULT_ADDR", bao.addr.as_str()), ("BAO_ROOT", bao.root.as_str())],
+        &[
+            ("VAULT_ADDR", bao.addr.as_str()),
+            ("BAO_ROOT", bao.root.as_str()),
+        ],
         &["VAULT_TOKEN"],
         &["secrets", "check", "--env", "staging"],
         None,
@@ -927,4 +935,170 @@ secrets:
     );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(!r.stderr.contains(v["DB_PASSWORD"].as_str().unwrap()));
+}
+
+/// Read lines from `r` until one satisfies `want`, or panic after `secs`.
+fn wait_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    want: impl Fn(&str) -> bool,
+    secs: u64,
+    seen: &mut Vec<String>,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) => {
+                seen.push(l.clone());
+                if want(&l) {
+                    return l;
+                }
+            }
+            Err(_) => panic!("no such line within {secs} s; saw {seen:?}"),
+        }
+    }
+}
+
+/// The lines a child writes, as they come.
+fn line_reader(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `run --watch`: a KV v2 secret updated while the command runs restarts it with the new value
+/// (`--on-change restart`), or rewrites its `as: file` file and sends it SIGHUP
+/// (`--on-change signal:HUP`); `render --watch` writes the file again. A SIGTERM to sluice still
+/// ends the command.
+#[test]
+fn watch_restarts_signals_and_rerenders_on_change() {
+    let bao = Bao::start();
+    bao.cli(&["kv", "put", "secret/staging/app", "token=first-value"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runtime = d.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  staging: { secrets: { provider: vault, address: '${VAULT_ADDR}', prefix: staging/ } }
+secrets:
+  TOKEN: { staging: 'vault://app#token' }
+  TOKEN_FILE: { staging: { ref: 'vault://app#token', as: file } }
+",
+    );
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(crate::support::sluice_bin())
+            .current_dir(d)
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", &bao.root)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |child: &mut std::process::Child| {
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    };
+    let mut seen = Vec::new();
+
+    // restart
+    let mut child = spawn(&[
+        "run",
+        "--env",
+        "staging",
+        "--watch",
+        "--interval",
+        "0.5",
+        "--grace",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "echo \"start $TOKEN\"; trap 'echo stopping; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let lines = line_reader(child.stdout.take().unwrap());
+    wait_line(&lines, |l| l == "start first-value", 20, &mut seen);
+    bao.cli(&["kv", "put", "secret/staging/app", "token=second-value"]);
+    wait_line(&lines, |l| l == "stopping", 20, &mut seen);
+    wait_line(&lines, |l| l == "start second-value", 20, &mut seen);
+    let status = stop(&mut child);
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+
+    // signal:HUP with the file rewritten in place
+    let mut child = spawn(&[
+        "run",
+        "--env",
+        "staging",
+        "--only",
+        "TOKEN_FILE",
+        "--watch",
+        "--interval",
+        "0.5",
+        "--on-change",
+        "signal:HUP",
+        "--",
+        "sh",
+        "-c",
+        "echo \"pid $$\"; trap 'echo \"reload $(cat \"$TOKEN_FILE\")\"' HUP; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    let lines = line_reader(child.stdout.take().unwrap());
+    let first_pid = wait_line(&lines, |l| l.starts_with("pid "), 20, &mut seen);
+    bao.cli(&["kv", "put", "secret/staging/app", "token=third-value"]);
+    wait_line(&lines, |l| l == "reload third-value", 20, &mut seen);
+    let status = stop(&mut child);
+    assert_eq!(status.code(), Some(0), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("pid ") && *l != first_pid),
+        "not restarted: {seen:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&runtime).unwrap().count(),
+        0,
+        "files removed"
+    );
+
+    // render --watch
+    write(d, "app.tmpl", "token={{ secret \"TOKEN\" }}\n");
+    let mut child = spawn(&[
+        "render",
+        "--env",
+        "staging",
+        "app.tmpl",
+        "-o",
+        "app.conf",
+        "--watch",
+        "--interval",
+        "0.5",
+    ]);
+    let read = || std::fs::read_to_string(d.join("app.conf")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while read() != "token=third-value\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(read(), "token=third-value\n");
+    bao.cli(&["kv", "put", "secret/staging/app", "token=fourth-value"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while read() != "token=fourth-value\n" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(read(), "token=fourth-value\n");
+    stop(&mut child);
 }
