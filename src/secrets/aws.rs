@@ -115,7 +115,9 @@ impl AwsStore {
         }
     }
 
-    async fn client(&self) -> Result<aws_sdk_secretsmanager::Client, Error> {
+    /// The SDK configuration of this store: region, timeouts, profile, endpoint, its own
+    /// credentials, and its role when it names one.
+    pub(crate) async fn sdk_config(&self) -> Result<aws_config::SdkConfig, Error> {
         // The timeout is the whole operation's, retries included.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(self.timeout)
@@ -137,7 +139,7 @@ impl AwsStore {
         }
         let base = loader.load().await;
         let Some(role) = &self.role_arn else {
-            return Ok(aws_sdk_secretsmanager::Client::new(&base));
+            return Ok(base);
         };
         let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
             .session_name(
@@ -150,13 +152,18 @@ impl AwsStore {
             assume = assume.external_id(id);
         }
         let assumed = assume.build().await;
-        let config = base
+        Ok(base
             .into_builder()
             .credentials_provider(
                 aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(assumed),
             )
-            .build();
-        Ok(aws_sdk_secretsmanager::Client::new(&config))
+            .build())
+    }
+
+    async fn client(&self) -> Result<aws_sdk_secretsmanager::Client, Error> {
+        Ok(aws_sdk_secretsmanager::Client::new(
+            &self.sdk_config().await?,
+        ))
     }
 
     async fn fetch_one(&self, client: &aws_sdk_secretsmanager::Client, w: &Wanted) -> FetchResult {

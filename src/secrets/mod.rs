@@ -13,6 +13,7 @@ pub(crate) mod place;
 pub(crate) mod refs;
 pub(crate) mod resolve;
 pub(crate) mod sops;
+pub(crate) mod ssm;
 pub(crate) mod supervise;
 pub(crate) mod template;
 pub(crate) mod trail;

@@ -186,6 +186,23 @@ pub(crate) fn of(store: Option<&Store>, r: &Ref, base: &Path) -> Option<Place> {
             })
         }
         (
+            Ref::Ssm { path },
+            Some(Store::Aws {
+                region,
+                prefix,
+                endpoint,
+                ..
+            }),
+        ) => {
+            let (store, region) = aws_store(region, endpoint.as_deref());
+            let name = format!("/{}{path}", prefix.trim_start_matches('/'));
+            Some(Place {
+                store: store.replacen("aws ", "ssm ", 1),
+                shown: format!("SSM parameter `{name}` in {region}"),
+                name,
+            })
+        }
+        (
             Ref::Aws { name, .. },
             Some(Store::Aws {
                 region,

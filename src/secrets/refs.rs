@@ -54,6 +54,11 @@ pub(crate) enum Ref {
         /// The field of the issued credentials (`username`, `password`).
         field: String,
     },
+    /// An AWS Systems Manager parameter, or every parameter under a path (`path` ends in `/`).
+    Ssm {
+        /// Parameter name (or path) under the store's prefix.
+        path: String,
+    },
     /// A value inside a SOPS file.
     Sops {
         /// The file, relative to sluice.yaml.
@@ -73,6 +78,7 @@ impl Ref {
             Ref::Aws { .. } => "aws",
             Ref::Sops { .. } => "sops",
             Ref::VaultDb { .. } => "vault-db",
+            Ref::Ssm { .. } => "ssm",
         }
     }
 
@@ -80,6 +86,7 @@ impl Ref {
     pub(crate) fn provider(&self) -> &'static str {
         match self {
             Ref::VaultDb { .. } => "vault",
+            Ref::Ssm { .. } => "aws",
             other => other.scheme(),
         }
     }
@@ -114,6 +121,7 @@ impl fmt::Display for Ref {
                 }
             }
             Ref::Sops { file, path } => write!(f, "sops://{file}#{path}"),
+            Ref::Ssm { path } => write!(f, "ssm://{path}"),
             Ref::VaultDb { mount, role, field } => {
                 write!(f, "vault-db://{role}#{field}")?;
                 if mount != "database" {
@@ -245,6 +253,18 @@ pub(crate) fn parse(text: &str) -> Result<Ref, String> {
                 _ => Err(format!("`{text}`: write sops://FILE#key.path")),
             }
         }
+        "ssm" => {
+            unknown_param(&[])?;
+            let name = target.strip_suffix('/').unwrap_or(target);
+            if fragment.is_some() || !is_path(name) {
+                return Err(format!(
+                    "`{text}`: write ssm://NAME (one parameter) or ssm://PATH/ (every parameter under it), e.g. ssm://app/db_url"
+                ));
+            }
+            Ok(Ref::Ssm {
+                path: target.to_string(),
+            })
+        }
         "vault-db" => {
             unknown_param(&["mount"])?;
             let mount = param("mount").unwrap_or("database");
@@ -262,7 +282,7 @@ pub(crate) fn parse(text: &str) -> Result<Ref, String> {
             }
         }
         other => Err(format!(
-            "`{text}`: unknown scheme `{other}`; use age, env, vault, vault-db, aws or sops"
+            "`{text}`: unknown scheme `{other}`; use age, env, vault, vault-db, aws, ssm or sops"
         )),
     }
 }
@@ -284,6 +304,8 @@ mod tests {
             "sops://secrets/prod.yaml#db.password",
             "vault-db://app#username",
             "vault-db://app#password?mount=pg",
+            "ssm://app/db_url",
+            "ssm://app/",
         ] {
             assert_eq!(parse(text).unwrap().to_string(), text);
         }

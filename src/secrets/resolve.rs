@@ -399,7 +399,7 @@ impl<'a> Resolver<'a> {
             }
         }
         let fetched = self.fetched.borrow();
-        Ok(names
+        let mut out: Vec<(String, Resolution)> = names
             .into_iter()
             .map(|n| {
                 let result = match fresh.remove(&n) {
@@ -411,7 +411,10 @@ impl<'a> Resolver<'a> {
                 };
                 (n, result)
             })
-            .collect())
+            .collect();
+        // Variables a path reference (`ssm://PATH/`) expanded into.
+        out.extend(fresh);
+        Ok(out)
     }
 
     /// Every variable of `env` (or only those named), stopping at the first problem. Values
@@ -562,6 +565,25 @@ fn fetch_each(
         (Some(v), false) => v.issue(&roles)?,
         _ => Default::default(),
     };
+    // SSM: every distinct parameter or path fetched once.
+    let mut ssm_wanted: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.origin {
+            Origin::Ref {
+                reference: Ref::Ssm { path },
+                ..
+            } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    ssm_wanted.sort();
+    ssm_wanted.dedup();
+    let ssm_data = match (provider, ssm_wanted.is_empty()) {
+        (Provider::Aws(a), false) => a.ssm_fetch(&ssm_wanted)?,
+        _ => Default::default(),
+    };
+    // Variables a path reference expands into (`APP` + `db/url` -> `APP_DB_URL`).
+    let mut expanded: Vec<(String, Resolution)> = Vec::new();
     // AWS: every distinct (name, stage, version) fetched once, concurrently.
     let aws = match provider {
         Provider::Aws(a) => Some(a),
@@ -661,6 +683,28 @@ fn fetch_each(
                     ))),
                 }
             }
+            Ref::Ssm { path } => match (provider, ssm_data.get(path)) {
+                (Provider::Aws(_), Some(Ok(found))) if path.ends_with('/') => {
+                    for (rel, v) in found {
+                        expanded
+                            .push((super::ssm::path_variable(&e.name, rel), Ok(Some(v.clone()))));
+                    }
+                    // The path's own variable holds nothing: its parameters are the variables.
+                    Ok(None)
+                }
+                (Provider::Aws(_), Some(Ok(found))) => Ok(found.get("").cloned()),
+                (Provider::Aws(_), Some(Err(Miss::Absent(_)))) if optional => Ok(None),
+                (Provider::Aws(a), Some(Err(msg))) => Err(fail(
+                    env,
+                    &e.name,
+                    &shown,
+                    format!("{msg} (parameter `{}`)", a.ssm_name(path)),
+                )),
+                _ => Err(Error::Usage(format!(
+                    "environment `{env}`, variable `{}` ({shown}): ssm:// refs need `secrets: {{ provider: aws, … }}` on the environment",
+                    e.name
+                ))),
+            },
             Ref::VaultDb { mount, role, field } => {
                 match (&vault, issued.get(&(mount.clone(), role.clone()))) {
                     (Some(_), Some(Ok(data))) => match data.get(field) {
@@ -742,8 +786,9 @@ fn fetch_each(
                 }
             },
         };
+        let is_path = matches!(&reference, Ref::Ssm { path } if path.ends_with('/'));
         let result = match found {
-            Ok(None) if !optional => Err(fail(
+            Ok(None) if !optional && !is_path => Err(fail(
                 env,
                 &e.name,
                 &shown,
@@ -758,5 +803,6 @@ fn fetch_each(
         };
         out.push((e.name, result));
     }
+    out.extend(expanded);
     Ok(out)
 }

@@ -311,3 +311,84 @@ secrets:
         r.stderr
     );
 }
+
+/// AWS Systems Manager Parameter Store through the environment's AWS store: one parameter
+/// (`ssm://NAME`, SecureString decrypted), every parameter under a path (`ssm://PATH/`, one
+/// variable each, named after the path's variable and the parameter), an optional one that
+/// is absent, and a missing one named in the error.
+#[test]
+fn parameter_store_parameters_and_paths() {
+    let moto = Moto::start();
+    let mut rng = Rng::new(58);
+    let (secret, url) = (
+        rng.string(crate::support::ALNUM, 20),
+        rng.string(crate::support::ALNUM, 20),
+    );
+    moto.python(&format!(
+        "ssm = boto3.client('ssm', endpoint_url='{}', region_name='eu-central-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         ssm.put_parameter(Name='/prod/single', Value='{secret}', Type='SecureString')\n\
+         ssm.put_parameter(Name='/prod/app/db_url', Value='{url}', Type='SecureString')\n\
+         ssm.put_parameter(Name='/prod/app/nested/port', Value='5432', Type='String')\n\
+         ssm.put_parameter(Name='/staging/app/db_url', Value='not-prod', Type='String')",
+        moto.endpoint
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |extra: &str| {
+        format!(
+            "version: 1
+environments:
+  prod: {{ protected: true, secrets: {{ provider: aws, region: eu-central-1, prefix: prod/, endpoint: '${{MOTO_ENDPOINT}}' }} }}
+secrets:
+  SINGLE: {{ prod: 'ssm://single' }}
+  APP: {{ prod: 'ssm://app/' }}
+  SENTRY: {{ prod: {{ ref: 'ssm://sentry', optional: true }} }}
+{extra}"
+        )
+    };
+    write(d, "sluice.yaml", &config(""));
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({ "SINGLE": secret, "APP_DB_URL": url, "APP_NESTED_PORT": "5432" })
+    );
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &[
+            "run",
+            "--env",
+            "prod",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$APP_DB_URL $SINGLE\"",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), format!("{url} {secret}"));
+
+    write(
+        d,
+        "sluice.yaml",
+        &config("  GONE: { prod: 'ssm://gone' }\n"),
+    );
+    let r = sluice(
+        d,
+        &moto.endpoint,
+        &["export", "--env", "prod", "--format", "json"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("GONE") && r.stderr.contains("/prod/gone"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(&secret) && r.stdout.is_empty());
+}
