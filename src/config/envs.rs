@@ -22,6 +22,10 @@ pub(crate) struct Environment {
     /// resolve against it.
     #[serde(default)]
     pub secrets: Option<Store>,
+    /// More stores of this environment, by name; a reference picks one with
+    /// `{ store: NAME, ref: … }` (references without `store:` use `secrets:`).
+    #[serde(default)]
+    pub stores: BTreeMap<String, Store>,
 }
 
 /// A secret store, selected by `provider`.
@@ -211,6 +215,9 @@ pub(crate) enum Source {
         /// or `/dev/shm`), sets the variable to its path, and removes it when the command ends.
         #[serde(default, rename = "as")]
         delivery: Delivery,
+        /// Which of the environment's `stores:` the reference reads (default: `secrets:`).
+        #[serde(default)]
+        store: Option<String>,
     },
     /// Deliberately not set in this environment (`{ none: true }`): `secrets check` accepts
     /// it, and the variable is left out of `run` and `export`.

@@ -380,6 +380,17 @@ pub(crate) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The `provider:` name of a store.
+fn store_provider(store: &Store) -> &'static str {
+    match store {
+        Store::Age { .. } => "age",
+        Store::Vault { .. } => "vault",
+        Store::Aws { .. } => "aws",
+        Store::Sops { .. } => "sops",
+        Store::Env { .. } => "env",
+    }
+}
+
 /// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
 fn is_role_arn(text: &str) -> bool {
     let parts: Vec<&str> = text.splitn(6, ':').collect();
@@ -420,10 +431,28 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
     let store_of = |v: &yaml::Node| -> Option<Store> {
         serde_json::from_value(get(v, "secrets")?.to_json()).ok()
     };
-    let stores: Vec<(&str, bool, Option<Store>, &yaml::Node)> = declared
+    let mut stores: Vec<(&str, bool, Option<Store>, &yaml::Node)> = declared
         .iter()
         .map(|(n, v)| (n.as_str(), is_protected(v), store_of(v), *v))
         .collect();
+    // Named stores (`stores:`): (environment, name, store). Each is also a row of `stores`, after
+    // the environments' own, so that the isolation checks cover it.
+    let mut named_stores: Vec<(&str, String, Option<Store>)> = Vec::new();
+    for (n, v) in &declared {
+        if let Some(list) = get(v, "stores") {
+            for (k, snode) in entries(list) {
+                let store: Option<Store> = serde_json::from_value(snode.to_json()).ok();
+                named_stores.push((n.as_str(), k.key_text(), store.clone()));
+                stores.push((n.as_str(), is_protected(v), store, snode));
+            }
+        }
+    }
+    let named_store = |env: &str, name: &str| {
+        named_stores
+            .iter()
+            .find(|(e, n, _)| *e == env && n == name)
+            .map(|(_, _, s)| s.as_ref())
+    };
     if let Some(envs_node) = envs {
         for (k, _) in entries(envs_node) {
             if k.key_text() == envs::DEFAULT {
@@ -607,6 +636,8 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 },
                 _ => continue,
             };
+            // `{ store: NAME, ref: … }` reads one of the environment's `stores:`.
+            let store_name = str_of(get(source, "store"));
             let r = match crate::secrets::refs::parse(text) {
                 Err(e) => {
                     problems.push(Problem::new(
@@ -618,12 +649,33 @@ fn check_environments(file: &str, root: &yaml::Node, problems: &mut Vec<Problem>
                 Ok(r) => r,
             };
             for env in targets {
-                if let Some(p) = place::of(env_store(&env), &r, base) {
+                let (store, provider) = match store_name {
+                    None => (env_store(&env), provider_of(&env)),
+                    Some(sn) => match named_store(&env, sn) {
+                        Some(st) => (st, st.map(store_provider)),
+                        None => {
+                            let known: Vec<&str> = named_stores
+                                .iter()
+                                .filter(|(e, _, _)| *e == env)
+                                .map(|(_, n, _)| n.as_str())
+                                .collect();
+                            problems.push(Problem::new(
+                                get(source, "store").unwrap_or(source).at(file),
+                                format!(
+                                    "`secrets.{var}.{key}`: environment `{env}` has no store `{sn}` under `stores:` (declared: {})",
+                                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                                ),
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                if let Some(p) = place::of(store, &r, base) {
                     uses.push((env.clone(), var.clone(), p, at));
                 }
                 let scheme = r.scheme();
                 let needs = r.provider();
-                if needs != "env" && provider_of(&env) != Some(needs) {
+                if needs != "env" && provider != Some(needs) {
                     let via = if key == envs::DEFAULT {
                         format!("`secrets.{var}.default` (used by `{env}`)")
                     } else {

@@ -41,6 +41,8 @@ pub(crate) struct Entry {
     pub default: bool,
     /// Whether `run` hands it over as a file.
     pub as_file: bool,
+    /// Which named store of the environment it reads (`None`: `secrets:`).
+    pub store: Option<String>,
 }
 
 impl Entry {
@@ -146,11 +148,16 @@ pub(crate) fn entries(loaded: &Loaded, env: &str, only: &[String]) -> Result<Vec
                 ..
             }
         );
+        let store = match source_ref {
+            Source::Detailed { store, .. } => store.clone(),
+            _ => None,
+        };
         out.push(Entry {
             name: name.clone(),
             origin,
             default,
             as_file,
+            store,
         });
     }
     Ok(out)
@@ -180,8 +187,26 @@ pub(crate) enum Provider {
 impl Provider {
     /// The store of `env` as its configuration declares it.
     pub(crate) fn of(loaded: &Loaded, env: &str) -> Result<Provider, Error> {
+        Provider::of_store(loaded, env, None)
+    }
+
+    /// The store `store` of `env` (`None`: its `secrets:` store).
+    pub(crate) fn of_store(
+        loaded: &Loaded,
+        env: &str,
+        store: Option<&str>,
+    ) -> Result<Provider, Error> {
         let identity = |i: &Option<String>| i.as_deref().map(|i| loaded.relative(i));
-        Ok(match &environment(loaded, env)?.secrets {
+        let declared = environment(loaded, env)?;
+        let chosen = match store {
+            None => declared.secrets.as_ref(),
+            Some(name) => Some(declared.stores.get(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "environment `{env}` has no store `{name}` under `stores:`"
+                ))
+            })?),
+        };
+        Ok(match chosen {
             Some(Store::Age {
                 file,
                 identity: id,
@@ -306,7 +331,7 @@ pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 /// Vault session is kept for the process), a single-use credential serves the whole command.
 pub(crate) struct Resolver<'a> {
     loaded: &'a Loaded,
-    providers: std::cell::RefCell<BTreeMap<String, std::rc::Rc<Provider>>>,
+    providers: std::cell::RefCell<BTreeMap<(String, Option<String>), std::rc::Rc<Provider>>>,
     fetched: std::cell::RefCell<BTreeMap<(String, String), Option<SecretValue>>>,
 }
 
@@ -321,20 +346,30 @@ impl<'a> Resolver<'a> {
     }
 
     /// The store of `env`, built on first use.
-    fn provider(&self, env: &str) -> Result<std::rc::Rc<Provider>, Error> {
-        if let Some(p) = self.providers.borrow().get(env) {
+    fn provider(&self, env: &str, store: Option<&str>) -> Result<std::rc::Rc<Provider>, Error> {
+        let key = (env.to_string(), store.map(str::to_string));
+        if let Some(p) = self.providers.borrow().get(&key) {
             return Ok(p.clone());
         }
-        let p = std::rc::Rc::new(Provider::of(self.loaded, env)?);
-        self.providers
-            .borrow_mut()
-            .insert(env.to_string(), p.clone());
+        let p = std::rc::Rc::new(Provider::of_store(self.loaded, env, store)?);
+        self.providers.borrow_mut().insert(key, p.clone());
         Ok(p)
     }
 
-    /// The variables `env`'s store authenticates with (see [`Provider::credential_vars`]).
+    /// The variables `env`'s stores authenticate with (see [`Provider::credential_vars`]).
     pub(crate) fn credential_vars(&self, env: &str) -> Result<Vec<String>, Error> {
-        Ok(self.provider(env)?.credential_vars())
+        let mut vars = self.provider(env, None)?.credential_vars();
+        let named: Vec<String> = environment(self.loaded, env)?
+            .stores
+            .keys()
+            .cloned()
+            .collect();
+        for name in named {
+            vars.extend(self.provider(env, Some(&name))?.credential_vars());
+        }
+        vars.sort();
+        vars.dedup();
+        Ok(vars)
     }
 
     /// The configuration it resolves.
@@ -362,9 +397,22 @@ impl<'a> Resolver<'a> {
         };
         let mut fresh: BTreeMap<String, Resolution> = BTreeMap::new();
         if !missing.is_empty() {
-            let results = self
-                .provider(env)
-                .and_then(|provider| fetch_each(self.loaded, env, &missing, &provider));
+            // One fetch per store the missing variables read.
+            let mut by_store: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+            for e in listed.iter().filter(|e| missing.contains(&e.name)) {
+                by_store
+                    .entry(e.store.clone())
+                    .or_default()
+                    .push(e.name.clone());
+            }
+            let results: Result<Vec<(String, Resolution)>, Error> =
+                by_store
+                    .iter()
+                    .try_fold(Vec::new(), |mut all, (store, names)| {
+                        let provider = self.provider(env, store.as_deref())?;
+                        all.extend(fetch_each(self.loaded, env, names, &provider)?);
+                        Ok(all)
+                    });
             if let Some(to) = &self.loaded.config.audit {
                 let outcomes: Vec<super::trail::Outcome<'_>> = listed
                     .iter()

@@ -392,3 +392,95 @@ secrets:
     );
     assert!(!r.stderr.contains(&secret) && r.stdout.is_empty());
 }
+
+/// Several stores in one environment: references without `store:` read `secrets:`, and
+/// `{ store: NAME, ref: … }` reads a named store; an unknown store name is refused with the
+/// declared ones; the protected-environment check covers named stores too.
+#[test]
+fn several_stores_in_one_environment() {
+    let moto = Moto::start();
+    moto.python("sm.create_secret(Name='staging/legacy-db', SecretString='legacy-value')\nsm.create_secret(Name='prod/db', SecretString='prod-value')");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |extra_env: &str, extra: &str| {
+        format!(
+            "version: 1
+environments:
+  prod: {{ protected: true, stores: {{ main: {{ provider: aws, region: eu-central-1, prefix: prod/, endpoint: '${{MOTO_ENDPOINT}}' }} }} }}
+  staging:
+    secrets: {{ provider: env, prefix: STG_ }}
+    stores:
+      legacy: {{ provider: aws, region: eu-central-1, prefix: staging/, endpoint: '${{MOTO_ENDPOINT}}' }}
+{extra_env}secrets:
+  NEW: {{ staging: env://NEW }}
+  OLD: {{ staging: {{ store: legacy, ref: aws://legacy-db }} }}
+  DB: {{ prod: {{ store: main, ref: aws://db }} }}
+{extra}"
+        )
+    };
+    let run = |args: &[&str]| {
+        crate::support::sluice_env(
+            d,
+            &[
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("MOTO_ENDPOINT", moto.endpoint.as_str()),
+                ("STG_NEW", "from-env"),
+            ],
+            &["AWS_PROFILE", "AWS_ENDPOINT_URL"],
+            args,
+            None,
+        )
+    };
+    write(d, "sluice.yaml", &config("", ""));
+    let r = run(&[
+        "export", "--env", "staging", "--only", "NEW,OLD", "--format", "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({ "NEW": "from-env", "OLD": "legacy-value" })
+    );
+    let r = run(&["secrets", "get", "--env", "prod", "DB"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "prod-value"),
+        "{}",
+        r.stderr
+    );
+
+    write(
+        d,
+        "sluice.yaml",
+        &config("", "  TYPO: { staging: { store: legcy, ref: aws://x } }\n"),
+    );
+    let r = run(&["check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("has no store `legcy` under `stores:` (declared: legacy)"),
+        "{}",
+        r.stderr
+    );
+
+    // Staging's named store reaching into prod's named store: refused.
+    write(
+        d,
+        "sluice.yaml",
+        &config(
+            "  qa: { stores: { x: { provider: aws, region: eu-central-1, prefix: '', endpoint: '${MOTO_ENDPOINT}' } } }\n",
+            "  LEAK: { qa: { store: x, ref: aws://prod/db } }\n",
+        ),
+    );
+    let r = run(&["check"]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("protected environment `prod`"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["export", "--env", "qa", "--format", "json"]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stdout.contains("prod-value"));
+}
