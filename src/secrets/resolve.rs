@@ -321,6 +321,9 @@ pub(crate) fn age_store(loaded: &Loaded, env: &str) -> Result<Option<AgeStore>, 
     })
 }
 
+/// An environment and one of its stores (`None`: its `secrets:` store).
+type StoreKey = (String, Option<String>);
+
 /// One variable's outcome: a value, nothing (optional and missing), or why it failed.
 pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 
@@ -331,7 +334,7 @@ pub(crate) type Resolution = Result<Option<SecretValue>, Error>;
 /// Vault session is kept for the process), a single-use credential serves the whole command.
 pub(crate) struct Resolver<'a> {
     loaded: &'a Loaded,
-    providers: std::cell::RefCell<BTreeMap<(String, Option<String>), std::rc::Rc<Provider>>>,
+    providers: std::cell::RefCell<BTreeMap<StoreKey, std::rc::Rc<Provider>>>,
     fetched: std::cell::RefCell<BTreeMap<(String, String), Option<SecretValue>>>,
 }
 
