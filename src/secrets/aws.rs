@@ -262,6 +262,42 @@ impl AwsStore {
     }
 }
 
+/// The headers that sign a request with SigV4 (`authorization`, `x-amz-date`, and
+/// `x-amz-security-token` for temporary credentials), for requests sluice sends itself.
+pub(crate) fn sigv4_headers(
+    identity: &aws_smithy_runtime_api::client::identity::Identity,
+    region: &str,
+    service: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| format!("cannot sign the request: {e}"))?
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| format!("cannot sign the request: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("cannot sign the request: {e}"))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
 /// The value at dotted `path` inside a JSON secret.
 pub(crate) fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, super::Miss> {
     let doc: serde_json::Value = serde_json::from_str(secret.expose()).map_err(|_| {

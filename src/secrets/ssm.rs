@@ -24,7 +24,6 @@ impl AwsStore {
         target: &str,
         body: serde_json::Value,
     ) -> Result<serde_json::Value, super::Miss> {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         let endpoint = self
             .endpoint
             .clone()
@@ -38,30 +37,20 @@ impl AwsStore {
             ("content-type", "application/x-amz-json-1.1"),
             ("x-amz-target", amz_target.as_str()),
         ];
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(identity)
-            .region(&self.region)
-            .name("ssm")
-            .time(std::time::SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| super::Miss::Failed(format!("cannot sign the request: {e}")))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
+        let signed = super::aws::sigv4_headers(
+            identity,
+            &self.region,
+            "ssm",
             &url,
-            headers.iter().copied(),
-            SignableBody::Bytes(body.as_bytes()),
+            &headers,
+            body.as_bytes(),
         )
-        .map_err(|e| super::Miss::Failed(format!("cannot sign the request: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| super::Miss::Failed(format!("cannot sign the request: {e}")))?
-            .into_parts();
+        .map_err(super::Miss::Failed)?;
         let mut req = http.post(&url).body(body.clone());
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        for (k, v) in instructions.headers() {
+        for (k, v) in &signed {
             req = req.header(k, v);
         }
         let resp = req.send().await.map_err(|e| {
