@@ -3,6 +3,7 @@
 #   run overhead  `sluice run --env dev -- true` (age store, 10 secrets) against plain `true`
 #   vault         100 secrets from OpenBao on loopback: `sluice export --env staging`
 #   aws           100 secrets from moto on loopback: `sluice export --env prod`
+#   watch         `sluice run --watch --interval 10` with 100 Vault references: CPU share
 # Times are hyperfine medians; each includes process start, config load and the logins.
 # Needs hyperfine (Debian: apt-get install hyperfine) and the servers scripts/test installs
 # (OpenBao, moto) in $SLUICE_TEST_SERVERS_HOME (default ~/.cache/sluice-test-servers).
@@ -61,6 +62,16 @@ hyperfine -N -w 3 -r 30 --export-json remote.json \
 test "$("$SLUICE" export --env staging --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 100
 test "$("$SLUICE" export --env prod --format json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 100
 
+# The watch loop: 100 Vault references polled every 10 s for a minute; sluice's own CPU time.
+"$SLUICE" run --env staging --watch --interval 10 -- sleep 75 &
+WATCH_PID=$!
+PIDS+=($WATCH_PID)
+sleep 62
+read -r -a STAT < "/proc/$WATCH_PID/stat"
+TICKS=$(getconf CLK_TCK)
+watch_cpu=$(python3 -c "print(round((${STAT[13]} + ${STAT[14]}) / $TICKS / 62 * 100, 3))")
+kill "$WATCH_PID" 2>/dev/null || true
+
 t_true=$(median run.json 0); t_run=$(median run.json 1)
 cat <<OUT
 $(nproc) cores; hyperfine medians (process start included)
@@ -68,4 +79,5 @@ true                               : ${t_true} ms
 sluice run --env dev -- true (age) : ${t_run} ms  (overhead $(python3 -c "print(round($t_run - $t_true, 2))") ms; target <= 5 ms)
 100 secrets from OpenBao (export)  : $(median remote.json 0) ms  (target <= 100 ms)
 100 secrets from moto (export)     : $(median remote.json 1) ms  (target <= 300 ms)
+run --watch, 100 Vault refs, 10 s  : ${watch_cpu}% of a core over 62 s (target <= 1%)
 OUT
