@@ -26,4 +26,4 @@ mod sentinel_sweep;
 mod sops;
 mod stream;
 mod tls;
-mod vault;
+pub(crate) mod vault;

@@ -24,6 +24,58 @@ fn role_id(yaml: &str) -> String {
     after[..after.find(',').expect("role_id,")].to_string()
 }
 
+/// Run every command line of `commands` with `sh` in `dir`, sluice first on PATH, in an
+/// environment of only `vars` (and PATH, HOME, NO_COLOR); each must exit with `code(line)`.
+/// Returns (line, stdout, stderr) per line run.
+fn run_lines(
+    dir: &Path,
+    commands: &str,
+    vars: &[(&str, String)],
+    code: impl Fn(&str) -> i32,
+) -> Vec<(String, String, String)> {
+    let bin_dir = crate::support::sluice_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
+    for line in commands.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let out = Command::new("sh")
+            .current_dir(dir)
+            .args(["-c", line])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", dir)
+            .env("NO_COLOR", "1")
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code(line)),
+            "{line}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        outputs.push((line.to_string(), stdout, stderr));
+    }
+    outputs
+}
+
+/// The stdout of the line that starts with `prefix`.
+fn output_of(outputs: &[(String, String, String)], prefix: &str) -> String {
+    outputs
+        .iter()
+        .find(|(l, _, _)| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no README line `{prefix}`"))
+        .1
+        .clone()
+}
+
 #[test]
 fn the_readme_secrets_example_runs_verbatim() {
     let readme =
@@ -93,52 +145,21 @@ fn the_readme_secrets_example_runs_verbatim() {
     }
     write(d, "app.conf.tmpl", "db = {{ secret \"DATABASE_URL\" }}\n");
 
-    let bin_dir = crate::support::sluice_bin().parent().unwrap().to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let outputs = run_lines(
+        d,
+        &commands,
+        &[
+            ("VALUE", dev_url.clone()),
+            ("VAULT_ADDR", bao.addr.clone()),
+            ("STAGING_SECRET_ID", secret_id.trim().to_string()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("CI_DATABASE_URL", ci_url.clone()),
+        ],
+        |line| i32::from(line.starts_with("sluice secrets diff")),
     );
-    let mut outputs = Vec::new();
-    for line in commands.lines() {
-        if line.trim_start().starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let out = Command::new("sh")
-            .current_dir(d)
-            .args(["-c", line])
-            .env_clear()
-            .env("PATH", &path)
-            .env("HOME", d)
-            .env("NO_COLOR", "1")
-            .env("VALUE", &dev_url)
-            .env("VAULT_ADDR", &bao.addr)
-            .env("STAGING_SECRET_ID", secret_id.trim())
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("CI_DATABASE_URL", &ci_url)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let code = out.status.code().unwrap_or(-1);
-        let want = if line.starts_with("sluice secrets diff") {
-            1
-        } else {
-            0
-        };
-        assert_eq!(code, want, "{line}\nstdout: {stdout}\nstderr: {stderr}");
-        outputs.push((line.to_string(), stdout, stderr));
-    }
-    let out = |prefix: &str| {
-        outputs
-            .iter()
-            .find(|(l, _, _)| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no README line `{prefix}`"))
-            .1
-            .clone()
-    };
+    let out = |prefix: &str| output_of(&outputs, prefix);
     assert!(out("sluice run --env staging -- ./app").contains("app --port 8080 db=set stripe=set"));
     assert!(out("sluice run --env staging --only").contains("db=set stripe=none"));
     assert!(out("sluice run --env prod --mask-output").contains("job ***** *****"));
@@ -175,4 +196,113 @@ fn the_readme_secrets_example_runs_verbatim() {
             }
         }
     }
+}
+
+/// The README's "Deploy-time secrets that live" example runs verbatim: OpenBao with the
+/// database engine on a PostgreSQL cluster that requires passwords, JWT auth with a key made
+/// here, a KV secret; moto for the `legacy` store's Secrets Manager secret and Parameter Store
+/// path. The command logs in with credentials issued for it, which are gone afterwards; the
+/// audit trail names what was resolved and holds no value.
+#[test]
+fn the_readme_live_secrets_example_runs_verbatim() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let heading = "### Deploy-time secrets that live: one example";
+    let yaml = block(&readme, heading, "yaml");
+    let commands = block(&readme, heading, "sh");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "sluice.yaml", &yaml);
+    std::fs::create_dir(d.join("logs")).unwrap();
+    let runtime = d.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let mut rng = Rng::new(405);
+    let mut s = |p: &str| format!("{p}-{}", rng.string(crate::support::ALNUM, 16));
+    let (tls, api, feature) = (s("tls"), s("api"), s("feat"));
+
+    let (pg, bao) = crate::vault::database_engine(&[("app", "60s", "120s")]);
+    bao.cli(&["kv", "put", "secret/staging/tls", &format!("key={tls}")]);
+    bao.cli_stdin(
+        &["policy", "write", "deploy-staging", "-"],
+        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\npath \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/renew\" { capabilities = [\"update\"] }\npath \"sys/leases/revoke\" { capabilities = [\"update\"] }\n",
+    );
+    crate::vault::jwt_auth(&bao, d, "deploy-staging");
+    let jwt = crate::vault::service_account_token(d, "ci.key", "deployer");
+
+    let moto = Moto::start();
+    moto.python(&format!(
+        "sm.create_secret(Name='staging/api', SecretString=json.dumps({{'key': '{api}'}}))\n\
+         ssm = boto3.client('ssm', endpoint_url='{}', region_name='eu-central-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         ssm.put_parameter(Name='/staging/features/new_checkout', Value='{feature}', Type='String')",
+        moto.endpoint
+    ));
+
+    for (name, body) in [
+        (
+            "migrate",
+            "PGPASSWORD=\"$DB_PASSWORD\" psql -X -q -A -t -U \"$DB_USER\" -d postgres -c 'select current_user' > logged-in-as\n\
+             echo \"tls=$(cat \"$TLS_KEY\") api=$OLD_API_KEY feature=$FEATURES_NEW_CHECKOUT level=$LOG_LEVEL\"",
+        ),
+        (
+            "server",
+            "echo \"serving with $(cat \"$TLS_KEY\")\"; sleep 1",
+        ),
+    ] {
+        let path = d.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let outputs = run_lines(
+        d,
+        &commands,
+        &[
+            ("VAULT_ADDR", bao.addr.clone()),
+            ("CI_OIDC_TOKEN", jwt.clone()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("XDG_RUNTIME_DIR", runtime.display().to_string()),
+            ("PGHOST", "127.0.0.1".into()),
+            ("PGPORT", pg.port().to_string()),
+        ],
+        |_| 0,
+    );
+    let out = |prefix: &str| output_of(&outputs, prefix);
+    assert_eq!(
+        out("sluice run --env staging -- ./migrate").trim(),
+        format!("tls={tls} api={api} feature={feature} level=info")
+    );
+    let user = std::fs::read_to_string(d.join("logged-in-as"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(user.starts_with("v-"), "{user}");
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'")
+        ),
+        "0",
+        "the issued role is revoked after the run"
+    );
+    assert_eq!(
+        out("sluice run --env staging --watch").trim(),
+        format!("serving with {tls}")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&out("sluice export --env staging --only")).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({ "LOG_LEVEL": "info", "OLD_API_KEY": api })
+    );
+    let trail = std::fs::read_to_string(d.join("logs/sluice-audit.jsonl")).unwrap();
+    assert!(
+        trail.contains("\"vault-db://app#username\"") && trail.contains("\"command\":\"run\""),
+        "{trail}"
+    );
+    for v in [&tls, &api, &feature, &jwt] {
+        assert!(!trail.contains(v.as_str()), "a value in the audit trail");
+    }
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0);
 }

@@ -337,7 +337,7 @@ secrets:
 }
 
 /// A service-account token as Kubernetes issues it: RS256 over the claims, signed with `key`.
-fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> String {
+pub(crate) fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> String {
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let now = std::time::SystemTime::now()
@@ -369,19 +369,7 @@ fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> Str
 
 #[test]
 fn kubernetes_service_account_login() {
-    let bao = Bao::start();
-    let mut rng = Rng::new(43);
-    let value = sentinel(&mut rng);
-    bao.cli(&[
-        "kv",
-        "put",
-        "secret/staging/db",
-        &format!("password={value}"),
-    ]);
-    bao.cli_stdin(
-        &["policy", "write", "staging-only", "-"],
-        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\n",
-    );
+    let (bao, value) = bao_with_staging_secret(43);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for args in [
@@ -648,27 +636,10 @@ secrets:
     }
 }
 
-/// CI login without a stored token: the job's OIDC token (here signed in the test with a key
-/// the server trusts) is exchanged at the JWT auth mount for a token of the role's policy. A
-/// token for another subject is refused, the child does not inherit the JWT, and a missing
-/// token says which variable to set.
-#[test]
-fn jwt_login_with_a_ci_oidc_token() {
-    let bao = Bao::start();
-    let mut rng = Rng::new(44);
-    let value = sentinel(&mut rng);
-    bao.cli(&[
-        "kv",
-        "put",
-        "secret/staging/db",
-        &format!("password={value}"),
-    ]);
-    bao.cli_stdin(
-        &["policy", "write", "staging-only", "-"],
-        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\n",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Trust a key pair made in `dir` (`ci.key`, `ci.pub`) at OpenBao's `jwt` auth mount, with a
+/// role `deploy-staging` for the subject `system:serviceaccount:apps:deployer` and `policy`:
+/// what a CI system's OIDC issuer and a Vault administrator set up.
+pub(crate) fn jwt_auth(bao: &Bao, dir: &std::path::Path, policy: &str) {
     for args in [
         vec![
             "genpkey",
@@ -683,7 +654,7 @@ fn jwt_login_with_a_ci_oidc_token() {
     ] {
         crate::support::run_ok(
             std::process::Command::new("openssl")
-                .current_dir(d)
+                .current_dir(dir)
                 .args(&args),
         );
     }
@@ -691,7 +662,7 @@ fn jwt_login_with_a_ci_oidc_token() {
     bao.cli(&[
         "write",
         "auth/jwt/config",
-        &format!("jwt_validation_pubkeys=@{}", d.join("ci.pub").display()),
+        &format!("jwt_validation_pubkeys=@{}", dir.join("ci.pub").display()),
         "bound_issuer=kubernetes/serviceaccount",
     ]);
     bao.cli(&[
@@ -701,8 +672,20 @@ fn jwt_login_with_a_ci_oidc_token() {
         "user_claim=sub",
         "bound_subject=system:serviceaccount:apps:deployer",
         "bound_audiences=vault",
-        "token_policies=staging-only",
+        &format!("token_policies={policy}"),
     ]);
+}
+
+/// CI login without a stored token: the job's OIDC token (here signed in the test with a key
+/// the server trusts) is exchanged at the JWT auth mount for a token of the role's policy. A
+/// token for another subject is refused, the child does not inherit the JWT, and a missing
+/// token says which variable to set.
+#[test]
+fn jwt_login_with_a_ci_oidc_token() {
+    let (bao, value) = bao_with_staging_secret(44);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    jwt_auth(&bao, d, "staging-only");
     let good = service_account_token(d, "ci.key", "deployer");
     let other = service_account_token(d, "ci.key", "someone-else");
     write(
@@ -748,15 +731,13 @@ secrets:
     assert!(r.stderr.contains("set CI_OIDC_TOKEN"), "{}", r.stderr);
 }
 
-/// Dynamic database credentials: OpenBao's database engine issues a PostgreSQL role per
-/// `run` (a throwaway cluster that requires passwords). The command logs in with them; the
-/// lease (4 s) is renewed while the command runs past it; the role is dropped when the command
-/// ends (or kept with --keep-lease); a role whose maximum lifetime ends before the command does
-/// stops the command with a message; `export` says when the credentials expire.
-#[test]
-fn dynamic_database_credentials_live_as_long_as_the_command() {
+/// A PostgreSQL cluster that requires passwords from every role but the superuser (which the
+/// test and the engine use), and OpenBao's database engine on it with `roles` (name, default
+/// TTL, max TTL), each creating a login role that expires with its lease.
+pub(crate) fn database_engine(
+    roles: &[(&str, &str, &str)],
+) -> (crate::support::pg::PgCluster, Bao) {
     let pg = crate::support::pg::PgCluster::start();
-    // Passwords for every role but the superuser the test and the engine use.
     let hba = pg.socket_dir().join("pg_hba.conf");
     let text = std::fs::read_to_string(&hba).unwrap();
     std::fs::write(
@@ -769,6 +750,7 @@ fn dynamic_database_credentials_live_as_long_as_the_command() {
     pg.psql("postgres", "SELECT pg_reload_conf()");
     let bao = Bao::start();
     bao.cli(&["secrets", "enable", "database"]);
+    let names: Vec<&str> = roles.iter().map(|(n, _, _)| *n).collect();
     bao.cli(&[
         "write",
         "database/config/pg",
@@ -777,27 +759,50 @@ fn dynamic_database_credentials_live_as_long_as_the_command() {
             "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
             pg.port()
         ),
-        "allowed_roles=app,short",
+        &format!("allowed_roles={}", names.join(",")),
         "username=postgres",
         "password=unused-with-trust",
     ]);
-    let create = "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+    for (name, ttl, max) in roles {
+        bao.cli(&[
+            "write",
+            &format!("database/roles/{name}"),
+            "db_name=pg",
+            "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            &format!("default_ttl={ttl}"),
+            &format!("max_ttl={max}"),
+        ]);
+    }
+    (pg, bao)
+}
+
+/// OpenBao with a secret `staging/db` (password: a fresh sentinel) and a policy `staging-only`
+/// that reads `staging/*`: what the login tests log in to.
+fn bao_with_staging_secret(seed: u64) -> (Bao, String) {
+    let bao = Bao::start();
+    let mut rng = Rng::new(seed);
+    let value = sentinel(&mut rng);
     bao.cli(&[
-        "write",
-        "database/roles/app",
-        "db_name=pg",
-        create,
-        "default_ttl=4s",
-        "max_ttl=120s",
+        "kv",
+        "put",
+        "secret/staging/db",
+        &format!("password={value}"),
     ]);
-    bao.cli(&[
-        "write",
-        "database/roles/short",
-        "db_name=pg",
-        create,
-        "default_ttl=2s",
-        "max_ttl=3s",
-    ]);
+    bao.cli_stdin(
+        &["policy", "write", "staging-only", "-"],
+        "path \"secret/data/staging/*\" { capabilities = [\"read\"] }\n",
+    );
+    (bao, value)
+}
+
+/// Dynamic database credentials: OpenBao's database engine issues a PostgreSQL role per
+/// `run` (a throwaway cluster that requires passwords). The command logs in with them; the
+/// lease (4 s) is renewed while the command runs past it; the role is dropped when the command
+/// ends (or kept with --keep-lease); a role whose maximum lifetime ends before the command does
+/// stops the command with a message; `export` says when the credentials expire.
+#[test]
+fn dynamic_database_credentials_live_as_long_as_the_command() {
+    let (pg, bao) = database_engine(&[("app", "4s", "120s"), ("short", "2s", "3s")]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(
