@@ -100,6 +100,17 @@ impl Loaded {
     }
 }
 
+/// The schema as committed (`schemas/sluice.schema.json`, which `config::schemas_are_fresh`
+/// keeps equal to [`schema`]), parsed once: generating it costs every command a millisecond
+/// of start-up.
+fn committed_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        serde_json::from_str(include_str!("../../schemas/sluice.schema.json"))
+            .unwrap_or_else(|_| schema())
+    })
+}
+
 /// The JSON Schema of `sluice.yaml`, generated from [`Config`].
 pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
@@ -157,7 +168,7 @@ pub(crate) fn parse(
     }
     let mut problems = Vec::new();
     yaml::interpolate(file, &mut node, lookup, &mut problems);
-    validate::validate(file, &node, &schema(), &mut problems);
+    validate::validate(file, &node, committed_schema(), &mut problems);
     check_semantics(file, &node, &mut problems);
     if !problems.is_empty() {
         problems.sort();
