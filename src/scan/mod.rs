@@ -264,7 +264,7 @@ fn suppressed_inline(buf: &[u8], offset: usize) -> bool {
     let line_start = memchr::memrchr(b'\n', &buf[..offset]).map_or(0, |i| i + 1);
     let line_end = memchr::memchr(b'\n', &buf[offset..]).map_or(buf.len(), |i| offset + i);
     let line = &buf[line_start..line_end];
-    if ALLOW_MARKERS.iter().any(|mk| contains(line, mk)) {
+    if ALLOW_MARKERS.iter().any(|mk| marks_own_line(line, mk)) {
         return true;
     }
     if line_start == 0 {
@@ -274,6 +274,17 @@ fn suppressed_inline(buf: &[u8], offset: usize) -> bool {
     let prev_start = memchr::memrchr(b'\n', &buf[..prev_end]).map_or(0, |i| i + 1);
     let prev = &buf[prev_start..prev_end];
     ALLOW_NEXT_MARKERS.iter().any(|mk| contains(prev, mk))
+}
+
+/// Whether `marker` stands in `line` as a same-line marker: `sluice:allow` inside
+/// `sluice:allow-next-line` is the next line's marker, not this line's.
+fn marks_own_line(line: &[u8], marker: &[u8]) -> bool {
+    memchr::memmem::find_iter(line, marker).any(|at| {
+        let rest = &line[at + marker.len()..];
+        !ALLOW_NEXT_MARKERS
+            .iter()
+            .any(|next| next.starts_with(marker) && rest.starts_with(&next[marker.len()..]))
+    })
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -368,6 +379,14 @@ mod tests {
         }
         let text = format!("# sluice:allow-next-line\n\nk = \"{t}\"");
         assert_eq!(scanner().scan_buffer("a", text.as_bytes()).len(), 1);
+        // A next-line marker at the end of a secret's own line allows the next line only.
+        let text = format!("k = \"{t}\" # sluice:allow-next-line\nj = \"{t}\"");
+        let found = scanner().scan_buffer("a", text.as_bytes());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 1);
+        // Both markers on one line: this line is allowed.
+        let text = format!("k = \"{t}\" # sluice:allow-next-line sluice:allow");
+        assert!(scanner().scan_buffer("a", text.as_bytes()).is_empty());
     }
 
     #[test]

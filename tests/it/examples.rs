@@ -211,6 +211,26 @@ fn the_example_config_is_valid_and_the_pre_commit_recipe_names_a_shipped_hook() 
         .iter()
         .filter_map(|h| h["id"].as_str())
         .collect();
+    // `stages: [pre-commit]` needs pre-commit 3.2.0; older versions reject the whole file
+    // unless the hook says so and they can tell the user to upgrade.
+    for h in hooks[0].as_vec().unwrap() {
+        assert_eq!(
+            h["minimum_pre_commit_version"].as_str(),
+            Some("3.2.0"),
+            "hook {:?}",
+            h["id"]
+        );
+    }
+    // A pull request is scanned from the merge base (`...`): with `..` it would be blamed for
+    // lines main removed since it branched.
+    let workflow =
+        std::fs::read_to_string(dir.join("github-actions/scan-pull-request.yml")).unwrap();
+    for line in workflow
+        .lines()
+        .filter(|l| l.contains("sluice scan --diff"))
+    {
+        assert!(line.contains("..."), "{line}");
+    }
     let config = load("pre-commit-config.yaml");
     let wanted: Vec<&str> = config[0]["repos"][0]["hooks"]
         .as_vec()
