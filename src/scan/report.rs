@@ -166,7 +166,7 @@ fn human(
         writeln!(
             out,
             "{bold}{}:{}:{}{reset}  {red}{}{reset}  {}  {}{}",
-            f.path,
+            shown_path(&f.path),
             f.line,
             f.column,
             f.rule,
@@ -179,7 +179,13 @@ fn human(
                 .commits
                 .iter()
                 .take(3)
-                .map(|c| format!("{} {}", &c.commit[..c.commit.len().min(12)], c.path))
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        &c.commit[..c.commit.len().min(12)],
+                        shown_path(&c.path)
+                    )
+                })
                 .collect();
             let more = f.commits.len().saturating_sub(3);
             writeln!(
@@ -271,18 +277,43 @@ fn sarif(findings: &[Finding], engine: &Engine, o: ReportOptions) -> Value {
     })
 }
 
+/// A path as a SARIF `uri` (RFC 3986): relative as it is, absolute as `file://`, every byte
+/// but the unreserved ones and `/` percent-encoded (spaces, `#`, `?`, `%`, control characters,
+/// non-ASCII).
 fn sarif_uri(path: &str) -> String {
     let p = path.strip_prefix("./").unwrap_or(path);
     let p = p.replace('\\', "/");
-    let p = if p.starts_with('/') {
-        format!("file://{p}")
-    } else {
-        p
-    };
-    p.replace('%', "%25")
-        .replace(' ', "%20")
-        .replace('#', "%23")
-        .replace('?', "%3F")
+    let mut out = String::with_capacity(p.len() + 8);
+    if p.starts_with('/') {
+        out.push_str("file://");
+    }
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A path for a terminal: control characters (a newline, an escape sequence in a file name)
+/// shown escaped, so a name cannot fake a line of the report or rewrite the screen.
+fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    std::borrow::Cow::Owned(
+        path.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn sarif_level(s: super::rules::Severity) -> &'static str {

@@ -385,3 +385,43 @@ fn stdin_streams_in_chunks_with_correct_lines_and_no_duplicates() {
     assert_eq!(found.len(), expected.len(), "each secret once");
     assert_eq!(found, expected);
 }
+
+/// A file name with a line break and an escape sequence cannot fake a line of the human report
+/// or rewrite the terminal: control characters are shown escaped; SARIF `uri`s percent-encode
+/// them (and spaces, `#`, non-ASCII) as RFC 3986 asks.
+#[test]
+fn file_names_with_control_characters_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(808);
+    let name = "evil\nfake.rs:1:1  fake-rule \u{1b}[2J é #1.env";
+    std::fs::write(
+        dir.path().join(name),
+        format!("TOKEN={}\n", fake_github_token(&mut rng)),
+    )
+    .unwrap();
+    let r = sluice(dir.path(), &["scan", "."]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("evil\\nfake.rs:1:1  fake-rule \\u{1b}[2J é #1.env"),
+        "{:?}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("fake.rs")),
+        "a forged report line: {:?}",
+        r.stdout
+    );
+    let r = sluice(dir.path(), &["scan", ".", "--format", "sarif"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    let uri =
+        v["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+    assert_eq!(
+        uri,
+        "evil%0Afake.rs%3A1%3A1%20%20fake-rule%20%1B%5B2J%20%C3%A9%20%231.env"
+    );
+}
