@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Rng, run_ok, sluice_with, write};
+use crate::support::{Rng, age_keygen, run_ok, sluice_with, write};
 
 /// A sentinel value, different per test, built at run time.
 fn sentinel(seed: u64) -> String {
@@ -299,15 +299,6 @@ fn a_missing_secret_fails_before_the_app_starts_naming_env_variable_and_ref() {
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("cannot decrypt"), "{}", r.stderr);
     assert_absent(&secret, &r, "wrong identity");
-}
-
-fn age_keygen(path: &Path) -> String {
-    run_ok(Command::new("age-keygen").arg("-o").arg(path));
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string()
 }
 
 #[test]

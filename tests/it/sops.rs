@@ -36,17 +36,7 @@ fn sluice(dir: &Path, args: &[&str]) -> crate::support::Run {
 fn yaml_json_dotenv_and_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("keys")).unwrap();
-    run_ok(
-        Command::new("age-keygen")
-            .arg("-o")
-            .arg(d.join("keys/prod.txt")),
-    );
-    let public = std::fs::read_to_string(d.join("keys/prod.txt"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let public = crate::support::age_keygen(&d.join("keys/prod.txt"));
     let mut rng = Rng::new(61);
     let (pw, key, tok, item) = (
         rng.string(crate::support::ALNUM, 18),
@@ -165,17 +155,7 @@ secrets:
 fn partial_encryption_options_read_as_sops_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("keys")).unwrap();
-    run_ok(
-        Command::new("age-keygen")
-            .arg("-o")
-            .arg(d.join("keys/prod.txt")),
-    );
-    let public = std::fs::read_to_string(d.join("keys/prod.txt"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let public = crate::support::age_keygen(&d.join("keys/prod.txt"));
     let mut rng = Rng::new(62);
     let pw = rng.string(crate::support::ALNUM, 20);
     let tok = rng.string(crate::support::ALNUM, 20);
@@ -285,12 +265,7 @@ secrets:
 fn an_alias_bomb_in_a_sops_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("keys")).unwrap();
-    run_ok(
-        Command::new("age-keygen")
-            .arg("-o")
-            .arg(d.join("keys/prod.txt")),
-    );
+    crate::support::age_keygen(&d.join("keys/prod.txt"));
     let mut bomb = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a]\n");
     for i in 1..12 {
         let p = i - 1;

@@ -336,6 +336,30 @@ secrets:
     );
 }
 
+/// An RSA key pair in `dir`: `{stem}.key` (private, PEM) and `{stem}.pub`, made by openssl.
+fn rsa_key_pair(dir: &std::path::Path, stem: &str) {
+    let key = format!("{stem}.key");
+    let public = format!("{stem}.pub");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &key,
+        ],
+        vec!["pkey", "-in", &key, "-pubout", "-out", &public],
+    ] {
+        crate::support::run_ok(
+            std::process::Command::new("openssl")
+                .current_dir(dir)
+                .args(&args),
+        );
+    }
+}
+
 /// A service-account token as Kubernetes issues it: RS256 over the claims, signed with `key`.
 pub(crate) fn service_account_token(dir: &std::path::Path, key: &str, account: &str) -> String {
     use base64::Engine;
@@ -372,25 +396,7 @@ fn kubernetes_service_account_login() {
     let (bao, value) = bao_with_staging_secret(43);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for args in [
-        vec![
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "sa.key",
-        ],
-        vec!["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"],
-    ] {
-        let ok = std::process::Command::new("openssl")
-            .current_dir(d)
-            .args(&args)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "openssl {args:?}");
-    }
+    rsa_key_pair(d, "sa");
     // The server validates service-account tokens against the cluster's signing key (what its
     // `kubernetes` mount does through TokenReview, here without a cluster): the same login
     // request, at the default `kubernetes` mount.
@@ -640,24 +646,7 @@ secrets:
 /// role `deploy-staging` for the subject `system:serviceaccount:apps:deployer` and `policy`:
 /// what a CI system's OIDC issuer and a Vault administrator set up.
 pub(crate) fn jwt_auth(bao: &Bao, dir: &std::path::Path, policy: &str) {
-    for args in [
-        vec![
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            "ci.key",
-        ],
-        vec!["pkey", "-in", "ci.key", "-pubout", "-out", "ci.pub"],
-    ] {
-        crate::support::run_ok(
-            std::process::Command::new("openssl")
-                .current_dir(dir)
-                .args(&args),
-        );
-    }
+    rsa_key_pair(dir, "ci");
     bao.cli(&["auth", "enable", "jwt"]);
     bao.cli(&[
         "write",

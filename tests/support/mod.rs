@@ -29,6 +29,19 @@ pub(crate) fn venv_bin(name: &str, package: &str) -> PathBuf {
     bin
 }
 
+/// A new age identity at `path` (made by the `age-keygen` CLI); its public key.
+pub(crate) fn age_keygen(path: &Path) -> String {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    run_ok(Command::new("age-keygen").arg("-o").arg(path));
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string()
+}
+
 /// Run a helper program (openssl, age, sops, …) that must succeed; its stdout. A failure names
 /// the program and shows its stderr.
 pub(crate) fn run_ok(cmd: &mut Command) -> Vec<u8> {
