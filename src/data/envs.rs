@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn urls_change_database_and_hide_passwords() {
         let url = SecretValue::new(
-            "postgresql://app:s3cr%2Ft@db.internal:6432/staging?sslmode=disable&password=x".into(),
+            "postgresql://app:s3cr%2Ft@db.internal:6432/staging?sslmode=disable&password=x".into(), // sluice:allow (a test URL)
         );
         let env = with_database(&url, "pr-7").unwrap();
         assert_eq!(

@@ -195,7 +195,7 @@ fn classify_proposes_a_masking_snippet() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("public.payments.iban"));
-    let bad = "postgresql://app:s3ntinel-pw@127.0.0.1:1/db";
+    let bad = "postgresql://app:s3ntinel-pw@127.0.0.1:1/db"; // sluice:allow (a test URL)
     let r = crate::support::sluice_env(
         d,
         &[("REPLICA_URL", bad)],

@@ -661,7 +661,7 @@ mod tests {
             e.libpq_tls(),
             vec![("PGSSLMODE", "verify-full".to_string())]
         );
-        let bad = endpoint("postgresql://u:hunter2@db/app?sslmode=sometimes", "target")
+        let bad = endpoint("postgresql://u:hunter2@db/app?sslmode=sometimes", "target") // sluice:allow (a test URL)
             .err()
             .unwrap()
             .to_string();
