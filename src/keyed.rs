@@ -55,6 +55,13 @@ impl HmacKey {
     }
 }
 
+/// `N` bytes from the kernel's random source (`/dev/urandom`).
+pub(crate) fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut out = [0u8; N];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut out)?;
+    Ok(out)
+}
+
 /// HMAC-SHA256 of `msg` under `key` (any length).
 pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     HmacKey::new(key).mac(&[msg])

@@ -76,19 +76,10 @@ impl DiffLine {
     }
 }
 
-fn run_key() -> [u8; 32] {
-    use std::io::Read;
-    let mut key = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut key);
-    }
-    key
-}
-
 /// Compare environments `a` and `b`.
 pub(crate) fn diff(secrets: &Resolver<'_>, a: &str, b: &str) -> Result<Vec<DiffLine>, Error> {
     let loaded = secrets.loaded();
-    let key = run_key();
+    let key = super::watch::process_key();
     // Per variable: its source text and the keyed hash of its value.
     type Side = BTreeMap<String, (String, Option<[u8; 32]>)>;
     let side = |env: &str| -> Result<Side, Error> {

@@ -226,13 +226,10 @@ impl SecretFiles {
     ) -> Result<(SecretFiles, Vec<(String, OsString)>), Error> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let base = Self::base()?;
-        let mut random = [0u8; 12];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random))
-            .map_err(|source| Error::Io {
-                path: "/dev/urandom".into(),
-                source,
-            })?;
+        let random: [u8; 12] = crate::keyed::random().map_err(|source| Error::Io {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
         let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let dir = base.join(format!("sluice-{}-{name}", std::process::id()));
         std::fs::DirBuilder::new()
