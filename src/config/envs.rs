@@ -168,6 +168,31 @@ pub(crate) enum VaultAuth {
         #[serde(default)]
         jwt_file: Option<String>,
     },
+    /// AWS IAM: a `sts:GetCallerIdentity` request signed with the machine's AWS credentials
+    /// (instance profile, ECS task or EKS pod role, variables, a profile), exchanged at Vault's
+    /// AWS auth mount: no Vault token stored anywhere.
+    Aws {
+        /// Auth mount (default `aws`).
+        #[serde(default)]
+        mount: Option<String>,
+        /// The Vault role (default: the one named like the IAM principal).
+        #[serde(default)]
+        role: Option<String>,
+        /// The STS region the request is signed for (default `us-east-1`, STS's global endpoint).
+        #[serde(default)]
+        region: Option<String>,
+        /// The AWS profile the credentials come from (default: the standard chain).
+        #[serde(default)]
+        profile: Option<String>,
+        /// The value of the `X-Vault-AWS-IAM-Server-ID` header, when the auth mount requires one.
+        #[serde(default)]
+        server_id: Option<String>,
+        /// The STS URL signed for; it must be the one the Vault server verifies with (its
+        /// `sts_endpoint`). Default `https://sts.amazonaws.com/`, or
+        /// `https://sts.REGION.amazonaws.com/` with a region other than `us-east-1`.
+        #[serde(default)]
+        sts_endpoint: Option<String>,
+    },
     /// Kubernetes service-account JWT.
     Kubernetes {
         /// Auth mount (default `kubernetes`).

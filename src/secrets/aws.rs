@@ -298,6 +298,87 @@ pub(crate) fn sigv4_headers(
         .collect())
 }
 
+/// A signed `sts:GetCallerIdentity` request, as Vault's AWS IAM auth method takes it: the
+/// method, and the URL, headers (JSON of name to values) and body, each base64.
+pub(crate) struct IamLogin {
+    /// `iam_request_url`.
+    pub url: String,
+    /// `iam_request_headers`.
+    pub headers: String,
+    /// `iam_request_body`.
+    pub body: String,
+}
+
+/// Sign a `GetCallerIdentity` request for `region` (STS's global endpoint for `us-east-1`, or
+/// `sts_endpoint`) with the credentials of `profile` or the standard chain, adding
+/// `X-Vault-AWS-IAM-Server-ID: server_id` to the signed headers when given.
+pub(crate) async fn iam_login(
+    region: Option<&str>,
+    profile: Option<&str>,
+    server_id: Option<&str>,
+    sts_endpoint: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<IamLogin, String> {
+    let region = region.unwrap_or("us-east-1");
+    let url = match sts_endpoint {
+        Some(u) => u.to_string(),
+        None if region == "us-east-1" => "https://sts.amazonaws.com/".to_string(),
+        None => format!("https://sts.{region}.amazonaws.com/"),
+    };
+    let parsed =
+        url::Url::parse(&url).map_err(|e| format!("sts_endpoint `{url}` is not a URL ({e})"))?;
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => return Err(format!("sts_endpoint `{url}` has no host")),
+    };
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(timeout)
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .timeout_config(timeouts);
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    let config = loader.load().await;
+    let provider = config
+        .credentials_provider()
+        .ok_or("no AWS credentials: set them, a profile, or run with an instance role")?;
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let creds = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| format!("no AWS credentials ({})", crate::error::causes(&e)))?;
+    let identity = aws_smithy_runtime_api::client::identity::Identity::from(creds);
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let mut headers = vec![
+        (
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ),
+        ("host", host.as_str()),
+    ];
+    if let Some(id) = server_id {
+        headers.push(("x-vault-aws-iam-server-id", id));
+    }
+    let signed = sigv4_headers(&identity, region, "sts", &url, &headers, body.as_bytes())?;
+    let mut all = serde_json::Map::new();
+    for (k, v) in headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(signed)
+    {
+        all.insert(k, serde_json::json!([v]));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(IamLogin {
+        url: b64.encode(&url),
+        headers: b64.encode(serde_json::Value::Object(all).to_string()),
+        body: b64.encode(body),
+    })
+}
+
 /// The value at dotted `path` inside a JSON secret.
 pub(crate) fn json_key(secret: &SecretValue, path: &str) -> Result<SecretValue, super::Miss> {
     let doc: serde_json::Value = serde_json::from_str(secret.expose()).map_err(|_| {

@@ -305,7 +305,9 @@ impl Provider {
                     jwt_env.clone().unwrap_or_else(|| "VAULT_JWT".into()),
                     "VAULT_TOKEN".into(),
                 ],
-                VaultAuth::Kubernetes { .. } => vec!["VAULT_TOKEN".into()],
+                VaultAuth::Kubernetes { .. } | VaultAuth::Aws { .. } => {
+                    vec!["VAULT_TOKEN".into()]
+                }
             },
             Provider::Aws(a) => a.credential_vars(),
             Provider::Env { .. } | Provider::None => Vec::new(),

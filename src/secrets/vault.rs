@@ -282,6 +282,37 @@ impl VaultStore {
                     .map_err(|e| external(self, format!("JWT login failed: {}", describe(&e))))?;
                 client.set_token(&auth.client_token);
             }
+            VaultAuth::Aws {
+                mount,
+                role,
+                region,
+                profile,
+                server_id,
+                sts_endpoint,
+            } => {
+                let login = super::aws::iam_login(
+                    region.as_deref(),
+                    profile.as_deref(),
+                    server_id.as_deref(),
+                    sts_endpoint.as_deref(),
+                    self.timeout,
+                )
+                .await
+                .map_err(|e| external(self, format!("AWS IAM login: {e}")))?;
+                let mount = mount.as_deref().unwrap_or("aws");
+                let auth = vaultrs::auth::aws::iam_login(
+                    &client,
+                    mount,
+                    "POST",
+                    &login.url,
+                    &login.headers,
+                    &login.body,
+                    role.as_deref(),
+                )
+                .await
+                .map_err(|e| external(self, format!("AWS IAM login failed: {}", describe(&e))))?;
+                client.set_token(&auth.client_token);
+            }
             VaultAuth::Kubernetes {
                 mount,
                 role,

@@ -484,3 +484,136 @@ environments:
     assert_ne!(r.code, 0);
     assert!(!r.stdout.contains("prod-value"));
 }
+
+/// Reads one HTTP request from a connection on `listener` (the address a Vault store points at),
+/// answers it with Vault's "permission denied", and returns the request's body.
+fn capture_one_request(listener: std::net::TcpListener) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let answer = r#"{"errors":["permission denied"]}"#;
+        write!(
+            &stream,
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        String::from_utf8(body).unwrap()
+    })
+}
+
+/// Vault's AWS IAM login without a stored token: sluice signs `sts:GetCallerIdentity` with the
+/// machine's credentials and sends it to the auth mount. This machine has no Vault server with
+/// the AWS auth method (OpenBao does not ship it), so the test takes the login request sluice
+/// sends and does what the Vault server does with it: decodes it and replays it against STS
+/// (moto, checking signatures with a real IAM user's key). STS must name that user; a request
+/// altered after signing, or signed with a wrong secret, is refused; the server-id header is
+/// signed; the refusal names the method and no credential.
+#[test]
+fn vault_aws_iam_login_is_a_request_sts_accepts() {
+    let moto = Moto::start();
+    let keys = moto.python(&format!(
+        "iam = boto3.client('iam', endpoint_url='{0}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         iam.create_user(UserName='deployer')\n\
+         k = iam.create_access_key(UserName='deployer')['AccessKey']\n\
+         print(k['AccessKeyId'], k['SecretAccessKey'])\n\
+         import urllib.request\n\
+         urllib.request.urlopen(urllib.request.Request('{0}/moto-api/reset-auth', data=b'0', headers={{'Content-Type': 'text/plain'}}, method='POST')).read()",
+        moto.endpoint
+    ));
+    let (key_id, secret) = keys.split_once(' ').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sluice.yaml",
+        "version: 1
+environments:
+  ci: { secrets: { provider: vault, address: '${VAULT_ADDR}', prefix: ci/, auth: { method: aws, role: deploy-ci, server_id: vault.example.test, sts_endpoint: '${MOTO_ENDPOINT}/' } } }
+secrets:
+  DB_PASSWORD: { ci: 'vault://db#password' }
+",
+    );
+    let login = |secret: &str| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let captured = capture_one_request(listener);
+        let r = crate::support::sluice_env(
+            d,
+            &[
+                ("VAULT_ADDR", addr.as_str()),
+                ("MOTO_ENDPOINT", moto.endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", secret),
+                ("AWS_CONFIG_FILE", "/nonexistent"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ],
+            &["AWS_PROFILE", "AWS_SESSION_TOKEN", "VAULT_TOKEN"],
+            &["run", "--env", "ci", "--", "true"],
+            None,
+        );
+        assert_eq!(r.code, 3, "{}", r.stdout);
+        assert!(
+            r.stderr.contains("AWS IAM login failed") && r.stderr.contains("permission denied"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+        captured.join().unwrap()
+    };
+    // What the Vault server does: decode, check the role and server id, replay to STS.
+    let replay = |body: &str, tamper: bool| {
+        moto.python(&format!(
+            "import urllib.request, urllib.error\n\
+             login = json.loads({body:?})\n\
+             assert login['role'] == 'deploy-ci', login\n\
+             assert login['iam_http_request_method'] == 'POST'\n\
+             url = base64.b64decode(login['iam_request_url']).decode()\n\
+             assert url == '{}/', url\n\
+             headers = {{k: v[0] for k, v in json.loads(base64.b64decode(login['iam_request_headers'])).items()}}\n\
+             lower = {{k.lower(): v for k, v in headers.items()}}\n\
+             assert lower['x-vault-aws-iam-server-id'] == 'vault.example.test'\n\
+             assert 'x-vault-aws-iam-server-id' in lower['authorization']\n\
+             body = base64.b64decode(login['iam_request_body'])\n\
+             if {}: body = body.replace(b'2011-06-15', b'2011-06-16')\n\
+             try:\n    print(urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method='POST')).read().decode())\n\
+             except urllib.error.HTTPError as e:\n    print('refused', e.code, e.read().decode())",
+            moto.endpoint,
+            if tamper { "True" } else { "False" }
+        ))
+    };
+    let body = login(secret);
+    assert!(
+        !body.contains(secret),
+        "the login request holds the secret key"
+    );
+    let answer = replay(&body, false);
+    assert!(
+        answer.contains("<Arn>arn:aws:iam::123456789012:user/deployer</Arn>"),
+        "{answer}"
+    );
+    let answer = replay(&body, true);
+    assert!(answer.starts_with("refused 403"), "{answer}");
+    let wrong = format!("{}x", &secret[..secret.len() - 1]);
+    let answer = replay(&login(&wrong), false);
+    assert!(
+        answer.starts_with("refused 403") && answer.contains("SignatureDoesNotMatch"),
+        "{answer}"
+    );
+}
