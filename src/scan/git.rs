@@ -5,7 +5,7 @@
 //! contents, `git diff --unified=0` tells which lines a change adds. Each distinct blob is scanned
 //! once, in parallel; a finding lists every commit and path that introduced its blob.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -295,38 +295,101 @@ pub(crate) fn scan_history(scanner: &Scanner, repo: &Path) -> Result<Outcome, Er
     })
 }
 
-/// Lines added per file by a diff (paths relative to the repository root).
-fn added_lines(diff: &[u8]) -> BTreeMap<String, Vec<(usize, usize)>> {
-    let mut files: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    let mut after_old_header = false;
+/// The new side of one file a change adds or modifies.
+#[derive(Debug, PartialEq)]
+struct Changed {
+    /// Blob ids before and after (all zeros before for an added file).
+    old: String,
+    new: String,
+    /// Path after the change, relative to the repository root, as git stores it (any bytes).
+    path: Vec<u8>,
+}
+
+/// The regular files of `git diff --raw -z --no-abbrev` output: NUL-separated, so a name with a
+/// newline, a quote or invalid UTF-8 reads as it is. Symlinks, submodules and unmerged entries
+/// (no blob) are left out.
+fn changed_files(raw: &[u8]) -> Vec<Changed> {
+    let mut out = Vec::new();
+    let mut fields = raw.split(|&b| b == 0);
+    while let Some(meta) = fields.next() {
+        let Some(meta) = meta.strip_prefix(b":") else {
+            continue;
+        };
+        let meta = String::from_utf8_lossy(meta);
+        let parts: Vec<&str> = meta.split_whitespace().collect();
+        let [_, new_mode, old, new, status] = parts.as_slice() else {
+            continue;
+        };
+        // Renames and copies name the source, then the destination.
+        if status.starts_with(['R', 'C']) {
+            fields.next();
+        }
+        let Some(path) = fields.next() else { break };
+        if new_mode.starts_with("100") && !new.bytes().all(|b| b == b'0') {
+            out.push(Changed {
+                old: old.to_string(),
+                new: new.to_string(),
+                path: path.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// Which lines a change adds to a file.
+#[derive(Debug, Clone, PartialEq)]
+enum Added {
+    /// These inclusive 1-based line ranges.
+    Lines(Vec<(usize, usize)>),
+    /// All of it (a binary file changed: git shows no lines).
+    Whole,
+}
+
+/// Added lines per (old blob, new blob) of a `git diff --unified=0 --full-index` patch. Files are
+/// told apart by their `index OLD..NEW` header, never by names (which git quotes and which may
+/// hold anything).
+fn added_lines(diff: &[u8]) -> HashMap<(String, String), Added> {
+    let mut files: HashMap<(String, String), Added> = HashMap::new();
+    let mut current: Option<(String, String)> = None;
+    let mut in_header = false;
     for line in diff.split(|&b| b == b'\n') {
-        // `+++ ` is a header only right after `--- `; elsewhere it is an added line.
-        let was_old_header = std::mem::replace(&mut after_old_header, line.starts_with(b"--- "));
-        if let Some(p) = line.strip_prefix(b"+++ ").filter(|_| was_old_header) {
-            let p = String::from_utf8_lossy(p);
-            current = if p == "/dev/null" {
-                None
-            } else {
-                let p = unquote(p.trim_end());
-                Some(p.strip_prefix("b/").map(str::to_string).unwrap_or(p))
-            };
+        if line.starts_with(b"diff --git ") {
+            current = None;
+            in_header = true;
             continue;
         }
-        if let (Some(file), Some(h)) = (&current, line.strip_prefix(b"@@ ")) {
-            // @@ -a[,b] +c[,d] @@
-            let h = String::from_utf8_lossy(h);
-            let Some(plus) = h.split_whitespace().find(|t| t.starts_with('+')) else {
-                continue;
-            };
-            let mut it = plus[1..].splitn(2, ',');
-            let start: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            let count: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(1);
-            if count > 0 {
-                files
-                    .entry(file.clone())
-                    .or_default()
-                    .push((start, start + count - 1));
+        if in_header {
+            if let Some(ids) = line.strip_prefix(b"index ") {
+                let ids = String::from_utf8_lossy(ids);
+                let ids = ids.split_whitespace().next().unwrap_or("");
+                current = ids
+                    .split_once("..")
+                    .map(|(a, b)| (a.to_string(), b.to_string()));
+            } else if line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch") {
+                if let Some(k) = &current {
+                    files.insert(k.clone(), Added::Whole);
+                }
+            }
+        }
+        let (Some(key), Some(h)) = (&current, line.strip_prefix(b"@@ ")) else {
+            continue;
+        };
+        in_header = false;
+        // @@ -a[,b] +c[,d] @@
+        let h = String::from_utf8_lossy(h);
+        let Some(plus) = h.split_whitespace().find(|t| t.starts_with('+')) else {
+            continue;
+        };
+        let mut it = plus[1..].splitn(2, ',');
+        let start: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let count: usize = it.next().and_then(|s| s.parse().ok()).unwrap_or(1);
+        if count > 0 {
+            match files
+                .entry(key.clone())
+                .or_insert_with(|| Added::Lines(Vec::new()))
+            {
+                Added::Lines(v) => v.push((start, start + count - 1)),
+                Added::Whole => {}
             }
         }
     }
@@ -355,14 +418,13 @@ pub(crate) fn scan_change(
         "--no-color",
         "--no-ext-diff",
         "--no-textconv",
-        "--unified=0",
         "--find-renames",
         "--diff-filter=d",
     ];
-    let (range, head_prefix) = match change {
+    let range = match change {
         Change::Staged => {
             args.push("--cached");
-            (None, ":".to_string())
+            None
         }
         Change::Range(r) => {
             let (range, head) = match r.rsplit_once("..") {
@@ -388,24 +450,43 @@ pub(crate) fn scan_change(
                 ],
             )
             .map_err(|_| Error::Usage(format!("--diff {r}: `{head}` is not a commit")))?;
-            (Some(range), format!("{head}:"))
+            Some(range)
         }
     };
     if let Some(r) = &range {
         args.push(r);
     }
     args.push("--");
-    let diff = run_git(repo, &args)?;
-    let files = added_lines(&diff);
-    let paths: Vec<String> = files.keys().cloned().collect();
-    let specs: Vec<String> = paths.iter().map(|p| format!("{head_prefix}{p}")).collect();
+    let mut raw_args = args.clone();
+    raw_args.splice(1..1, ["--raw", "-z", "--no-abbrev"]);
+    let changed = changed_files(&run_git(repo, &raw_args)?);
+    let mut patch_args = args;
+    patch_args.splice(1..1, ["--unified=0", "--full-index"]);
+    let added = added_lines(&run_git(repo, &patch_args)?);
+    // Only files with added lines (a pure rename or mode change adds none).
+    let files: Vec<(String, &Added)> = changed
+        .iter()
+        .filter_map(|c| {
+            added
+                .get(&(c.old.clone(), c.new.clone()))
+                .map(|a| (String::from_utf8_lossy(&c.path).into_owned(), a))
+        })
+        .collect();
+    let specs: Vec<String> = changed
+        .iter()
+        .filter(|c| added.contains_key(&(c.old.clone(), c.new.clone())))
+        .map(|c| c.new.clone())
+        .collect();
     let stats = Stats::default();
     let found = Mutex::new(Vec::new());
     cat_files(repo, specs, |i, body| {
-        let path = &paths[i];
-        let ranges = &files[path];
+        let (path, added) = &files[i];
         let mut f = scan_bytes(scanner, path, body, &stats);
-        f.retain(|x| ranges.iter().any(|&(a, b)| x.line >= a && x.line <= b));
+        // A finding counts when any of its lines is added: a changed line inside a PEM key
+        // brings the whole key in.
+        if let Added::Lines(ranges) = added {
+            f.retain(|x| ranges.iter().any(|&(a, b)| x.line <= b && x.end_line >= a));
+        }
         if !f.is_empty() {
             found
                 .lock()
@@ -426,12 +507,34 @@ mod tests {
 
     #[test]
     fn parses_added_line_ranges() {
-        let diff = b"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,0 +2,3 @@\n+a\n+b\n+c\n@@ -9 +12 @@\n-q\n+r\n@@ -20,2 +22,0 @@\n-gone\n--- a/y\n+++ /dev/null\n";
-        let f = added_lines(diff);
-        assert_eq!(f["x"], vec![(2, 4), (12, 12)]);
-        assert_eq!(f.len(), 1);
-        let tricky = b"--- a/z\n+++ b/z\n@@ -0,0 +1,2 @@\n+++ not a header\n+x\n";
-        assert_eq!(added_lines(tricky)["z"], vec![(1, 2)]);
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let diff = format!(
+            "diff --git a/x b/x\nindex {a}..{b} 100644\n--- a/x\n+++ b/x\n@@ -1,0 +2,3 @@\n+a\n+b\n+c\n@@ -9 +12 @@\n-q\n+r\n@@ -20,2 +22,0 @@\n-gone\n\
+             diff --git \"a/new\\nline\" \"b/new\\nline\"\nnew file mode 100644\nindex {z}..{c}\n--- /dev/null\n+++ \"b/new\\nline\"\n@@ -0,0 +1,2 @@\n+index {a}..{c}\n+diff --git x\n\
+             diff --git a/bin b/bin\nindex {a}..{c} 100644\nBinary files a/bin and b/bin differ\n",
+            z = "0".repeat(40)
+        );
+        let f = added_lines(diff.as_bytes());
+        assert_eq!(f[&(a.clone(), b)], Added::Lines(vec![(2, 4), (12, 12)]));
+        assert_eq!(f[&("0".repeat(40), c.clone())], Added::Lines(vec![(1, 2)]));
+        assert_eq!(f[&(a, c)], Added::Whole);
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn reads_nul_separated_raw_entries() {
+        let raw = b":100644 100644 aaaa bbbb M\0with\nnewline\0:000000 100644 0000 cccc A\0\xff\xfe.txt\0:100644 100644 dddd eeee R091\0old name\0new name\0:100644 120000 ffff 1111 T\0link\0:000000 100644 0000 0000 U\0conflict\0";
+        let c = changed_files(raw);
+        let paths: Vec<&[u8]> = c.iter().map(|x| x.path.as_slice()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                &b"with\nnewline"[..],
+                &b"\xff\xfe.txt"[..],
+                &b"new name"[..]
+            ]
+        );
+        assert_eq!((c[2].old.as_str(), c[2].new.as_str()), ("dddd", "eeee"));
     }
 
     #[test]

@@ -139,3 +139,106 @@ fn staged_works_before_the_first_commit() {
     let r = sluice(d, &["scan", "--staged"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
 }
+
+/// File names with a newline, a quote, a tab or invalid UTF-8 before an ordinary one: each file
+/// is read with its own content and reported under its own name, in `--staged` and `--diff`
+/// (a newline once desynchronised the blob stream: later files got earlier files' content).
+#[test]
+fn odd_file_names_keep_their_own_content_in_staged_and_diff() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut rng = Rng::new(25);
+    let repo = git_repo();
+    let d = repo.path();
+    write(d, "base.txt", "base\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "base"]);
+    git(d, &["checkout", "-qb", "feature"]);
+    let names: Vec<&[u8]> = vec![
+        b"a\nb.env",
+        b"quote\"d.env",
+        b"tab\there.env",
+        b"\xff\xfe.env",
+        b"z-plain.env",
+    ];
+    // File k holds its token on line k + 1, so a name paired with another file's content shows.
+    for (k, name) in names.iter().enumerate() {
+        let text = format!("{}T={}\n", "x\n".repeat(k), fake_github_token(&mut rng));
+        std::fs::write(d.join(std::ffi::OsStr::from_bytes(name)), text).unwrap();
+    }
+    git(d, &["add", "-A"]);
+    let check = |r: crate::support::Run, mode: &str| {
+        assert_eq!(r.code, 1, "{mode}: {}", r.stderr);
+        let mut got: Vec<(String, u64)> = findings(&r.stdout)
+            .iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["line"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, u64)> = names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (String::from_utf8_lossy(n).into_owned(), k as u64 + 1))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{mode}");
+    };
+    check(
+        sluice(d, &["scan", "--staged", "--format", "json"]),
+        "staged",
+    );
+    git(d, &["commit", "-qm", "odd names"]);
+    check(
+        sluice(d, &["scan", "--diff", "main...feature", "--format", "json"]),
+        "diff",
+    );
+}
+
+/// A change to one line inside a private key brings the key into the change: the finding starts
+/// on an unchanged line but spans an added one.
+#[test]
+fn a_changed_line_inside_a_private_key_is_found_by_diff() {
+    let mut rng = Rng::new(26);
+    let repo = git_repo();
+    let d = repo.path();
+    let lines: Vec<String> = (0..12)
+        .map(|_| rng.string(crate::support::ALNUM, 64))
+        .collect();
+    let pem = |body: &[String]| {
+        format!(
+            "intro\n-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\noutro\n",
+            body.join("\n")
+        )
+    };
+    write(d, "deploy/key.pem", "placeholder\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "base"]);
+    write(d, "deploy/key.pem", &pem(&lines));
+    git(d, &["commit", "-qam", "add key"]);
+    git(d, &["checkout", "-qb", "feature"]);
+    let mut changed = lines.clone();
+    changed[6] = rng.string(crate::support::ALNUM, 64);
+    write(d, "deploy/key.pem", &pem(&changed));
+    git(d, &["commit", "-qam", "rotate one line"]);
+    let r = sluice(d, &["scan", "--diff", "main..feature", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let f = findings(&r.stdout);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["line"].as_u64(), f[0]["end_line"].as_u64()),
+        (Some(3), Some(14))
+    );
+    // Only the line after the key changed: no finding.
+    git(d, &["checkout", "-qb", "outro", "main"]);
+    write(
+        d,
+        "deploy/key.pem",
+        &pem(&lines).replace("outro", "changed"),
+    );
+    git(d, &["commit", "-qam", "change the outro"]);
+    let r = sluice(d, &["scan", "--diff", "main..outro", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
