@@ -365,10 +365,10 @@ fn added_lines(diff: &[u8]) -> HashMap<(String, String), Added> {
                 current = ids
                     .split_once("..")
                     .map(|(a, b)| (a.to_string(), b.to_string()));
-            } else if line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch") {
-                if let Some(k) = &current {
-                    files.insert(k.clone(), Added::Whole);
-                }
+            } else if (line.starts_with(b"Binary files ") || line.starts_with(b"GIT binary patch"))
+                && let Some(k) = &current
+            {
+                files.insert(k.clone(), Added::Whole);
             }
         }
         let (Some(key), Some(h)) = (&current, line.strip_prefix(b"@@ ")) else {
