@@ -60,7 +60,12 @@ pub(crate) fn rules_check(files: &[std::path::PathBuf]) -> Result<i32, Failure> 
 pub(crate) fn scan_command(s: &Settings) -> Result<i32, Failure> {
     let result = settings::run(s)?;
     if let Some(path) = &s.write_baseline {
-        scan::baseline::Baseline::write(path, &result.findings)?;
+        scan::baseline::Baseline::write(
+            path,
+            &result.findings,
+            &result.repo_paths,
+            &result.keying,
+        )?;
         if !s.quiet {
             eprintln!(
                 "wrote {} finding{} to {}",

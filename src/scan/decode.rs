@@ -62,27 +62,22 @@ pub(crate) fn worth_decoding(path: &str, buf: &[u8]) -> bool {
     memchr::memmem::find(buf, b"kind: Secret").is_some()
 }
 
-/// Every value that decodes to printable text.
-pub(crate) fn base64_values(buf: &[u8]) -> Vec<Decoded> {
-    let mut out = Vec::new();
-    for caps in VALUE.captures_iter(buf) {
-        let (Some(key), Some(val)) = (caps.get(1), caps.get(2)) else {
-            continue;
-        };
-        let Some(text) = decode_printable(val.as_bytes()) else {
-            continue;
-        };
+/// Every value that decodes to printable text, one at a time (a file of a million values is
+/// never held decoded at once).
+pub(crate) fn base64_values(buf: &[u8]) -> impl Iterator<Item = Decoded> + '_ {
+    VALUE.captures_iter(buf).filter_map(|caps| {
+        let (key, val) = (caps.get(1)?, caps.get(2)?);
+        let text = decode_printable(val.as_bytes())?;
         let mut synth = Vec::with_capacity(key.len() + 2 + text.len());
         synth.extend_from_slice(key.as_bytes());
         synth.extend_from_slice(b": ");
         synth.extend_from_slice(&text);
-        out.push(Decoded {
+        Some(Decoded {
             start: val.start(),
             end: val.end(),
             text: synth,
-        });
-    }
-    out
+        })
+    })
 }
 
 /// Decode standard base64 (padded or not) when the result is mostly printable text.
@@ -118,7 +113,7 @@ mod tests {
             b64("hunter2-but-longer"),
             "AAECAwQFBgcICQoLDA0ODw=="
         );
-        let found = base64_values(doc.as_bytes());
+        let found: Vec<Decoded> = base64_values(doc.as_bytes()).collect();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].text, b"password: hunter2-but-longer");
         assert_eq!(

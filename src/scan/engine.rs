@@ -40,6 +40,12 @@ pub struct Engine {
     filter: Option<super::fdr::Filter>,
     /// For each prefilter pattern, the rules that list it as a keyword.
     rules_of_keyword: Vec<Vec<usize>>,
+    /// For each prefilter pattern: `Some(c)` when it is the longest keyword made of one byte
+    /// `c` repeated (a Twitter bearer token's run of `A`s), whose hits a long run of `c` repeats
+    /// at every position.
+    runs: Vec<Option<u8>>,
+    /// The longest keyword, in bytes.
+    max_keyword: usize,
 }
 
 impl Engine {
@@ -77,11 +83,27 @@ impl Engine {
             .build(&keywords)
             .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
         let filter = super::fdr::Filter::new(&keywords);
+        let uniform = |k: &str| {
+            let b = k.as_bytes().first()?.to_ascii_lowercase();
+            k.bytes().all(|x| x.to_ascii_lowercase() == b).then_some(b)
+        };
+        let runs = keywords
+            .iter()
+            .map(|k| {
+                uniform(k).filter(|&c| {
+                    !keywords
+                        .iter()
+                        .any(|o| o.len() > k.len() && uniform(o) == Some(c))
+                })
+            })
+            .collect();
         Ok(Engine {
             rules,
             prefilter,
             filter,
             rules_of_keyword,
+            runs,
+            max_keyword: keywords.iter().map(String::len).max().unwrap_or(0),
         })
     }
 
@@ -103,15 +125,33 @@ impl Engine {
         // Leftmost-longest, restarting one byte past each hit's start: every position where a
         // keyword starts is visited, overlapping keywords included, with the fast
         // non-overlapping search loop.
+        // A keyword made of one repeated byte hits at every position of a long run of that
+        // byte: the first hit's windows are stretched to the run's end and the search resumes
+        // where the run could end another keyword, so a run costs its length once, not a
+        // search per byte.
         let hits = ranges.iter().flat_map(|&(lo, hi)| {
             let mut at = lo;
             std::iter::from_fn(move || {
                 let hit = self.prefilter.find(Input::new(buf).range(at..hi))?;
                 at = hit.start() + 1;
-                Some(hit)
+                let mut end = hit.end();
+                if let Some(c) = self.runs[hit.pattern().as_usize()] {
+                    let run = buf[end..]
+                        .iter()
+                        .position(|b| b.to_ascii_lowercase() != c)
+                        .map_or(buf.len(), |i| end + i);
+                    // Keywords starting before `resume` lie inside the run: this keyword or
+                    // its prefixes, whose rules ride along with it.
+                    let resume = run.saturating_sub(self.max_keyword) + 1;
+                    if resume > at {
+                        at = resume.min(hi);
+                        end = run;
+                    }
+                }
+                Some((hit, end))
             })
         });
-        for hit in hits {
+        for (hit, end) in hits {
             if windows.is_empty() {
                 windows = vec![Vec::new(); self.rules.rules.len()];
             }
@@ -119,7 +159,7 @@ impl Engine {
             for &ri in &self.rules_of_keyword[pat] {
                 let span = self.rules.rules[ri].max_span;
                 let lo = hit.start().saturating_sub(REACH_BEFORE);
-                let hi = (hit.end() + span).min(buf.len());
+                let hi = (end + span).min(buf.len());
                 let w = &mut windows[ri];
                 match w.last_mut() {
                     Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
@@ -288,6 +328,44 @@ mod tests {
         let mut set = RuleSet::default();
         set.add_source("test.toml", toml).unwrap();
         Engine::new(set).unwrap()
+    }
+
+    /// A keyword of one repeated letter against long runs of it: the same matches as the
+    /// rule's regex over the whole buffer, and a run of 4 MB is one window, not a search per byte.
+    #[test]
+    fn runs_of_a_repeated_keyword_letter() {
+        let e = engine(
+            r#"
+version = 1
+[[rules]]
+id = "bearer"
+description = "a bearer token"
+regex = '\b(A{22}[A-Za-z0-9%]{80,120})\b'
+keywords = ["aaaaaaaaaaaaaaaaaaaaaa"]
+severity = "high"
+examples = ["AAAAAAAAAAAAAAAAAAAAAAyKRxL9EVLE7T5Ki4Gpq3AQSZaMA6hlTWqPBJ4hsVeLFljRfFb8yKfGXTr61KskEj6NOD2FQow49u2n4Nq"]
+negative_examples = ["AAAAAAAAAAAAAAAAAAAAAA"]
+"#,
+        );
+        let token = "AAAAAAAAAAAAAAAAAAAAAAyKRxL9EVLE7T5Ki4Gpq3AQSZaMA6hlTWqPBJ4hsVeLFljRfFb8yKfGXTr61KskEj6NOD2FQow49u2n4Nq";
+        let regex = regex::bytes::Regex::new(r"\b(A{22}[A-Za-z0-9%]{80,120})\b").unwrap();
+        for buf in [
+            format!("{}\nT={token}\n", "a".repeat(100_000)),
+            format!("{}{token} {}", "A".repeat(300), "A".repeat(30)),
+            format!("x {token} {} {token}", "aA".repeat(5000)),
+            "A".repeat(4 << 20),
+        ] {
+            let want: Vec<(usize, usize)> = regex
+                .captures_iter(buf.as_bytes())
+                .map(|c| (c.get(1).unwrap().start(), c.get(1).unwrap().end()))
+                .collect();
+            let got: Vec<(usize, usize)> = e
+                .find(buf.as_bytes())
+                .iter()
+                .map(|m| (m.start, m.end))
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 
     const ONE: &str = r#"

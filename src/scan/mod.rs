@@ -103,7 +103,8 @@ pub struct Finding {
     pub end_column: usize,
     /// The secret.
     pub secret: FoundSecret,
-    /// Stable id that survives line moves: hash of rule, path and secret.
+    /// Stable id that survives line moves: hash of rule, path and secret (a scan keys it: see
+    /// the baseline module).
     pub fingerprint: String,
     /// For history scans: every commit and path where the blob was introduced.
     pub commits: Vec<Occurrence>,
@@ -161,15 +162,19 @@ impl Scanner {
     pub fn scan_buffer(&self, path: &str, buf: &[u8]) -> Vec<Finding> {
         let mut findings = Vec::new();
         let mut lines = LineIndex::new();
-        for m in self.engine.find(buf) {
-            if self.suppressed(buf, &m) {
+        let mut inline = Inline::new(buf);
+        let mut matches = self.engine.find(buf);
+        // In buffer order, so line positions and inline markers are found in one pass.
+        matches.sort_by_key(|m| (m.start, m.end));
+        for m in matches {
+            if self.user_allowed(&buf[m.start..m.end]) || inline.suppressed(m.start) {
                 continue;
             }
             findings.push(self.finding(path, buf, &mut lines, &m, None));
         }
         if let Some(known) = &self.options.known {
             for (start, end, name) in known.find(buf) {
-                if suppressed_inline(buf, start) {
+                if inline.suppressed(start) {
                     continue;
                 }
                 let (line, column) = lines.position(buf, start);
@@ -196,7 +201,7 @@ impl Scanner {
         }
         if self.options.decode_base64 && decode::worth_decoding(path, buf) {
             for blob in decode::base64_values(buf) {
-                if suppressed_inline(buf, blob.start) {
+                if inline.suppressed(blob.start) {
                     continue;
                 }
                 for m in self.engine.find(&blob.text) {
@@ -219,10 +224,6 @@ impl Scanner {
 
     fn user_allowed(&self, secret: &[u8]) -> bool {
         self.options.allow.iter().any(|a| a.is_match(secret))
-    }
-
-    fn suppressed(&self, buf: &[u8], m: &RawMatch) -> bool {
-        self.user_allowed(&buf[m.start..m.end]) || suppressed_inline(buf, m.start)
     }
 
     fn finding(
@@ -256,6 +257,48 @@ impl Scanner {
             decoded: decoded.is_some(),
             offset: start,
         }
+    }
+}
+
+/// Inline allow markers of one buffer. A buffer without any marker (nearly all) is searched
+/// once; otherwise each line is decided once, so a one-line file of 100 MB with thousands of
+/// candidates is not re-read for each of them.
+struct Inline<'a> {
+    buf: &'a [u8],
+    any: bool,
+    /// The last line decided: its start, end and whether it allows findings.
+    last: Option<(usize, usize, bool)>,
+}
+
+impl<'a> Inline<'a> {
+    fn new(buf: &'a [u8]) -> Inline<'a> {
+        let any = ALLOW_MARKERS
+            .iter()
+            .chain(&ALLOW_NEXT_MARKERS)
+            .any(|m| contains(buf, m));
+        Inline {
+            buf,
+            any,
+            last: None,
+        }
+    }
+
+    /// Whether the line of `offset` (or the line above, for next-line markers) allows findings.
+    fn suppressed(&mut self, offset: usize) -> bool {
+        if !self.any {
+            return false;
+        }
+        if let Some((start, end, allowed)) = self.last
+            && (start..=end).contains(&offset)
+        {
+            return allowed;
+        }
+        let buf = self.buf;
+        let start = memchr::memrchr(b'\n', &buf[..offset]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &buf[offset..]).map_or(buf.len(), |i| offset + i);
+        let allowed = suppressed_inline(buf, offset);
+        self.last = Some((start, end, allowed));
+        allowed
     }
 }
 
@@ -307,7 +350,8 @@ pub fn fingerprint(rule: &str, path: &str, secret: &[u8]) -> String {
 struct LineIndex {
     offset: usize,
     line: usize,
-    line_start: usize,
+    /// Characters from the line's start to `offset`.
+    column: usize,
 }
 
 impl LineIndex {
@@ -315,27 +359,29 @@ impl LineIndex {
         LineIndex {
             offset: 0,
             line: 1,
-            line_start: 0,
+            column: 0,
         }
     }
 
+    /// Line and 1-based column (in characters: bytes that do not continue a UTF-8 sequence) of
+    /// `offset`. Queries in increasing order cost the bytes between them, not the line's length.
     fn position(&mut self, buf: &[u8], offset: usize) -> (usize, usize) {
         let offset = offset.min(buf.len());
         if offset < self.offset {
             *self = LineIndex::new();
         }
         let seg = &buf[self.offset..offset];
-        let newlines = memchr::memchr_iter(b'\n', seg).count();
-        if newlines > 0 {
-            self.line += newlines;
-            self.line_start = self.offset + memchr::memrchr(b'\n', seg).map_or(0, |i| i + 1);
-        }
+        let tail = match memchr::memrchr(b'\n', seg) {
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', seg).count();
+                self.column = 0;
+                &seg[last + 1..]
+            }
+            None => seg,
+        };
+        self.column += tail.iter().filter(|&&b| (b as i8) >= -0x40).count();
         self.offset = offset;
-        let col = String::from_utf8_lossy(&buf[self.line_start..offset])
-            .chars()
-            .count()
-            + 1;
-        (self.line, col)
+        (self.line, self.column + 1)
     }
 }
 

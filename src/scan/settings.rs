@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use regex::bytes::Regex;
 
-use super::baseline::Baseline;
+use super::baseline::{Baseline, Keying};
 use super::engine::Engine;
 use super::git::{self, Change};
 use super::known::KnownValues;
@@ -216,6 +216,10 @@ pub(crate) struct ScanResult {
     pub summary: Summary,
     /// The scanner (for rule metadata in reports).
     pub scanner: Scanner,
+    /// Each finding's path relative to its repository (what its fingerprint hashes).
+    pub repo_paths: Vec<String>,
+    /// What the fingerprints are keyed with.
+    pub keying: Keying,
 }
 
 /// Build the rule set the settings ask for.
@@ -306,13 +310,46 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
     findings.dedup_by(|a, b| {
         a.path == b.path && a.line == b.line && a.column == b.column && a.rule == b.rule
     });
+    let mut warnings = outcome.warnings;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut roots = std::collections::HashMap::new();
+    let mut repo_paths: Vec<String> = findings
+        .iter()
+        .map(|f| match &s.source {
+            Source::Paths(_) if f.path != s.stdin_name => repo_relative(&f.path, &cwd, &mut roots),
+            _ => f.path.clone(),
+        })
+        .collect();
+    let keying = match (&s.write_baseline, &baseline) {
+        (Some(w), _) => match Keying::from_env().or_else(|| Baseline::existing_keying(w)) {
+            Some(k) => k,
+            None => Keying::random()?,
+        },
+        (None, Some(b)) => b.keying.clone(),
+        (None, None) if findings.is_empty() => Keying::Legacy,
+        (None, None) => {
+            Keying::from_env().unwrap_or_else(|| Keying::salt(&repository_salt(&s.source, &cwd)))
+        }
+    };
+    if let (Some(path), Keying::Legacy) = (&s.baseline, &keying) {
+        warnings.push(format!(
+            "{} holds unkeyed fingerprints of an older sluice; regenerate it with --write-baseline {0} (keyed, repository-relative)",
+            path.display()
+        ));
+    }
+    for (f, p) in findings.iter_mut().zip(&repo_paths) {
+        f.fingerprint = keying.fingerprint(f, p);
+    }
     let mut baselined = 0;
     if let Some(b) = &baseline {
         let before = findings.len();
-        findings.retain(|f| !b.contains(f));
+        (findings, repo_paths) = findings
+            .into_iter()
+            .zip(repo_paths)
+            .filter(|(f, _)| !b.contains(f))
+            .unzip();
         baselined = (before - findings.len()) as u64;
     }
-    let mut warnings = outcome.warnings;
     warnings.sort();
     Ok(ScanResult {
         findings,
@@ -323,5 +360,79 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
             baselined,
         },
         scanner,
+        repo_paths,
+        keying,
     })
+}
+
+/// `path` (as a walk spelled it: `./x`, `x`, `/abs/x`, `a/../x`) relative to the root of the git
+/// work tree holding it, so one file has one fingerprint in every mode; outside a work tree,
+/// relative to `cwd` (or absolute when outside it). `roots` caches each directory's root.
+pub(crate) fn repo_relative(
+    path: &str,
+    cwd: &std::path::Path,
+    roots: &mut std::collections::HashMap<PathBuf, Option<PathBuf>>,
+) -> String {
+    let p = std::path::Path::new(path);
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let abs = abs.canonicalize().unwrap_or(abs);
+    let dir = abs
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let root = roots
+        .entry(dir.clone())
+        .or_insert_with(|| {
+            dir.ancestors()
+                .find(|a| a.join(".git").exists())
+                .map(std::path::Path::to_path_buf)
+        })
+        .clone();
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+    let rel = root
+        .as_deref()
+        .and_then(|r| abs.strip_prefix(r).ok())
+        .or_else(|| abs.strip_prefix(&cwd).ok())
+        .unwrap_or(&abs);
+    rel.to_string_lossy().into_owned()
+}
+
+/// The salt of fingerprints without a baseline or key: the first commit of the repository
+/// scanned (stable for the repository's life, different between repositories), else a constant.
+fn repository_salt(source: &Source, cwd: &std::path::Path) -> String {
+    let dir = match source {
+        Source::History(r) | Source::Change(r, _) => r.clone(),
+        Source::Paths(paths) => paths
+            .iter()
+            .find(|p| p.as_os_str() != "-")
+            .map(|p| {
+                let p = cwd.join(p);
+                if p.is_dir() {
+                    p
+                } else {
+                    p.parent().map(std::path::Path::to_path_buf).unwrap_or(p)
+                }
+            })
+            .unwrap_or_else(|| cwd.to_path_buf()),
+    };
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["rev-list", "--max-parents=0", "HEAD"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .min()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "sluice".to_string())
 }

@@ -242,3 +242,123 @@ fn a_changed_line_inside_a_private_key_is_found_by_diff() {
     let r = sluice(d, &["scan", "--diff", "main..outro", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
+
+/// One baseline serves every spelling of a path and every mode: written from `scan .`, it knows
+/// the finding in `./x`, `x`, an absolute path, a subdirectory's relative path, `--staged`,
+/// `--diff` and `--git`. Its fingerprints are keyed: not the plain hash of rule, path and
+/// secret; a rewrite keeps its salt; a key in `$SLUICE_FINGERPRINT_KEY` is required and checked;
+/// a baseline of the older unkeyed kind still applies, with a warning.
+#[test]
+fn one_baseline_serves_every_mode_and_its_fingerprints_are_keyed() {
+    let mut rng = Rng::new(27);
+    let repo = git_repo();
+    let d = repo.path();
+    let token = fake_github_token(&mut rng);
+    write(d, "config/app.env", "A=1\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "base"]);
+    git(d, &["checkout", "-qb", "feature"]);
+    write(d, "config/app.env", &format!("A=1\nGITHUB_TOKEN={token}\n"));
+    git(d, &["add", "."]);
+    let no_key = ["SLUICE_FINGERPRINT_KEY"];
+    let run = |cwd: &std::path::Path, args: &[&str], key: Option<&str>| {
+        let env: Vec<(&str, &str)> = key
+            .map(|k| vec![("SLUICE_FINGERPRINT_KEY", k)])
+            .unwrap_or_default();
+        crate::support::sluice_env(cwd, &env, &no_key, args, None)
+    };
+    let r = run(
+        d,
+        &["scan", "--write-baseline", ".baseline.json", "."],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(d.join(".baseline.json")).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["version"], 2);
+    assert_eq!(file["findings"][0]["path"], "config/app.env");
+    let salt = file["salt"].as_str().unwrap().to_string();
+    let fp = file["findings"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rule = file["findings"][0]["rule"].as_str().unwrap().to_string();
+    for p in ["config/app.env", "./config/app.env"] {
+        assert_ne!(fp, sluice::scan::fingerprint(&rule, p, token.as_bytes()));
+    }
+    let abs = d.join("config/app.env").display().to_string();
+    let known = |cwd: &std::path::Path, args: &[&str]| {
+        let mut all = vec!["scan", "--baseline"];
+        all.extend_from_slice(args);
+        let r = run(cwd, &all, None);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("1 known from the baseline"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    };
+    known(d, &[".baseline.json", "./config/app.env"]);
+    known(d, &[".baseline.json", "config/app.env"]);
+    known(d, &[".baseline.json", &abs]);
+    known(d, &[".baseline.json", d.to_str().unwrap()]);
+    known(&d.join("config"), &["../.baseline.json", "app.env"]);
+    known(d, &[".baseline.json", "--staged"]);
+    git(d, &["commit", "-qm", "token"]);
+    known(d, &[".baseline.json", "--diff", "main...feature"]);
+    known(d, &[".baseline.json", "--git"]);
+    // Rewriting keeps the salt, so fingerprints stay put.
+    let r = run(
+        d,
+        &["scan", "--write-baseline", ".baseline.json", "."],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join(".baseline.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            again["salt"].as_str(),
+            again["findings"][0]["fingerprint"].as_str()
+        ),
+        (Some(salt.as_str()), Some(fp.as_str()))
+    );
+    // A secret key: required, and checked.
+    let key = rng.string(crate::support::ALNUM, 32);
+    let r = run(
+        d,
+        &["scan", "--write-baseline", "keyed.json", "."],
+        Some(&key),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let keyed = std::fs::read_to_string(d.join("keyed.json")).unwrap();
+    assert!(keyed.contains("\"keyed_with\": \"SLUICE_FINGERPRINT_KEY\"") && !keyed.contains(&key));
+    let r = run(d, &["scan", "--baseline", "keyed.json", "."], Some(&key));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run(d, &["scan", "--baseline", "keyed.json", "."], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("set it to the key"), "{}", r.stderr);
+    let r = run(
+        d,
+        &["scan", "--baseline", "keyed.json", "."],
+        Some("another key"),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not the key"), "{}", r.stderr);
+    // An older, unkeyed baseline still applies to the spelling it was written with.
+    let legacy = serde_json::json!({"version": 1, "findings": [{
+        "fingerprint": sluice::scan::fingerprint(&rule, "./config/app.env", token.as_bytes()),
+        "rule": rule, "path": "./config/app.env"}]});
+    write(d, "old.json", &legacy.to_string());
+    let r = run(
+        d,
+        &["scan", "--baseline", "old.json", "./config/app.env"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("regenerate it with --write-baseline"),
+        "{}",
+        r.stderr
+    );
+}
