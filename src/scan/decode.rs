@@ -1,4 +1,5 @@
-//! Base64-encoded values: Kubernetes Secret `data:` entries and similar `key: <base64>` values.
+//! Encoded text: UTF-16 files, and base64-encoded values (Kubernetes Secret `data:` entries and
+//! similar `key: <base64>` values).
 //!
 //! Bytes in, decoded candidates out. Each candidate is re-presented as `key: <decoded>` so that
 //! rules keyed on the name (`password: …`) still apply, and remembers where the encoded value
@@ -80,6 +81,62 @@ pub(crate) fn base64_values(buf: &[u8]) -> impl Iterator<Item = Decoded> + '_ {
     })
 }
 
+/// UTF-16 text (little- or big-endian, with or without a byte-order mark) as UTF-8, or `None`
+/// when `buf` is not UTF-16 text. Without a mark, the head must look like UTF-16 text: most
+/// code units with a zero high byte on one side only, few on the other, and nearly every unit a
+/// character.
+pub(crate) fn utf16_text(buf: &[u8]) -> Option<Vec<u8>> {
+    let (body, little) = match buf {
+        [0xFF, 0xFE, rest @ ..] => (rest, true),
+        [0xFE, 0xFF, rest @ ..] => (rest, false),
+        _ => {
+            let head = &buf[..buf.len().min(super::BINARY_PROBE) & !1];
+            if head.len() < 16 {
+                return None;
+            }
+            let units = head.len() / 2;
+            let zeros = |parity: usize| {
+                head.iter()
+                    .skip(parity)
+                    .step_by(2)
+                    .filter(|&&b| b == 0)
+                    .count()
+            };
+            let (even, odd) = (zeros(0), zeros(1));
+            if odd * 10 >= units * 6 && even * 20 <= units {
+                (buf, true)
+            } else if even * 10 >= units * 6 && odd * 20 <= units {
+                (buf, false)
+            } else {
+                return None;
+            }
+        }
+    };
+    let units = body.chunks_exact(2).map(|c| {
+        if little {
+            u16::from_le_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], c[1]])
+        }
+    });
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    let mut bad = 0usize;
+    let mut total = 0usize;
+    let mut tmp = [0u8; 4];
+    for ch in char::decode_utf16(units) {
+        total += 1;
+        let ch = ch.unwrap_or_else(|_| {
+            bad += 1;
+            char::REPLACEMENT_CHARACTER
+        });
+        if ch == '\0' || (ch.is_control() && !matches!(ch, '\n' | '\r' | '\t')) {
+            bad += 1;
+        }
+        out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+    }
+    (bad * 20 <= total.max(1)).then_some(out)
+}
+
 /// Decode standard base64 (padded or not) when the result is mostly printable text.
 fn decode_printable(val: &[u8]) -> Option<Vec<u8>> {
     let engine = if val.ends_with(b"=") {
@@ -120,6 +177,22 @@ mod tests {
             &doc.as_bytes()[found[0].start..found[0].end],
             b64("hunter2-but-longer").as_bytes()
         );
+    }
+
+    #[test]
+    fn utf16_in_both_orders_with_and_without_a_mark() {
+        let text = "token = ghp_x\r\nname: \u{e9}t\u{e9} \u{1F511}\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (bytes, mark) in [(le, [0xFF, 0xFE]), (be, [0xFE, 0xFF])] {
+            assert_eq!(utf16_text(&bytes).unwrap(), text.as_bytes());
+            let marked = [&mark[..], &bytes].concat();
+            assert_eq!(utf16_text(&marked).unwrap(), text.as_bytes());
+        }
+        // Binary with NULs is not UTF-16 text.
+        let binary: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8 & 0xF0).collect();
+        assert!(utf16_text(&binary).is_none());
+        assert!(utf16_text(b"plain ascii text here, no nuls").is_none());
     }
 
     #[test]

@@ -140,12 +140,18 @@ impl Default for ScanOptions {
 pub struct Scanner {
     engine: Engine,
     options: ScanOptions,
+    /// Per rule: whether it is trusted in binary files (see [`Scanner::scan_binary`]).
+    trusted: std::sync::OnceLock<Vec<bool>>,
 }
 
 impl Scanner {
     /// A scanner over compiled rules.
     pub fn new(engine: Engine, options: ScanOptions) -> Scanner {
-        Scanner { engine, options }
+        Scanner {
+            engine,
+            options,
+            trusted: std::sync::OnceLock::new(),
+        }
     }
 
     /// The engine (for rule metadata).
@@ -160,6 +166,43 @@ impl Scanner {
 
     /// All findings in one buffer named `path`.
     pub fn scan_buffer(&self, path: &str, buf: &[u8]) -> Vec<Finding> {
+        self.scan_with(path, buf, false)
+    }
+
+    /// Findings in a binary buffer: only rules whose secret carries its own keyword (a prefix
+    /// such as `ghp_`, `AKIA`, `xoxb-`, decided from the rule's examples), which stay precise
+    /// without text around them, and an environment's known values. No base64 decoding.
+    pub fn scan_binary(&self, path: &str, buf: &[u8]) -> Vec<Finding> {
+        self.scan_with(path, buf, true)
+    }
+
+    fn trusted(&self) -> &[bool] {
+        self.trusted.get_or_init(|| {
+            self.engine
+                .rules()
+                .iter()
+                .map(|r| {
+                    let keywords: Vec<String> =
+                        r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
+                    !r.is_generic()
+                        && !r.examples.is_empty()
+                        && r.examples.iter().all(|ex| {
+                            r.regex.captures(ex.as_bytes()).is_some_and(|c| {
+                                let secret = c
+                                    .get(1)
+                                    .or_else(|| c.get(0))
+                                    .map_or(&[][..], |m| m.as_bytes());
+                                let secret = secret.to_ascii_lowercase();
+                                keywords.iter().any(|k| contains(&secret, k.as_bytes()))
+                            })
+                        })
+                })
+                .collect()
+        })
+    }
+
+    fn scan_with(&self, path: &str, buf: &[u8], binary: bool) -> Vec<Finding> {
+        let trusted = if binary { self.trusted() } else { &[] };
         let mut findings = Vec::new();
         let mut lines = LineIndex::new();
         let mut inline = Inline::new(buf);
@@ -167,6 +210,9 @@ impl Scanner {
         // In buffer order, so line positions and inline markers are found in one pass.
         matches.sort_by_key(|m| (m.start, m.end));
         for m in matches {
+            if binary && !trusted.get(m.rule).copied().unwrap_or(false) {
+                continue;
+            }
             if self.user_allowed(&buf[m.start..m.end]) || inline.suppressed(m.start) {
                 continue;
             }
@@ -199,7 +245,7 @@ impl Scanner {
                 });
             }
         }
-        if self.options.decode_base64 && decode::worth_decoding(path, buf) {
+        if !binary && self.options.decode_base64 && decode::worth_decoding(path, buf) {
             for blob in decode::base64_values(buf) {
                 if inline.suppressed(blob.start) {
                     continue;

@@ -55,6 +55,8 @@ pub(crate) struct Summary {
     pub bytes: u64,
     /// Findings suppressed by the baseline.
     pub baselined: u64,
+    /// Binary files (or blobs) among them, searched for self-identifying tokens only.
+    pub binary: u64,
 }
 
 fn secret_text(f: &Finding, o: ReportOptions) -> String {
@@ -102,6 +104,7 @@ pub(crate) fn write(
                     "bytes": summary.bytes,
                     "findings": findings.len(),
                     "baselined": summary.baselined,
+                    "binary": summary.binary,
                 },
             });
             serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -204,11 +207,17 @@ fn human(
         return Ok(());
     }
     let mb = s.bytes as f64 / 1e6;
-    let baselined = if s.baselined > 0 {
+    let mut baselined = if s.baselined > 0 {
         format!(", {} known from the baseline", s.baselined)
     } else {
         String::new()
     };
+    if s.binary > 0 {
+        baselined.push_str(&format!(
+            ", {} binary searched for prefixed tokens only",
+            s.binary
+        ));
+    }
     writeln!(
         out,
         "{dim}{} finding{} in {} file{} ({mb:.1} MB){baselined}{reset}",

@@ -358,6 +358,7 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
             files: outcome.stats.files.load(Ordering::Relaxed),
             bytes: outcome.stats.bytes.load(Ordering::Relaxed),
             baselined,
+            binary: outcome.stats.binary.load(Ordering::Relaxed),
         },
         scanner,
         repo_paths,

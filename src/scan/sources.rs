@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ignore::overrides::OverrideBuilder;
 use ignore::{WalkBuilder, WalkState};
 
-use super::{BINARY_PROBE, Finding, Scanner};
+use super::{Finding, Scanner};
 use crate::error::Error;
 
 /// Files above this size are memory-mapped instead of read.
@@ -75,16 +75,52 @@ pub(crate) fn scan_paths(
     paths: &[PathBuf],
     opts: &WalkOptions,
 ) -> Result<Outcome, Error> {
+    // Named inputs that are neither files nor directories: a pipe (`<(cmd)`, `/dev/stdin`
+    // fed by a pipe) is read as a stream; anything else is refused, never passed over as if
+    // it were clean.
+    let mut streamed = Outcome::default();
+    let mut walked = Vec::new();
     for p in paths {
-        if std::fs::symlink_metadata(p).is_err() {
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata(p).map_err(|e| {
+            Error::Usage(if std::fs::symlink_metadata(p).is_ok() {
+                format!("{}: cannot read ({e}); check the path", p.display())
+            } else {
+                format!("{}: no such file or directory; check the path", p.display())
+            })
+        })?;
+        let t = meta.file_type();
+        if t.is_file() || t.is_dir() {
+            walked.push(p.clone());
+        } else if t.is_fifo() {
+            let name = p.display().to_string();
+            let file = File::open(p).map_err(|e| Error::Io {
+                path: p.clone(),
+                source: e,
+            })?;
+            let found =
+                scan_stream(scanner, &name, file, &streamed.stats).map_err(|e| Error::Io {
+                    path: p.clone(),
+                    source: e,
+                })?;
+            streamed.findings.extend(found);
+        } else {
+            let kind = if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            };
             return Err(Error::Usage(format!(
-                "{}: no such file or directory; check the path",
+                "{}: {kind}, which sluice does not read; pipe its contents in: sluice scan - < {0}",
                 p.display()
             )));
         }
     }
+    let paths = &walked[..];
     let Some((first, rest)) = paths.split_first() else {
-        return Ok(Outcome::default());
+        return Ok(streamed);
     };
     let mut builder = WalkBuilder::new(first);
     for p in rest {
@@ -112,9 +148,24 @@ pub(crate) fn scan_paths(
                 .map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))?,
         );
     }
-    let findings = Mutex::new(Vec::new());
+    let findings = Mutex::new(streamed.findings);
     let warnings = Mutex::new(Vec::new());
-    let stats = Stats::default();
+    let stats = {
+        let s = Stats::default();
+        s.files.store(
+            streamed.stats.files.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        s.bytes.store(
+            streamed.stats.bytes.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        s.binary.store(
+            streamed.stats.binary.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        s
+    };
     builder.build_parallel().run(|| {
         let (findings, warnings, stats) = (&findings, &warnings, &stats);
         Box::new(move |entry| {
@@ -125,10 +176,17 @@ pub(crate) fn scan_paths(
                     return WalkState::Continue;
                 }
             };
-            let is_file = entry
-                .file_type()
-                .is_some_and(|t| t.is_file() || t.is_symlink());
-            if !is_file {
+            let Some(t) = entry.file_type() else {
+                return WalkState::Continue;
+            };
+            if t.is_dir() {
+                return WalkState::Continue;
+            }
+            if !(t.is_file() || t.is_symlink()) {
+                lock(warnings).push(format!(
+                    "skipped {}: not a regular file (a pipe, socket or device)",
+                    entry.path().display()
+                ));
                 return WalkState::Continue;
             }
             match scan_file(scanner, entry.path(), opts.max_file_size, stats) {
@@ -161,6 +219,17 @@ fn scan_file(
     stats: &Stats,
 ) -> Result<Vec<Finding>, String> {
     let shown = path.display().to_string();
+    // A symlink to a pipe or device would block or never end: check the target first.
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        if m.is_dir() {
+            return Ok(Vec::new()); // a link to a directory: links are not followed
+        }
+        return Err(format!(
+            "skipped {shown}: links to something that is not a regular file"
+        ));
+    }
     let file = File::open(path).map_err(|e| {
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             format!("skipped {shown}: broken symlink ({e})")
@@ -189,31 +258,27 @@ fn scan_file(
         scan_bytes(scanner, &shown, &map, stats)
     } else {
         let mut buf = Vec::with_capacity(len as usize + 1);
-        let read_err = |e: std::io::Error| format!("skipped {shown}: cannot read ({e})");
-        // Read the head first: a binary file is dropped without reading the rest.
         (&file)
-            .take(BINARY_PROBE as u64)
             .read_to_end(&mut buf)
-            .map_err(read_err)?;
-        if Scanner::is_binary(&buf) {
-            stats.binary.fetch_add(1, Ordering::Relaxed);
-            return Ok(Vec::new());
-        }
-        (&file).read_to_end(&mut buf).map_err(read_err)?;
+            .map_err(|e| format!("skipped {shown}: cannot read ({e})"))?;
         scan_bytes(scanner, &shown, &buf, stats)
     };
     Ok(found)
 }
 
-/// Scan one named buffer, skipping binaries and counting.
+/// Scan one named buffer and count it: text as text, UTF-16 text as its UTF-8 transcoding,
+/// other binary content for self-identifying tokens only ([`Scanner::scan_binary`]).
 pub(crate) fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> Vec<Finding> {
-    if Scanner::is_binary(buf) {
-        stats.binary.fetch_add(1, Ordering::Relaxed);
-        return Vec::new();
-    }
     stats.files.fetch_add(1, Ordering::Relaxed);
     stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-    scanner.scan_buffer(name, buf)
+    if !Scanner::is_binary(buf) {
+        return scanner.scan_buffer(name, buf);
+    }
+    if let Some(text) = super::decode::utf16_text(buf) {
+        return scanner.scan_buffer(name, &text);
+    }
+    stats.binary.fetch_add(1, Ordering::Relaxed);
+    scanner.scan_binary(name, buf)
 }
 
 /// How much of a stream is scanned at once.
@@ -250,6 +315,9 @@ pub(crate) fn scan_stream(
     let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK + STREAM_OVERLAP);
     let mut lines_before = 0usize;
     let mut first = true;
+    // A binary stream is searched for self-identifying tokens only (no UTF-16 transcoding
+    // across chunks).
+    let mut binary = false;
     loop {
         let carried = buf.len();
         let mut eof = false;
@@ -265,9 +333,8 @@ pub(crate) fn scan_stream(
             }
         }
         if first && Scanner::is_binary(&buf) {
+            binary = true;
             stats.binary.fetch_add(1, Ordering::Relaxed);
-            std::io::copy(&mut src, &mut std::io::sink())?;
-            return Ok(Vec::new());
         }
         // The next chunk starts here: at a line start within the overlap when there is one.
         let cut = if eof {
@@ -279,7 +346,12 @@ pub(crate) fn scan_stream(
         };
         // Findings from `cut` on are left to the next chunk, which starts there and holds them
         // whole; the previous chunk reported only what lies before this one's start.
-        for mut f in scanner.scan_buffer(name, &buf) {
+        let found = if binary {
+            scanner.scan_binary(name, &buf)
+        } else {
+            scanner.scan_buffer(name, &buf)
+        };
+        for mut f in found {
             if f.offset >= cut {
                 continue;
             }

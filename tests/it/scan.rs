@@ -93,7 +93,7 @@ fn exit_codes_clean_findings_and_missing_path() {
 }
 
 #[test]
-fn binary_files_skipped_broken_symlinks_reported_scan_goes_on() {
+fn binary_files_searched_broken_symlinks_reported_scan_goes_on() {
     let mut rng = Rng::new(3);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -108,7 +108,8 @@ fn binary_files_skipped_broken_symlinks_reported_scan_goes_on() {
     );
     let r = sluice(d, &["scan", "--format", "json", "."]);
     assert_eq!(r.code, 1);
-    assert_eq!(paths(&json(&r)), vec!["./real.cfg:1"]);
+    // The binary file is searched for prefixed tokens (see binary_utf16_pipes_and_devices).
+    assert_eq!(paths(&json(&r)), vec!["./blob.bin:1", "./real.cfg:1"]);
     assert!(
         r.stderr.contains("dangling: broken symlink"),
         "{}",
@@ -424,4 +425,83 @@ fn file_names_with_control_characters_are_shown_escaped() {
         uri,
         "evil%0Afake.rs%3A1%3A1%20%20fake-rule%20%1B%5B2J%20%C3%A9%20%231.env"
     );
+}
+
+/// Inputs peers read and sluice once passed over: a binary file (one NUL byte hid it from every
+/// mode) is searched for self-identifying tokens, not for generic assignments; UTF-16 text in
+/// either byte order, with or without a mark, is read as text; a pipe named on the command line
+/// is read; a device is refused (exit 2), never reported clean; a pipe inside a directory is a
+/// warning.
+#[test]
+fn binary_utf16_pipes_and_devices() {
+    let mut rng = Rng::new(61);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let gh = fake_github_token(&mut rng);
+    let generic = format!("password = \"{}\"", rng.string(crate::support::ALNUM, 24));
+    let mut bin = vec![0u8, 1, 2, 3, 0xFF];
+    bin.extend_from_slice(format!("\n{generic}\n\0\0{gh}\0").as_bytes());
+    std::fs::write(d.join("blob.bin"), &bin).unwrap();
+    let text = format!("# settings\r\ntoken = {}\r\n", fake_github_token(&mut rng));
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = [
+        &[0xFE, 0xFF][..],
+        &text
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect::<Vec<u8>>(),
+    ]
+    .concat();
+    std::fs::write(d.join("win-le.txt"), &le).unwrap();
+    std::fs::write(d.join("win-be.txt"), &be).unwrap();
+    let r = sluice(d, &["scan", "--format", "json", "."]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    let mut got: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let rules: Vec<&str> = got.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(
+        got.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        vec!["./blob.bin", "./win-be.txt", "./win-le.txt"],
+        "{got:?}"
+    );
+    assert!(rules.iter().all(|r| r.starts_with("github")), "{got:?}");
+    assert_eq!(v["summary"]["binary"], 1);
+    // A pipe named on the command line is read; a device is refused.
+    let fifo = d.join("feed");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let fifo = fifo.clone();
+        let line = format!("GH={}\n", fake_github_token(&mut rng));
+        std::thread::spawn(move || std::fs::write(fifo, line).unwrap())
+    };
+    let r = sluice(d, &["scan", "--format", "json", "feed"]);
+    writer.join().unwrap();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(paths(&json(&r)), vec!["feed:1"]);
+    let r = sluice(d, &["scan", "/dev/null"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("a device"), "{}", r.stderr);
+    // Inside a directory, a pipe is skipped with a warning (opening it would block).
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::rename(&fifo, d.join("sub/feed")).unwrap();
+    let r = sluice(d, &["scan", "sub"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
 }
