@@ -490,6 +490,10 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_decode: bool,
 
+    /// How deep to enter archives (zip, jar, tar, tar.gz, gz): 0 never; default 3.
+    #[arg(long, value_name = "N")]
+    pub archive_depth: Option<usize>,
+
     /// Do not report findings whose fingerprint is in this baseline file.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
@@ -539,6 +543,7 @@ impl From<ScanArgs> for crate::scan::settings::Request {
             gitignore: a.gitignore,
             max_file_size: a.max_file_size,
             no_decode: a.no_decode,
+            archive_depth: a.archive_depth,
             baseline: a.baseline,
             write_baseline: a.write_baseline,
             stdin_name: a.stdin_name,

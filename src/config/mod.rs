@@ -78,6 +78,10 @@ pub(crate) struct ScanConfig {
     /// Decode base64 values (Kubernetes Secret `data:` and similar) and scan them; default true.
     #[serde(default)]
     pub decode_base64: Option<bool>,
+    /// How deep to enter archives (zip, jar, tar, tar.gz, gz) found among the inputs: 0 never;
+    /// default 3.
+    #[serde(default)]
+    pub archive_depth: Option<usize>,
 }
 
 /// A loaded configuration and where it came from.

@@ -4,6 +4,7 @@
 //! (raw matches -> [`Finding`]s with line, column, inline allows, base64 decoding) ->
 //! [`sources`] / [`git`] (where the bytes come from) -> [`baseline`] -> [`report`].
 
+pub(crate) mod archive;
 pub(crate) mod baseline;
 pub(crate) mod decode;
 pub mod engine;
@@ -25,6 +26,9 @@ use rules::Severity;
 
 /// How much of a file decides whether it is binary (as git decides: a NUL byte in the head).
 pub(crate) const BINARY_PROBE: usize = 8192;
+
+/// How deep archives are entered by default (an archive in an archive in an archive).
+pub const DEFAULT_ARCHIVE_DEPTH: usize = 3;
 
 /// Inline markers that suppress a finding on their own line.
 const ALLOW_MARKERS: [&[u8]; 3] = [
@@ -123,6 +127,9 @@ pub struct ScanOptions {
     pub allow: Vec<Regex>,
     /// Real secret values of an environment, found verbatim.
     pub known: Option<std::sync::Arc<known::KnownValues>>,
+    /// How deep archives (zip, tar, gzip) are entered: 0 never, 1 the archives themselves, 2
+    /// archives inside those, ….
+    pub archive_depth: usize,
 }
 
 impl Default for ScanOptions {
@@ -131,6 +138,7 @@ impl Default for ScanOptions {
             decode_base64: true,
             allow: Vec::new(),
             known: None,
+            archive_depth: DEFAULT_ARCHIVE_DEPTH,
         }
     }
 }
@@ -152,6 +160,11 @@ impl Scanner {
             options,
             trusted: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The options it scans with.
+    pub fn options(&self) -> &ScanOptions {
+        &self.options
     }
 
     /// The engine (for rule metadata).

@@ -68,6 +68,8 @@ pub(crate) struct Request {
     pub max_file_size: Option<u64>,
     /// Do not decode base64.
     pub no_decode: bool,
+    /// How deep to enter archives (None: the default).
+    pub archive_depth: Option<usize>,
     /// Baseline to apply.
     pub baseline: Option<PathBuf>,
     /// Baseline to write.
@@ -101,6 +103,7 @@ impl Default for Request {
             gitignore: false,
             max_file_size: None,
             no_decode: false,
+            archive_depth: None,
             baseline: None,
             write_baseline: None,
             stdin_name: "<stdin>".into(),
@@ -128,6 +131,8 @@ pub(crate) struct Settings {
     pub walk: WalkOptions,
     /// Decode base64.
     pub decode_base64: bool,
+    /// How deep to enter archives.
+    pub archive_depth: usize,
     /// User allow regexes (source text).
     pub allow: Vec<String>,
     /// Baseline to apply.
@@ -189,6 +194,10 @@ impl Settings {
                 threads: args.threads,
             },
             decode_base64: !args.no_decode && scan.and_then(|s| s.decode_base64).unwrap_or(true),
+            archive_depth: args
+                .archive_depth
+                .or(scan.and_then(|s| s.archive_depth))
+                .unwrap_or(super::DEFAULT_ARCHIVE_DEPTH),
             allow: scan.map(|s| s.allow.clone()).unwrap_or_default(),
             baseline: args
                 .baseline
@@ -274,6 +283,7 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
         Engine::new(rule_set(s)?)?,
         ScanOptions {
             decode_base64: s.decode_base64,
+            archive_depth: s.archive_depth,
             allow,
             known: s
                 .known
@@ -311,6 +321,14 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
         a.path == b.path && a.line == b.line && a.column == b.column && a.rule == b.rule
     });
     let mut warnings = outcome.warnings;
+    warnings.extend(
+        outcome
+            .stats
+            .notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..),
+    );
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut roots = std::collections::HashMap::new();
     let mut repo_paths: Vec<String> = findings

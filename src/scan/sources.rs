@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ignore::overrides::OverrideBuilder;
 use ignore::{WalkBuilder, WalkState};
 
-use super::{Finding, Scanner};
+use super::{Finding, Scanner, archive};
 use crate::error::Error;
 
 /// Files above this size are memory-mapped instead of read.
@@ -39,8 +39,10 @@ pub(crate) struct Stats {
     pub files: AtomicU64,
     /// Bytes scanned.
     pub bytes: AtomicU64,
-    /// Binary files skipped.
+    /// Binary files searched for self-identifying tokens only.
     pub binary: AtomicU64,
+    /// Problems met inside inputs (archive limits, corrupt archives), reported as warnings.
+    pub notes: Mutex<Vec<String>>,
 }
 
 /// The result of scanning a source.
@@ -66,6 +68,7 @@ impl Outcome {
         ] {
             a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        lock(&self.stats.notes).extend(lock(&other.stats.notes).drain(..));
     }
 }
 
@@ -269,6 +272,46 @@ fn scan_file(
 /// Scan one named buffer and count it: text as text, UTF-16 text as its UTF-8 transcoding,
 /// other binary content for self-identifying tokens only ([`Scanner::scan_binary`]).
 pub(crate) fn scan_bytes(scanner: &Scanner, name: &str, buf: &[u8], stats: &Stats) -> Vec<Finding> {
+    let mut budget = archive::Budget::default();
+    scan_nested(scanner, name, buf, stats, &mut budget, 0)
+}
+
+/// [`scan_bytes`] at archive depth `depth`, under the budget of the input it came from: an
+/// archive's members are scanned as `name!member`.
+fn scan_nested(
+    scanner: &Scanner,
+    name: &str,
+    buf: &[u8],
+    stats: &Stats,
+    budget: &mut archive::Budget,
+    depth: usize,
+) -> Vec<Finding> {
+    if depth < scanner.options().archive_depth
+        && let Some(kind) = archive::kind(buf)
+    {
+        let mut found = Vec::new();
+        let mut notes = Vec::new();
+        archive::members(
+            name,
+            buf,
+            kind,
+            budget,
+            &mut notes,
+            &mut |member, bytes, budget| {
+                let inner = format!("{name}!{member}");
+                found.extend(scan_nested(
+                    scanner,
+                    &inner,
+                    bytes,
+                    stats,
+                    budget,
+                    depth + 1,
+                ));
+            },
+        );
+        lock(&stats.notes).extend(notes);
+        return found;
+    }
     stats.files.fetch_add(1, Ordering::Relaxed);
     stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
     if !Scanner::is_binary(buf) {

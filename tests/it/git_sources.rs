@@ -362,3 +362,118 @@ fn one_baseline_serves_every_mode_and_its_fingerprints_are_keyed() {
         r.stderr
     );
 }
+
+fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn tar_gz_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, *bytes).unwrap();
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&b.into_inner().unwrap()).unwrap();
+    e.finish().unwrap()
+}
+
+/// Archives are entered (zip, a zip inside a tar.gz, a plain .gz), findings are named
+/// `archive!member` with the member's own line, in a directory scan and in `--staged`;
+/// `--archive-depth 0` leaves them shut; a bomb is stopped with a warning.
+#[test]
+fn archives_are_entered_in_files_and_the_index() {
+    use std::io::Write;
+    let mut rng = Rng::new(28);
+    let repo = git_repo();
+    let d = repo.path();
+    let env = |rng: &mut Rng| format!("# app\nGITHUB_TOKEN={}\n", fake_github_token(rng));
+    let inner = zip_of(&[("x.env", env(&mut rng).as_bytes())]);
+    std::fs::write(
+        d.join("bundle.jar"),
+        zip_of(&[("conf/app.env", env(&mut rng).as_bytes())]),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("release.tgz"),
+        tar_gz_of(&[("pkg/readme.txt", b"nothing\n"), ("pkg/inner.zip", &inner)]),
+    )
+    .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(env(&mut rng).as_bytes()).unwrap();
+    std::fs::write(d.join("app.log.gz"), gz.finish().unwrap()).unwrap();
+    let listed = |r: &crate::support::Run| {
+        let mut v: Vec<String> = findings(&r.stdout)
+            .iter()
+            .map(|f| format!("{}:{}", f["path"].as_str().unwrap(), f["line"]))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = sluice(d, &["scan", "--format", "json", "."]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        listed(&r),
+        vec![
+            "./app.log.gz!app.log:2",
+            "./bundle.jar!conf/app.env:2",
+            "./release.tgz!pkg/inner.zip!x.env:2"
+        ]
+    );
+    let r = sluice(
+        d,
+        &[
+            "scan",
+            "--archive-depth",
+            "1",
+            "--format",
+            "json",
+            "release.tgz",
+        ],
+    );
+    // One level: the zip inside the tarball is not entered (its bytes are searched as a binary
+    // file, where a small member's stored text can still show).
+    assert!(
+        listed(&r).iter().all(|p| !p.contains("x.env")),
+        "{}",
+        r.stdout
+    );
+    let r = sluice(
+        d,
+        &["scan", "--archive-depth", "0", "--format", "json", "."],
+    );
+    assert!(
+        listed(&r).iter().all(|p| !p.contains('!')),
+        "archives stay shut (searched as binary files only): {}",
+        r.stdout
+    );
+    git(d, &["add", "bundle.jar"]);
+    let r = sluice(d, &["scan", "--staged", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(listed(&r), vec!["bundle.jar!conf/app.env:2"]);
+    // 64 MiB of zeros in a zip: stopped, said, not scanned.
+    std::fs::create_dir(d.join("bomb")).unwrap();
+    std::fs::write(
+        d.join("bomb/zeros.zip"),
+        zip_of(&[("zeros", &vec![0u8; 64 << 20])]),
+    )
+    .unwrap();
+    let r = sluice(d, &["scan", "bomb"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("bomb/zeros.zip!zeros") && r.stderr.contains("archive bomb"),
+        "{}",
+        r.stderr
+    );
+}
