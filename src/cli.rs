@@ -490,6 +490,28 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_decode: bool,
 
+    /// Ask each service whether found credentials work (AWS keys, Vault tokens, PostgreSQL and
+    /// HTTP basic-auth URLs): valid, invalid or unknown per finding. Off by default.
+    #[arg(long)]
+    pub validate: bool,
+
+    /// With --validate: also check addresses that are private, loopback or link-local.
+    #[arg(long, requires = "validate")]
+    pub validate_allow_private: bool,
+
+    /// With --validate: seconds each check may take.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        requires = "validate"
+    )]
+    pub validate_timeout: u64,
+
+    /// With --validate: checks at once.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "validate")]
+    pub validate_concurrency: usize,
+
     /// How deep to enter archives (zip, jar, tar, tar.gz, gz): 0 never; default 3.
     #[arg(long, value_name = "N")]
     pub archive_depth: Option<usize>,
@@ -544,6 +566,11 @@ impl From<ScanArgs> for crate::scan::settings::Request {
             max_file_size: a.max_file_size,
             no_decode: a.no_decode,
             archive_depth: a.archive_depth,
+            validate: a.validate.then(|| crate::scan::validate::Options {
+                allow_private: a.validate_allow_private,
+                timeout: std::time::Duration::from_secs(a.validate_timeout.max(1)),
+                concurrency: a.validate_concurrency.max(1),
+            }),
             baseline: a.baseline,
             write_baseline: a.write_baseline,
             stdin_name: a.stdin_name,

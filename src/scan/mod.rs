@@ -15,6 +15,7 @@ pub(crate) mod report;
 pub mod rules;
 pub(crate) mod settings;
 pub(crate) mod sources;
+pub mod validate;
 
 use std::fmt;
 
@@ -116,6 +117,11 @@ pub struct Finding {
     pub decoded: bool,
     /// Byte offset of the secret (or its encoded form) in the scanned buffer.
     pub offset: usize,
+    /// For rules whose check needs more than the secret (a URL's host, an AWS key pair): the
+    /// whole match, never printed.
+    pub context: Option<FoundSecret>,
+    /// The verdict of `--validate`, when it checked this finding.
+    pub validation: Option<validate::Verdict>,
 }
 
 /// Options that shape how a buffer is scanned.
@@ -255,6 +261,8 @@ impl Scanner {
                     commits: Vec::new(),
                     decoded: false,
                     offset: start,
+                    context: None,
+                    validation: None,
                 });
             }
         }
@@ -315,6 +323,12 @@ impl Scanner {
             commits: Vec::new(),
             decoded: decoded.is_some(),
             offset: start,
+            context: (decoded.is_none() && validate::WITH_CONTEXT.contains(&rule.id.as_str()))
+                .then(|| {
+                    let end = validate::context_end(&rule.id, buf, m.match_end);
+                    FoundSecret::new(buf[m.match_start..end].to_vec())
+                }),
+            validation: None,
         }
     }
 }

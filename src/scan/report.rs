@@ -82,7 +82,27 @@ fn finding_json(f: &Finding, o: ReportOptions) -> Value {
         "fingerprint": f.fingerprint,
         "decoded": f.decoded,
         "commits": f.commits,
+        "validation": validation_json(f),
     })
+}
+
+fn validation_json(f: &Finding) -> Value {
+    match &f.validation {
+        Some(v) => json!({ "status": v.status(), "detail": v.detail() }),
+        None => Value::Null,
+    }
+}
+
+/// ` valid`, ` invalid (why)`, … for the human and GitHub formats; empty when not validated.
+fn validation_text(f: &Finding) -> String {
+    match &f.validation {
+        Some(v) => format!(
+            "  [{}: {}]",
+            v.status(),
+            crate::error::printable(v.detail())
+        ),
+        None => String::new(),
+    }
 }
 
 /// Write findings in `format`.
@@ -136,7 +156,12 @@ pub(crate) fn write(
                     f.end_line,
                     f.end_column,
                     escape_property(&f.rule),
-                    escape_data(&format!("{} ({})", f.description, secret_text(f, o)))
+                    escape_data(&format!(
+                        "{} ({}){}",
+                        f.description,
+                        secret_text(f, o),
+                        validation_text(f)
+                    ))
                 )?;
             }
             Ok(())
@@ -168,14 +193,15 @@ fn human(
     for f in findings {
         writeln!(
             out,
-            "{bold}{}:{}:{}{reset}  {red}{}{reset}  {}  {}{}",
+            "{bold}{}:{}:{}{reset}  {red}{}{reset}  {}  {}{}{}",
             shown_path(&f.path),
             f.line,
             f.column,
             f.rule,
             f.severity.as_str(),
             secret_text(f, o),
-            if f.decoded { "  (base64-decoded)" } else { "" }
+            if f.decoded { "  (base64-decoded)" } else { "" },
+            validation_text(f)
         )?;
         if !f.commits.is_empty() {
             let shown: Vec<String> = f
@@ -263,10 +289,13 @@ fn sarif(findings: &[Finding], engine: &Engine, o: ReportOptions) -> Value {
                         }
                     }
                 }],
-                "partialFingerprints": { "sluiceFingerprint/v1": f.fingerprint },
+                "partialFingerprints": { "sluiceFingerprint/v2": f.fingerprint },
             });
             if !f.commits.is_empty() {
                 result["properties"] = json!({ "commits": f.commits });
+            }
+            if f.validation.is_some() {
+                result["properties"]["validation"] = validation_json(f);
             }
             result
         })

@@ -70,6 +70,8 @@ pub(crate) struct Request {
     pub no_decode: bool,
     /// How deep to enter archives (None: the default).
     pub archive_depth: Option<usize>,
+    /// Live validation (`--validate`), when asked.
+    pub validate: Option<super::validate::Options>,
     /// Baseline to apply.
     pub baseline: Option<PathBuf>,
     /// Baseline to write.
@@ -104,6 +106,7 @@ impl Default for Request {
             max_file_size: None,
             no_decode: false,
             archive_depth: None,
+            validate: None,
             baseline: None,
             write_baseline: None,
             stdin_name: "<stdin>".into(),
@@ -133,6 +136,8 @@ pub(crate) struct Settings {
     pub decode_base64: bool,
     /// How deep to enter archives.
     pub archive_depth: usize,
+    /// Live validation, when asked.
+    pub validate: Option<super::validate::Options>,
     /// User allow regexes (source text).
     pub allow: Vec<String>,
     /// Baseline to apply.
@@ -198,6 +203,7 @@ impl Settings {
                 .archive_depth
                 .or(scan.and_then(|s| s.archive_depth))
                 .unwrap_or(super::DEFAULT_ARCHIVE_DEPTH),
+            validate: args.validate,
             allow: scan.map(|s| s.allow.clone()).unwrap_or_default(),
             baseline: args
                 .baseline
@@ -367,6 +373,9 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
             .filter(|(f, _)| !b.contains(f))
             .unzip();
         baselined = (before - findings.len()) as u64;
+    }
+    if let Some(v) = &s.validate {
+        super::validate::validate(&mut findings, v);
     }
     warnings.sort();
     Ok(ScanResult {

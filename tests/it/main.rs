@@ -26,4 +26,5 @@ mod sentinel_sweep;
 mod sops;
 mod stream;
 mod tls;
+mod validate;
 pub(crate) mod vault;
