@@ -49,18 +49,31 @@ impl Territory {
 /// A file, as the system knows it (device and inode when it exists, else its absolute path with
 /// `.` and `..` folded), and its name as written.
 pub(crate) fn file(base: &Path, name: &str) -> (String, String) {
+    // One process asks about the same few files for every reference: stat each once.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<PathBuf, String>> =
+            Default::default();
+    }
     let p = base.join(name);
-    let id = match std::fs::metadata(&p) {
+    if let Some(id) = SEEN.with(|s| s.borrow().get(&p).cloned()) {
+        return (id, name.to_string());
+    }
+    let id = file_id(&p);
+    SEEN.with(|s| s.borrow_mut().insert(p, id.clone()));
+    (id, name.to_string())
+}
+
+fn file_id(p: &Path) -> String {
+    match std::fs::metadata(p) {
         Ok(m) => {
             use std::os::unix::fs::MetadataExt;
             format!("file {}:{}", m.dev(), m.ino())
         }
         Err(_) => format!(
             "file {}",
-            fold(&std::path::absolute(&p).unwrap_or(p.clone())).display()
+            fold(&std::path::absolute(p).unwrap_or(p.to_path_buf())).display()
         ),
-    };
-    (id, name.to_string())
+    }
 }
 
 fn fold(p: &Path) -> PathBuf {
@@ -80,6 +93,20 @@ fn fold(p: &Path) -> PathBuf {
 /// An HTTP(S) address with the spelling taken out: scheme and host lower case, the default port
 /// explicit, loopback names one name, no trailing `/`, no query. `None` when it does not parse.
 pub(crate) fn address(text: &str) -> Option<String> {
+    // Every reference of a store asks about the same address: parse each once.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, Option<String>>> =
+            Default::default();
+    }
+    if let Some(a) = SEEN.with(|s| s.borrow().get(text).cloned()) {
+        return a;
+    }
+    let a = parse_address(text);
+    SEEN.with(|s| s.borrow_mut().insert(text.to_string(), a.clone()));
+    a
+}
+
+fn parse_address(text: &str) -> Option<String> {
     let u = url::Url::parse(text.trim()).ok()?;
     let host = match u.host()? {
         url::Host::Domain(d) => {

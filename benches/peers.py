@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Recall and false positives of `sluice scan` on the examples other scanners ship in their rules.
+
+The peers' rule files are not part of this repository: pass checkouts (or `git archive` trees)
+of any of them and the script reads what it finds:
+
+  kingfisher   data/rules/*.yml                      examples, negative_examples
+  noseyparker  crates/noseyparker/data/default/builtin/rules/*.yml   examples, negative_examples
+  gitleaks     cmd/generate/config/rules/*.go        literal strings in tps / fps lists
+
+Each example becomes one file; one `sluice scan --format json` run over all of them tells which
+files hold a finding. Recall: positive examples with a finding. False positives: negative
+examples with a finding. kingfisher's examples count only where kingfisher's own pattern (as
+Python's `re` reads it) still matches them, as the targets ask.
+
+Usage: python3 benches/peers.py [--sluice BIN] [--kingfisher DIR] [--noseyparker DIR]
+                                [--gitleaks DIR] [--misses N]
+Needs PyYAML. Prints one line per peer and, with --misses, that many missed examples' rule ids.
+"""
+
+import argparse
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+
+def yaml_rules(directory):
+    """(peer rule id, pattern, examples, negative examples) of every rule in YAML files."""
+    out = []
+    for path in sorted(Path(directory).glob("*.yml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except Exception as e:  # a broken file is reported, not fatal
+            print(f"warning: {path}: {e}", file=sys.stderr)
+            continue
+        for rule in (doc or {}).get("rules", []) or []:
+            out.append(
+                (
+                    rule.get("id") or rule.get("name"),
+                    rule.get("pattern", ""),
+                    [e for e in rule.get("examples", []) or [] if isinstance(e, str)],
+                    [e for e in rule.get("negative_examples", []) or [] if isinstance(e, str)],
+                )
+            )
+    return out
+
+
+GO_STRING = re.compile(r'^\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*,?\s*(?://.*)?$')
+
+
+def go_literals(block):
+    """Go string literals standing alone on their lines in `block`."""
+    out = []
+    for line in block.splitlines():
+        m = GO_STRING.match(line)
+        if not m:
+            continue
+        lit = m.group(1)
+        if lit.startswith("`"):
+            out.append(lit[1:-1])
+        else:
+            try:
+                out.append(ast.literal_eval(lit))
+            except (ValueError, SyntaxError):
+                pass
+    return out
+
+
+def gitleaks_rules(directory):
+    """(rule file, None, literal true positives, literal false positives) per Go rule file."""
+    out = []
+    for path in sorted(Path(directory).glob("*.go")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        lists = {"tps": [], "fps": []}
+        for m in re.finditer(r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\{|append\(\s*\1\s*,)", text):
+            depth, i = 1, m.end()
+            while i < len(text) and depth:
+                depth += {"{": 1, "(": 1, "}": -1, ")": -1}.get(text[i], 0)
+                i += 1
+            lists[m.group(1)].extend(go_literals(text[m.end():i - 1]))
+        if lists["tps"] or lists["fps"]:
+            out.append((path.stem, None, lists["tps"], lists["fps"]))
+    return out
+
+
+def still_flagged(pattern, example):
+    """Whether a peer's own pattern matches its example (Python's re; unknown syntax: yes)."""
+    try:
+        return re.search(pattern, example) is not None
+    except re.error:
+        return True
+
+
+def scan(sluice, root):
+    """Relative paths of files under root with at least one finding."""
+    r = subprocess.run(
+        [sluice, "scan", "--format", "json", "--quiet", "--archive-depth", "0", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode not in (0, 1):
+        sys.exit(f"sluice failed ({r.returncode}): {r.stderr[:2000]}")
+    found = set()
+    for f in json.loads(r.stdout)["findings"]:
+        found.add(os.path.relpath(f["path"], root))
+    return found
+
+
+def measure(sluice, peer, rules, filter_by_pattern, misses):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cases = []
+        for n, (rid, pattern, pos, neg) in enumerate(rules):
+            for kind, examples in (("pos", pos), ("neg", neg)):
+                for k, ex in enumerate(examples):
+                    if kind == "pos" and filter_by_pattern and pattern and not still_flagged(pattern, ex):
+                        continue
+                    rel = f"{kind}/{n:04d}-{k:03d}.txt"
+                    p = root / rel
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    p.write_text(ex + "\n", encoding="utf-8", errors="surrogateescape")
+                    cases.append((kind, rel, rid))
+        found = scan(sluice, root)
+    pos = [c for c in cases if c[0] == "pos"]
+    neg = [c for c in cases if c[0] == "neg"]
+    hit = [c for c in pos if c[1] in found]
+    fp = [c for c in neg if c[1] in found]
+    recall = len(hit) / len(pos) if pos else float("nan")
+    fp_rate = len(fp) / len(neg) if neg else float("nan")
+    print(
+        f"{peer:12} rules {len(rules):4}  examples {len(pos):5}  recall {recall:.3f}"
+        f"  negatives {len(neg):4}  false positives {len(fp):3} ({fp_rate:.3f})"
+    )
+    if misses:
+        missed = sorted({c[2] for c in pos if c[1] not in found})
+        print(f"  missed rules ({len(missed)}): {' '.join(map(str, missed[:misses]))}")
+        flagged = sorted({c[2] for c in fp})
+        print(f"  false-positive rules ({len(flagged)}): {' '.join(map(str, flagged[:misses]))}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sluice", default=str(Path(__file__).resolve().parent.parent / "target/release/sluice"))
+    ap.add_argument("--kingfisher")
+    ap.add_argument("--noseyparker")
+    ap.add_argument("--gitleaks")
+    ap.add_argument("--misses", type=int, default=0)
+    a = ap.parse_args()
+    if not (a.kingfisher or a.noseyparker or a.gitleaks):
+        ap.error("pass at least one of --kingfisher, --noseyparker, --gitleaks")
+    if a.kingfisher:
+        measure(a.sluice, "kingfisher", yaml_rules(Path(a.kingfisher) / "data/rules"), True, a.misses)
+    if a.noseyparker:
+        np_dir = Path(a.noseyparker) / "crates/noseyparker/data/default/builtin/rules"
+        measure(a.sluice, "noseyparker", yaml_rules(np_dir), False, a.misses)
+    if a.gitleaks:
+        measure(a.sluice, "gitleaks", gitleaks_rules(Path(a.gitleaks) / "cmd/generate/config/rules"), False, a.misses)
+
+
+if __name__ == "__main__":
+    main()
