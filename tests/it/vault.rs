@@ -1024,7 +1024,7 @@ secrets:
         "--",
         "sh",
         "-c",
-        "echo \"start $TOKEN\"; trap 'echo stopping; exit 0' TERM; while :; do sleep 0.1; done",
+        "trap 'echo stopping; exit 0' TERM; echo \"start $TOKEN\"; while :; do sleep 0.1; done",
     ]);
     let lines = line_reader(child.stdout.take().unwrap());
     wait_line(&lines, |l| l == "start first-value", 20, &mut seen);
@@ -1049,7 +1049,7 @@ secrets:
         "--",
         "sh",
         "-c",
-        "echo \"pid $$\"; trap 'echo \"reload $(cat \"$TOKEN_FILE\")\"' HUP; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        "trap 'echo \"reload $(cat \"$TOKEN_FILE\")\"' HUP; trap 'exit 0' TERM; echo \"pid $$\"; while :; do sleep 0.1; done",
     ]);
     let lines = line_reader(child.stdout.take().unwrap());
     let first_pid = wait_line(&lines, |l| l.starts_with("pid "), 20, &mut seen);
