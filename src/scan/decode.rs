@@ -81,6 +81,9 @@ pub(crate) fn base64_values(buf: &[u8]) -> impl Iterator<Item = Decoded> + '_ {
     })
 }
 
+/// How much of a buffer's head decides whether unmarked UTF-16 text is UTF-16.
+const UTF16_PROBE: usize = 8192;
+
 /// UTF-16 text (little- or big-endian, with or without a byte-order mark) as UTF-8, or `None`
 /// when `buf` is not UTF-16 text. Without a mark, the head must look like UTF-16 text: most
 /// code units with a zero high byte on one side only, few on the other, and nearly every unit a
@@ -90,7 +93,7 @@ pub(crate) fn utf16_text(buf: &[u8]) -> Option<Vec<u8>> {
         [0xFF, 0xFE, rest @ ..] => (rest, true),
         [0xFE, 0xFF, rest @ ..] => (rest, false),
         _ => {
-            let head = &buf[..buf.len().min(super::BINARY_PROBE) & !1];
+            let head = &buf[..buf.len().min(UTF16_PROBE) & !1];
             if head.len() < 16 {
                 return None;
             }

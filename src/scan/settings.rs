@@ -375,7 +375,19 @@ pub(crate) fn run(s: &Settings) -> Result<ScanResult, Error> {
         baselined = (before - findings.len()) as u64;
     }
     if let Some(v) = &s.validate {
-        super::validate::validate(&mut findings, v);
+        let subjects: Vec<super::validate::Subject<'_>> = findings
+            .iter()
+            .map(|f| super::validate::Subject {
+                rule: &f.rule,
+                path: &f.path,
+                secret: f.secret.expose(),
+                context: f.context.as_ref().map(|c| c.expose()),
+            })
+            .collect();
+        let verdicts = super::validate::validate(&subjects, v);
+        for (f, verdict) in findings.iter_mut().zip(verdicts) {
+            f.validation = verdict;
+        }
     }
     warnings.sort();
     Ok(ScanResult {

@@ -12,7 +12,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Finding, FoundSecret};
+use zeroize::Zeroizing;
+
+/// Secret bytes, wiped when dropped.
+type Bytes = Zeroizing<Vec<u8>>;
+
+/// What a check knows of one finding: its rule, path, secret and (for some rules) the whole
+/// match around the secret.
+pub(crate) struct Subject<'a> {
+    /// Rule id.
+    pub rule: &'a str,
+    /// Path as reported.
+    pub path: &'a str,
+    /// The secret.
+    pub secret: &'a [u8],
+    /// The match around it ([`WITH_CONTEXT`] rules).
+    pub context: Option<&'a [u8]>,
+}
 
 /// A finding's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,29 +95,33 @@ pub(crate) fn context_end(rule: &str, buf: &[u8], match_end: usize) -> usize {
 
 /// One check to run.
 enum Check {
-    Aws { id: String, secret: FoundSecret },
-    Vault(FoundSecret),
-    Postgres(FoundSecret),
-    Http(FoundSecret),
+    Aws { id: String, secret: Bytes },
+    Vault(Bytes),
+    Postgres(Bytes),
+    Http(Bytes),
 }
 
-/// Validate `findings` in place (their `validation`).
-pub(crate) fn validate(findings: &mut [Finding], opts: &Options) {
+fn bytes(b: &[u8]) -> Bytes {
+    Zeroizing::new(b.to_vec())
+}
+
+/// The verdict on each subject that could be checked (`None`: not checkable), in order.
+pub(crate) fn validate(subjects: &[Subject<'_>], opts: &Options) -> Vec<Option<Verdict>> {
+    let mut out: Vec<Option<Verdict>> = vec![None; subjects.len()];
     let mut checks: Vec<(Vec<usize>, Check)> = Vec::new();
     // AWS: a pair found together, or a key id and a secret key found in the same file.
     let mut ids: Vec<usize> = Vec::new();
     let mut secrets: Vec<usize> = Vec::new();
-    for (i, f) in findings.iter().enumerate() {
-        match f.rule.as_str() {
+    for (i, f) in subjects.iter().enumerate() {
+        match f.rule {
             "aws-access-key-pair" => {
-                if let Some(ctx) = &f.context {
-                    let text = String::from_utf8_lossy(ctx.expose()).into_owned();
-                    let id: String = text.chars().take(20).collect();
+                if let Some(ctx) = f.context {
+                    let id = String::from_utf8_lossy(&ctx[..ctx.len().min(20)]).into_owned();
                     checks.push((
                         vec![i],
                         Check::Aws {
                             id,
-                            secret: f.secret.clone(),
+                            secret: bytes(f.secret),
                         },
                     ));
                 }
@@ -109,16 +129,16 @@ pub(crate) fn validate(findings: &mut [Finding], opts: &Options) {
             "aws-access-key-id" => ids.push(i),
             "aws-secret-access-key" => secrets.push(i),
             "vault-service-token" | "vault-batch-token" | "vault-legacy-service-token" => {
-                checks.push((vec![i], Check::Vault(f.secret.clone())));
+                checks.push((vec![i], Check::Vault(bytes(f.secret))));
             }
             "postgres-connection-string" => {
-                if let Some(ctx) = &f.context {
-                    checks.push((vec![i], Check::Postgres(ctx.clone())));
+                if let Some(ctx) = f.context {
+                    checks.push((vec![i], Check::Postgres(bytes(ctx))));
                 }
             }
             "url-basic-auth" => {
-                if let Some(ctx) = &f.context {
-                    checks.push((vec![i], Check::Http(ctx.clone())));
+                if let Some(ctx) = f.context {
+                    checks.push((vec![i], Check::Http(bytes(ctx))));
                 }
             }
             _ => {}
@@ -128,78 +148,65 @@ pub(crate) fn validate(findings: &mut [Finding], opts: &Options) {
         let pair = secrets
             .iter()
             .copied()
-            .find(|&s| findings[s].path == findings[i].path);
+            .find(|&s| subjects[s].path == subjects[i].path);
         match pair {
             Some(s) => checks.push((
                 vec![i, s],
                 Check::Aws {
-                    id: String::from_utf8_lossy(findings[i].secret.expose()).into_owned(),
-                    secret: findings[s].secret.clone(),
+                    id: String::from_utf8_lossy(subjects[i].secret).into_owned(),
+                    secret: bytes(subjects[s].secret),
                 },
             )),
             None => {
-                findings[i].validation = Some(Verdict::Unknown(
+                out[i] = Some(Verdict::Unknown(
                     "no secret access key found in the same file to check the key id with".into(),
                 ))
             }
         }
     }
     if checks.is_empty() {
-        return;
+        return out;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let (targets, checks): (Vec<Vec<usize>>, Vec<Check>) = checks.into_iter().unzip();
+    let verdicts = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
-        Err(e) => {
-            for (idx, _) in &checks {
-                for &i in idx {
-                    findings[i].validation =
-                        Some(Verdict::Unknown(format!("cannot start the runtime: {e}")));
-                }
-            }
-            return;
-        }
+        Ok(rt) => rt.block_on(run_all(checks, opts)),
+        Err(e) => vec![Verdict::Unknown(format!("cannot start the runtime: {e}")); targets.len()],
     };
-    let verdicts = rt.block_on(async {
-        let limit = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        for (n, (_, check)) in checks.iter().enumerate() {
-            let check = match check {
-                Check::Aws { id, secret } => Check::Aws {
-                    id: id.clone(),
-                    secret: secret.clone(),
-                },
-                Check::Vault(s) => Check::Vault(s.clone()),
-                Check::Postgres(s) => Check::Postgres(s.clone()),
-                Check::Http(s) => Check::Http(s.clone()),
-            };
-            let (limit, opts) = (limit.clone(), opts.clone());
-            set.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let verdict = tokio::time::timeout(opts.timeout, run(check, &opts))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Verdict::Unknown(format!("no answer within {} s", opts.timeout.as_secs()))
-                    });
-                (n, verdict)
-            });
-        }
-        let mut out = vec![None; checks.len()];
-        while let Some(done) = set.join_next().await {
-            if let Ok((n, v)) = done {
-                out[n] = Some(v);
-            }
-        }
-        out
-    });
-    for ((idx, _), verdict) in checks.iter().zip(verdicts) {
-        let verdict = verdict.unwrap_or_else(|| Verdict::Unknown("the check failed".into()));
+    for (idx, verdict) in targets.iter().zip(verdicts) {
         for &i in idx {
-            findings[i].validation = Some(verdict.clone());
+            out[i] = Some(verdict.clone());
         }
     }
+    out
+}
+
+/// Run `checks`, a bounded number at once, each within the timeout.
+async fn run_all(checks: Vec<Check>, opts: &Options) -> Vec<Verdict> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = checks.len();
+    for (k, check) in checks.into_iter().enumerate() {
+        let (limit, opts) = (limit.clone(), opts.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let verdict = tokio::time::timeout(opts.timeout, run(check, &opts))
+                .await
+                .unwrap_or_else(|_| {
+                    Verdict::Unknown(format!("no answer within {} s", opts.timeout.as_secs()))
+                });
+            (k, verdict)
+        });
+    }
+    let mut out = vec![Verdict::Unknown("the check failed".into()); n];
+    while let Some(done) = set.join_next().await {
+        if let Ok((k, v)) = done {
+            out[k] = v;
+        }
+    }
+    out
 }
 
 async fn run(check: Check, opts: &Options) -> Verdict {
@@ -282,7 +289,7 @@ fn endpoint_parts(url: &url::Url) -> Result<(String, u16), Verdict> {
     Ok((host, port))
 }
 
-async fn aws(id: &str, secret: &FoundSecret, opts: &Options) -> Verdict {
+async fn aws(id: &str, secret: &[u8], opts: &Options) -> Verdict {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|_| "https://sts.amazonaws.com".into());
@@ -301,7 +308,7 @@ async fn aws(id: &str, secret: &FoundSecret, opts: &Options) -> Verdict {
     };
     let creds = aws_credential_types::Credentials::new(
         id,
-        String::from_utf8_lossy(secret.expose()).into_owned(),
+        String::from_utf8_lossy(secret).into_owned(),
         None,
         None,
         "sluice --validate",
@@ -366,7 +373,7 @@ async fn aws(id: &str, secret: &FoundSecret, opts: &Options) -> Verdict {
     }
 }
 
-async fn vault(token: &FoundSecret, opts: &Options) -> Verdict {
+async fn vault(token: &[u8], opts: &Options) -> Verdict {
     let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
         return Verdict::Unknown(
             "set VAULT_ADDR to the server to check Vault tokens against".into(),
@@ -388,7 +395,7 @@ async fn vault(token: &FoundSecret, opts: &Options) -> Verdict {
         Ok(c) => c,
         Err(v) => return v,
     };
-    let token = String::from_utf8_lossy(token.expose()).into_owned();
+    let token = String::from_utf8_lossy(token).into_owned();
     match client.get(url).header("X-Vault-Token", token).send().await {
         Ok(r) => match r.status().as_u16() {
             200 => Verdict::Valid(format!("auth/token/lookup-self at {addr} answered")),
@@ -399,8 +406,8 @@ async fn vault(token: &FoundSecret, opts: &Options) -> Verdict {
     }
 }
 
-async fn postgres(url: &FoundSecret, opts: &Options) -> Verdict {
-    let text = String::from_utf8_lossy(url.expose()).into_owned();
+async fn postgres(url: &[u8], opts: &Options) -> Verdict {
+    let text = Zeroizing::new(String::from_utf8_lossy(url).into_owned());
     let parsed = match url::Url::parse(&text) {
         Ok(u) => u,
         Err(_) => return Verdict::Unknown("the connection string is not a URL".into()),
@@ -454,8 +461,8 @@ fn percent(s: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn http(url: &FoundSecret, opts: &Options) -> Verdict {
-    let text = String::from_utf8_lossy(url.expose()).into_owned();
+async fn http(url: &[u8], opts: &Options) -> Verdict {
+    let text = Zeroizing::new(String::from_utf8_lossy(url).into_owned());
     let mut parsed = match url::Url::parse(&text) {
         Ok(u) => u,
         Err(_) => return Verdict::Unknown("not a URL".into()),
