@@ -2,23 +2,26 @@
 //! FDR): it tells where a keyword may END, never missing one, so the exact automaton only runs
 //! near those places.
 //!
-//! Keywords are put into 8 buckets. The state is 64 bits: 8 positions × 8 buckets. Each input
+//! Keywords are put into 16 buckets. The state is 128 bits: 8 positions × 16 buckets. Each input
 //! position contributes a "super-character" (its case-folded byte and the low nibble of the byte
-//! before, 12 bits: a 32 KiB table); its reach mask has bucket `b`'s bit at position `j` clear when
+//! before, 12 bits: a 64 KiB table of 128-bit masks); its reach mask has bucket `b`'s bit at position `j` clear when
 //! some keyword of bucket `b`, aligned to end at position 7, allows that super-character at `j`
-//! (or is shorter than `8 - j`: nothing to check there). After `state = state << 8 | reach[sc]`,
-//! a clear bit in the top byte means every checked byte of some keyword of that bucket matched
+//! (or is shorter than `8 - j`: nothing to check there). After `state = state << 16 | reach[sc]`,
+//! a clear bit in the top 16 bits means every checked byte of some keyword of that bucket matched
 //! the input ending here. Only the last 8 bytes of a longer keyword are checked. Each step is a
 //! table load that does not depend on the state, a shift and an or: no dependent load chain as
 //! in a DFA walk.
 
 /// Positions (bytes) the state spans.
 const WIDTH: usize = 8;
+/// Buckets (bits per position); hundreds of keywords in 8 buckets left a bucket matching almost
+/// everywhere.
+const BUCKETS: usize = 16;
 
 /// The filter.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
-    reach: Box<[u64; ENTRIES]>,
+    reach: Box<[u128; ENTRIES]>,
     /// The longest keyword, in bytes.
     max_len: usize,
 }
@@ -34,7 +37,7 @@ fn super_char(prev: u8, cur: u8) -> usize {
     ((prev as usize & 0xF) << 8) | cur as usize
 }
 
-/// Entries in the reach table (32 KiB: it stays in the L1 cache).
+/// Entries in the reach table (64 KiB).
 const ENTRIES: usize = 1 << 12;
 
 impl Filter {
@@ -44,7 +47,7 @@ impl Filter {
         if keywords.iter().any(String::is_empty) {
             return None;
         }
-        // Buckets: keywords sorted by their checked length and last bytes, cut into eight runs,
+        // Buckets: keywords sorted by their checked length and last bytes, cut into sixteen runs,
         // so a bucket's keywords have like lengths (short keywords leave positions unchecked
         // for their whole bucket) and like endings.
         let mut order: Vec<Vec<u8>> = keywords
@@ -56,21 +59,21 @@ impl Filter {
             la.cmp(&lb).then_with(|| a.iter().rev().cmp(b.iter().rev()))
         });
         order.dedup();
-        let per = order.len().div_ceil(8).max(1);
-        let mut reach = vec![u64::MAX; ENTRIES];
+        let per = order.len().div_ceil(BUCKETS).max(1);
+        let mut reach = vec![u128::MAX; ENTRIES];
         // Positions before a keyword's first checked byte: nothing to check there, for any
         // input (cleared in every entry at the end).
-        let mut anything = 0u64;
+        let mut anything = 0u128;
         for (i, k) in order.iter().enumerate() {
             let bucket = i / per;
             let tail = &k[k.len().saturating_sub(WIDTH)..];
             let m = tail.len();
             for j in 0..WIDTH - m {
-                anything |= 1u64 << (j * 8 + bucket);
+                anything |= 1u128 << (j * BUCKETS + bucket);
             }
             for (t, &c) in tail.iter().enumerate() {
                 let j = WIDTH - m + t;
-                let bit = !(1u64 << (j * 8 + bucket));
+                let bit = !(1u128 << (j * BUCKETS + bucket));
                 // The byte before: known inside the keyword, anything before it.
                 let prevs: Vec<u8> = if t > 0 {
                     vec![tail[t - 1]]
@@ -89,7 +92,7 @@ impl Filter {
         }
         // Indexed by raw bytes, so the scan does no folding: each raw byte reads the entry of
         // its folded byte.
-        let mut raw = Box::new([u64::MAX; ENTRIES]);
+        let mut raw = Box::new([u128::MAX; ENTRIES]);
         for (i, r) in raw.iter_mut().enumerate() {
             *r = reach[super_char((i >> 8) as u8, fold(i as u8))];
         }
@@ -105,14 +108,14 @@ impl Filter {
         let mut out: Vec<(usize, usize)> = Vec::new();
         // Before the buffer everything counts as matched: a short keyword at its very start
         // must not depend on bytes that are not there (a few spurious candidates, never a miss).
-        let mut state = 0u64;
-        let reach: &[u64; ENTRIES] = &self.reach;
+        let mut state = 0u128;
+        let reach: &[u128; ENTRIES] = &self.reach;
         // The last two bytes, as the table's index (the older one shifts out).
         let mut pair = 0u16;
         for (i, &b) in buf.iter().enumerate() {
             pair = (pair << 8) | b as u16;
-            state = (state << 8) | reach[pair as usize & (ENTRIES - 1)];
-            if state >> 56 != 0xFF {
+            state = (state << BUCKETS) | reach[pair as usize & (ENTRIES - 1)];
+            if state >> (128 - BUCKETS) != (1 << BUCKETS) - 1 {
                 let lo = (i + 1).saturating_sub(self.max_len);
                 let hi = i + 1;
                 match out.last_mut() {
