@@ -4,8 +4,9 @@
 //!
 //! Keywords are put into 16 buckets. The state is 128 bits: 8 positions × 16 buckets. Each input
 //! position contributes a "super-character" (its case-folded byte and the low nibble of the byte
-//! before, 12 bits: a 64 KiB table of 128-bit masks); its reach mask has bucket `b`'s bit at position `j` clear when
-//! some keyword of bucket `b`, aligned to end at position 7, allows that super-character at `j`
+//! before, 12 bits: a 64 KiB table of 128-bit masks); its reach mask has bucket `b`'s bit at
+//! position `j` clear when some keyword of bucket `b`, aligned to end at position 7, allows that
+//! super-character at `j`
 //! (or is shorter than `8 - j`: nothing to check there). After `state = state << 16 | reach[sc]`,
 //! a clear bit in the top 16 bits means every checked byte of some keyword of that bucket matched
 //! the input ending here. Only the last 8 bytes of a longer keyword are checked. Each step is a
