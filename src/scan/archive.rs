@@ -144,15 +144,9 @@ pub(crate) fn members(
                     continue;
                 }
                 let compressed = file.compressed_size();
-                match read_bounded(&mut file, budget, compressed, &member) {
-                    Ok(bytes) => each(&name, &bytes, budget),
-                    Err(note) => {
-                        let stop = budget.bytes == 0;
-                        notes.push(note);
-                        if stop {
-                            return;
-                        }
-                    }
+                let read = read_bounded(&mut file, budget, compressed, &member);
+                if !hand_on(&name, read, budget, notes, each) {
+                    return;
                 }
             }
         }
@@ -183,15 +177,9 @@ pub(crate) fn members(
                 let member = format!("{shown}!{name}");
                 let size = entry.size();
                 // Stored, not compressed: its size is what it costs.
-                match read_bounded(&mut entry, budget, size, &member) {
-                    Ok(bytes) => each(&name, &bytes, budget),
-                    Err(note) => {
-                        let stop = budget.bytes == 0;
-                        notes.push(note);
-                        if stop {
-                            return;
-                        }
-                    }
+                let read = read_bounded(&mut entry, budget, size, &member);
+                if !hand_on(&name, read, budget, notes, each) {
+                    return;
                 }
             }
         }
@@ -212,6 +200,27 @@ pub(crate) fn members(
             if take_entry(budget, notes) {
                 each(&gzip_member_name(shown, buf), &bytes, budget);
             }
+        }
+    }
+}
+
+/// Hand a member read within the budget to `each`, or note why it was not; `false` when the
+/// budget is spent and nothing more of the archive may be read.
+fn hand_on(
+    name: &str,
+    read: Result<Vec<u8>, String>,
+    budget: &mut Budget,
+    notes: &mut Vec<String>,
+    each: &mut dyn FnMut(&str, &[u8], &mut Budget),
+) -> bool {
+    match read {
+        Ok(bytes) => {
+            each(name, &bytes, budget);
+            true
+        }
+        Err(note) => {
+            notes.push(note);
+            budget.bytes > 0
         }
     }
 }

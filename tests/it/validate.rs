@@ -78,16 +78,7 @@ fn validate_against_real_servers_in_every_format() {
         .trim()
         .to_string();
     let pg = crate::support::pg::PgCluster::start();
-    let hba = pg.socket_dir().join("pg_hba.conf");
-    let text = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(
-        &hba,
-        format!(
-            "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n{text}"
-        ),
-    )
-    .unwrap();
-    pg.psql("postgres", "SELECT pg_reload_conf()");
+    pg.require_passwords();
     let pg_pass = rng.string(crate::support::ALNUM, 20);
     pg.psql(
         "postgres",

@@ -727,16 +727,7 @@ pub(crate) fn database_engine(
     roles: &[(&str, &str, &str)],
 ) -> (crate::support::pg::PgCluster, Bao) {
     let pg = crate::support::pg::PgCluster::start();
-    let hba = pg.socket_dir().join("pg_hba.conf");
-    let text = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(
-        &hba,
-        format!(
-            "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n{text}"
-        ),
-    )
-    .unwrap();
-    pg.psql("postgres", "SELECT pg_reload_conf()");
+    pg.require_passwords();
     let bao = Bao::start();
     bao.cli(&["secrets", "enable", "database"]);
     let names: Vec<&str> = roles.iter().map(|(n, _, _)| *n).collect();

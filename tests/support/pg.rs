@@ -208,6 +208,21 @@ impl PgCluster {
         self.dir.path()
     }
 
+    /// Require a password (SCRAM) from every role connecting over TCP but the superuser, which
+    /// the tests keep using without one.
+    pub(crate) fn require_passwords(&self) {
+        let hba = self.socket_dir().join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!(
+                "host all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n{text}"
+            ),
+        )
+        .unwrap();
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     /// Stop the server at once (like a crash), keeping its data.
     pub(crate) fn stop(&self) {
         let data = self.data().display().to_string();
