@@ -333,32 +333,37 @@ impl Scanner {
     }
 }
 
-/// Inline allow markers of one buffer. A buffer without any marker (nearly all) is searched
-/// once; otherwise each line is decided once, so a one-line file of 100 MB with thousands of
-/// candidates is not re-read for each of them.
+/// Inline allow markers of one buffer. A buffer is searched for markers once, when its first
+/// candidate is (most buffers have none and are never searched); a buffer without any marker
+/// answers at once; otherwise each line is decided once, so a one-line file of 100 MB with
+/// thousands of candidates is not re-read for each of them.
 struct Inline<'a> {
     buf: &'a [u8],
-    any: bool,
+    /// Whether the buffer holds any marker (not searched yet: `None`).
+    any: Option<bool>,
     /// The last line decided: its start, end and whether it allows findings.
     last: Option<(usize, usize, bool)>,
 }
 
 impl<'a> Inline<'a> {
     fn new(buf: &'a [u8]) -> Inline<'a> {
-        let any = ALLOW_MARKERS
-            .iter()
-            .chain(&ALLOW_NEXT_MARKERS)
-            .any(|m| contains(buf, m));
         Inline {
             buf,
-            any,
+            any: None,
             last: None,
         }
     }
 
     /// Whether the line of `offset` (or the line above, for next-line markers) allows findings.
     fn suppressed(&mut self, offset: usize) -> bool {
-        if !self.any {
+        let buf = self.buf;
+        let any = *self.any.get_or_insert_with(|| {
+            ALLOW_MARKERS
+                .iter()
+                .chain(&ALLOW_NEXT_MARKERS)
+                .any(|m| contains(buf, m))
+        });
+        if !any {
             return false;
         }
         if let Some((start, end, allowed)) = self.last
@@ -366,7 +371,6 @@ impl<'a> Inline<'a> {
         {
             return allowed;
         }
-        let buf = self.buf;
         let start = memchr::memrchr(b'\n', &buf[..offset]).map_or(0, |i| i + 1);
         let end = memchr::memchr(b'\n', &buf[offset..]).map_or(buf.len(), |i| offset + i);
         let allowed = suppressed_inline(buf, offset);
