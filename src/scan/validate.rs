@@ -250,8 +250,9 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Resolve `host:port` to the address to connect to, refusing non-public ones unless allowed.
-async fn resolve(host: &str, port: u16, opts: &Options) -> Result<SocketAddr, Verdict> {
+/// Resolve `host:port` to the addresses to connect to (all of them: `localhost` may give `::1`
+/// first to a server listening on 127.0.0.1 only), refusing non-public ones unless allowed.
+async fn resolve(host: &str, port: u16, opts: &Options) -> Result<Vec<SocketAddr>, Verdict> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
@@ -266,19 +267,15 @@ async fn resolve(host: &str, port: u16, opts: &Options) -> Result<SocketAddr, Ve
             first.ip()
         )));
     }
-    Ok(first)
+    Ok(addrs)
 }
 
-fn http_client(host: &str, addr: SocketAddr, opts: &Options) -> Result<reqwest::Client, Verdict> {
-    reqwest::Client::builder()
-        .timeout(opts.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(host, addr)
-        .build()
-        .map_err(|e| Verdict::Unknown(format!("cannot make an HTTP client: {e}")))
-}
-
-fn endpoint_parts(url: &url::Url) -> Result<(String, u16), Verdict> {
+/// An HTTP client for `url` that connects only to the address checked by [`resolve`] (no second
+/// lookup, no redirects), and `scheme://host:port` to name it by.
+async fn pinned_client(
+    url: &url::Url,
+    opts: &Options,
+) -> Result<(reqwest::Client, String), Verdict> {
     let host = url
         .host_str()
         .ok_or_else(|| Verdict::Unknown("the URL has no host".into()))?
@@ -286,7 +283,14 @@ fn endpoint_parts(url: &url::Url) -> Result<(String, u16), Verdict> {
     let port = url
         .port_or_known_default()
         .ok_or_else(|| Verdict::Unknown("the URL has no port".into()))?;
-    Ok((host, port))
+    let addrs = resolve(&host, port, opts).await?;
+    let client = reqwest::Client::builder()
+        .timeout(opts.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve_to_addrs(&host, &addrs)
+        .build()
+        .map_err(|e| Verdict::Unknown(format!("cannot make an HTTP client: {e}")))?;
+    Ok((client, format!("{}://{host}:{port}", url.scheme())))
 }
 
 async fn aws(id: &str, secret: &[u8], opts: &Options) -> Verdict {
@@ -298,12 +302,8 @@ async fn aws(id: &str, secret: &[u8], opts: &Options) -> Verdict {
         Ok(u) => u,
         Err(e) => return Verdict::Unknown(format!("the STS endpoint is not a URL: {e}")),
     };
-    let (host, port) = match endpoint_parts(&parsed) {
-        Ok(p) => p,
-        Err(v) => return v,
-    };
-    let addr = match resolve(&host, port, opts).await {
-        Ok(a) => a,
+    let (client, _) = match pinned_client(&parsed, opts).await {
+        Ok(c) => c,
         Err(v) => return v,
     };
     let creds = aws_credential_types::Credentials::new(
@@ -329,10 +329,6 @@ async fn aws(id: &str, secret: &[u8], opts: &Options) -> Verdict {
     ) {
         Ok(s) => s,
         Err(e) => return Verdict::Unknown(e),
-    };
-    let client = match http_client(&host, addr, opts) {
-        Ok(c) => c,
-        Err(v) => return v,
     };
     let mut req = client.post(&url).body(body);
     for (k, v) in headers
@@ -383,15 +379,7 @@ async fn vault(token: &[u8], opts: &Options) -> Verdict {
         Ok(u) => u,
         Err(e) => return Verdict::Unknown(format!("VAULT_ADDR is not a URL: {e}")),
     };
-    let (host, port) = match endpoint_parts(&url) {
-        Ok(p) => p,
-        Err(v) => return v,
-    };
-    let sock = match resolve(&host, port, opts).await {
-        Ok(a) => a,
-        Err(v) => return v,
-    };
-    let client = match http_client(&host, sock, opts) {
+    let (client, _) = match pinned_client(&url, opts).await {
         Ok(c) => c,
         Err(v) => return v,
     };
@@ -417,41 +405,47 @@ async fn postgres(url: &[u8], opts: &Options) -> Verdict {
         None => return Verdict::Unknown("the URL has no host".into()),
     };
     let port = parsed.port().unwrap_or(5432);
-    let sock = match resolve(&host, port, opts).await {
+    let addrs = match resolve(&host, port, opts).await {
         Ok(a) => a,
         Err(v) => return v,
     };
     let user = percent(parsed.username());
-    let password = percent(parsed.password().unwrap_or(""));
+    let password = Zeroizing::new(percent(parsed.password().unwrap_or("")));
     let db = parsed.path().trim_start_matches('/');
-    let mut config = tokio_postgres::Config::new();
-    config
-        .hostaddr(sock.ip())
-        .host(&host)
-        .port(sock.port())
-        .user(&user)
-        .password(password.as_bytes())
-        .dbname(if db.is_empty() { user.as_str() } else { db })
-        .connect_timeout(opts.timeout)
-        .application_name("sluice scan --validate");
-    match config.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            drop(client);
-            let _ = conn.await;
-            Verdict::Valid(format!(
-                "logged in to {host}:{port} as {}",
-                crate::error::printable(&user)
-            ))
-        }
-        Err(e) => match e.code().map(|c| c.code()) {
-            Some("28P01" | "28000") => Verdict::Invalid(format!(
-                "{host}:{port} refused the login ({})",
-                e.code().map_or("", |c| c.code())
-            )),
-            Some(code) => Verdict::Unknown(format!("{host}:{port} answered SQLSTATE {code}")),
-            None => Verdict::Unknown(format!("{host}:{port}: cannot connect")),
-        },
+    // Each checked address in turn, until one answers.
+    let mut verdict = Verdict::Unknown(format!("{host}:{port}: cannot connect"));
+    for sock in addrs {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .hostaddr(sock.ip())
+            .host(&host)
+            .port(sock.port())
+            .user(&user)
+            .password(password.as_bytes())
+            .dbname(if db.is_empty() { user.as_str() } else { db })
+            .connect_timeout(opts.timeout)
+            .application_name("sluice scan --validate");
+        verdict = match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                drop(client);
+                let _ = conn.await;
+                return Verdict::Valid(format!(
+                    "logged in to {host}:{port} as {}",
+                    crate::error::printable(&user)
+                ));
+            }
+            Err(e) => match e.code().map(|c| c.code()) {
+                Some(code @ ("28P01" | "28000")) => {
+                    return Verdict::Invalid(format!("{host}:{port} refused the login ({code})"));
+                }
+                Some(code) => {
+                    return Verdict::Unknown(format!("{host}:{port} answered SQLSTATE {code}"));
+                }
+                None => Verdict::Unknown(format!("{host}:{port}: cannot connect")),
+            },
+        };
     }
+    verdict
 }
 
 fn percent(s: &str) -> String {
@@ -467,23 +461,14 @@ async fn http(url: &[u8], opts: &Options) -> Verdict {
         Ok(u) => u,
         Err(_) => return Verdict::Unknown("not a URL".into()),
     };
-    let (host, port) = match endpoint_parts(&parsed) {
-        Ok(p) => p,
-        Err(v) => return v,
-    };
-    let sock = match resolve(&host, port, opts).await {
-        Ok(a) => a,
+    let (client, shown) = match pinned_client(&parsed, opts).await {
+        Ok(c) => c,
         Err(v) => return v,
     };
     let user = percent(parsed.username());
     let password = percent(parsed.password().unwrap_or(""));
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
-    let shown = format!("{}://{host}:{port}", parsed.scheme());
-    let client = match http_client(&host, sock, opts) {
-        Ok(c) => c,
-        Err(v) => return v,
-    };
     match client
         .get(parsed)
         .basic_auth(user, Some(password))

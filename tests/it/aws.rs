@@ -532,11 +532,10 @@ fn vault_aws_iam_login_is_a_request_sts_accepts() {
         "iam = boto3.client('iam', endpoint_url='{0}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
          iam.create_user(UserName='deployer')\n\
          k = iam.create_access_key(UserName='deployer')['AccessKey']\n\
-         print(k['AccessKeyId'], k['SecretAccessKey'])\n\
-         import urllib.request\n\
-         urllib.request.urlopen(urllib.request.Request('{0}/moto-api/reset-auth', data=b'0', headers={{'Content-Type': 'text/plain'}}, method='POST')).read()",
+         print(k['AccessKeyId'], k['SecretAccessKey'])",
         moto.endpoint
     ));
+    moto.check_signatures();
     let (key_id, secret) = keys.split_once(' ').unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -11,16 +11,16 @@ use crate::support::{Rng, write};
 /// own are base32), with moto then checking every signature.
 fn moto_key(moto: &Moto) -> (String, String) {
     let out = moto.python(&format!(
-        "import re, urllib.request\n\
+        "import re\n\
          iam = boto3.client('iam', endpoint_url='{0}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
          for n in range(40):\n\
          \x20   iam.create_user(UserName=f'u{{n}}')\n\
          \x20   k = iam.create_access_key(UserName=f'u{{n}}')['AccessKey']\n\
          \x20   if re.fullmatch('AKIA[A-Z2-7]{{16}}', k['AccessKeyId']) and re.fullmatch('[A-Za-z0-9/+]{{40}}', k['SecretAccessKey']) and not re.search('(?i)example|x{{6}}|0{{8}}', k['SecretAccessKey']): break\n\
-         print(k['AccessKeyId'], k['SecretAccessKey'])\n\
-         urllib.request.urlopen(urllib.request.Request('{0}/moto-api/reset-auth', data=b'0', headers={{'Content-Type': 'text/plain'}}, method='POST')).read()",
+         print(k['AccessKeyId'], k['SecretAccessKey'])",
         moto.endpoint
     ));
+    moto.check_signatures();
     let (id, secret) = out.split_once(' ').unwrap();
     (id.to_string(), secret.to_string())
 }
@@ -123,6 +123,15 @@ fn validate_against_real_servers_in_every_format() {
         (
             "good/web.env",
             format!("HOOK=http://deploy:{web_pass}@127.0.0.1:{}/hook\n", web.1),
+        ),
+        // `localhost`, not 127.0.0.1: it may resolve to ::1 first, where nothing listens.
+        (
+            "good/web-local.env",
+            format!("HOOK=http://deploy:{web_pass}@localhost:{}/hook\n", web.1),
+        ),
+        (
+            "good/db-local.env",
+            format!("DATABASE_URL=postgres://app:{pg_pass}@localhost:{port}/app\n"),
         ),
         (
             "bad/web.env",

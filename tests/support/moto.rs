@@ -74,6 +74,17 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// From now on, check every request's signature against the IAM users' keys (moto's
+    /// `reset-auth`), as AWS does.
+    pub(crate) fn check_signatures(&self) {
+        self.python(&format!(
+            "import urllib.request\nurllib.request.urlopen(urllib.request.Request('{}/moto-api/reset-auth', data=b'0', headers={{'Content-Type': 'text/plain'}}, method='POST')).read()",
+            self.endpoint
+        ));
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
