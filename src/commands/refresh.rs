@@ -127,6 +127,8 @@ pub(crate) fn verify_command(
         for c in &verdict.counts {
             let note = if c.source == c.target {
                 ""
+            } else if c.subset && c.target <= c.source {
+                "  (a subset)"
             } else {
                 "  (differs: the source has changed since the refresh, or rows are missing)"
             };
@@ -203,15 +205,34 @@ pub(crate) fn refresh_command(
         for t in &plan.tables {
             writeln!(out, "{}  ~{} rows", t.name, t.estimated_rows.max(0))?;
             for c in &t.columns {
+                use crate::data::mask::{Transform, parse::transform_name};
                 let how = match &c.transform {
                     None => "keep".to_string(),
+                    Some(Transform::Json { paths }) => {
+                        format!("json ({} path(s))", paths.len())
+                    }
+                    Some(tr @ (Transform::Keep | Transform::Null | Transform::Constant(_))) => {
+                        transform_name(tr)
+                    }
                     Some(tr) => format!(
-                        "{}{}",
-                        crate::data::mask::parse::transform_name(tr),
-                        if c.unique { " (unique)" } else { "" }
+                        "{}  domain {}{}",
+                        transform_name(tr),
+                        c.domain,
+                        if c.unique { ", unique" } else { "" }
                     ),
                 };
                 writeln!(out, "  {:<30} {how}", c.name)?;
+                if let Some(Transform::Json { paths }) = &c.transform {
+                    for p in paths {
+                        writeln!(
+                            out,
+                            "    {:<28} {}  domain {}",
+                            p.path,
+                            transform_name(&p.transform),
+                            p.domain
+                        )?;
+                    }
+                }
             }
         }
         for t in &plan.schema_only {

@@ -105,17 +105,51 @@ pub(crate) enum ColumnRule {
         /// `regex`: the replacement (`$1`, `${name}` for groups).
         #[serde(default)]
         replace: Option<String>,
-        /// `json`: a transform (compact form) per JSON path (`$.contact.phone`,
-        /// `$.items[*].email`).
+        /// `json`: a transform per JSON path (`$.contact.phone`, `$.items[*].email`): compact
+        /// (`phone`) or `{ transform, domain }`.
         #[serde(default)]
-        paths: BTreeMap<String, String>,
-        /// `array`: the transform (compact form) of every element.
+        paths: BTreeMap<String, InnerRule>,
+        /// `array`: the transform of every element: compact (`email`) or
+        /// `{ transform, domain }`.
         #[serde(default)]
-        element: Option<String>,
+        element: Option<InnerRule>,
         /// `template`: text from the row's other columns after masking, `{first} {last}`.
         #[serde(default)]
         template: Option<String>,
     },
+}
+
+/// The transform of the values inside a structured column (a JSON path's leaves, an array's
+/// elements).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum InnerRule {
+    /// The compact form: `email`, `phone`, `hash:12`.
+    Short(String),
+    /// With a determinism domain of its own.
+    Full(InnerFull),
+}
+
+/// The long form of an [`InnerRule`].
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InnerFull {
+    /// The transform, in the compact form.
+    pub transform: String,
+    /// Determinism domain (default: the transform's kind). Name a column's domain here to mask
+    /// a value inside JSON or an array exactly as that column masks it.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+impl InnerRule {
+    /// The transform text and the domain, if one is named.
+    pub(crate) fn parts(&self) -> (&str, Option<&str>) {
+        match self {
+            InnerRule::Short(s) => (s, None),
+            InnerRule::Full(f) => (&f.transform, f.domain.as_deref()),
+        }
+    }
 }
 
 impl ColumnRule {

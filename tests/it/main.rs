@@ -12,6 +12,7 @@ mod envs;
 mod examples;
 mod faults;
 mod git_sources;
+mod masking_groups;
 mod pg_support;
 mod readme_secrets;
 mod refresh;

@@ -123,7 +123,7 @@ fn refresh_copies_exactly_masks_by_rule_and_swaps_atomically() {
     assert!(dry.stdout.contains("public.users"), "{}", dry.stdout);
     assert!(
         dry.stdout
-            .contains("email                          email (unique)"),
+            .contains("email                          email  domain email, unique"),
         "{}",
         dry.stdout
     );

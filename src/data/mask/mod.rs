@@ -158,8 +158,8 @@ pub enum Transform {
     /// A JSON document whose leaves at each path are masked by that path's transform (the
     /// transform's own domain, so a phone inside JSON masks like a phone column).
     Json {
-        /// `(path as written, parsed path, transform)`.
-        paths: Vec<(String, Vec<Step>, Transform)>,
+        /// Each masked path and its transform.
+        paths: Vec<JsonPath>,
     },
     /// A PostgreSQL array whose every element is masked by `element`.
     Array {
@@ -169,6 +169,20 @@ pub enum Transform {
     /// Text built from other columns of the same row, after their masking:
     /// `{first_name} {last_name}`. NULL when a column it names is NULL.
     Template(String),
+}
+
+/// One masked path of a [`Transform::Json`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPath {
+    /// The path as written (`$.contact.email`).
+    pub path: String,
+    /// The parsed path.
+    pub steps: Vec<Step>,
+    /// The leaves' transform.
+    pub transform: Transform,
+    /// The leaves' determinism domain (default: the transform's own, so a phone inside JSON
+    /// masks like a phone column; a named one joins a column's consistency group).
+    pub domain: String,
 }
 
 /// A compiled regex that compares by its pattern.
@@ -455,9 +469,9 @@ impl Transform {
             Transform::Json { paths } => {
                 let mut doc: serde_json::Value = serde_json::from_str(input)
                     .map_err(|e| MaskError(format!("not JSON ({e})")))?;
-                for (_, steps, t) in paths {
-                    apply_path(&mut doc, steps, &mut |leaf| {
-                        t.apply(key, t.default_domain(), leaf).map_err(|e| e.0)
+                for p in paths {
+                    apply_path(&mut doc, &p.steps, &mut |leaf| {
+                        p.transform.apply(key, &p.domain, leaf).map_err(|e| e.0)
                     })
                     .map_err(MaskError)?;
                 }

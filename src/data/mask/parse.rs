@@ -102,7 +102,7 @@ pub(crate) fn transform_name(t: &Transform) -> String {
             "json({})",
             paths
                 .iter()
-                .map(|(p, _, t)| format!("{p}: {}", transform_name(t)))
+                .map(|p| format!("{}: {}", p.path, transform_name(&p.transform)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

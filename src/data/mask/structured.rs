@@ -209,6 +209,68 @@ pub(crate) fn apply_path(
     }
 }
 
+/// The leaves a path reaches inside `doc` (strings, numbers, booleans, as `apply_path` sees
+/// them), each with where it was found (`/contact/email`, `/items/2/email`), so two documents'
+/// leaves can be compared place by place.
+pub(crate) fn leaves(doc: &Value, steps: &[Step]) -> Vec<(String, Value)> {
+    fn walk(doc: &Value, steps: &[Step], at: &mut String, out: &mut Vec<(String, Value)>) {
+        let Some((first, rest)) = steps.split_first() else {
+            if matches!(doc, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                out.push((at.clone(), doc.clone()));
+            }
+            return;
+        };
+        let mut visit = |name: &str, v: &Value, out: &mut Vec<(String, Value)>| {
+            let len = at.len();
+            at.push('/');
+            // JSON Pointer escaping keeps `a/b` and `a`,`b` apart.
+            at.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            walk(v, rest, at, out);
+            at.truncate(len);
+        };
+        match (first, doc) {
+            (Step::Key(k), Value::Object(map)) => {
+                if let Some(v) = map.get(k) {
+                    visit(k, v, out);
+                }
+            }
+            (Step::Index(i), Value::Array(items)) => {
+                if let Some(v) = items.get(*i) {
+                    visit(&i.to_string(), v, out);
+                }
+            }
+            (Step::All, Value::Array(items)) => {
+                for (i, v) in items.iter().enumerate() {
+                    visit(&i.to_string(), v, out);
+                }
+            }
+            (Step::All, Value::Object(map)) => {
+                for (k, v) in map {
+                    visit(k, v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, steps, &mut String::new(), &mut out);
+    out
+}
+
+/// A JSON document that contains `leaf` at `steps`, for `@>` containment. An index or `[*]`
+/// becomes a one-element array, which matches the leaf at any position; a `*` over an
+/// object's members has no containment form and finds nothing.
+pub(crate) fn containing(steps: &[Step], leaf: Value) -> Value {
+    let mut doc = leaf;
+    for step in steps.iter().rev() {
+        doc = match step {
+            Step::Key(k) => Value::Object([(k.clone(), doc)].into_iter().collect()),
+            Step::Index(_) | Step::All => Value::Array(vec![doc]),
+        };
+    }
+    doc
+}
+
 /// The column names a template refers to (`{name}`; `{{` is a literal brace).
 pub(crate) fn template_columns(template: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();

@@ -216,16 +216,18 @@ fn names_and_places_come_from_fake_by_locale_and_ignore_case() {
 fn structured_values_mask_inside() {
     let json = Transform::Json {
         paths: vec![
-            (
-                "$.contact.email".into(),
-                crate::data::mask::structured::parse_path("$.contact.email").unwrap(),
-                Transform::Email,
-            ),
-            (
-                "$.phones[*]".into(),
-                crate::data::mask::structured::parse_path("$.phones[*]").unwrap(),
-                Transform::Phone,
-            ),
+            crate::data::mask::JsonPath {
+                path: "$.contact.email".into(),
+                steps: crate::data::mask::structured::parse_path("$.contact.email").unwrap(),
+                transform: Transform::Email,
+                domain: "email".into(),
+            },
+            crate::data::mask::JsonPath {
+                path: "$.phones[*]".into(),
+                steps: crate::data::mask::structured::parse_path("$.phones[*]").unwrap(),
+                transform: Transform::Phone,
+                domain: "phone".into(),
+            },
         ],
     };
     let out = m(

@@ -180,7 +180,27 @@ pub(crate) fn build(
             }
         };
         let (domain, unique) = match rule {
-            ColumnRule::Full { domain, unique, .. } => (domain.clone(), *unique),
+            ColumnRule::Full {
+                domain,
+                unique,
+                element,
+                ..
+            } => {
+                // An array's elements are masked in the column's domain: one named on the
+                // element is the column's, and naming two different ones is an error.
+                let inner = element.as_ref().and_then(|e| e.parts().1);
+                match (domain, inner) {
+                    (Some(a), Some(b)) if a != b => {
+                        problems.push(Problem::new(
+                            at(key),
+                            format!("`{key}`: the column's domain `{a}` and its element's `{b}` differ; name one"),
+                        ));
+                        continue;
+                    }
+                    (Some(a), _) => (Some(a.clone()), *unique),
+                    (None, b) => (b.map(str::to_string), *unique),
+                }
+            }
             ColumnRule::Short(_) => (None, false),
         };
         if let (Transform::Template(tpl), Some(c)) = (&transform, &column)
@@ -525,15 +545,25 @@ pub(crate) fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
             let mut out = Vec::new();
             for (path, spec) in paths {
                 let steps = crate::data::mask::structured::parse_path(path)?;
+                let (spec, domain) = spec.parts();
                 let t = parse_transform(spec).map_err(|e| format!("path `{path}`: {e}"))?;
-                out.push((path.clone(), steps, t));
+                if matches!(t, Transform::Json { .. } | Transform::Template(_)) {
+                    return Err(format!("path `{path}`: `{spec}` cannot mask a JSON leaf"));
+                }
+                out.push(crate::data::mask::JsonPath {
+                    path: path.clone(),
+                    steps,
+                    domain: domain.unwrap_or(t.default_domain()).to_string(),
+                    transform: t,
+                });
             }
             Ok(Transform::Json { paths: out })
         }
         "array" => {
-            let e = element
-                .as_deref()
-                .ok_or("`array` needs `element` (the transform of each element)")?;
+            let (e, _) = element
+                .as_ref()
+                .ok_or("`array` needs `element` (the transform of each element)")?
+                .parts();
             Ok(Transform::Array {
                 element: Box::new(parse_transform(e)?),
             })
