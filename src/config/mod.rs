@@ -199,6 +199,25 @@ pub(crate) fn parse(
                     plan.positions.insert(text.clone(), t.at(file));
                 }
             }
+            // `subset:` entries, keyed `subset.<list>:<entry>` for the catalog's messages.
+            if let Some(subset) = get(plan_node, "subset") {
+                for what in ["children", "always", "full", "empty"] {
+                    for t in list(subset, what) {
+                        if let yaml::Value::Str(text) = &t.value {
+                            plan.positions
+                                .insert(format!("subset.{what}:{text}"), t.at(file));
+                        }
+                    }
+                }
+                for r in list(subset, "roots") {
+                    if let Some(t) = get(r, "table")
+                        && let yaml::Value::Str(text) = &t.value
+                    {
+                        plan.positions
+                            .insert(format!("subset.roots:{text}"), t.at(file));
+                    }
+                }
+            }
         }
     }
     Ok(config)

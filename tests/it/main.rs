@@ -26,6 +26,7 @@ mod secrets;
 mod sentinel_sweep;
 mod sops;
 mod stream;
+mod subset_checks;
 mod tls;
 mod validate;
 pub(crate) mod vault;

@@ -139,6 +139,18 @@ pub struct Catalog {
     pub extensions: Vec<String>,
 }
 
+impl Catalog {
+    /// ` (did you mean "Schema".table?)` when a table of another case or schema exists, for a
+    /// message about a name that is not there.
+    pub fn did_you_mean(&self, t: &QualifiedName) -> String {
+        self.tables
+            .keys()
+            .find(|k| k.name.eq_ignore_ascii_case(&t.name))
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default()
+    }
+}
+
 fn db_error(e: tokio_postgres::Error) -> Error {
     crate::data::pg::pg_error("reading the catalog", e)
 }

@@ -226,7 +226,7 @@ pub(crate) fn build(
                 at(key),
                 format!(
                     "`{key}`: the source has no table {table}{}",
-                    did_you_mean_table(catalog, &table)
+                    catalog.did_you_mean(&table)
                 ),
             ));
             continue;
@@ -264,7 +264,7 @@ pub(crate) fn build(
                     at(entry),
                     format!(
                         "`tables`: the source has no table {t}{}",
-                        did_you_mean_table(catalog, &t)
+                        catalog.did_you_mean(&t)
                     ),
                 )),
                 Ok(t) => {
@@ -290,10 +290,7 @@ pub(crate) fn build(
         Some(sub) => match crate::data::subset::pg::plan_subset(sub, catalog, name) {
             Ok(s) => Some(s),
             Err(list) => {
-                problems.extend(
-                    list.into_iter()
-                        .map(|m| Problem::new(Location::file(file), m)),
-                );
+                problems.extend(list.into_iter().map(|(k, m)| Problem::new(at(&k), m)));
                 None
             }
         },
@@ -633,15 +630,6 @@ pub(crate) fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
             "cannot produce {kind}; use keep, null, constant or a transform for {kind}"
         ))
     }
-}
-
-fn did_you_mean_table(catalog: &Catalog, t: &QualifiedName) -> String {
-    catalog
-        .tables
-        .keys()
-        .find(|k| k.name.eq_ignore_ascii_case(&t.name) || (k.name == t.name))
-        .map(|k| format!(" (did you mean {k}?)"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -35,24 +35,37 @@ pub(crate) struct SubsetPlan {
 }
 
 /// `schema.table(a, b)` → the table and the parts between the parentheses (split at top-level
-/// commas).
+/// commas; quotes of either kind keep commas and parentheses). A part that is a column name
+/// (`user_id`, `"User"`) comes back as the name, folded as SQL folds it; any other part (an
+/// expression such as `payload->>'id'`) as written.
 pub(crate) fn parse_key_ref(s: &str) -> Result<(QualifiedName, Vec<String>), String> {
-    let Some((table, rest)) = s.split_once('(') else {
+    let mut in_ident = false;
+    let open = s.char_indices().find_map(|(i, c)| match c {
+        '"' => {
+            in_ident = !in_ident;
+            None
+        }
+        '(' if !in_ident => Some(i),
+        _ => None,
+    });
+    let Some(open) = open else {
         return Ok((parse_table(s.trim())?, Vec::new()));
     };
+    let (table, rest) = (&s[..open], &s[open + 1..]);
     let inner = rest
         .trim_end()
         .strip_suffix(')')
         .ok_or_else(|| format!("`{s}`: missing `)`"))?;
     let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut cur) = (0, false, String::new());
+    let (mut depth, mut quote, mut cur) = (0, None, String::new());
     for c in inner.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
-            ',' if !quoted && depth == 0 => {
-                parts.push(cur.trim().to_string());
+        match (c, quote) {
+            ('\'' | '"', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            ('(', None) => depth += 1,
+            (')', None) => depth -= 1,
+            (',', None) if depth == 0 => {
+                parts.push(key_part(&cur));
                 cur.clear();
                 continue;
             }
@@ -60,11 +73,20 @@ pub(crate) fn parse_key_ref(s: &str) -> Result<(QualifiedName, Vec<String>), Str
         }
         cur.push(c);
     }
-    parts.push(cur.trim().to_string());
+    parts.push(key_part(&cur));
     if parts.iter().any(String::is_empty) {
         return Err(format!("`{s}`: an empty part between the parentheses"));
     }
     Ok((parse_table(table.trim())?, parts))
+}
+
+/// One part of a key reference: a column name when it is one, else the expression.
+fn key_part(s: &str) -> String {
+    let t = s.trim();
+    match crate::data::pg::catalog::split_path(t) {
+        Ok(p) if p.len() == 1 && (t.starts_with('"') || is_identifier(t)) => p[0].clone(),
+        _ => t.to_string(),
+    }
 }
 
 fn root_of(catalog: &Catalog, t: &QualifiedName) -> QualifiedName {
@@ -101,17 +123,22 @@ pub(crate) fn plan_subset(
     cfg: &Subset,
     catalog: &Catalog,
     plan: &str,
-) -> Result<SubsetPlan, Vec<String>> {
-    let mut problems = Vec::new();
+) -> Result<SubsetPlan, Vec<(String, String)>> {
+    // Each problem with the position key of its entry (`subset.children:<entry>`).
+    let mut problems: Vec<(String, String)> = Vec::new();
     let mut table = |s: &str, what: &str| -> Option<QualifiedName> {
+        let at = format!("subset.{what}:{s}");
         match parse_table(s) {
             Ok(t) if catalog.tables.contains_key(&t) => Some(root_of(catalog, &t)),
             Ok(t) => {
-                problems.push(format!("`subset.{what}`: the source has no table {t}"));
+                problems.push((
+                    at,
+                    format!("`subset.{what}` entry `{s}`: the source has no table {t}"),
+                ));
                 None
             }
             Err(e) => {
-                problems.push(format!("`subset.{what}`: {e}"));
+                problems.push((at, format!("`subset.{what}` entry `{s}`: {e}")));
                 None
             }
         }
@@ -125,26 +152,37 @@ pub(crate) fn plan_subset(
     let empty: Vec<QualifiedName> = cfg.empty.iter().filter_map(|t| table(t, "empty")).collect();
     for r in &cfg.roots {
         if r.percent.is_some_and(|p| !(p > 0.0 && p <= 100.0)) {
-            problems.push(format!(
-                "`subset.roots` of {}: percent must be in (0, 100]",
-                r.table
+            problems.push((
+                format!("subset.roots:{}", r.table),
+                format!("`subset.roots` of {}: percent must be in (0, 100]", r.table),
             ));
         }
     }
 
-    // Which downward rule applies to an edge from `child` over `columns`.
-    let mut rule_refs = |list: &[String], what: &str| -> Vec<(QualifiedName, Vec<String>)> {
+    // Which downward rule applies to an edge from `child` over `columns`. Each entry keeps its
+    // text and list, to be checked against the edges once they are known.
+    type Entry = (QualifiedName, Vec<String>, String, &'static str);
+    let mut rule_refs = |list: &[String], what: &'static str| -> Vec<Entry> {
         list.iter()
             .filter_map(|s| match parse_key_ref(s) {
                 Ok((t, cols)) if catalog.tables.contains_key(&t) => {
-                    Some((root_of(catalog, &t), cols))
+                    Some((root_of(catalog, &t), cols, s.clone(), what))
                 }
                 Ok((t, _)) => {
-                    problems.push(format!("`subset.{what}`: the source has no table {t}"));
+                    problems.push((
+                        format!("subset.{what}:{s}"),
+                        format!(
+                            "`subset.{what}` entry `{s}`: the source has no table {t}{}",
+                            catalog.did_you_mean(&t)
+                        ),
+                    ));
                     None
                 }
                 Err(e) => {
-                    problems.push(format!("`subset.{what}`: {e}"));
+                    problems.push((
+                        format!("subset.{what}:{s}"),
+                        format!("`subset.{what}` entry `{s}`: {e}"),
+                    ));
                     None
                 }
             })
@@ -155,12 +193,13 @@ pub(crate) fn plan_subset(
         Children::All(_) => (true, Vec::new()),
         Children::Listed(l) => (false, rule_refs(l, "children")),
     };
-    let matches =
-        |rules: &[(QualifiedName, Vec<String>)], child: &QualifiedName, cols: &[String]| {
-            rules
-                .iter()
-                .any(|(t, c)| t == child && (c.is_empty() || c.as_slice() == cols))
-        };
+    let matches = |rules: &[Entry], child: &QualifiedName, cols: &[String]| {
+        rules
+            .iter()
+            .any(|(t, c, _, _)| t == child && (c.is_empty() || c.as_slice() == cols))
+    };
+    // Every edge as the user names it: (child, columns, how to show it).
+    let mut named: Vec<(QualifiedName, Vec<String>, String)> = Vec::new();
     let down = |child: &QualifiedName, cols: &[String]| {
         if matches(&always, child, cols) {
             Down::Always
@@ -176,6 +215,20 @@ pub(crate) fn plan_subset(
         for fk in &t.foreign_keys {
             let child = root_of(catalog, &t.name);
             let parent = root_of(catalog, &fk.references);
+            named.push((
+                child.clone(),
+                fk.columns.clone(),
+                format!(
+                    "{} ({}) -> {}",
+                    crate::data::pg::catalog::quote_ident(&fk.name),
+                    fk.columns
+                        .iter()
+                        .map(|c| crate::data::pg::catalog::quote_ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    parent
+                ),
+            ));
             let e = Edge {
                 name: fk.name.clone(),
                 child_exprs: fk.columns.iter().map(|c| sql_ident(c)).collect(),
@@ -212,44 +265,58 @@ pub(crate) fn plan_subset(
         let (from, to) = match (parse_key_ref(&v.from), parse_key_ref(&v.to)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(e), _) | (_, Err(e)) => {
-                problems.push(format!("`subset.virtual_keys`: {e}"));
+                problems.push((String::new(), format!("`subset.virtual_keys`: {e}")));
                 continue;
             }
         };
         let ((ct, cexprs), (pt, pcols)) = (from, to);
         if !catalog.tables.contains_key(&ct) || !catalog.tables.contains_key(&pt) {
-            problems.push(format!(
-                "`subset.virtual_keys`: {} -> {}: the source has no such table",
-                v.from, v.to
+            problems.push((
+                String::new(),
+                format!(
+                    "`subset.virtual_keys`: {} -> {}: the source has no such table",
+                    v.from, v.to
+                ),
             ));
             continue;
         }
         if cexprs.len() != pcols.len() || cexprs.is_empty() {
-            problems.push(format!(
-                "`subset.virtual_keys`: {} -> {}: name as many referencing parts as referenced columns",
-                v.from, v.to
+            problems.push((
+                String::new(),
+                format!(
+                    "`subset.virtual_keys`: {} -> {}: name as many referencing parts as referenced columns",
+                    v.from, v.to
+                ),
             ));
             continue;
         }
         let mut bad = false;
         for c in &pcols {
             if column_type(catalog, &pt, c).is_none() {
-                problems.push(format!("`subset.virtual_keys`: {pt} has no column `{c}`"));
+                problems.push((
+                    String::new(),
+                    format!("`subset.virtual_keys`: {pt} has no column `{c}`"),
+                ));
                 bad = true;
             }
         }
         let child_filter = match (&v.type_column, &v.type_value) {
             (Some(c), Some(val)) => {
                 if column_type(catalog, &ct, c).is_none() {
-                    problems.push(format!("`subset.virtual_keys`: {ct} has no column `{c}`"));
+                    problems.push((
+                        String::new(),
+                        format!("`subset.virtual_keys`: {ct} has no column `{c}`"),
+                    ));
                     bad = true;
                 }
                 Some(format!("{} = '{}'", sql_ident(c), val.replace('\'', "''")))
             }
             (None, None) => None,
             _ => {
-                problems
-                    .push("`subset.virtual_keys`: give both `type_column` and `type_value`".into());
+                problems.push((
+                    String::new(),
+                    "`subset.virtual_keys`: give both `type_column` and `type_value`".into(),
+                ));
                 bad = true;
                 None
             }
@@ -261,10 +328,19 @@ pub(crate) fn plan_subset(
         let (child_exprs, child_types): (Vec<String>, Vec<String>) = cexprs
             .iter()
             .map(|x| match column_type(catalog, &ct, x) {
-                Some(ty) if is_identifier(x) => (sql_ident(x), ty),
-                _ => (format!("({x})"), "text".to_string()),
+                Some(ty) => (sql_ident(x), ty),
+                None => (format!("({x})"), "text".to_string()),
             })
             .unzip();
+        named.push((
+            child.clone(),
+            cexprs.clone(),
+            format!(
+                "virtual ({}) -> {}",
+                cexprs.join(", "),
+                root_of(catalog, &pt)
+            ),
+        ));
         edges.push(Edge {
             name: format!("virtual: {} -> {}", v.from, v.to),
             down: down(&child, &cexprs),
@@ -280,6 +356,56 @@ pub(crate) fn plan_subset(
                 .collect(),
             certain: false,
         });
+    }
+
+    // Every `children` and `always` entry must name edges that exist: a wrong column would
+    // otherwise match nothing and the subset would silently shrink.
+    for (t, cols, text, what) in always.iter().chain(&children) {
+        let keys: Vec<&(QualifiedName, Vec<String>, String)> =
+            named.iter().filter(|(c, _, _)| c == t).collect();
+        if keys.iter().any(|(_, c, _)| cols.is_empty() || c == cols) {
+            continue;
+        }
+        let unknown: Vec<&String> = cols
+            .iter()
+            .filter(|c| is_identifier(c) || !c.contains(['(', '-', '>', ' ', ':']))
+            .filter(|c| column_type(catalog, t, c).is_none())
+            .collect();
+        let why = if !unknown.is_empty() {
+            format!(
+                "{t} has no column {}",
+                unknown
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else if cols.is_empty() {
+            format!("{t} has no foreign key, so no row of it can follow another")
+        } else {
+            format!(
+                "{t} has no foreign key on ({})",
+                cols.iter()
+                    .map(|c| crate::data::pg::catalog::quote_ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let have = if keys.is_empty() {
+            "; declare the relationship under `subset.virtual_keys`".to_string()
+        } else {
+            format!(
+                "; its keys: {}",
+                keys.iter()
+                    .map(|(_, _, d)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+        problems.push((
+            format!("subset.{what}:{text}"),
+            format!("`subset.{what}` entry `{text}`: {why}{have}"),
+        ));
     }
 
     // Every table must be reached by a root (up to parents, down the chosen edges), or be
@@ -313,9 +439,12 @@ pub(crate) fn plan_subset(
             .map(|t| yaml_table(t))
             .collect::<Vec<_>>()
             .join(", ");
-        problems.push(format!(
-            "refresh plan `{plan}`: no root reaches {} table(s) (fail-closed); say for each under `subset:` whether it is copied whole or left empty:\n      full: [{list}]    # lookup tables: every row\n      empty: [{list}]   # schema only",
-            unreached.len()
+        problems.push((
+            String::new(),
+            format!(
+                "refresh plan `{plan}`: no root reaches {} table(s) (fail-closed); say for each under `subset:` whether it is copied whole or left empty:\n      full: [{list}]    # lookup tables: every row\n      empty: [{list}]   # schema only",
+                unreached.len()
+            ),
         ));
     }
     let memory_budget = match cfg
@@ -326,7 +455,10 @@ pub(crate) fn plan_subset(
         None => crate::data::subset::spill::DEFAULT_BUDGET,
         Some(Ok(n)) => n,
         Some(Err(e)) => {
-            problems.push(format!("refresh plan `{plan}`: subset.memory: {e}"));
+            problems.push((
+                String::new(),
+                format!("refresh plan `{plan}`: subset.memory: {e}"),
+            ));
             0
         }
     };
