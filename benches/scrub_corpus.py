@@ -3,41 +3,43 @@
 
 Output is JSON Lines (stdout, or --out FILE). Line 1 is a header:
 
-  {"known_names": ["Anna Becker", ...]}   # ~400 people "First Last"; they stand for the names in
-                                           # the masked name columns of the same database, so a
-                                           # scrubber may use them (and their first / last names)
+  {"known_names": ["Anna Becker", ...]}   ~400 people as "First Last": the names in the masked
+                                           name columns of the same database. A scrubber may use
+                                           them, and their first and last names on their own.
 
-Every further line is one snippet (a support ticket, CRM note, chat, log lines or an e-mail
-signature, in the snippet's locale: en_us, en_gb, de_de, fr_fr, it_it, pt_br):
+Every further line is one snippet: a support ticket, CRM note, chat, log lines or e-mail
+signature in its locale's language (en_us, en_gb, de_de, fr_fr, it_it, pt_br; log lines are
+English everywhere):
 
-  {"locale": "de_de",
-   "text": "...",
+  {"locale": "de_de", "text": "...",
    "pii":    [{"kind": "email", "value": "..."}, ...],
    "decoys": [{"cat": "order", "value": "..."}, ...]}
 
-pii kinds: email, phone_intl, phone_national, card (Luhn-valid), iban (valid mod 97), ssn (US),
-national_id (DE Steuer-ID, FR NIR, IT codice fiscale, UK NINO, BR CPF; all with valid check
-digits), ipv4, ipv6, street (number and street name), person_name (a full name, first name or last
-name, always the exact tokens of a known_names entry).
-decoy cats: things that must survive scrubbing unchanged: order, invoice, date, time, price, qty,
-version, sku, tracking, http, percent, ticket, luhn_bad (16 digits, Luhn-invalid), iban_bad (IBAN
-shape, wrong check digits), word (lowercase words that are also first names: may, will, rosa...),
-name_word (lowercase words equal to a known surname: price/Price, klein/Klein, petit/Petit,
-conti/Conti, branco/Branco), capword (capitalised common word at a sentence start), city,
-company, product. No decoy digit run of 12-19 digits is Luhn-valid.
+pii kinds: email, phone_intl, phone_national, card (Luhn-valid, 13-19 digits, Visa / Mastercard /
+Amex), iban (valid mod 97; DE FR IT GB ES NL PT), ssn (US), national_id (DE Steuer-ID, FR NIR, IT
+codice fiscale, UK NINO, BR CPF, all with valid check digits), ipv4, ipv6, street (house number and
+street), person_name (a full name, first name or last name: the exact tokens of a known name).
+decoy cats, text that must come out unchanged: order, invoice, date, time, price, qty, version
+(3 parts, never IPv4-shaped), sku, tracking, http, percent, ticket, luhn_bad (card-like digits
+failing Luhn), iban_bad (IBAN shape, wrong check digits), word (lower-case words that are also
+first names: may, will, mark, rosa ...), name_word (lower-case words equal to a known surname:
+price, klein, petit, conti, branco), capword (capitalised common word opening a sentence), city,
+company, product. No 12-19 digit run in a decoy passes the Luhn check.
 
-Guarantees, checked per snippet: every value is a substring of text; every occurrence of a pii
-value lies inside a labelled pii span; no occurrence of a decoy overlaps a pii span. So a perfect
-scrubber (replace exactly the pii values) scores recall 1.0 and keeps every decoy.
+Checked for every snippet: each value is a substring of text; every occurrence of a pii value
+lies inside a labelled pii span; no occurrence of a decoy overlaps a pii span. So replacing
+exactly the labelled values scores recall 1.0 and keeps every decoy.
 
-Scoring (benches/scrub_score.py): run the scrubber over each "text", keeping the order.
-  recall of a kind     = share of its pii values no longer present in the scrubbed text
-                         (whole-token match: not preceded / followed by a word character)
-  decoy survival       = share of decoys occurring at least as often in the scrubbed text as in
-                         the original (same whole-token match); the precision proxy
+How benches/scrub_score.py scores a scrubber's output (one {"text": ...} per snippet, in order):
+  recall of a kind  share of its pii values no longer present in the scrubbed text
+  decoy survival    share of decoys present at least as often as in the original text
+                    (the precision proxy)
+Both count whole-token occurrences: a value starting (ending) with a letter or digit must not
+have one right before (after) it.
+
 Usage: python3 benches/scrub_corpus.py [--n 2400] [--seed 1] [--out FILE]
-Fakes only: names from the lists below, phone numbers mostly in fictional ranges (555-01xx,
-Ofcom's 7946 0xxx / 7700 900xxx), mail domains under example.com/net/org and .example.
+Everything is made up: names come from the lists below, phone numbers mostly from fictional
+ranges (US 555-01xx, UK Ofcom drama ranges), mail domains are example.com/.net/.org and .example.
 """
 
 import argparse
@@ -50,203 +52,218 @@ import unicodedata
 LOCALES = ["en_us", "en_gb", "de_de", "fr_fr", "it_it", "pt_br"]
 PEOPLE_PER_LOCALE = 67
 
-# Names: common words are avoided as names (no Will, May, Mark, Bill, Grace, Rose, Claire, Pierre,
-# Rosa, Clara, Serena, Franco, Austin, Hugo; no Baker, Koch, Bauer, Sommer, Costa, Santos, ...),
-# because those words appear as decoys, in street names or as city names. Deliberately included:
-# one surname per locale whose lowercase form is an ordinary word used by the "name_word" decoys
-# (Price/price, Klein/klein, Petit/petit, Conti/conti, Branco/branco; en_gb shares "price").
-FIRST = {
-    "en_us": "James Olivia Ethan Madison Tyler Brooke Caleb Hannah Logan Chloe Dylan Kayla Jordan"
-             " Megan Brandon Lauren Kevin Ashley Nathan Jessica",
-    "en_gb": "Oliver Amelia Harry Isla George Freya Alfie Poppy Archie Imogen Callum Niamh Rhys"
-             " Eleanor Declan Siobhan Euan Harriet Rory Ffion",
-    "de_de": "Jonas Anna Lukas Lena Felix Hannah Maximilian Marie Tobias Katharina Niklas Johanna"
-             " Florian Sophie Jannik Leonie Matthias Franziska Sebastian Carolin",
-    "fr_fr": "Camille Lucas Manon Léa Théo Chloé Mathis Inès Nathan Jade Louis Zoé Antoine"
-             " Margaux Julien Océane Baptiste Élodie Romain Amandine",
-    "it_it": "Giulia Marco Chiara Luca Francesca Matteo Alessia Davide Martina Lorenzo Federica"
-             " Simone Valentina Andrea Elisa Riccardo Sara Gabriele Silvia Tommaso",
-    "pt_br": "João Ana Pedro Beatriz Lucas Larissa Gabriel Fernanda Rafael Juliana Thiago Camila"
-             " Mateus Letícia Gustavo Bruna Felipe Mariana Vinícius Isabela",
-}
-LAST = {
-    "en_us": "Johnson Williams Miller Davis Garcia Rodriguez Martinez Anderson Thompson Robinson"
-             " Walker Ramirez Nguyen Sanchez Peterson Kowalski Donovan Jenkins Alvarez Price",
-    "en_gb": "Clarke Hughes Evans Davies Patel Wright Roberts Turner Phillips Harrison Gallagher"
-             " Fletcher McAllister Pritchard Whitaker Ashworth Cartwright Kendrick Osborne Price",
-    "de_de": "Becker Schneider Hoffmann Schäfer Weber Zimmermann Krüger Hartmann Schulze Lehmann"
-             " Köhler Neumann Wagner Schröder Dietrich Brandt Kühn Seidel Vogt Klein",
-    "fr_fr": "Martin Bernard Dubois Moreau Laurent Lefebvre Girard Boyer Dupont Lambert Masson"
-             " Rousseau Mercier Garnier Faure Gauthier Perrin Morel Chevalier Petit",
-    "it_it": "Rossi Ferrari Esposito Colombo Ricci Marino Greco Moretti Barbieri Lombardi"
-             " Giordano Mancini Rinaldi Caruso Santoro Mariani Pellegrini Vitale Bellini Conti",
-    "pt_br": "Silva Oliveira Souza Rodrigues Ferreira Alves Pereira Carvalho Gomes Ribeiro Almeida"
-             " Nascimento Araújo Barbosa Cardoso Moreira Teixeira Mendes Machado Branco",
-}
-
-# Per-locale text. Templates: "{}" in `say` takes "label value" fields; elsewhere {first} {last}
-# {full} {initial} are the snippet's person, {kind} a generated pii value, {cat} a generated decoy,
-# {w:x} / {n:x} / {c:x} the literal decoy x of category word / name_word / capword.
-EN = dict(
-    lab=dict(email="email|e-mail|Email", phone="phone|cell|Phone", card="card|card number|CC",
-             iban="IBAN|bank account (IBAN)", ssn="SSN|Social Security No.", ip="IP|IP address|client IP",
-             street="address|shipping address|ship to", order="order|Order", invoice="invoice|Invoice",
-             date="on|dated", time="at|around", price="total|amount", qty="qty|quantity",
-             version="app version|version|firmware", sku="item|article", tracking="tracking|tracking no.",
-             http="response|result", percent="discount|tax", ticket="ticket|case",
-             luhn_bad="ref|transaction ref|auth no.", iban_bad="IBAN", national_id="NI number|NINO"),
-    say=["Customer gave {}.", "Please verify {}.", "Updated {}.", "Note: {}.", "Per the customer, {}."],
-    greet=["Hi {first},", "Hello {full},", "Dear {full},", "Hey {first}!"],
-    about=["Customer {full} called about the order.", "{full} asked to update the account.",
-           "Spoke with {first} today.", "Callback requested by {last}, {first}."],
-    sign=["Thanks,\n{full}", "Best,\n{first}", "Regards, {initial}. {last}", "Cheers, {full}"],
-    open=["Hello,", "Hi team,"], close=["Thanks!", "Best regards, Support Team"],
-    who=("Customer", "Agent"),
-    free=["You {w:may} need to restart the app.", "We {w:will} ship it tomorrow.",
-          "Please {w:mark} the ticket as urgent.", "The {w:bill} was sent twice.",
-          "There is a 30-day {w:grace} period.", "The {n:price} includes tax.",
-          "{c:Will} the parcel arrive before {date}?", "{c:May} I get an update?",
-          "{c:Thanks} for your patience.", "Shipped from our {city} warehouse.",
-          "Delivery by {company}.", "Device: {product}, firmware {version}."],
-)
-L10N = {
-    "en_us": dict(EN, city="Chicago|Boston|Denver|Seattle|Portland|Phoenix",
-                  company="Acme Corp|Northwind Traders|Bluepeak Logistics|Brightwave Inc."),
-    "en_gb": dict(EN, city="London|Leeds|Manchester|Bristol|Glasgow|Cardiff",
-                  company="Brightwave Ltd|Thameside Couriers Ltd|Acme UK plc|Northgate Supplies"),
-    "de_de": dict(
-        lab=dict(email="E-Mail|Mail", phone="Tel.|Telefon|Handy", card="Kreditkarte|Kartennr.",
-                 iban="IBAN|Bankverbindung", ssn="US-SSN|SSN", national_id="Steuer-ID|Steuer-IdNr.",
-                 ip="IP|IP-Adresse", street="Adresse|Lieferadresse|Anschrift", order="Bestellung|Bestellnr.",
-                 invoice="Rechnung|Rechnungsnr.", date="vom|am|Datum", time="um|gegen", price="Betrag|Summe",
-                 qty="Menge", version="Version|App-Version", sku="Artikel|Art.-Nr.",
-                 tracking="Sendungsnr.|Tracking", http="Fehler|Antwort", percent="Rabatt|MwSt.",
-                 ticket="Vorgang|Ticket", luhn_bad="Referenz|Transaktions-ID", iban_bad="IBAN"),
-        say=["Kunde hat {} angegeben.", "Bitte prüfen: {}.", "Geändert: {}.", "Notiz: {}.", "Laut Anruf {}."],
-        greet=["Hallo {first},", "Guten Tag {full},", "Hi {first}!"],
-        about=["Kunde {full} hat angerufen.", "{full} bittet um Rückruf.", "Rückfrage von {last}, {first}.",
-               "Mit {first} telefoniert."],
-        sign=["Viele Grüße\n{full}", "Gruß {first}", "MfG {initial}. {last}", "Beste Grüße, {full}"],
-        open=["Hallo,", "Guten Tag,"], close=["Viele Grüße, Ihr Support-Team", "Danke!"],
-        who=("Kunde", "Support"),
-        free=["Die Box ist zu {n:klein}.", "Farbe: {w:rosa}, Größe M.", "Das Display ist {n:klein} und {w:rosa}.",
-              "{c:Leider} ist der Artikel in {city} nicht vorrätig.", "{c:Danke} für Ihre Geduld!",
-              "{c:Heute} kam nur ein Teil an.", "Versand durch {company}.", "Gerät: {product}, Firmware {version}."],
-        city="Berlin|Hamburg|München|Köln|Leipzig|Dresden",
-        company="Nordlicht Logistik GmbH|Sonnenhof Versand AG|Alpenblick Technik GmbH"),
-    "fr_fr": dict(
-        lab=dict(email="e-mail|courriel|mail", phone="tél.|téléphone|portable", card="carte|n° de carte",
-                 iban="IBAN|RIB (IBAN)", ssn="SSN (US)", national_id="n° de sécu|NIR", ip="IP|adresse IP",
-                 street="adresse|adresse de livraison", order="commande|n° de commande", invoice="facture",
-                 date="le|du", time="à|vers", price="montant|total", qty="quantité",
-                 version="version|version de l'app", sku="article|réf. article", tracking="suivi|n° de suivi",
-                 http="erreur|réponse", percent="remise|TVA", ticket="ticket|dossier",
-                 luhn_bad="réf.|n° de transaction", iban_bad="IBAN"),
-        say=["Le client a indiqué {}.", "Merci de vérifier {}.", "Modifié : {}.", "Note : {}.",
-             "D'après le client, {}."],
-        greet=["Bonjour {first},", "Bonjour {full},", "Salut {first} !"],
-        about=["Le client {full} a appelé.", "{full} demande un rappel.", "Rappel demandé par {last}, {first}.",
-               "Échange avec {first} ce matin."],
-        sign=["Cordialement,\n{full}", "Bien à vous, {first}", "Cdlt, {initial}. {last}", "Merci, {full}"],
-        open=["Bonjour,", "Madame, Monsieur,"], close=["Cordialement, le service client", "Merci !"],
-        who=("Client", "Conseiller"),
-        free=["Le colis est trop {n:petit}.", "Un {n:petit} souci avec l'écran.", "Couleur : {w:rose}.",
-              "Il faut une réponse {w:claire}.", "{c:Malheureusement} l'article n'est plus disponible à {city}.",
-              "{c:Merci} pour votre patience.", "Livraison par {company}.", "Appareil : {product}, firmware {version}."],
-        city="Paris|Lyon|Marseille|Toulouse|Nantes|Bordeaux",
-        company="Atelier Lumière SARL|Transports Azur SAS|Solutions Horizon SA"),
-    "it_it": dict(
-        lab=dict(email="email|e-mail|posta", phone="tel.|telefono|cellulare", card="carta|n. carta",
-                 iban="IBAN|conto (IBAN)", ssn="SSN (USA)", national_id="codice fiscale|CF", ip="IP|indirizzo IP",
-                 street="indirizzo|indirizzo di consegna", order="ordine|n. ordine", invoice="fattura",
-                 date="del|il", time="alle|verso le", price="importo|totale", qty="quantità", version="versione",
-                 sku="articolo|cod. art.", tracking="tracking|n. spedizione", http="errore|risposta",
-                 percent="sconto|IVA", ticket="ticket|pratica", luhn_bad="rif.|ID transazione", iban_bad="IBAN"),
-        say=["Il cliente ha indicato {}.", "Verificare {}.", "Aggiornato: {}.", "Nota: {}.",
-             "Secondo il cliente {}."],
-        greet=["Ciao {first},", "Buongiorno {full},", "Gentile {full},"],
-        about=["Il cliente {full} ha chiamato.", "{full} chiede di essere richiamato.",
-               "Richiamata richiesta da {last}, {first}.", "Sentito {first} stamattina."],
-        sign=["Cordiali saluti,\n{full}", "Grazie, {first}", "Saluti, {initial}. {last}", "A presto, {full}"],
-        open=["Buongiorno,", "Salve,"], close=["Cordiali saluti, il servizio clienti", "Grazie!"],
-        who=("Cliente", "Operatore"),
-        free=["I {n:conti} non tornano.", "Ho controllato i {n:conti} del mese.", "Colore: {w:rosa}.",
-              "Resa {w:franco} magazzino.", "{c:Purtroppo} l'articolo non è disponibile a {city}.",
-              "{c:Grazie} per la pazienza.", "Consegna tramite {company}.", "Dispositivo: {product}, firmware {version}."],
-        city="Milano|Torino|Napoli|Bologna|Firenze|Palermo",
-        company="Tecnoservizi S.r.l.|Spedizioni Adriatica S.p.A.|Officine Aurora S.r.l."),
-    "pt_br": dict(
-        lab=dict(email="e-mail|email", phone="tel.|telefone|celular|WhatsApp", card="cartão|nº do cartão",
-                 iban="IBAN", ssn="SSN (EUA)", national_id="CPF", ip="IP|endereço IP",
-                 street="endereço|endereço de entrega", order="pedido|nº do pedido", invoice="nota fiscal|fatura",
-                 date="em|dia", time="às|por volta das", price="valor|total", qty="quantidade", version="versão",
-                 sku="produto|cód.", tracking="rastreio|código de rastreio", http="erro|resposta",
-                 percent="desconto", ticket="chamado|protocolo", luhn_bad="ref.|ID da transação", iban_bad="IBAN"),
-        say=["O cliente informou {}.", "Favor verificar {}.", "Atualizado: {}.", "Obs.: {}.",
-             "Segundo o cliente, {}."],
-        greet=["Olá {first},", "Oi {first}!", "Prezado(a) {full},"],
-        about=["O cliente {full} ligou.", "{full} pediu retorno.", "Retorno solicitado por {last}, {first}.",
-               "Falei com {first} hoje."],
-        sign=["Atenciosamente,\n{full}", "Abraço, {first}", "Att., {initial}. {last}", "Obrigado, {full}"],
-        open=["Olá,", "Bom dia,"], close=["Atenciosamente, equipe de suporte", "Obrigado!"],
-        who=("Cliente", "Atendente"),
-        free=["O tênis {n:branco} veio com defeito.", "Cor: {w:rosa}.", "Prefiro a versão {w:clara}.",
-              "O frete saiu de {w:graça}.", "{c:Infelizmente} o produto está esgotado em {city}.",
-              "{c:Obrigado} pela paciência.", "Entrega pela {company}.", "Aparelho: {product}, firmware {version}."],
-        city="São Paulo|Rio de Janeiro|Belo Horizonte|Curitiba|Recife|Porto Alegre",
-        company="Loja Estrela Ltda.|TransSul Logística S.A.|Casa Aurora Comércio Ltda."),
-}
+# Names that are common words are avoided (no Will, May, Mark, Bill, Grace, Rose, Claire, Pierre,
+# Rosa, Clara, Serena, Franco, Austin, Hugo; no Baker, Koch, Bauer, Sommer, Costa, Santos, ...):
+# those words occur as decoys, in street names or as cities. Deliberately included: one surname
+# per locale whose lower-case form is an ordinary word, used by the name_word decoys: Price/price
+# (en_us and en_gb), Klein/klein, Petit/petit, Conti/conti, Branco/branco.
+#
+# Locale data: one "key: a | b | c" entry a line (indented lines continue it); `first` and `last`
+# split on spaces; `lab` maps a field to its labels ("field=label|label; ..."). Phone and street
+# patterns: '#' a digit, '%' a digit 1-9, '~' a digit 2-9. Templates: "{}" in `say` takes the
+# "label value" fields; {first} {last} {full} {initial} are the snippet's person, {date} {city} ...
+# a generated decoy, {w:x} {n:x} {c:x} the literal decoy x of category word / name_word / capword.
+TEXT = """
+[en]
+lab: email=email|e-mail|Email; phone=phone|cell|Phone; card=card|card number|CC; iban=IBAN|bank account (IBAN);
+  ssn=SSN|Social Security No.; national_id=NI number|NINO; ip=IP|IP address|client IP;
+  street=address|shipping address|ship to; order=order|Order; invoice=invoice|Invoice; date=on|dated;
+  time=at|around; price=total|amount; qty=qty|quantity; version=app version|version|firmware; sku=item|article;
+  tracking=tracking|tracking no.; http=response|result; percent=discount|tax; ticket=ticket|case;
+  luhn_bad=ref|transaction ref|auth no.; iban_bad=IBAN
+say: Customer gave {}. | Please verify {}. | Updated {}. | Note: {}. | Per the customer, {}.
+greet: Hi {first}, | Hello {full}, | Dear {full}, | Hey {first}!
+about: Customer {full} called about the order. | {full} asked to update the account. | Spoke with {first} today.
+  | Callback requested by {last}, {first}.
+sign: Thanks,\\n{full} | Best,\\n{first} | Regards, {initial}. {last} | Cheers, {full}
+open: Hello, | Hi team,
+close: Thanks! | Best regards, Support Team
+who: Customer | Agent
+free: You {w:may} need to restart the app. | We {w:will} ship it tomorrow. | Please {w:mark} the ticket as urgent.
+  | The {w:bill} was sent twice. | There is a 30-day {w:grace} period. | The {n:price} includes tax.
+  | {c:Will} the parcel arrive before {date}? | {c:May} I get an update? | {c:Thanks} for your patience.
+  | Shipped from our {city} warehouse. | Delivery by {company}. | Device: {product}, firmware {version}.
+[en_us]
+first: James Olivia Ethan Madison Tyler Brooke Caleb Hannah Logan Chloe Dylan Kayla Jordan Megan Brandon Lauren
+  Kevin Ashley Nathan Jessica
+last: Johnson Williams Miller Davis Garcia Rodriguez Martinez Anderson Thompson Robinson Walker Ramirez Nguyen
+  Sanchez Peterson Kowalski Donovan Jenkins Alvarez Price
+intl: +1 (~##) 555-01## | +1 ~##-555-01## | +1.~##.555.01## | +1 ~## 555 01##
+national: (~##) 555-01## | ~##-555-01## | ~##.555.01##
+street: % Elm Street | %# Oak Avenue | %### Maple Dr. | %## Cedar Lane | %# Sunset Boulevard | %### Lakeview Road |
+  %## Pine St. | %# Hillcrest Ave
+city: Chicago | Boston | Denver | Seattle | Portland | Phoenix
+company: Acme Corp | Northwind Traders | Bluepeak Logistics | Brightwave Inc.
+[en_gb]
+first: Oliver Amelia Harry Isla George Freya Alfie Poppy Archie Imogen Callum Niamh Rhys Eleanor Declan Siobhan Euan
+  Harriet Rory Ffion
+last: Clarke Hughes Evans Davies Patel Wright Roberts Turner Phillips Harrison Gallagher Fletcher McAllister
+  Pritchard Whitaker Ashworth Cartwright Kendrick Osborne Price
+intl: +44 20 7946 0### | +44 (0)20 7946 0### | +44 7700 900### | +44 161 496 0### | +447700900###
+national: 020 7946 0### | 07700 900### | 0161 496 0### | (020) 7946 0###
+street: 221B Baker Street | %# High Street | % Church Lane | %## Station Road | %# Mill Road | % Victoria Road | %#
+  Queen's Road
+iban: GB
+city: London | Leeds | Manchester | Bristol | Glasgow | Cardiff
+company: Brightwave Ltd | Thameside Couriers Ltd | Acme UK plc | Northgate Supplies
+[de_de]
+first: Jonas Anna Lukas Lena Felix Hannah Maximilian Marie Tobias Katharina Niklas Johanna Florian Sophie Jannik
+  Leonie Matthias Franziska Sebastian Carolin
+last: Becker Schneider Hoffmann Schäfer Weber Zimmermann Krüger Hartmann Schulze Lehmann Köhler Neumann Wagner
+  Schröder Dietrich Brandt Kühn Seidel Vogt Klein
+intl: +49 1555 ####### | (+49) 1555 ###### | +49 30 ####### | +49 (0)30 ######## | +49-157-######## | +49155########
+  | 0049 89 #######
+national: 0157-######## | 030 ####### | 030/####### | (089) ######## | 0176 ######## | 0221 ######
+street: Hauptstraße % | Musterweg %#a | Lindenallee % | Am Markt % | Goethestr. %# | Bahnhofstraße %# | Birkenweg %b
+  | Schillerplatz % | Mühlenring %#
+iban: DE
+lab: email=E-Mail|Mail; phone=Tel.|Telefon|Handy; card=Kreditkarte|Kartennr.; iban=IBAN|Bankverbindung;
+  ssn=US-SSN|SSN; national_id=Steuer-ID|Steuer-IdNr.; ip=IP|IP-Adresse; street=Adresse|Lieferadresse|Anschrift;
+  order=Bestellung|Bestellnr.; invoice=Rechnung|Rechnungsnr.; date=vom|am|Datum; time=um|gegen;
+  price=Betrag|Summe; qty=Menge; version=Version|App-Version; sku=Artikel|Art.-Nr.; tracking=Sendungsnr.|Tracking;
+  http=Fehler|Antwort; percent=Rabatt|MwSt.; ticket=Vorgang|Ticket; luhn_bad=Referenz|Transaktions-ID; iban_bad=IBAN
+say: Kunde hat {} angegeben. | Bitte prüfen: {}. | Geändert: {}. | Notiz: {}. | Laut Anruf {}.
+greet: Hallo {first}, | Guten Tag {full}, | Hi {first}!
+about: Kunde {full} hat angerufen. | {full} bittet um Rückruf. | Rückfrage von {last}, {first}.
+  | Mit {first} telefoniert.
+sign: Viele Grüße\\n{full} | Gruß {first} | MfG {initial}. {last} | Beste Grüße, {full}
+open: Hallo, | Guten Tag,
+close: Viele Grüße, Ihr Support-Team | Danke!
+who: Kunde | Support
+free: Die Box ist zu {n:klein}. | Farbe: {w:rosa}, Größe M. | Das Display ist {n:klein} und {w:rosa}.
+  | {c:Leider} ist der Artikel in {city} nicht vorrätig. | {c:Danke} für Ihre Geduld! | {c:Heute} kam nur ein Teil an.
+  | Versand durch {company}. | Gerät: {product}, Firmware {version}.
+city: Berlin | Hamburg | München | Köln | Leipzig | Dresden
+company: Nordlicht Logistik GmbH | Sonnenhof Versand AG | Alpenblick Technik GmbH
+[fr_fr]
+first: Camille Lucas Manon Léa Théo Chloé Mathis Inès Nathan Jade Louis Zoé Antoine Margaux Julien Océane Baptiste
+  Élodie Romain Amandine
+last: Martin Bernard Dubois Moreau Laurent Lefebvre Girard Boyer Dupont Lambert Masson Rousseau Mercier Garnier
+  Faure Gauthier Perrin Morel Chevalier Petit
+intl: +33 6 ## ## ## ## | +33 (0)1 ## ## ## ## | +33 7 ## ## ## ## | +336######## | 0033 6 ## ## ## ##
+national: 06 ## ## ## ## | 01.##.##.##.## | 07######## | 04-##-##-##-##
+street: % rue de la Paix | %# avenue Jean Jaurès | % bis boulevard Voltaire | %#, rue des Lilas | %# rue du Moulin |
+  % impasse des Écoles | %## avenue de la République
+iban: FR
+lab: email=e-mail|courriel|mail; phone=tél.|téléphone|portable; card=carte|n° de carte; iban=IBAN|RIB (IBAN);
+  ssn=SSN (US); national_id=n° de sécu|NIR; ip=IP|adresse IP; street=adresse|adresse de livraison;
+  order=commande|n° de commande; invoice=facture; date=le|du; time=à|vers; price=montant|total; qty=quantité;
+  version=version|version de l'app; sku=article|réf. article; tracking=suivi|n° de suivi; http=erreur|réponse;
+  percent=remise|TVA; ticket=ticket|dossier; luhn_bad=réf.|n° de transaction; iban_bad=IBAN
+say: Le client a indiqué {}. | Merci de vérifier {}. | Modifié : {}. | Note : {}. | D'après le client, {}.
+greet: Bonjour {first}, | Bonjour {full}, | Salut {first} !
+about: Le client {full} a appelé. | {full} demande un rappel. | Rappel demandé par {last}, {first}.
+  | Échange avec {first} ce matin.
+sign: Cordialement,\\n{full} | Bien à vous, {first} | Cdlt, {initial}. {last} | Merci, {full}
+open: Bonjour, | Madame, Monsieur,
+close: Cordialement, le service client | Merci !
+who: Client | Conseiller
+free: Le colis est trop {n:petit}. | Un {n:petit} souci avec l'écran. | Couleur : {w:rose}.
+  | Il faut une réponse {w:claire}. | {c:Malheureusement} l'article n'est plus disponible à {city}.
+  | {c:Merci} pour votre patience. | Livraison par {company}. | Appareil : {product}, firmware {version}.
+city: Paris | Lyon | Marseille | Toulouse | Nantes | Bordeaux
+company: Atelier Lumière SARL | Transports Azur SAS | Solutions Horizon SA
+[it_it]
+first: Giulia Marco Chiara Luca Francesca Matteo Alessia Davide Martina Lorenzo Federica Simone Valentina Andrea
+  Elisa Riccardo Sara Gabriele Silvia Tommaso
+last: Rossi Ferrari Esposito Colombo Ricci Marino Greco Moretti Barbieri Lombardi Giordano Mancini Rinaldi Caruso
+  Santoro Mariani Pellegrini Vitale Bellini Conti
+intl: +39 06 #### #### | +39 3## ### #### | +39 02 ######## | 0039 3## #######
+national: 06 #### #### | 3## ### #### | 02-######## | (06) ########
+street: Via Garibaldi %# | Via Mazzini, % | Piazza Cavour % | Corso Italia %## | Viale Dante %#/A | Via Verdi, %#
+iban: IT
+lab: email=email|e-mail|posta; phone=tel.|telefono|cellulare; card=carta|n. carta; iban=IBAN|conto (IBAN);
+  ssn=SSN (USA); national_id=codice fiscale|CF; ip=IP|indirizzo IP; street=indirizzo|indirizzo di consegna;
+  order=ordine|n. ordine; invoice=fattura; date=del|il; time=alle|verso le; price=importo|totale; qty=quantità;
+  version=versione; sku=articolo|cod. art.; tracking=tracking|n. spedizione; http=errore|risposta;
+  percent=sconto|IVA; ticket=ticket|pratica; luhn_bad=rif.|ID transazione; iban_bad=IBAN
+say: Il cliente ha indicato {}. | Verificare {}. | Aggiornato: {}. | Nota: {}. | Secondo il cliente {}.
+greet: Ciao {first}, | Buongiorno {full}, | Gentile {full},
+about: Il cliente {full} ha chiamato. | {full} chiede di essere richiamato. | Richiamata richiesta da {last}, {first}.
+  | Sentito {first} stamattina.
+sign: Cordiali saluti,\\n{full} | Grazie, {first} | Saluti, {initial}. {last} | A presto, {full}
+open: Buongiorno, | Salve,
+close: Cordiali saluti, il servizio clienti | Grazie!
+who: Cliente | Operatore
+free: I {n:conti} non tornano. | Ho controllato i {n:conti} del mese. | Colore: {w:rosa}. | Resa {w:franco} magazzino.
+  | {c:Purtroppo} l'articolo non è disponibile a {city}. | {c:Grazie} per la pazienza.
+  | Consegna tramite {company}. | Dispositivo: {product}, firmware {version}.
+city: Milano | Torino | Napoli | Bologna | Firenze | Palermo
+company: Tecnoservizi S.r.l. | Spedizioni Adriatica S.p.A. | Officine Aurora S.r.l.
+[pt_br]
+first: João Ana Pedro Beatriz Lucas Larissa Gabriel Fernanda Rafael Juliana Thiago Camila Mateus Letícia Gustavo
+  Bruna Felipe Mariana Vinícius Isabela
+last: Silva Oliveira Souza Rodrigues Ferreira Alves Pereira Carvalho Gomes Ribeiro Almeida Nascimento Araújo Barbosa
+  Cardoso Moreira Teixeira Mendes Machado Branco
+intl: +55 11 9####-#### | +55 (21) 9####-#### | +55 21 ~###-#### | +5511 9########
+national: (11) 9####-#### | 11 9####-#### | (21) ~###-#### | (31) 9####-####
+street: Rua das Flores, %## | Av. Paulista, %### | Rua Augusta %## | Avenida Brasil, %## | Rua Tiradentes, %# |
+  Alameda Santa Rosa, %##
+iban: PT
+lab: email=e-mail|email; phone=tel.|telefone|celular|WhatsApp; card=cartão|nº do cartão; iban=IBAN; ssn=SSN (EUA);
+  national_id=CPF; ip=IP|endereço IP; street=endereço|endereço de entrega; order=pedido|nº do pedido;
+  invoice=nota fiscal|fatura; date=em|dia; time=às|por volta das; price=valor|total; qty=quantidade;
+  version=versão; sku=produto|cód.; tracking=rastreio|código de rastreio; http=erro|resposta; percent=desconto;
+  ticket=chamado|protocolo; luhn_bad=ref.|ID da transação; iban_bad=IBAN
+say: O cliente informou {}. | Favor verificar {}. | Atualizado: {}. | Obs.: {}. | Segundo o cliente, {}.
+greet: Olá {first}, | Oi {first}! | Prezado(a) {full},
+about: O cliente {full} ligou. | {full} pediu retorno. | Retorno solicitado por {last}, {first}.
+  | Falei com {first} hoje.
+sign: Atenciosamente,\\n{full} | Abraço, {first} | Att., {initial}. {last} | Obrigado, {full}
+open: Olá, | Bom dia,
+close: Atenciosamente, equipe de suporte | Obrigado!
+who: Cliente | Atendente
+free: O tênis {n:branco} veio com defeito. | Cor: {w:rosa}. | Prefiro a versão {w:clara}. | O frete saiu de {w:graça}.
+  | {c:Infelizmente} o produto está esgotado em {city}. | {c:Obrigado} pela paciência.
+  | Entrega pela {company}. | Aparelho: {product}, firmware {version}.
+city: São Paulo | Rio de Janeiro | Belo Horizonte | Curitiba | Recife | Porto Alegre
+company: Loja Estrela Ltda. | TransSul Logística S.A. | Casa Aurora Comércio Ltda.
+"""
 PRODUCTS = ["Model X Pro", "AirFlow 2 Max", "SmartHub Mini", "PowerBank 20K", "Notebook Slim 14", "Router AX3000"]
 
-# Phone and street patterns: '#' a digit, '%' a digit 1-9, '~' a digit 2-9.
-PHONES = {
-    "en_us": (["+1 (~##) 555-01##", "+1 ~##-555-01##", "+1.~##.555.01##", "+1 ~## 555 01##"],
-              ["(~##) 555-01##", "~##-555-01##", "~##.555.01##"]),
-    "en_gb": (["+44 20 7946 0###", "+44 (0)20 7946 0###", "+44 7700 900###", "+44 161 496 0###", "+447700900###"],
-              ["020 7946 0###", "07700 900###", "0161 496 0###", "(020) 7946 0###"]),
-    "de_de": (["+49 1555 #######", "(+49) 1555 ######", "+49 30 #######", "+49 (0)30 ########",
-               "+49-157-########", "+49155########", "0049 89 #######"],
-              ["0157-########", "030 #######", "030/#######", "(089) ########", "0176 ########", "0221 ######"]),
-    "fr_fr": (["+33 6 ## ## ## ##", "+33 (0)1 ## ## ## ##", "+33 7 ## ## ## ##", "+336########", "0033 6 ## ## ## ##"],
-              ["06 ## ## ## ##", "01.##.##.##.##", "07########", "04-##-##-##-##"]),
-    "it_it": (["+39 06 #### ####", "+39 3## ### ####", "+39 02 ########", "0039 3## #######"],
-              ["06 #### ####", "3## ### ####", "02-########", "(06) ########"]),
-    "pt_br": (["+55 11 9####-####", "+55 (21) 9####-####", "+55 21 ~###-####", "+5511 9########"],
-              ["(11) 9####-####", "11 9####-####", "(21) ~###-####", "(31) 9####-####"]),
-}
-STREETS = {
-    "en_us": ("% Elm Street|%# Oak Avenue|%### Maple Dr.|%## Cedar Lane|%# Sunset Boulevard|%### Lakeview Road"
-              "|%## Pine St.|%# Hillcrest Ave"),
-    "en_gb": "221B Baker Street|%# High Street|% Church Lane|%## Station Road|%# Mill Road|% Victoria Road|%# Queen's Road",
-    "de_de": ("Hauptstraße %|Musterweg %#a|Lindenallee %|Am Markt %|Goethestr. %#|Bahnhofstraße %#"
-              "|Birkenweg %b|Schillerplatz %|Mühlenring %#"),
-    "fr_fr": ("% rue de la Paix|%# avenue Jean Jaurès|% bis boulevard Voltaire|%#, rue des Lilas"
-              "|%# rue du Moulin|% impasse des Écoles|%## avenue de la République"),
-    "it_it": "Via Garibaldi %#|Via Mazzini, %|Piazza Cavour %|Corso Italia %##|Viale Dante %#/A|Via Verdi, %#",
-    "pt_br": "Rua das Flores, %##|Av. Paulista, %###|Rua Augusta %##|Avenida Brasil, %##|Rua Tiradentes, %#|Alameda Santa Rosa, %##",
-}
-HOME_IBAN = {"en_gb": "GB", "de_de": "DE", "fr_fr": "FR", "it_it": "IT", "pt_br": "PT"}
-# BBAN layouts: '#' a digit, '@' an upper-case letter.
-IBAN_BBAN = {"DE": "#" * 18, "FR": "#" * 23, "IT": "@" + "#" * 22, "GB": "@@@@" + "#" * 14,
-             "ES": "#" * 20, "NL": "@@@@" + "#" * 10, "PT": "#" * 21}
-MAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com", "kunde.example",
-                "corp.example", "shop.example.net"]
+IBAN_BBAN = {"DE": "#" * 18, "FR": "#" * 23, "IT": "@" + "#" * 22, "GB": "@@@@" + "#" * 14, "ES": "#" * 20,
+             "NL": "@@@@" + "#" * 10, "PT": "#" * 21}
+MAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com", "kunde.example", "corp.example",
+                "shop.example.net"]
 
-PII_KINDS = ["email", "phone_intl", "phone_national", "card", "iban", "ssn", "national_id",
-             "ipv4", "ipv6", "street", "person_name"]
-FIELD_DECOYS = ["order", "invoice", "date", "time", "price", "qty", "version", "sku", "tracking",
-                "http", "percent", "ticket", "luhn_bad", "iban_bad"]
-FREE_DECOYS = ["word", "name_word", "capword", "city", "company", "product"]
-SHORT = {"w": "word", "n": "name_word", "c": "capword"}
+PII_KINDS = ["email", "phone_intl", "phone_national", "card", "iban", "ssn", "national_id", "ipv4", "ipv6",
+             "street", "person_name"]
+FIELD_DECOYS = ["order", "invoice", "date", "time", "price", "qty", "version", "sku", "tracking", "http",
+                "percent", "ticket", "luhn_bad", "iban_bad"]
 FREE_SLOT = {"word": "{w:", "name_word": "{n:", "capword": "{c:", "city": "{city}", "company": "{company}",
-             "product": "{product}"}
+             "product": "{product}"}  # decoys that come in a whole sentence of `free`
+SHORT = {"w": "word", "n": "name_word", "c": "capword"}
 LABEL_KEY = {"phone_intl": "phone", "phone_national": "phone", "ipv4": "ip", "ipv6": "ip"}
-LOG_KEY = {"email": "email", "phone": "phone", "card": "card", "iban": "iban", "ssn": "ssn",
-           "national_id": "tax_id", "ip": "ip", "street": "addr", "order": "order", "invoice": "invoice",
-           "date": "date", "time": "time", "price": "amount", "qty": "qty", "version": "app",
-           "sku": "sku", "tracking": "tracking", "http": "status", "percent": "discount",
-           "ticket": "ticket", "luhn_bad": "ref", "iban_bad": "iban_old"}
+LOG_KEY = {"national_id": "tax_id", "street": "addr", "price": "amount", "version": "app", "http": "status",
+           "percent": "discount", "luhn_bad": "ref", "iban_bad": "iban_old"}
 CARD_RUN = re.compile(r"\b[0-9](?:[ -]?[0-9]){11,18}\b")
+
+
+def parse_text(src):
+    """TEXT -> {locale: {key: [values]}}, `lab` as {field: [labels]}; [en] is the base of en_*."""
+    out, cur, key = {}, None, None
+    for line in src.strip().splitlines():
+        if line.startswith("["):
+            cur = out.setdefault(line.strip("[]"), {})
+            continue
+        if not line.startswith(" "):
+            key, line = line.split(": ", 1)
+            cur[key] = ""
+        cur[key] += " " + line.strip()
+    for d in out.values():
+        for k, v in d.items():
+            if k == "lab":
+                d[k] = {f.split("=")[0].strip(): f.split("=")[1].strip().split("|") for f in v.split(";")}
+            elif k in ("first", "last", "iban"):
+                d[k] = v.split()
+            else:
+                d[k] = [s.strip().replace("\\n", "\n") for s in v.strip().lstrip("|").split(" | ")]
+    for loc in ("en_us", "en_gb"):
+        out[loc] = {**out["en"], **out[loc]}
+    return out
+
+
+L10N = parse_text(TEXT)
 
 
 # ---------------------------------------------------------------- value generators
@@ -264,21 +281,18 @@ def luhn_check(payload):
     return str((10 - s % 10) % 10)
 
 
-def luhn_ok(digits):
-    return luhn_check(digits[:-1]) == digits[-1]
-
-
 def group(s, sizes, sep):
     out, i = [], 0
     for n in sizes:
         out.append(s[i:i + n])
         i += n
-    return sep.join(p for p in out if p)
+    return sep.join(out)
 
 
 def card(r, valid=True):
     prefix, n, sizes = r.choice([("4", 16, [4, 4, 4, 4]), ("4", 13, [4, 4, 5]), ("4", 19, [4, 4, 4, 4, 3]),
-                                 (str(r.randint(51, 55)), 16, [4, 4, 4, 4]), (str(r.randint(2221, 2720)), 16, [4, 4, 4, 4]),
+                                 (str(r.randint(51, 55)), 16, [4, 4, 4, 4]),
+                                 (str(r.randint(2221, 2720)), 16, [4, 4, 4, 4]),
                                  (r.choice(["34", "37"]), 15, [4, 6, 5])])
     body = prefix + fill(r, "#" * (n - len(prefix) - 1))
     check = luhn_check(body)
@@ -293,7 +307,7 @@ def mod97(s):
 
 
 def iban(r, loc, valid=True):
-    cc = HOME_IBAN.get(loc) if loc in HOME_IBAN and r.random() < 0.5 else r.choice(sorted(IBAN_BBAN))
+    cc = L10N[loc]["iban"][0] if "iban" in L10N[loc] and r.random() < 0.5 else r.choice(sorted(IBAN_BBAN))
     bban = fill(r, IBAN_BBAN[cc])
     kk = 98 - mod97(cc + "00" + bban)
     if not valid:
@@ -308,7 +322,7 @@ def ssn(r):  # no area 000, 666 or 9xx, no group 00, no serial 0000
     return f"{area:03d}{sep}{r.randint(1, 99):02d}{sep}{r.randint(1, 9999):04d}"
 
 
-def steuer_id(r):
+def steuer_id(r):  # one digit twice among the first ten, ISO 7064 MOD 11,10 check digit
     while True:
         ds = r.sample(range(10), 9)
         ds.append(r.choice(ds))
@@ -317,16 +331,15 @@ def steuer_id(r):
             break
     p = 10
     for d in ds:
-        s = (d + p) % 10 or 10
-        p = s * 2 % 11
-    ds.append((11 - p) % 10)
-    s = "".join(map(str, ds))
+        p = ((d + p) % 10 or 10) * 2 % 11
+    s = "".join(map(str, ds + [(11 - p) % 10]))
     return f"{s[:2]} {s[2:5]} {s[5:8]} {s[8:]}" if r.random() < 0.5 else s
 
 
-def nir(r):
+def nir(r):  # sex, year, month, department, commune, order, key = 97 - n mod 97
     parts = [str(r.randint(1, 2)), f"{r.randint(0, 99):02d}", f"{r.randint(1, 12):02d}",
-             f"{r.choice([d for d in range(1, 96) if d != 20]):02d}", f"{r.randint(1, 990):03d}", f"{r.randint(1, 999):03d}"]
+             f"{r.choice([d for d in range(1, 96) if d != 20]):02d}", f"{r.randint(1, 990):03d}",
+             f"{r.randint(1, 999):03d}"]
     key = f"{97 - int(''.join(parts)) % 97:02d}"
     return " ".join(parts + [key]) if r.random() < 0.6 else "".join(parts) + key
 
@@ -335,30 +348,25 @@ CF_ODD = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 
 
 
 def codice_fiscale(r):
-    cons = "BCDFGLMNPRSTVZ"
-    s = "".join(r.choice(cons) for _ in range(6)) + f"{r.randint(0, 99):02d}" + r.choice("ABCDEHLMPRST")
+    s = "".join(r.choice("BCDFGLMNPRSTVZ") for _ in range(6)) + f"{r.randint(0, 99):02d}" + r.choice("ABCDEHLMPRST")
     s += f"{r.randint(1, 31) + r.choice([0, 40]):02d}" + r.choice("ABCDEFGHILM") + fill(r, "###")
-    total = 0
-    for i, c in enumerate(s):
-        v = int(c) if c.isdigit() else ord(c) - 65
-        total += CF_ODD[v] if i % 2 == 0 else v
+    total = sum(CF_ODD[v] if i % 2 == 0 else v
+                for i, v in enumerate(int(c) if c.isdigit() else ord(c) - 65 for c in s))
     return s + chr(65 + total % 26)
 
 
 def nino(r):
-    while True:
+    p = "GB"
+    while p in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):
         p = r.choice("ABCEGHJKLMNOPRSTWXYZ") + r.choice("ABCEGHJKLMNPRSTWXYZ")
-        if p not in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):
-            break
-    d = fill(r, "######")
-    return f"{p} {d[:2]} {d[2:4]} {d[4:]} {r.choice('ABCD')}" if r.random() < 0.6 else f"{p}{d}{r.choice('ABCD')}"
+    d, s = fill(r, "######"), r.choice("ABCD")
+    return f"{p} {d[:2]} {d[2:4]} {d[4:]} {s}" if r.random() < 0.6 else f"{p}{d}{s}"
 
 
 def cpf(r):
-    while True:
+    ds = [0] * 9
+    while len(set(ds)) == 1:
         ds = [r.randint(0, 9) for _ in range(9)]
-        if len(set(ds)) > 1:
-            break
     for n in (10, 11):
         ds.append(sum(d * (n - i) for i, d in enumerate(ds)) * 10 % 11 % 10)
     s = "".join(map(str, ds))
@@ -369,27 +377,22 @@ NATIONAL_ID = {"en_gb": nino, "de_de": steuer_id, "fr_fr": nir, "it_it": codice_
 
 
 def ipv4(r):
-    return r.choice([f"192.168.{r.randint(0, 255)}.{r.randint(1, 254)}", f"10.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}",
-                     f"172.{r.randint(16, 31)}.{r.randint(0, 255)}.{r.randint(1, 254)}", f"203.0.113.{r.randint(1, 254)}",
-                     f"198.51.100.{r.randint(1, 254)}", f"192.0.2.{r.randint(1, 254)}",
-                     f"{r.choice([a for a in range(1, 224) if a not in (10, 127)])}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"])
+    o = lambda lo=0, hi=255: r.randint(lo, hi)  # noqa: E731
+    return r.choice([f"192.168.{o()}.{o(1, 254)}", f"10.{o()}.{o()}.{o(1, 254)}", f"172.{o(16, 31)}.{o()}.{o(1, 254)}",
+                     f"203.0.113.{o(1, 254)}", f"198.51.100.{o(1, 254)}", f"192.0.2.{o(1, 254)}",
+                     f"{r.choice([a for a in range(1, 224) if a not in (10, 127)])}.{o()}.{o()}.{o(1, 254)}"])
 
 
 def ipv6(r):
-    h = lambda: f"{r.randint(0, 0xffff):x}"
+    h = lambda: f"{r.randint(0, 0xffff):x}"  # noqa: E731
     v = r.choice([f"2001:0db8:{':'.join(f'{r.randint(0, 0xffff):04x}' for _ in range(6))}",
-                  "2001:db8::" + ":".join(h() for _ in range(r.randint(1, 3))),
-                  "fe80::" + ":".join(h() for _ in range(4)), f"2a00:1450:{h()}:{h()}::{h()}",
-                  f"::ffff:{ipv4(r)}", f"64:ff9b::{ipv4(r)}", f"2001:db8:{h()}::{ipv4(r)}"])
+                  "2001:db8::" + ":".join(h() for _ in range(r.randint(1, 3))), "fe80::" + ":".join(h() for _ in range(4)),
+                  f"2a00:1450:{h()}:{h()}::{h()}", f"::ffff:{ipv4(r)}", f"64:ff9b::{ipv4(r)}", f"2001:db8:{h()}::{ipv4(r)}"])
     return v.upper() if r.random() < 0.15 else v
 
 
-def ascii_lower(s):
-    return unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode().lower()
-
-
 def email(r, person):
-    f, l = ascii_lower(person[0]), ascii_lower(person[1])
+    f, l = (unicodedata.normalize("NFKD", n).encode("ascii", "ignore").decode().lower() for n in person)
     local = r.choice([f"{f}.{l}", f"{f[0]}.{l}", f"{l}{r.randint(1, 99)}", f"{f}+orders", f"{f}_{l}",
                       r.choice(["info", "support", "billing", "kontakt", "contato", "assistenza"])])
     addr = f"{local}@{r.choice(MAIL_DOMAINS)}"
@@ -397,73 +400,69 @@ def email(r, person):
 
 
 def money(r, loc):
-    a = r.choice([r.randint(1, 99) + r.randint(0, 99) / 100, r.randint(100, 9999) + r.randint(0, 99) / 100])
-    s = f"{a:,.2f}"
+    s = f"{r.choice([r.randint(1, 99), r.randint(100, 9999)]) + r.randint(0, 99) / 100:,.2f}"
     if loc.startswith("en"):
         return r.choice(["$", "USD "] if loc == "en_us" else ["£", "GBP "]) + s
     s = s.replace(",", "_").replace(".", ",").replace("_", "\u202f" if loc == "fr_fr" else ".")
-    return {"de_de": r.choice([s + " €", "EUR " + s]), "fr_fr": s + " €", "it_it": r.choice(["€ " + s, s + " €"]),
-            "pt_br": "R$ " + s}[loc]
+    return r.choice({"de_de": [s + " €", "EUR " + s], "fr_fr": [s + " €"], "it_it": ["€ " + s, s + " €"],
+                     "pt_br": ["R$ " + s]}[loc])
 
 
 def decoy_value(r, cat, loc):
-    y, m, d = r.randint(2021, 2025), r.randint(1, 12), r.randint(1, 28)
-    qty_word = {"de_de": "Stück", "fr_fr": "pièces", "it_it": "pezzi", "pt_br": "unidades"}.get(loc, "pcs")
-    return {
-        "order": lambda: r.choice([f"ORD-{y}-{r.randint(0, 999999):06d}", f"#{r.randint(1000000, 9999999)}",
-                                   fill(r, "###-#######-#######"), f"A{fill(r, '########')}"]),
-        "invoice": lambda: r.choice([f"INV-{y}-{r.randint(1, 99999):05d}", f"RE-{y}-{r.randint(1, 9999):04d}",
-                                     f"FA{y % 100}-{r.randint(1, 999999):06d}", f"FT/{y}/{r.randint(1, 9999):04d}"]),
-        "date": lambda: r.choice([f"{y}-{m:02d}-{d:02d}", {"en_us": f"{m:02d}/{d:02d}/{y}", "de_de": f"{d:02d}.{m:02d}.{y}"}
-                                  .get(loc, f"{d:02d}/{m:02d}/{y}")]),
-        "time": lambda: r.choice([f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}", f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"]
-                                 + ([f"{r.randint(1, 12)}:{r.randint(0, 59):02d} {r.choice(['AM', 'PM'])}"] if loc == "en_us" else [])),
-        "price": lambda: money(r, loc),
-        "qty": lambda: f"{r.randint(2, 250)} {qty_word}",
-        "version": lambda: r.choice([f"v{r.randint(1, 12)}.{r.randint(0, 20)}.{r.randint(0, 30)}",
-                                     f"{r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 99)}-beta"]),
-        "sku": lambda: r.choice([fill(r, "SKU-####-@"), fill(r, "ART-#####-@@"), fill(r, "@@-###-##")]),
-        "tracking": lambda: r.choice([fill(r, "1Z###@@###########"), fill(r, "@@#########DE"), fill(r, "JJD##################"),
-                                      fill(r, "00340434##########")]),
-        "http": lambda: f"HTTP {r.choice([400, 401, 403, 404, 409, 429, 500, 502, 503])}",
-        "percent": lambda: r.choice([f"{r.randint(2, 30)}%", f"{r.randint(1, 30)}.5%" if loc.startswith("en") else f"{r.randint(1, 30)},5 %"]),
-        "ticket": lambda: f"#{r.randint(10000, 99999)}",
-        "luhn_bad": lambda: card(r, valid=False) if r.random() < 0.3 else group(
-            (lambda b: b + str((int(luhn_check(b)) + r.randint(1, 9)) % 10))(r.choice("45") + fill(r, "#" * 14)),
-            [4, 4, 4, 4], r.choice([" ", "-", ""])),
-        "iban_bad": lambda: iban(r, loc, valid=False),
-        "city": lambda: r.choice(L10N[loc]["city"].split("|")),
-        "company": lambda: r.choice(L10N[loc]["company"].split("|")),
-        "product": lambda: r.choice(PRODUCTS),
-    }[cat]()
+    y, m, d, n = r.randint(2021, 2025), r.randint(1, 12), r.randint(1, 28), r.randint
+    if cat in ("city", "company"):
+        return r.choice(L10N[loc][cat])
+    return r.choice({
+        "order": lambda: [f"ORD-{y}-{n(0, 999999):06d}", f"#{n(1000000, 9999999)}", fill(r, "###-#######-#######"),
+                          fill(r, "A########")],
+        "invoice": lambda: [f"INV-{y}-{n(1, 99999):05d}", f"RE-{y}-{n(1, 9999):04d}", f"FA{y % 100}-{n(1, 999999):06d}",
+                            f"FT/{y}/{n(1, 9999):04d}"],
+        "date": lambda: [f"{y}-{m:02d}-{d:02d}",
+                         {"en_us": f"{m:02d}/{d:02d}/{y}", "de_de": f"{d:02d}.{m:02d}.{y}"}.get(loc, f"{d:02d}/{m:02d}/{y}")],
+        "time": lambda: [f"{n(0, 23):02d}:{n(0, 59):02d}", f"{n(0, 23):02d}:{n(0, 59):02d}:{n(0, 59):02d}"]
+        + ([f"{n(1, 12)}:{n(0, 59):02d} {r.choice(['AM', 'PM'])}"] if loc == "en_us" else []),
+        "price": lambda: [money(r, loc)],
+        "qty": lambda: [f"{n(2, 250)} " + {"de_de": "Stück", "fr_fr": "pièces", "it_it": "pezzi",
+                                            "pt_br": "unidades"}.get(loc, "pcs")],
+        "version": lambda: [f"v{n(1, 12)}.{n(0, 20)}.{n(0, 30)}", f"{n(1, 9)}.{n(0, 9)}.{n(0, 99)}-beta"],
+        "sku": lambda: [fill(r, "SKU-####-@"), fill(r, "ART-#####-@@"), fill(r, "@@-###-##")],
+        "tracking": lambda: [fill(r, "1Z###@@###########"), fill(r, "@@#########DE"), fill(r, "JJD##################"),
+                             fill(r, "00340434##########")],
+        "http": lambda: [f"HTTP {r.choice([400, 401, 403, 404, 409, 429, 500, 502, 503])}"],
+        "percent": lambda: [f"{n(2, 30)}%", f"{n(1, 30)}.5%" if loc.startswith("en") else f"{n(1, 30)},5 %"],
+        "ticket": lambda: [f"#{n(10000, 99999)}"],
+        "luhn_bad": lambda: [card(r, valid=False), group(r.choice("45") + fill(r, "#" * 15), [4, 4, 4, 4], r.choice(" -"))],
+        "iban_bad": lambda: [iban(r, loc, valid=False)],
+        "product": lambda: PRODUCTS,
+    }[cat]())
 
 
 def safe_decoy(r, cat, loc):
-    while True:  # a decoy's long digit runs must not pass the card check
+    """A decoy none of whose 12-19 digit runs passes the Luhn check (luhn_bad included)."""
+    while True:
         v = decoy_value(r, cat, loc)
-        if not any(luhn_ok(re.sub(r"\D", "", m)) for m in CARD_RUN.findall(v)):
+        runs = [re.sub(r"\D", "", m) for m in CARD_RUN.findall(v)]
+        if not any(luhn_check(x[:-1]) == x[-1] for x in runs):
             return v
 
 
 def pii_value(r, kind, loc, person):
-    if kind == "email":
-        return email(r, person)
     if kind in ("phone_intl", "phone_national"):
-        return fill(r, r.choice(PHONES[loc][kind == "phone_national"]))
+        return fill(r, r.choice(L10N[loc][kind[6:]]))
     if kind == "street":
-        return fill(r, r.choice(STREETS[loc].split("|")))
-    if kind == "national_id":
-        return NATIONAL_ID[loc](r)
-    return {"card": card, "iban": lambda r: iban(r, loc), "ssn": ssn, "ipv4": ipv4, "ipv6": ipv6}[kind](r)
+        return fill(r, r.choice(L10N[loc]["street"]))
+    return {"email": lambda: email(r, person), "card": lambda: card(r), "iban": lambda: iban(r, loc),
+            "ssn": lambda: ssn(r), "national_id": lambda: NATIONAL_ID[loc](r), "ipv4": lambda: ipv4(r),
+            "ipv6": lambda: ipv6(r)}[kind]()
 
 
-# ---------------------------------------------------------------- snippet assembly
-# A snippet is a list of parts: plain strings, or (is_pii, kind_or_cat, value).
+# ---------------------------------------------------------------- snippets
+# A snippet is a list of lines; a line a list of parts: plain strings, or (is_pii, kind or cat, value).
 
 SLOT = re.compile(r"\{(\w*)(?::([^}]*))?\}")
 
 
-def render(r, tpl, loc, person, fields=None):
+def render(r, tpl, loc, person, fields=()):
     parts, pos = [], 0
     for m in SLOT.finditer(tpl):
         parts.append(tpl[pos:m.start()])
@@ -479,29 +478,19 @@ def render(r, tpl, loc, person, fields=None):
         else:
             parts.append((False, name, safe_decoy(r, name, loc)))
         pos = m.end()
-    parts.append(tpl[pos:])
-    return parts
+    return parts + [tpl[pos:]]
 
 
 def field(r, loc, item, log=False):
+    """`label value`, or `key=value` in a log line."""
     is_pii, key, value = item
-    lk = LABEL_KEY.get(key, key)
-    if log:
-        q = '"' if " " in value else ""
-        return [f"{LOG_KEY[lk]}={q}", item, q]
-    return [r.choice(L10N[loc]["lab"][lk].split("|")) + " ", item]
-
-
-def body_sentences(r, loc, person, items):
-    out, items = [], list(items)
-    while items:
-        n = min(len(items), r.choice([1, 1, 2, 3]))
-        chunk, items = items[:n], items[n:]
-        fields = []
-        for i, it in enumerate(chunk):
-            fields += ([", "] if i else []) + field(r, loc, it)
-        out.append(render(r, r.choice(L10N[loc]["say"]), loc, person, fields))
-    return out
+    key = LABEL_KEY.get(key, key)
+    if not log:
+        return [r.choice(L10N[loc]["lab"][key]) + " ", item]
+    if key == "http":
+        item = (False, "http", value.split()[1])  # status=503
+    q = '"' if " " in item[2] else ""
+    return [f"{LOG_KEY.get(key, key)}={q}", item, q]
 
 
 def joined(sentences, sep=" "):
@@ -512,15 +501,14 @@ def joined(sentences, sep=" "):
 
 
 def compose(r, loc, person, kinds, decoys, name):
-    """Lay the values out as one of five kinds of snippet; returns (lines, line separator)."""
+    """Lay the values out as a ticket, CRM note, chat, log lines or signature; returns lines and separator."""
     t = L10N[loc]
     frame = r.choices(["ticket", "crm", "chat", "log", "signature"], [30, 20, 20, 15, 15])[0]
     items = [(True, k, pii_value(r, k, loc, person)) for k in kinds]
     items += [(False, c, safe_decoy(r, c, loc)) for c in decoys if c in FIELD_DECOYS]
     r.shuffle(items)
-    if frame == "log":  # English log lines whatever the locale; free-text decoys are left out
-        n = max(1, min(3, len(items)))
-        lines = []
+    if frame == "log":  # English whatever the locale; the free-sentence decoys are left out
+        n, lines = max(1, min(3, len(items))), []
         for i in range(n):
             line = [(False, "date", f"{r.randint(2021, 2025)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"), " ",
                     (False, "time", f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}"),
@@ -534,11 +522,16 @@ def compose(r, loc, person, kinds, decoys, name):
             lines.append(line)
         return lines, "\n"
     free = [render(r, r.choice([f for f in t["free"] if FREE_SLOT[c] in f]), loc, person)
-            for c in decoys if c in FREE_DECOYS]
+            for c in decoys if c in FREE_SLOT]
     if frame == "signature":  # free sentences, then "--", the name and one field a line
         sig = [["--"]] + ([render(r, "{full}", loc, person)] if name else [])
         return (free or [[r.choice(t["close"])]]) + sig + [field(r, loc, it) for it in items], "\n"
-    sents = body_sentences(r, loc, person, items) + free
+    sents = []
+    while items:
+        k = r.choice([1, 1, 2, 3])
+        chunk, items = items[:k], items[k:]
+        sents.append(render(r, r.choice(t["say"]), loc, person, joined([field(r, loc, it) for it in chunk], ", ")))
+    sents += free
     r.shuffle(sents)
     if frame == "crm":
         return [joined(([render(r, r.choice(t["about"]), loc, person)] if name else []) + sents)], "\n"
@@ -554,59 +547,49 @@ def compose(r, loc, person, kinds, decoys, name):
     return lines + [render(r, r.choice(t["sign"]), loc, person) if sign else [r.choice(t["close"])]], "\n"
 
 
-def occurrences(text, value):
-    return [m.start() for m in re.finditer(re.escape(value), text)]
+def consistent(text, spans, pii, decoys):
+    """Every occurrence of a pii value inside a pii span; no occurrence of a decoy touching one."""
+    def occ(v):
+        return [(m.start(), m.end()) for m in re.finditer(re.escape(v), text)]
+    inside = all(any(s <= a and b <= e for s, e in spans) for _, v in pii for a, b in occ(v))
+    return inside and not any(a < e and s < b for _, v in decoys for a, b in occ(v) for s, e in spans)
 
 
 def build(r, loc, person):
-    k = r.choices([0, 1, 2, 3], [10, 35, 35, 20])[0]
-    weights = {kk: 1.0 for kk in PII_KINDS if kk != "person_name"}
+    weights = {k: 1.0 for k in PII_KINDS if k != "person_name"}
     weights["ssn"] = 3.0 if loc == "en_us" else 0.4
     weights["national_id"] = 0.0 if loc == "en_us" else 1.2
-    pool = list(weights)
     kinds = []
-    while len(kinds) < k:
-        c = r.choices(pool, [weights[p] for p in pool])[0]
-        if c not in kinds:
-            kinds.append(c)
+    for _ in range(r.choices([0, 1, 2, 3], [10, 35, 35, 20])[0]):
+        kinds.append(r.choices([k for k in weights if k not in kinds],
+                               [w for k, w in weights.items() if k not in kinds])[0])
     if kinds and r.random() < 0.1:
         kinds.append(r.choice(kinds))  # a second value of the same kind
-    decoys = r.sample(FIELD_DECOYS + FREE_DECOYS, r.choices([0, 1, 2, 3, 4], [10, 25, 30, 20, 15])[0])
-    name = r.random() < 0.6 or not kinds
-    lines, sep = compose(r, loc, person, kinds, decoys, name)
+    decoys = r.sample(FIELD_DECOYS + list(FREE_SLOT), r.choices([0, 1, 2, 3, 4], [10, 25, 30, 20, 15])[0])
+    lines, sep = compose(r, loc, person, kinds, decoys, r.random() < 0.6 or not kinds)
     text, spans, pii, dec = "", [], {}, {}
-    for li, line in enumerate(lines):
-        if li:
-            text += sep
+    for i, line in enumerate(lines):
+        text += sep if i else ""
         for p in line:
             if isinstance(p, str):
-                text += p
+                text += p[1:] if p.startswith(".") and text.endswith(".") else p  # "St.." -> "St."
                 continue
             is_pii, key, value = p
             if is_pii:
                 spans.append((len(text), len(text) + len(value)))
-                pii.setdefault((key, value), None)
-            else:
-                dec.setdefault((key, value), None)
+            (pii if is_pii else dec).setdefault((key, value), None)
             text += value
-    covered = lambda a, b: any(s <= a and b <= e for s, e in spans)
-    overlaps = lambda a, b: any(a < e and s < b for s, e in spans)
-    for _, v in pii:
-        if not all(covered(o, o + len(v)) for o in occurrences(text, v)):
-            return None
-    for _, v in dec:
-        if any(overlaps(o, o + len(v)) for o in occurrences(text, v)):
-            return None
-    return {"locale": loc, "text": text,
-            "pii": [{"kind": k, "value": v} for k, v in pii],
+    if not consistent(text, spans, pii, dec):
+        return None
+    return {"locale": loc, "text": text, "pii": [{"kind": k, "value": v} for k, v in pii],
             "decoys": [{"cat": c, "value": v} for c, v in dec]}
 
 
 def make_people(r):
     people = {}
     for loc in LOCALES:
-        first, last = FIRST[loc].split(), LAST[loc].split()
-        chosen = list(zip(first, r.sample(last, len(last))))  # every first and last name used once
+        first, last = L10N[loc]["first"], L10N[loc]["last"]
+        chosen = list(zip(first, r.sample(last, len(last))))  # every first and last name at least once
         rest = [(f, l) for f in first for l in last if (f, l) not in chosen]
         people[loc] = chosen + r.sample(rest, PEOPLE_PER_LOCALE - len(chosen))
     return people
@@ -614,18 +597,17 @@ def make_people(r):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2400)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out")
+    ap.add_argument("--n", type=int, default=2400, help="snippets (default 2400)")
+    ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ap.add_argument("--out", help="output file (default stdout)")
     a = ap.parse_args()
     r = random.Random(a.seed)
     people = make_people(r)
     out = open(a.out, "w", encoding="utf-8") if a.out else sys.stdout
-    names = [f"{f} {l}" for loc in LOCALES for f, l in people[loc]]
-    out.write(json.dumps({"known_names": names}, ensure_ascii=False) + "\n")
+    out.write(json.dumps({"known_names": [f"{f} {l}" for loc in LOCALES for f, l in people[loc]]},
+                         ensure_ascii=False) + "\n")
     for i in range(a.n):
-        loc = LOCALES[i % len(LOCALES)]
-        snip = None
+        loc, snip = LOCALES[i % len(LOCALES)], None
         while snip is None:
             snip = build(r, loc, r.choice(people[loc]))
         out.write(json.dumps(snip, ensure_ascii=False) + "\n")

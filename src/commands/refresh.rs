@@ -245,6 +245,9 @@ pub(crate) fn refresh_command(
                 crate::data::pg::catalog::quote_ident(c)
             )?;
         }
+        for w in &plan.warnings {
+            writeln!(out, "warning: {w}")?;
+        }
         return Ok(EXIT_OK);
     }
     let mut target_url = r.target_url(&args.plan)?;
@@ -352,6 +355,9 @@ pub(crate) fn run_refresh(
                     "warning: {t}.{} is not classified; copied unmasked (unclassified: warn)",
                     crate::data::pg::catalog::quote_ident(c)
                 )));
+            }
+            for w in &plan.warnings {
+                events.event(pipeline::Event::Step(format!("warning: {w}")));
             }
             Ok(plan)
         },

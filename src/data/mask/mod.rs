@@ -125,10 +125,14 @@ pub enum Transform {
     },
     /// A random-looking version-4 UUID.
     Uuid,
-    /// A date (`YYYY-MM-DD`, anything after it kept) shifted by 1..=`max_days` days, either way.
+    /// A date (`YYYY-MM-DD`, anything after it kept) shifted by 1..=`max_days` days, either way,
+    /// staying within `within` (days since 1970-01-01, both ends included) when the column's
+    /// CHECK constraints bound it.
     DateShift {
         /// The largest shift.
         max_days: u32,
+        /// The range a shifted date must stay in.
+        within: Option<(i64, i64)>,
     },
     /// A number moved by up to ±`percent` %, same sign rules, same number of decimals.
     NumberNoise {
@@ -450,7 +454,9 @@ impl Transform {
             Transform::Card { keep_last4 } => card(key, domain, input, *keep_last4)?,
             Transform::Ip { keep_prefix_bits } => ip(key, domain, input, *keep_prefix_bits)?,
             Transform::Uuid => uuid(key, domain, input),
-            Transform::DateShift { max_days } => date_shift(key, domain, input, *max_days)?,
+            Transform::DateShift { max_days, within } => {
+                date_shift(key, domain, input, *max_days, *within)?
+            }
             Transform::NumberNoise { percent } => number_noise(key, domain, input, *percent)?,
             Transform::Scrub => scrub(key, input),
             Transform::Fake { kind, locale } => {
@@ -692,7 +698,7 @@ fn uuid(key: &MaskKey, domain: &str, input: &str) -> String {
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -719,6 +725,7 @@ fn date_shift(
     domain: &str,
     input: &str,
     max_days: u32,
+    within: Option<(i64, i64)>,
 ) -> Result<String, MaskError> {
     let bad = || MaskError("not a date: expected YYYY-MM-DD at the start".into());
     let head = input.get(..10).ok_or_else(bad)?;
@@ -743,7 +750,19 @@ fn date_shift(
     if dr.below(2) == 0 {
         shift = -shift;
     }
-    let (ny, nm, nd) = civil_from_days(days_from_civil(y, m, d) + shift);
+    let day = days_from_civil(y, m, d);
+    let mut moved = day + shift;
+    if let Some((lo, hi)) = within
+        && !(lo..=hi).contains(&moved)
+    {
+        // The other way, else the nearest end of the range: still a function of the input, so
+        // one date keeps one shifted date.
+        moved = day - shift;
+        if !(lo..=hi).contains(&moved) {
+            moved = moved.clamp(lo, hi.max(lo));
+        }
+    }
+    let (ny, nm, nd) = civil_from_days(moved);
     Ok(format!("{ny:04}-{nm:02}-{nd:02}{}", &input[10..]))
 }
 

@@ -78,6 +78,7 @@ pub(crate) fn parse_transform(spec: &str) -> Result<Transform, String> {
         }),
         "date_shift" => Ok(Transform::DateShift {
             max_days: number(30.0)? as u32,
+            within: None,
         }),
         "number_noise" => Ok(Transform::NumberNoise {
             percent: number(10.0)?,
@@ -115,7 +116,7 @@ pub(crate) fn transform_name(t: &Transform) -> String {
         Transform::Card { .. } => "card".into(),
         Transform::Ip { keep_prefix_bits } => format!("ip:{keep_prefix_bits}"),
         Transform::Uuid => "uuid".into(),
-        Transform::DateShift { max_days } => format!("date_shift:{max_days}"),
+        Transform::DateShift { max_days, .. } => format!("date_shift:{max_days}"),
         Transform::NumberNoise { percent } => format!("number_noise:{percent}"),
         Transform::Scrub => "scrub".into(),
         Transform::Shape => "shape".into(),

@@ -228,6 +228,7 @@ mod tests {
                     generated: c.ends_with("_gen"),
                     identity: None,
                     wire: Default::default(),
+                    checks: Vec::new(),
                 })
                 .collect(),
             primary_key: vec![],

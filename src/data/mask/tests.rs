@@ -109,7 +109,10 @@ fn phones_keep_shape_and_country_code() {
 
 #[test]
 fn dates_shift_within_range_and_stay_valid() {
-    let t = Transform::DateShift { max_days: 30 };
+    let t = Transform::DateShift {
+        max_days: 30,
+        within: None,
+    };
     for input in ["2024-02-29", "1999-12-31 23:59:59+00", "2000-01-01"] {
         let out = m(&t, input);
         let (a, b) = (&input[..10], &out[..10]);
@@ -123,6 +126,23 @@ fn dates_shift_within_range_and_stay_valid() {
     }
     assert!(t.apply(&k(), "date", "2024-02-30").is_err());
     assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+    // Within a CHECK range: every date near either end stays inside, deterministically.
+    let (lo, hi) = (days_from_civil(1900, 1, 1), days_from_civil(1900, 3, 1));
+    let bounded = Transform::DateShift {
+        max_days: 3650,
+        within: Some((lo, hi)),
+    };
+    for day in lo..=hi {
+        let (y, mo, d) = civil_from_days(day);
+        let input = format!("{y:04}-{mo:02}-{d:02}");
+        let out = m(&bounded, &input);
+        assert_eq!(out, m(&bounded, &input));
+        let v: Vec<i64> = out.split('-').map(|x| x.parse().unwrap()).collect();
+        assert!(
+            (lo..=hi).contains(&days_from_civil(v[0], v[1], v[2])),
+            "{input} -> {out}"
+        );
+    }
 }
 
 #[test]

@@ -80,6 +80,8 @@ pub struct Column {
     pub identity: Option<char>,
     /// How it can travel in binary COPY.
     pub wire: crate::data::pg::binary::Wire,
+    /// The CHECK constraints on this column alone, as `pg_get_constraintdef` prints them.
+    pub checks: Vec<String>,
 }
 
 /// A foreign key.
@@ -264,6 +266,7 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
                 generated: !generated.is_empty(),
                 identity: identity.chars().next(),
                 wire: crate::data::pg::binary::Wire::from_class(r.get(6)),
+                checks: Vec::new(),
             });
         }
     }
@@ -302,6 +305,26 @@ pub async fn load(client: &impl GenericClient) -> Result<Catalog, Error> {
                 deferrable: r.get(7),
                 validated: r.get(8),
             }),
+        }
+    }
+    // CHECK constraints on one column (a masked value must still pass them).
+    for r in client
+        .query(
+            "select c.conrelid, a.attname, pg_get_constraintdef(c.oid)
+               from pg_constraint c
+               join pg_attribute a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+              where c.conrelid = any($1) and c.contype = 'c' and cardinality(c.conkey) = 1
+              order by c.conrelid, c.conname",
+            &[&oids],
+        )
+        .await
+        .map_err(db_error)?
+    {
+        if let Some(t) = table(&mut cat.tables, &by_oid, r.get(0)) {
+            let name: String = r.get(1);
+            if let Some(c) = t.columns.iter_mut().find(|c| c.name == name) {
+                c.checks.push(r.get(2));
+            }
         }
     }
     for r in client

@@ -40,6 +40,8 @@ pub(crate) struct Plan {
     pub materialized_views: Vec<QualifiedName>,
     /// Which rows move, when the plan subsets.
     pub subset: Option<crate::data::subset::pg::SubsetPlan>,
+    /// What the user should know before the run (not errors).
+    pub warnings: Vec<String>,
 }
 
 /// A column's decided treatment and why.
@@ -376,10 +378,24 @@ pub(crate) fn build(
                             ),
                         ));
                     }
+                    let mut transform = d.transform;
+                    if let Transform::DateShift { within, .. } = &mut transform
+                        && !c.checks.is_empty()
+                    {
+                        let (bounds, unread) = date_bounds(&c.name, &c.type_name, &c.checks);
+                        *within = bounds;
+                        for check in unread {
+                            plan.warnings.push(format!(
+                                "{}.{}: date_shift may move a date outside `{check}`, whose bounds sluice cannot read; such a row fails the load (mask it with keep, null or a transform that cannot break the check)",
+                                t.name,
+                                quote_ident(&c.name)
+                            ));
+                        }
+                    }
                     columns.push(ColumnPlan {
                         name: c.name.clone(),
-                        unique: (d.unique || unique_key) && d.transform != Transform::Keep,
-                        transform: (d.transform != Transform::Keep).then_some(d.transform),
+                        unique: (d.unique || unique_key) && transform != Transform::Keep,
+                        transform: (transform != Transform::Keep).then_some(transform),
                         domain: d.domain,
                         max_len: max_len(&c.type_name),
                         wire: c.wire,
@@ -572,6 +588,71 @@ pub(crate) fn rule_transform(rule: &ColumnRule) -> Result<Transform, String> {
         }
         _ => parse_transform(transform),
     }
+}
+
+/// The range of dates a column's CHECK constraints allow, read from comparisons of the column
+/// with constants joined by AND (`BETWEEN` reads back that way), as days since 1970-01-01, and
+/// the checks that say more than that (those cannot be kept by shifting within a range). For a
+/// timestamp the bounds give up a day at each end, so no time of day can cross them.
+pub(crate) fn date_bounds(
+    column: &str,
+    type_name: &str,
+    checks: &[String],
+) -> (Option<(i64, i64)>, Vec<String>) {
+    use crate::data::mask::days_from_civil;
+    static CMP: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"\(*\s*(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*(>=|<=|>|<|=)\s*'(\d{4})-(\d{2})-(\d{2})[^']*'::(?:date|timestamp[a-z ]*)\s*\)*"#,
+        )
+        .expect("static regex")
+    });
+    let timestamp = type_name.starts_with("timestamp");
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    let mut unread = Vec::new();
+    for check in checks {
+        let body = check.trim().strip_prefix("CHECK").unwrap_or(check);
+        let mut rest = body.to_string();
+        let mut understood = true;
+        for c in CMP.captures_iter(body) {
+            let name = c
+                .get(1)
+                .map(|m| m.as_str().replace("\"\"", "\""))
+                .or_else(|| c.get(2).map(|m| m.as_str().to_string()))
+                .unwrap_or_default();
+            if name != column {
+                understood = false;
+                break;
+            }
+            let day = days_from_civil(
+                c[4].parse().unwrap_or(0),
+                c[5].parse().unwrap_or(0),
+                c[6].parse().unwrap_or(0),
+            );
+            let slack = i64::from(timestamp);
+            match &c[3] {
+                ">=" => lo = lo.max(day + slack),
+                ">" => lo = lo.max(day + 1),
+                "<=" => hi = hi.min(day - slack),
+                "<" => hi = hi.min(day - 1),
+                _ => {
+                    lo = lo.max(day);
+                    hi = hi.min(day);
+                }
+            }
+            rest = rest.replacen(&c[0], " ", 1);
+        }
+        // What is left must be parentheses and ANDs only.
+        let left = rest.replace(['(', ')'], " ");
+        if !understood
+            || left
+                .split_whitespace()
+                .any(|w| !w.eq_ignore_ascii_case("AND"))
+        {
+            unread.push(check.clone());
+        }
+    }
+    let bounds = (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi));
+    (bounds, unread)
 }
 
 /// The length limit of `character varying(n)` and `character(n)` columns.

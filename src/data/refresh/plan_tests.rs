@@ -23,6 +23,7 @@ fn table(name: &str, cols: &[&str]) -> Table {
                 generated: c.ends_with('!'),
                 identity: None,
                 wire: Default::default(),
+                checks: Vec::new(),
             })
             .collect(),
         primary_key: vec![cols[0].to_string()],
@@ -196,7 +197,10 @@ fn transforms_must_fit_the_column_type() {
     assert!(
         fits_type(
             "timestamp with time zone",
-            &Transform::DateShift { max_days: 3 }
+            &Transform::DateShift {
+                max_days: 3,
+                within: None
+            }
         )
         .is_ok()
     );
@@ -255,4 +259,44 @@ fn unknown_keys_are_reported() {
     assert!(e.contains("has no column `mail`"), "{e}");
     assert!(e.contains("no table public.userz"), "{e}");
     assert!(e.contains("write `schema.table.column`"), "{e}");
+}
+
+#[test]
+fn date_bounds_read_checks_as_postgresql_prints_them() {
+    use crate::data::mask::days_from_civil;
+    let day = |y, m, d| days_from_civil(y, m, d);
+    // `CHECK (dob BETWEEN '1900-01-01' AND '2010-12-31')` reads back like this.
+    let between =
+        "CHECK (((dob >= '1900-01-01'::date) AND (dob <= '2010-12-31'::date)))".to_string();
+    assert_eq!(
+        date_bounds("dob", "date", std::slice::from_ref(&between)),
+        (Some((day(1900, 1, 1), day(2010, 12, 31))), vec![])
+    );
+    // Strict bounds, a quoted name, two checks combined, a timestamp's day of slack.
+    let checks = vec![
+        r#"CHECK (("Born On" > '2000-01-01'::date))"#.to_string(),
+        r#"CHECK (("Born On" < '2001-01-01'::date))"#.to_string(),
+    ];
+    assert_eq!(
+        date_bounds("Born On", "date", &checks),
+        (Some((day(2000, 1, 2), day(2000, 12, 31))), vec![])
+    );
+    let ts = "CHECK ((at >= '2020-01-01 00:00:00'::timestamp without time zone))".to_string();
+    assert_eq!(
+        date_bounds(
+            "at",
+            "timestamp without time zone",
+            std::slice::from_ref(&ts)
+        ),
+        (Some((day(2020, 1, 2), i64::MAX)), vec![])
+    );
+    // What is more than a range is reported, never guessed.
+    for other in [
+        "CHECK ((dob <= CURRENT_DATE))",
+        "CHECK (((dob >= '1900-01-01'::date) OR (dob IS NULL)))",
+        "CHECK ((date_part('dow'::text, dob) <> (0)::double precision))",
+    ] {
+        let (_, unread) = date_bounds("dob", "date", &[other.to_string()]);
+        assert_eq!(unread, vec![other.to_string()], "{other}");
+    }
 }
