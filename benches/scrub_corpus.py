@@ -1,51 +1,43 @@
 #!/usr/bin/env python3
 """Generate a labelled free-text PII corpus to benchmark sluice's `scrub` transform.
 
-Output is JSON Lines (stdout, or --out FILE). Line 1 is a header:
+Writes JSON Lines (stdout or --out FILE). Line 1, the header: {"known_names": ["Anna Becker", ...]},
+~400 people "First Last" standing for the masked name columns of the same database (a scrubber may
+use them, and their first and last names alone). Then one snippet a line: a support ticket, CRM
+note, chat, log lines (English) or e-mail signature in the locale's language:
 
-  {"known_names": ["Anna Becker", ...]}   ~400 people as "First Last": the names in the masked
-                                           name columns of the same database. A scrubber may use
-                                           them, and their first and last names on their own.
-
-Every further line is one snippet: a support ticket, CRM note, chat, log lines or e-mail
-signature in its locale's language (en_us, en_gb, de_de, fr_fr, it_it, pt_br; log lines are
-English everywhere):
-
-  {"locale": "de_de", "text": "...",
-   "pii":    [{"kind": "email", "value": "..."}, ...],
+  {"locale": "de_de", "text": "...", "pii": [{"kind": "email", "value": "..."}, ...],
    "decoys": [{"cat": "order", "value": "..."}, ...]}
 
-pii kinds: email, phone_intl, phone_national, card (Luhn-valid, 13-19 digits, Visa / Mastercard /
-Amex), iban (valid mod 97; DE FR IT GB ES NL PT), ssn (US), national_id (DE Steuer-ID, FR NIR, IT
-codice fiscale, UK NINO, BR CPF, all with valid check digits), ipv4, ipv6, street (house number and
-street), person_name (a full name, first name or last name: the exact tokens of a known name).
-decoy cats, text that must come out unchanged: order, invoice, date, time, price, qty, version
-(3 parts, never IPv4-shaped), sku, tracking, http, percent, ticket, luhn_bad (card-like digits
-failing Luhn), iban_bad (IBAN shape, wrong check digits), word (lower-case words that are also
-first names: may, will, mark, rosa ...), name_word (lower-case words equal to a known surname:
-price, klein, petit, conti, branco), capword (capitalised common word opening a sentence), city,
-company, product. No 12-19 digit run in a decoy passes the Luhn check.
+locales: en_us en_gb de_de fr_fr it_it pt_br. pii kinds: email, phone_intl, phone_national, card
+(Luhn-valid Visa / Mastercard / Amex, 13-19 digits), iban (valid mod 97: DE FR IT GB ES NL PT), ssn
+(US), national_id (DE Steuer-ID, FR NIR, IT codice fiscale, UK NINO, BR CPF; valid check digits),
+ipv4, ipv6, street, person_name (a full, first or last name: the exact tokens of a known name).
+Decoy cats, text that is not PII and must stay unchanged: order, invoice, date, time, price, qty,
+version (3 parts, never IPv4-shaped), sku, tracking, http, percent, ticket, luhn_bad (card-shaped,
+Luhn-invalid), iban_bad (wrong check digits), word (lower-case words that are first names: may,
+will, rosa ...), name_word (lower-case words equal to a known surname: price, klein, petit, conti,
+branco), capword (capitalised common word opening a sentence), city, company, product. No 12-19
+digit run in a decoy passes the Luhn check.
 
-Checked for every snippet: each value is a substring of text; every occurrence of a pii value
-lies inside a labelled pii span; no occurrence of a decoy overlaps a pii span. So replacing
-exactly the labelled values scores recall 1.0 and keeps every decoy.
-
-How benches/scrub_score.py scores a scrubber's output (one {"text": ...} per snippet, in order):
+Checked per snippet: every value is a substring of text, every occurrence of a pii value lies in a
+pii span, no occurrence of a decoy overlaps one; replacing exactly the pii values is a perfect score.
+benches/scrub_score.py takes the scrubbed texts (one {"text": ...} a line, in order) and reports
   recall of a kind  share of its pii values no longer present in the scrubbed text
-  decoy survival    share of decoys present at least as often as in the original text
-                    (the precision proxy)
-Both count whole-token occurrences: a value starting (ending) with a letter or digit must not
-have one right before (after) it.
+  decoy survival    share of decoys present at least as often as before (the precision proxy)
+both on whole tokens (no letter or digit may adjoin a value that starts / ends with one).
 
 Usage: python3 benches/scrub_corpus.py [--n 2400] [--seed 1] [--out FILE]
-Everything is made up: names come from the lists below, phone numbers mostly from fictional
-ranges (US 555-01xx, UK Ofcom drama ranges), mail domains are example.com/.net/.org and .example.
+All data is made up: names from the lists below, phone numbers mostly in fictional ranges (US
+555-01xx, UK Ofcom drama ranges), mail domains example.com/.net/.org and .example.
 """
 
 import argparse
+import itertools
 import json
 import random
 import re
+import signal
 import sys
 import unicodedata
 
@@ -90,8 +82,8 @@ last: Johnson Williams Miller Davis Garcia Rodriguez Martinez Anderson Thompson 
   Sanchez Peterson Kowalski Donovan Jenkins Alvarez Price
 intl: +1 (~##) 555-01## | +1 ~##-555-01## | +1.~##.555.01## | +1 ~## 555 01##
 national: (~##) 555-01## | ~##-555-01## | ~##.555.01##
-street: % Elm Street | %# Oak Avenue | %### Maple Dr. | %## Cedar Lane | %# Sunset Boulevard | %### Lakeview Road |
-  %## Pine St. | %# Hillcrest Ave
+street: % Elm Street | %# Oak Avenue | %### Maple Dr. | %## Cedar Lane | %# Sunset Boulevard
+  | %### Lakeview Road | %## Pine St. | %# Hillcrest Ave
 city: Chicago | Boston | Denver | Seattle | Portland | Phoenix
 company: Acme Corp | Northwind Traders | Bluepeak Logistics | Brightwave Inc.
 [en_gb]
@@ -101,8 +93,8 @@ last: Clarke Hughes Evans Davies Patel Wright Roberts Turner Phillips Harrison G
   Pritchard Whitaker Ashworth Cartwright Kendrick Osborne Price
 intl: +44 20 7946 0### | +44 (0)20 7946 0### | +44 7700 900### | +44 161 496 0### | +447700900###
 national: 020 7946 0### | 07700 900### | 0161 496 0### | (020) 7946 0###
-street: 221B Baker Street | %# High Street | % Church Lane | %## Station Road | %# Mill Road | % Victoria Road | %#
-  Queen's Road
+street: 221B Baker Street | %# High Street | % Church Lane | %## Station Road | %# Mill Road | % Victoria Road
+  | %# Queen's Road
 iban: GB
 city: London | Leeds | Manchester | Bristol | Glasgow | Cardiff
 company: Brightwave Ltd | Thameside Couriers Ltd | Acme UK plc | Northgate Supplies
@@ -131,19 +123,19 @@ open: Hallo, | Guten Tag,
 close: Viele Grüße, Ihr Support-Team | Danke!
 who: Kunde | Support
 free: Die Box ist zu {n:klein}. | Farbe: {w:rosa}, Größe M. | Das Display ist {n:klein} und {w:rosa}.
-  | {c:Leider} ist der Artikel in {city} nicht vorrätig. | {c:Danke} für Ihre Geduld! | {c:Heute} kam nur ein Teil an.
-  | Versand durch {company}. | Gerät: {product}, Firmware {version}.
+  | {c:Leider} ist der Artikel in {city} nicht vorrätig. | {c:Danke} für Ihre Geduld!
+  | {c:Heute} kam nur ein Teil an. | Versand durch {company}. | Gerät: {product}, Firmware {version}.
 city: Berlin | Hamburg | München | Köln | Leipzig | Dresden
 company: Nordlicht Logistik GmbH | Sonnenhof Versand AG | Alpenblick Technik GmbH
 [fr_fr]
-first: Camille Lucas Manon Léa Théo Chloé Mathis Inès Nathan Jade Louis Zoé Antoine Margaux Julien Océane Baptiste
-  Élodie Romain Amandine
+first: Camille Lucas Manon Léa Théo Chloé Mathis Inès Nathan Jade Louis Zoé Antoine Margaux Julien Océane
+  Baptiste Élodie Romain Amandine
 last: Martin Bernard Dubois Moreau Laurent Lefebvre Girard Boyer Dupont Lambert Masson Rousseau Mercier Garnier
   Faure Gauthier Perrin Morel Chevalier Petit
 intl: +33 6 ## ## ## ## | +33 (0)1 ## ## ## ## | +33 7 ## ## ## ## | +336######## | 0033 6 ## ## ## ##
 national: 06 ## ## ## ## | 01.##.##.##.## | 07######## | 04-##-##-##-##
-street: % rue de la Paix | %# avenue Jean Jaurès | % bis boulevard Voltaire | %#, rue des Lilas | %# rue du Moulin |
-  % impasse des Écoles | %## avenue de la République
+street: % rue de la Paix | %# avenue Jean Jaurès | % bis boulevard Voltaire | %#, rue des Lilas | %# rue du Moulin
+  | % impasse des Écoles | %## avenue de la République
 iban: FR
 lab: email=e-mail|courriel|mail; phone=tél.|téléphone|portable; card=carte|n° de carte; iban=IBAN|RIB (IBAN);
   ssn=SSN (US); national_id=n° de sécu|NIR; ip=IP|adresse IP; street=adresse|adresse de livraison;
@@ -213,7 +205,8 @@ sign: Atenciosamente,\\n{full} | Abraço, {first} | Att., {initial}. {last} | Ob
 open: Olá, | Bom dia,
 close: Atenciosamente, equipe de suporte | Obrigado!
 who: Cliente | Atendente
-free: O tênis {n:branco} veio com defeito. | Cor: {w:rosa}. | Prefiro a versão {w:clara}. | O frete saiu de {w:graça}.
+free: O tênis {n:branco} veio com defeito. | Cor: {w:rosa}. | Prefiro a versão {w:clara}.
+  | O frete saiu de {w:graça}.
   | {c:Infelizmente} o produto está esgotado em {city}. | {c:Obrigado} pela paciência.
   | Entrega pela {company}. | Aparelho: {product}, firmware {version}.
 city: São Paulo | Rio de Janeiro | Belo Horizonte | Curitiba | Recife | Porto Alegre
@@ -281,14 +274,6 @@ def luhn_check(payload):
     return str((10 - s % 10) % 10)
 
 
-def group(s, sizes, sep):
-    out, i = [], 0
-    for n in sizes:
-        out.append(s[i:i + n])
-        i += n
-    return sep.join(out)
-
-
 def card(r, valid=True):
     prefix, n, sizes = r.choice([("4", 16, [4, 4, 4, 4]), ("4", 13, [4, 4, 5]), ("4", 19, [4, 4, 4, 4, 3]),
                                  (str(r.randint(51, 55)), 16, [4, 4, 4, 4]),
@@ -298,7 +283,8 @@ def card(r, valid=True):
     check = luhn_check(body)
     if not valid:
         check = str((int(check) + r.randint(1, 9)) % 10)
-    return group(body + check, sizes, r.choice([" ", " ", "-", ""]))
+    cuts = [0, *itertools.accumulate(sizes)]
+    return r.choice([" ", " ", "-", ""]).join((body + check)[a:b] for a, b in zip(cuts, cuts[1:]))
 
 
 def mod97(s):
@@ -378,16 +364,18 @@ NATIONAL_ID = {"en_gb": nino, "de_de": steuer_id, "fr_fr": nir, "it_it": codice_
 
 def ipv4(r):
     o = lambda lo=0, hi=255: r.randint(lo, hi)  # noqa: E731
-    return r.choice([f"192.168.{o()}.{o(1, 254)}", f"10.{o()}.{o()}.{o(1, 254)}", f"172.{o(16, 31)}.{o()}.{o(1, 254)}",
-                     f"203.0.113.{o(1, 254)}", f"198.51.100.{o(1, 254)}", f"192.0.2.{o(1, 254)}",
+    return r.choice([f"192.168.{o()}.{o(1, 254)}", f"10.{o()}.{o()}.{o(1, 254)}",
+                     f"172.{o(16, 31)}.{o()}.{o(1, 254)}", f"203.0.113.{o(1, 254)}", f"198.51.100.{o(1, 254)}",
+                     f"192.0.2.{o(1, 254)}",
                      f"{r.choice([a for a in range(1, 224) if a not in (10, 127)])}.{o()}.{o()}.{o(1, 254)}"])
 
 
 def ipv6(r):
     h = lambda: f"{r.randint(0, 0xffff):x}"  # noqa: E731
     v = r.choice([f"2001:0db8:{':'.join(f'{r.randint(0, 0xffff):04x}' for _ in range(6))}",
-                  "2001:db8::" + ":".join(h() for _ in range(r.randint(1, 3))), "fe80::" + ":".join(h() for _ in range(4)),
-                  f"2a00:1450:{h()}:{h()}::{h()}", f"::ffff:{ipv4(r)}", f"64:ff9b::{ipv4(r)}", f"2001:db8:{h()}::{ipv4(r)}"])
+                  "2001:db8::" + ":".join(h() for _ in range(r.randint(1, 3))),
+                  "fe80::" + ":".join(h() for _ in range(4)), f"2a00:1450:{h()}:{h()}::{h()}",
+                  f"::ffff:{ipv4(r)}", f"64:ff9b::{ipv4(r)}", f"2001:db8:{h()}::{ipv4(r)}"])
     return v.upper() if r.random() < 0.15 else v
 
 
@@ -415,10 +403,10 @@ def decoy_value(r, cat, loc):
     return r.choice({
         "order": lambda: [f"ORD-{y}-{n(0, 999999):06d}", f"#{n(1000000, 9999999)}", fill(r, "###-#######-#######"),
                           fill(r, "A########")],
-        "invoice": lambda: [f"INV-{y}-{n(1, 99999):05d}", f"RE-{y}-{n(1, 9999):04d}", f"FA{y % 100}-{n(1, 999999):06d}",
-                            f"FT/{y}/{n(1, 9999):04d}"],
-        "date": lambda: [f"{y}-{m:02d}-{d:02d}",
-                         {"en_us": f"{m:02d}/{d:02d}/{y}", "de_de": f"{d:02d}.{m:02d}.{y}"}.get(loc, f"{d:02d}/{m:02d}/{y}")],
+        "invoice": lambda: [f"INV-{y}-{n(1, 99999):05d}", f"RE-{y}-{n(1, 9999):04d}",
+                            f"FA{y % 100}-{n(1, 999999):06d}", f"FT/{y}/{n(1, 9999):04d}"],
+        "date": lambda: [f"{y}-{m:02d}-{d:02d}", {"en_us": f"{m:02d}/{d:02d}/{y}",
+                                                  "de_de": f"{d:02d}.{m:02d}.{y}"}.get(loc, f"{d:02d}/{m:02d}/{y}")],
         "time": lambda: [f"{n(0, 23):02d}:{n(0, 59):02d}", f"{n(0, 23):02d}:{n(0, 59):02d}:{n(0, 59):02d}"]
         + ([f"{n(1, 12)}:{n(0, 59):02d} {r.choice(['AM', 'PM'])}"] if loc == "en_us" else []),
         "price": lambda: [money(r, loc)],
@@ -426,12 +414,12 @@ def decoy_value(r, cat, loc):
                                             "pt_br": "unidades"}.get(loc, "pcs")],
         "version": lambda: [f"v{n(1, 12)}.{n(0, 20)}.{n(0, 30)}", f"{n(1, 9)}.{n(0, 9)}.{n(0, 99)}-beta"],
         "sku": lambda: [fill(r, "SKU-####-@"), fill(r, "ART-#####-@@"), fill(r, "@@-###-##")],
-        "tracking": lambda: [fill(r, "1Z###@@###########"), fill(r, "@@#########DE"), fill(r, "JJD##################"),
-                             fill(r, "00340434##########")],
+        "tracking": lambda: [fill(r, p) for p in ("1Z###@@###########", "@@#########DE", "JJD##################",
+                                                   "00340434##########")],
         "http": lambda: [f"HTTP {r.choice([400, 401, 403, 404, 409, 429, 500, 502, 503])}"],
         "percent": lambda: [f"{n(2, 30)}%", f"{n(1, 30)}.5%" if loc.startswith("en") else f"{n(1, 30)},5 %"],
         "ticket": lambda: [f"#{n(10000, 99999)}"],
-        "luhn_bad": lambda: [card(r, valid=False), group(r.choice("45") + fill(r, "#" * 15), [4, 4, 4, 4], r.choice(" -"))],
+        "luhn_bad": lambda: [card(r, valid=False)],
         "iban_bad": lambda: [iban(r, loc, valid=False)],
         "product": lambda: PRODUCTS,
     }[cat]())
@@ -470,7 +458,7 @@ def render(r, tpl, loc, person, fields=()):
         if name == "":
             parts.extend(fields)
         elif name in ("first", "last", "full"):
-            parts.append((True, "person_name", {"first": person[0], "last": person[1], "full": " ".join(person)}[name]))
+            parts.append((True, "person_name", " ".join(person) if name == "full" else person[name == "last"]))
         elif name == "initial":
             parts.append(person[0][0])
         elif name in SHORT:
@@ -601,6 +589,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     ap.add_argument("--out", help="output file (default stdout)")
     a = ap.parse_args()
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     r = random.Random(a.seed)
     people = make_people(r)
     out = open(a.out, "w", encoding="utf-8") if a.out else sys.stdout

@@ -100,7 +100,7 @@ def main():
         flag = "" if r >= floor else f"  < {floor}"
         if flag:
             failures.append(f"{kind} recall {r:.4f} < {floor}")
-        print(f"  {kind:16} {r:8.4f}  {found[kind]:6}/{total[kind]:<6}{flag}")
+        print(f"  {kind:16} {r:8.4f}  {found[kind]:6}/{total[kind]:<6}{flag}".rstrip())
     all_found, all_total = sum(found.values()), sum(total.values())
     s_found = sum(v for k, v in found.items() if k != "person_name")
     s_total = sum(v for k, v in total.items() if k != "person_name")

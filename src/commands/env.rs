@@ -109,6 +109,7 @@ pub(crate) fn env_command(
                         snapshot: None,
                         shard: None,
                         same_server: r.cfg.same_server,
+                        grants: r.cfg.grants,
                         adopt: false,
                     };
                     let report = run_refresh(&r, &args.plan, &settings)?;

@@ -273,6 +273,7 @@ pub(crate) fn refresh_command(
             .map(crate::data::refresh::tasks::Shard::parse)
             .transpose()?,
         same_server: r.cfg.same_server,
+        grants: r.cfg.grants,
         adopt: args.adopt,
     };
     let report = run_refresh(&r, &args.plan, &settings)?;

@@ -37,6 +37,11 @@ pub(crate) struct RefreshPlan {
     /// source database itself is refused always.
     #[serde(default)]
     pub same_server: bool,
+    /// Copy GRANTs and default privileges to the roles that exist on the target (each one
+    /// missing there is reported and its grants left out). Off by default: the loading user
+    /// owns the copy and nobody else is granted anything.
+    #[serde(default)]
+    pub grants: bool,
     /// Where each column key and table name stands in the file (filled in by the loader).
     #[serde(skip)]
     #[schemars(skip)]

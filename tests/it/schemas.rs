@@ -96,3 +96,114 @@ fn date_shift_stays_within_a_columns_check_range_and_warns_of_checks_it_cannot_r
         .count();
     assert!(moved > 300, "{moved}");
 }
+
+const COMMENTED: &str = r#"
+create extension citext;
+create role reader;
+create role ghost;
+create schema crm;
+comment on schema crm is 'customer data';
+create type crm.tier as enum ('free', 'paid');
+comment on type crm.tier is 'billing tier';
+create table crm.customers (id int primary key, email citext, tier crm.tier, note text);
+comment on table crm.customers is 'one row per customer';
+comment on column crm.customers.email is 'E-Mail, "quoted", it''s unique';
+create index customers_email on crm.customers (email);
+comment on index crm.customers_email is 'lookups by e-mail';
+comment on constraint customers_pkey on crm.customers is 'the key';
+create function crm.touch() returns trigger language plpgsql as $$ begin return new; end $$;
+comment on function crm.touch() is 'does nothing';
+create trigger touch before update on crm.customers for each row execute function crm.touch();
+comment on trigger touch on crm.customers is 'a no-op';
+create view crm.paying as select id from crm.customers where tier = 'paid';
+comment on view crm.paying is 'who pays';
+grant usage on schema crm to reader;
+grant select on crm.customers to reader;
+grant select (id, tier) on crm.customers to ghost;
+grant update on crm.customers to ghost;
+grant select on crm.paying to reader;
+insert into crm.customers select i, 'c' || i || '@shop.invalid', 'free', 'n' from generate_series(1, 50) i;
+"#;
+
+const COMMENTED_MASKING: &str = "      presets: []
+      columns:
+        crm.customers.id: keep
+        crm.customers.tier: keep
+        crm.customers.note: keep
+        crm.customers.email: email";
+
+fn descriptions(pg: &crate::support::pg::PgCluster, db: &str) -> String {
+    pg.psql(
+        db,
+        "select string_agg(pg_describe_object(classoid, objoid, objsubid) || ' = ' || description, ' | ' order by pg_describe_object(classoid, objoid, objsubid))
+           from pg_description where objoid >= 16384",
+    )
+}
+
+fn grants(pg: &crate::support::pg::PgCluster, db: &str) -> String {
+    pg.psql(
+        db,
+        "select coalesce(string_agg(x, ' | ' order by x), '') from (
+           select c.oid::regclass::text || ' ' || coalesce(c.relacl::text, '-') x
+             from pg_class c where c.relnamespace = 'crm'::regnamespace and c.relkind in ('r', 'v')
+           union all
+           select c.oid::regclass::text || '.' || a.attname || ' ' || a.attacl::text
+             from pg_attribute a join pg_class c on c.oid = a.attrelid
+            where c.relnamespace = 'crm'::regnamespace and a.attacl is not null
+           union all select 'schema crm ' || coalesce(nspacl::text, '-') from pg_namespace where nspname = 'crm') s",
+    )
+}
+
+#[test]
+fn comments_on_every_object_are_copied_and_grants_only_when_asked_to_roles_that_exist() {
+    let env = Env::new(COMMENTED, COMMENTED_MASKING);
+    env.dst.psql("postgres", "create role reader");
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let source = descriptions(&env.src, "app");
+    assert!(
+        source.contains("it's unique") && source.contains("a no-op"),
+        "{source}"
+    );
+    assert_eq!(descriptions(&env.dst, "staging"), source);
+    // By default nobody is granted anything: the loading user owns the copy.
+    assert!(
+        !grants(&env.dst, "staging").contains("reader"),
+        "{}",
+        grants(&env.dst, "staging")
+    );
+
+    // Opt in: grants to `reader` are copied; `ghost` does not exist on the target, so its
+    // grants are left out and each one is reported.
+    let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
+    crate::support::write(
+        env.dir.path(),
+        "sluice.yaml",
+        &yaml.replace("    jobs: 2\n", "    jobs: 2\n    grants: true\n"),
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "role `ghost` does not exist on the target: `GRANT UPDATE ON TABLE crm.customers TO ghost;` not copied"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("GRANT SELECT(id) ON TABLE crm.customers TO ghost;"),
+        "{}",
+        run.stderr
+    );
+    let copied = grants(&env.dst, "staging");
+    let expected = grants(&env.src, "app");
+    assert!(copied.contains("reader=r/"), "{copied}");
+    assert!(
+        copied.contains("schema crm {") && copied.contains("reader=U/"),
+        "{copied}"
+    );
+    assert!(!copied.contains("ghost"), "{copied}");
+    assert!(expected.contains("ghost"), "{expected}");
+    assert_eq!(descriptions(&env.dst, "staging"), source);
+}

@@ -132,25 +132,21 @@ pub(crate) fn run_program(
     Ok(out.stdout)
 }
 
-/// One schema section of the source, as pg_dump reads it under the refresh's snapshot.
+/// One schema section of the source, as pg_dump reads it under the refresh's snapshot, with
+/// comments; with GRANTs only when `privileges` (owners never: the loading user owns the copy).
 pub(crate) fn dump_section(
     source: &Endpoint,
     snapshot: &str,
     section: &str,
+    privileges: bool,
 ) -> Result<Vec<u8>, Error> {
-    run_program(
-        "pg_dump",
-        &[
-            "--schema-only",
-            &format!("--section={section}"),
-            "--no-owner",
-            "--no-privileges",
-            "--no-comments",
-            &format!("--snapshot={snapshot}"),
-        ],
-        source,
-        None,
-    )
+    let section = format!("--section={section}");
+    let snapshot = format!("--snapshot={snapshot}");
+    let mut args = vec!["--schema-only", &section, "--no-owner", &snapshot];
+    if !privileges {
+        args.push("--no-privileges");
+    }
+    run_program("pg_dump", &args, source, None)
 }
 
 /// `pg_dump` can only dump servers up to its own major version.

@@ -226,7 +226,7 @@ pub(crate) fn refresh(
             None => {
                 let removed = prepare(&target_side, settings, &source, &snapshot, None, &progress).await?;
                 // The post-data dump reads the same snapshot: fetch it while the rows stream.
-                (removed, Some(spawn_post_dump(&source, &snapshot)))
+                (removed, Some(spawn_post_dump(&source, &snapshot, settings.grants)))
             }
             Some(shard) => {
                 let removed = join_shards(&target_side, settings, &source, &snapshot, shard, &progress).await?;
@@ -260,7 +260,7 @@ pub(crate) fn refresh(
                 return Ok(report);
             }
         }
-        let post_dump = post_dump.unwrap_or_else(|| spawn_post_dump(&source, &snapshot));
+        let post_dump = post_dump.unwrap_or_else(|| spawn_post_dump(&source, &snapshot, settings.grants));
         let finished = finish(settings, &load_cfg, &snapshot_tx, &catalog, &plan, post_dump, &progress).await;
         report.sequences = match finished {
             Ok(n) => n,
@@ -348,7 +348,14 @@ async fn prepare(
     let filled = async {
         open_marked(side.admin, side.loading, &mark).await?;
         progress(Event::Step("creating the schema (pre-data)".into()));
-        let pre = tokio::task::block_in_place(|| dump_section(source, snapshot, "pre-data"))?;
+        let roles = crate::data::pg::ddl::target_roles(side.admin).await?;
+        let pre = tokio::task::block_in_place(|| {
+            dump_section(source, snapshot, "pre-data", settings.grants)
+        })?;
+        let (pre, notes) = crate::data::pg::ddl::prepare(&pre, &roles);
+        for n in notes {
+            progress(Event::Step(format!("warning: {n}")));
+        }
         tokio::task::block_in_place(|| apply_sql(side.load_cfg, &pre))?;
         Ok::<(), Error>(())
     };

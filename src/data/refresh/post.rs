@@ -19,9 +19,9 @@ use crate::error::Error;
 pub(crate) type PostDump = std::thread::JoinHandle<Result<Vec<u8>, Error>>;
 
 /// The post-data section, dumped under the snapshot on a thread of its own.
-pub(crate) fn spawn_post_dump(source: &Endpoint, snapshot: &str) -> PostDump {
+pub(crate) fn spawn_post_dump(source: &Endpoint, snapshot: &str, grants: bool) -> PostDump {
     let (source, snapshot) = (source.clone(), snapshot.to_string());
-    std::thread::spawn(move || dump_section(&source, &snapshot, "post-data"))
+    std::thread::spawn(move || dump_section(&source, &snapshot, "post-data", grants))
 }
 
 /// Sequences, post-data and materialized views, once every row is in. Returns the number of
@@ -90,6 +90,11 @@ pub(crate) async fn finish(
             what: "pg_dump".into(),
             detail: "the post-data dump stopped".into(),
         })??;
+    let (post, notes) =
+        crate::data::pg::ddl::prepare(&post, &crate::data::pg::ddl::target_roles(&dst).await?);
+    for n in notes {
+        progress(Event::Step(format!("warning: {n}")));
+    }
     post_data(
         load_cfg,
         &crate::data::pg::ddl::split(&String::from_utf8_lossy(&post)),

@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub shard: Option<Shard>,
     /// The plan allows a target on the source's own server (another database there).
     pub same_server: bool,
+    /// Copy grants to the roles that exist on the target.
+    pub grants: bool,
     /// Replace a target database sluice did not make (`--adopt`): it is kept, unmarked, as
     /// `<name>_prev` and never dropped by sluice.
     pub adopt: bool,
