@@ -139,7 +139,12 @@ pub(crate) fn verify_command(
             )?;
         }
         for k in &verdict.keys {
-            let status = if k.orphans == 0 {
+            let status = if k.orphans == 0 && k.not_valid_orphans > 0 {
+                format!(
+                    "ok (NOT VALID: {} row(s) point at nothing, as in the source)",
+                    k.not_valid_orphans
+                )
+            } else if k.orphans == 0 {
                 "ok".to_string()
             } else {
                 format!("BROKEN: {} row(s) point at nothing", k.orphans)
@@ -162,6 +167,28 @@ pub(crate) fn verify_command(
                 out,
                 "masked    {:<40} {:<16} {status}",
                 l.column, l.transform
+            )?;
+        }
+        let sw = &verdict.sweep;
+        if sw.values > 0 {
+            writeln!(
+                out,
+                "sweep     {} sampled source value(s) of {} masked column(s) looked for in {} other column(s): {}",
+                sw.values,
+                sw.from.len(),
+                sw.columns,
+                if sw.found.is_empty() {
+                    "none found"
+                } else {
+                    "FOUND"
+                }
+            )?;
+        }
+        for h in &sw.found {
+            writeln!(
+                out,
+                "sweep     {:<40} LEAK: {} row(s) hold source values of masked columns",
+                h.column, h.rows
             )?;
         }
         writeln!(
@@ -398,6 +425,25 @@ pub(crate) fn snapshot_command(
     })?
 }
 
+/// A transform's compact form as a YAML value that reads back as that text: `null`, `true`, an
+/// empty text, a trailing `:` or a leading indicator are single-quoted.
+fn yaml_scalar(spec: &str) -> String {
+    let plain = !spec.is_empty()
+        && !matches!(
+            spec.to_ascii_lowercase().as_str(),
+            "null" | "~" | "true" | "false" | "yes" | "no" | "on" | "off"
+        )
+        && !spec.starts_with(|c: char| "!&*{}[]|>'\"%@`#,?-: ".contains(c))
+        && !spec.ends_with(':')
+        && !spec.contains(": ")
+        && !spec.contains(" #");
+    if plain {
+        spec.to_string()
+    } else {
+        format!("'{}'", spec.replace('\'', "''"))
+    }
+}
+
 pub(crate) fn classify_command(
     plan: Option<String>,
     env: Option<String>,
@@ -409,7 +455,7 @@ pub(crate) fn classify_command(
 ) -> Result<i32, Failure> {
     use crate::data::classify;
     let mut out = io::stdout().lock();
-    let indent = if plan.is_some() { 6 } else { 4 };
+    let indent = if plan.is_some() { 8 } else { 4 };
     let proposals = match (plan, env, var, url) {
         (Some(name), ..) => {
             let loaded = require_config(explicit, cwd)?;
@@ -477,7 +523,7 @@ pub(crate) fn classify_command(
                 "{}:",
                 crate::data::pg::catalog::yaml_column_key(&p.table, &p.column)
             ),
-            p.spec,
+            yaml_scalar(&p.spec),
             p.reason,
             width = width + 1
         )?;

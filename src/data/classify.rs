@@ -3,7 +3,7 @@
 //! the compact form sluice.yaml uses (`email`, `card:keep_last4`, `date_shift:30`).
 
 use crate::data::mask::Transform;
-use crate::data::mask::presets::{Presets, Proposal};
+use crate::data::mask::presets::{Presets, Proposal, fit};
 use crate::data::pg::catalog::QualifiedName;
 use crate::error::Error;
 
@@ -29,10 +29,29 @@ fn plain_type(type_name: &str) -> bool {
         || t == "time"
 }
 
+/// Whether a column is unique by itself (primary key, unique constraint or index).
+fn unique(t: &crate::data::pg::catalog::Table, column: &str) -> bool {
+    t.unique_keys
+        .iter()
+        .chain(std::iter::once(&t.primary_key))
+        .any(|k| k.len() == 1 && k[0] == column)
+}
+
+/// The lower-case words (3 letters or more) of a name, for finding it inside other values.
+fn name_words(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+}
+
 /// Connect to `url` and propose a transform for every stored column that `skip` does not rule
-/// out: by name (presets), else by sampling up to `sample` values of text-like columns and
-/// running the value detectors, else `keep` with the reason. Partitions are covered by their
-/// parent.
+/// out: by name (presets, in the table's context), else by sampling up to `sample` values of
+/// text-like columns and running the value detectors, else `keep` with the reason. Every
+/// proposal fits its column (NOT NULL, unique), so pasted as it is the plan runs. Partitions
+/// are covered by their parent. Two more passes catch derived copies of masked values: a
+/// full-text vector in a table with masked columns, and text whose values repeat the sampled
+/// person names of the masked name columns (user names such as `first.last`).
 pub(crate) fn classify_database(
     url: &str,
     presets: &[Presets],
@@ -45,12 +64,28 @@ pub(crate) fn classify_database(
         let mut client = crate::data::pg::connect(&config, "the source").await?;
         let (tx, _) = crate::data::pg::snapshot::export_snapshot(&mut client).await?;
         let catalog = crate::data::pg::catalog::load(&tx).await?;
+        let sample_of = |t: &QualifiedName, c: &str| {
+            let col = crate::data::pg::catalog::sql_ident(c);
+            format!(
+                "select {col}::text from {} where {col} is not null limit {sample}",
+                t.sql()
+            )
+        };
         let mut out = Vec::new();
+        // Sampled values of columns proposed `keep` after sampling, and words of person names.
+        let mut kept_samples: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // Foreign key columns (proposal index, parent table, parent column): a column whose
+        // parent is masked inherits its transform, so it is left out of the proposal.
+        let mut children: Vec<(usize, QualifiedName, String)> = Vec::new();
         for t in catalog.tables.values().filter(|t| t.partition_of.is_none()) {
+            let first = out.len();
+            let mut vectors = Vec::new();
             for c in t.columns.iter().filter(|c| !c.generated) {
                 if skip(&t.name, &c.name) {
                     continue;
                 }
+                let is_unique = unique(t, &c.name);
                 let proposal = |transform: Transform, spec: String, reason: String| Proposal {
                     table: t.name.clone(),
                     column: c.name.clone(),
@@ -58,12 +93,63 @@ pub(crate) fn classify_database(
                     spec,
                     reason,
                 };
-                if let Some((tr, spec, reason)) = presets.iter().find_map(|p| p.lookup(&c.name)) {
+                let fk = t
+                    .foreign_keys
+                    .iter()
+                    .find(|fk| fk.columns.contains(&c.name));
+                if let Some(fk) = fk {
+                    let i = fk.columns.iter().position(|x| *x == c.name).unwrap_or(0);
+                    let parent = fk.referenced_columns.get(i).cloned().unwrap_or_default();
+                    children.push((out.len(), fk.references.clone(), parent));
                     out.push(proposal(
-                        tr.clone(),
-                        spec.to_string(),
-                        format!("name: {reason}"),
+                        Transform::Keep,
+                        "keep".into(),
+                        format!(
+                            "foreign key {} to {}: its key is kept",
+                            fk.name, fk.references
+                        ),
                     ));
+                    continue;
+                }
+                if let Some((tr, spec, reason)) =
+                    presets.iter().find_map(|p| p.lookup(Some(t), &c.name))
+                {
+                    let p = match fit(tr, spec, c, is_unique) {
+                        Some((tr, fitted)) if fitted != spec => proposal(
+                            tr,
+                            fitted,
+                            format!("name: {reason}; {}", fitted_why(c, is_unique)),
+                        ),
+                        Some((tr, fitted)) => proposal(tr, fitted, format!("name: {reason}")),
+                        None => proposal(
+                            Transform::Keep,
+                            "keep".into(),
+                            format!(
+                                "name: {reason}, but no transform fits {} {}: decide",
+                                if c.not_null { "NOT NULL" } else { "" },
+                                c.type_name
+                            ),
+                        ),
+                    };
+                    if matches!(p.transform, Transform::Fake { .. }) && sample > 0 {
+                        for r in tx
+                            .query(&sample_of(&t.name, &c.name), &[])
+                            .await
+                            .map_err(|e| {
+                                crate::data::pg::pg_error(
+                                    &format!("sampling {}.{}", t.name, c.name),
+                                    e,
+                                )
+                            })?
+                        {
+                            names.extend(name_words(r.get(0)));
+                        }
+                    }
+                    out.push(p);
+                    continue;
+                }
+                if c.type_name == "tsvector" {
+                    vectors.push(c);
                     continue;
                 }
                 if plain_type(&c.type_name) || sample == 0 {
@@ -74,36 +160,143 @@ pub(crate) fn classify_database(
                     ));
                     continue;
                 }
-                let col = crate::data::pg::catalog::sql_ident(&c.name);
                 let rows = tx
-                    .query(
-                        &format!(
-                            "select {col}::text from {} where {col} is not null limit {sample}",
-                            t.name.sql()
-                        ),
-                        &[],
-                    )
+                    .query(&sample_of(&t.name, &c.name), &[])
                     .await
                     .map_err(|e| {
                         crate::data::pg::pg_error(&format!("sampling {}.{}", t.name, c.name), e)
                     })?;
                 let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-                match presets.iter().find_map(|p| p.detect(&values)) {
+                let detected = presets.iter().find_map(|p| p.detect(&values)).and_then(
+                    |(tr, spec, reason)| {
+                        fit(&tr, &spec, c, is_unique).map(|(tr, spec)| (tr, spec, reason))
+                    },
+                );
+                match detected {
                     Some((tr, spec, reason)) => {
                         out.push(proposal(tr, spec, format!("values: {reason}")))
                     }
-                    None => out.push(proposal(
+                    None => {
+                        out.push(proposal(
+                            Transform::Keep,
+                            "keep".into(),
+                            format!(
+                                "{}: no PII found in {} sampled values; check",
+                                c.type_name,
+                                values.len()
+                            ),
+                        ));
+                        kept_samples.push((out.len() - 1, values));
+                    }
+                }
+            }
+            // A full-text vector holds the words of its table's text: masked, if any is.
+            let masked_here = out[first..]
+                .iter()
+                .any(|p| !matches!(p.transform, Transform::Keep));
+            for c in vectors {
+                let (tr, spec, reason) = if !masked_here {
+                    (
                         Transform::Keep,
-                        "keep".into(),
-                        format!(
-                            "{}: no PII found in {} sampled values; check",
-                            c.type_name,
+                        "keep".to_string(),
+                        "tsvector: no masked column in its table; check".to_string(),
+                    )
+                } else if c.not_null {
+                    (
+                        Transform::Constant(String::new()),
+                        "constant:".to_string(),
+                        "full-text vector of masked columns: emptied".to_string(),
+                    )
+                } else {
+                    (
+                        Transform::Null,
+                        "null".to_string(),
+                        "full-text vector of masked columns".to_string(),
+                    )
+                };
+                out.push(Proposal {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    transform: tr,
+                    spec,
+                    reason,
+                });
+            }
+        }
+        // Values that repeat masked person names (`anna.meier`, `ameier`) are names too.
+        if !names.is_empty() {
+            for (i, values) in kept_samples {
+                let hits = values
+                    .iter()
+                    .filter(|v| name_words(v).any(|w| names.contains(&w)))
+                    .count();
+                if values.is_empty() || hits * 5 < values.len() {
+                    continue;
+                }
+                let p = &out[i];
+                let Some(t) = catalog.tables.get(&p.table) else {
+                    continue;
+                };
+                let Some(c) = t.columns.iter().find(|c| c.name == p.column) else {
+                    continue;
+                };
+                let text = c.type_name == "text"
+                    || c.type_name == "citext"
+                    || c.type_name.starts_with("character");
+                if !text {
+                    continue;
+                }
+                // Free text that names people is scrubbed; a name-made identifier is hashed.
+                let spaced = values.iter().filter(|v| v.trim().contains(' ')).count();
+                let (t0, spec0) = if spaced * 2 > values.len() {
+                    (Transform::Scrub(Default::default()), "scrub")
+                } else {
+                    (
+                        Transform::Hash {
+                            len: 16,
+                            base64: false,
+                        },
+                        "hash:16",
+                    )
+                };
+                if let Some((tr, spec)) = fit(&t0, spec0, c, unique(t, &c.name)) {
+                    let share = hits * 100 / values.len();
+                    out[i] = Proposal {
+                        transform: tr,
+                        spec,
+                        reason: format!(
+                            "values: {share}% of {} sampled values repeat masked person names",
                             values.len()
                         ),
-                    )),
+                        ..out[i].clone()
+                    };
                 }
             }
         }
-        Ok(out)
+        let inherits: std::collections::HashSet<usize> = children
+            .into_iter()
+            .filter(|(_, t, c)| {
+                skip(t, c)
+                    || out.iter().any(|p| {
+                        p.table == *t && p.column == *c && !matches!(p.transform, Transform::Keep)
+                    })
+            })
+            .map(|(i, ..)| i)
+            .collect();
+        Ok(out
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !inherits.contains(i))
+            .map(|(_, p)| p)
+            .collect())
     })
+}
+
+/// Why a preset's transform was fitted to a column.
+fn fitted_why(c: &crate::data::pg::catalog::Column, unique: bool) -> String {
+    match (c.not_null, unique) {
+        (true, true) => "NOT NULL and unique".into(),
+        (true, false) => "NOT NULL".into(),
+        _ => "unique: a hash keeps values distinct".into(),
+    }
 }

@@ -51,8 +51,10 @@ pub(crate) struct LeakCheck {
 pub(crate) struct KeyCheck {
     /// `table.constraint`.
     pub key: String,
-    /// Rows whose key points at no row.
+    /// Rows whose key points at no row (beyond those of a NOT VALID key's source).
     pub orphans: i64,
+    /// Rows of a NOT VALID key that point at no row, as they do in the source.
+    pub not_valid_orphans: i64,
 }
 
 /// What verification found.
@@ -64,12 +66,45 @@ pub(crate) struct Verdict {
     pub keys: Vec<KeyCheck>,
     /// Masked columns.
     pub leaks: Vec<LeakCheck>,
+    /// The known-values sweep: sampled source values of the masked columns looked for in every
+    /// other text-like column of the target.
+    pub sweep: Sweep,
 }
+
+/// The known-values sweep's result.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Sweep {
+    /// Distinct source values looked for.
+    pub values: usize,
+    /// The masked columns they were sampled from.
+    pub from: Vec<String>,
+    /// Target columns searched.
+    pub columns: usize,
+    /// Target columns holding any of them, with the number of rows that do.
+    pub found: Vec<SweepHit>,
+}
+
+/// A column where the sweep found source values.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct SweepHit {
+    /// `table.column` on the target.
+    pub column: String,
+    /// Rows (of at most [`SWEEP_ROWS`] read) holding a sampled source value.
+    pub rows: i64,
+}
+
+/// Values sampled per masked column for the sweep, and in all.
+const SWEEP_PER_COLUMN: i64 = 50;
+const SWEEP_VALUES: usize = 1000;
+/// Rows read per target table by the sweep.
+pub(crate) const SWEEP_ROWS: i64 = 100_000;
 
 impl Verdict {
     /// No leak and no broken key.
     pub(crate) fn passed(&self) -> bool {
-        self.leaks.iter().all(|l| l.found == 0) && self.keys.iter().all(|k| k.orphans == 0)
+        self.leaks.iter().all(|l| l.found == 0)
+            && self.keys.iter().all(|k| k.orphans == 0)
+            && self.sweep.found.is_empty()
     }
 }
 
@@ -145,6 +180,7 @@ pub(crate) fn verify(
                     .extend(check_column(&src, &dst, &key, sample, &column).await?);
             }
         }
+        verdict.sweep = sweep(&src, &dst, &plan, sample).await?;
         // Every foreign key of the target, checked by query (MATCH SIMPLE: a NULL part skips).
         for t in catalog::load(&dst).await?.tables.values() {
             for fk in &t.foreign_keys {
@@ -166,9 +202,20 @@ pub(crate) fn verify(
                     t.name.sql(),
                     fk.references.sql()
                 );
+                let orphans = count(&dst, &sql, &format!("checking foreign key {}", fk.name)).await?;
+                // A NOT VALID key may have orphans in the source too; a copy holding no more
+                // than those is faithful.
+                let in_source = if fk.validated || orphans == 0 {
+                    0
+                } else {
+                    count(&src, &sql, &format!("checking foreign key {} on the source", fk.name))
+                        .await
+                        .unwrap_or(0)
+                };
                 verdict.keys.push(KeyCheck {
                     key: format!("{}.{}", t.name, catalog::quote_ident(&fk.name)),
-                    orphans: count(&dst, &sql, &format!("checking foreign key {}", fk.name)).await?,
+                    orphans: orphans - orphans.min(in_source),
+                    not_valid_orphans: orphans.min(in_source),
                 });
             }
         }
@@ -394,4 +441,160 @@ async fn check_column(
             )]
         }
     })
+}
+
+/// Whether a transform's source values identify someone wherever they turn up (an e-mail, a
+/// name, a street line), and whether they are looked for inside text (long values) or only as
+/// whole values (a first name alone is a common word inside text).
+fn identifying(t: &Transform) -> Option<bool> {
+    use crate::data::mask::FakeKind;
+    match t {
+        Transform::Email
+        | Transform::Phone
+        | Transform::Iban
+        | Transform::Card { .. }
+        | Transform::Ip { .. }
+        | Transform::Shape
+        | Transform::Uuid => Some(true),
+        Transform::Fake {
+            kind: FakeKind::FullName | FakeKind::Street,
+            ..
+        } => Some(true),
+        Transform::Fake {
+            kind: FakeKind::FirstName | FakeKind::LastName,
+            ..
+        } => Some(false),
+        _ => None,
+    }
+}
+
+/// The known-values sweep: a bounded sample of each identifying masked column's source values
+/// looked for in every text, JSON, array and inet column of the target that the plan does not
+/// mask (inside the text for long values, whole for first and last names). A customer's street
+/// kept in an invoice's billing address, or a name left in a note, is found here. Values are
+/// never printed.
+async fn sweep(src: &Client, dst: &Client, plan: &Plan, sample: usize) -> Result<Sweep, Error> {
+    let mut inside: std::collections::BTreeSet<String> = Default::default();
+    let mut whole: std::collections::BTreeSet<String> = Default::default();
+    let mut from = Vec::new();
+    let per = SWEEP_PER_COLUMN.min(sample as i64);
+    for t in &plan.tables {
+        for c in &t.columns {
+            let Some(within) = c.transform.as_ref().and_then(identifying) else {
+                continue;
+            };
+            let col = sql_ident(&c.name);
+            let rows = src
+                .query(
+                    &format!(
+                        "select distinct {col}::text from only {} where {col} is not null limit {per}",
+                        t.name.sql()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| pg_error(&format!("sampling {}.{} for the sweep", t.name, c.name), e))?;
+            from.push(format!("{}.{}", t.name, catalog::quote_ident(&c.name)));
+            for r in rows {
+                let v: String = r.get(0);
+                let v = v.trim().to_string();
+                // Short values (`Anna`, `10.0.0.1`) only count whole.
+                if within && v.chars().count() >= 8 {
+                    inside.insert(v);
+                } else if v.chars().count() >= 3 {
+                    whole.insert(v);
+                }
+            }
+        }
+    }
+    let like: Vec<String> = inside
+        .into_iter()
+        .take(SWEEP_VALUES)
+        .map(|v| {
+            format!(
+                "%{}%",
+                v.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        })
+        .collect();
+    let whole: Vec<String> = whole.into_iter().take(SWEEP_VALUES).collect();
+    let mut out = Sweep {
+        values: like.len() + whole.len(),
+        from,
+        ..Sweep::default()
+    };
+    if out.values == 0 {
+        return Ok(out);
+    }
+    let masked: std::collections::HashSet<(String, String)> = plan
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.columns
+                .iter()
+                .filter(|c| c.transform.is_some())
+                .map(move |c| (t.name.to_string(), c.name.clone()))
+        })
+        .collect();
+    let target = catalog::load(dst).await?;
+    for t in target.tables.values() {
+        if t.kind == crate::data::pg::catalog::TableKind::Partitioned {
+            continue;
+        }
+        let cols: Vec<&String> = t
+            .columns
+            .iter()
+            .filter(|c| {
+                let ty = c.type_name.as_str();
+                ty == "text"
+                    || ty == "citext"
+                    || ty.starts_with("character")
+                    || ty == "json"
+                    || ty == "jsonb"
+                    || ty == "inet"
+                    || ty.ends_with("[]")
+            })
+            .filter(|c| !masked.contains(&(t.name.to_string(), c.name.clone())))
+            .map(|c| &c.name)
+            .collect();
+        if cols.is_empty() {
+            continue;
+        }
+        out.columns += cols.len();
+        let counts = cols
+            .iter()
+            .map(|c| {
+                let v = format!("s.{}::text", sql_ident(c));
+                format!("count(*) filter (where {v} like any($1::text[]) or {v} = any($2::text[]))")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let list = cols
+            .iter()
+            .map(|c| sql_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = dst
+            .query_one(
+                &format!(
+                    "select {counts} from (select {list} from only {} limit {SWEEP_ROWS}) s",
+                    t.name.sql()
+                ),
+                &[&like, &whole],
+            )
+            .await
+            .map_err(|e| pg_error(&format!("sweeping {} on the target", t.name), e))?;
+        for (i, c) in cols.iter().enumerate() {
+            let rows: i64 = row.get(i);
+            if rows > 0 {
+                out.found.push(SweepHit {
+                    column: format!("{}.{}", t.name, catalog::quote_ident(c)),
+                    rows,
+                });
+            }
+        }
+    }
+    Ok(out)
 }

@@ -15,6 +15,7 @@ mod git_sources;
 mod masking_groups;
 mod pg_support;
 mod readme_secrets;
+mod real_world;
 mod refresh;
 mod rules;
 mod safety;

@@ -139,3 +139,104 @@ fn verify_of_a_subset_does_not_call_rows_left_out_by_design_missing() {
     );
     assert!(verify.stdout.contains("(a subset)"), "{}", verify.stdout);
 }
+
+const PEOPLE: &str = r#"
+create table customers (id int primary key, full_name text not null, street text, email text);
+insert into customers
+  select i, (array['Anna','Jonas','Maria','Lukas','Sofia','Elias'])[1 + i % 6] || ' ' ||
+            (array['Becker','Fischer','Weber','Wagner','Schulz','Hoffmann','Koch'])[1 + i % 7],
+         (10 + i) || ' ' || (array['Elm','Oak','Maple','Cedar'])[1 + i % 4] || ' Street',
+         'person' || i || '@mail.invalid'
+    from generate_series(1, 120) i;
+create table invoices (id int primary key, customer_id int references customers, billing_street text);
+insert into invoices select i, c.id, c.street from generate_series(1, 240) i join customers c on c.id = 1 + i % 120;
+create table tickets (id int primary key, customer_id int references customers, body text);
+insert into tickets
+  select i, c.id, 'Customer ' || c.full_name || ' called from +49 30 ' || (4000000 + i) ||
+         ', SSN 219-09-' || lpad((1000 + i)::text, 4, '0') || ', lives at ' || c.street || '. Order ORD-2024-' || i || '.'
+    from generate_series(1, 300) i join customers c on c.id = 1 + i % 120;
+"#;
+
+#[test]
+fn scrub_masks_the_runs_names_in_text_and_the_sweep_finds_values_left_elsewhere() {
+    let masking = "      presets: []
+      columns:
+        customers.id: keep
+        customers.full_name: full_name
+        customers.street: street
+        customers.email: email
+        invoices.id: keep
+        invoices.customer_id: keep
+        invoices.billing_street: keep
+        tickets.id: keep
+        tickets.customer_id: keep
+        tickets.body: scrub";
+    let env = Env::new(PEOPLE, masking);
+    let run = env.sluice(&["refresh", "nightly", "--adopt"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("scrub looks for the 42 person name(s)"),
+        "{}",
+        run.stderr
+    );
+    // Every name, phone, SSN and street in the tickets is gone; a name reads as its column's.
+    let q = "select string_agg(body, ' | ' order by id) from tickets";
+    let (before, after) = (env.src.psql("app", q), env.dst.psql("staging", q));
+    let names = env.src.psql(
+        "app",
+        "select string_agg(full_name || '|' || street, '|') from customers",
+    );
+    let mut source: Vec<String> = names.split('|').map(str::to_string).collect();
+    source.extend((1..=300).map(|i| format!("+49 30 {}", 4_000_000 + i)));
+    source.extend((1..=300).map(|i| format!("219-09-{}", 1000 + i)));
+    for value in &source {
+        assert!(before.contains(value.as_str()), "{value}");
+        assert!(
+            !after.contains(value.as_str()),
+            "{value} survived the scrub"
+        );
+    }
+    assert!(after.contains("Order ORD-2024-17."), "{after}");
+    assert_eq!(
+        env.dst.psql(
+            "staging",
+            "select count(*) from tickets t join customers c on c.id = t.customer_id
+              where position('Customer ' || c.full_name || ' called' in t.body) = 1"
+        ),
+        "300"
+    );
+    // The invoices kept the customers' streets: the sweep finds them, and says where only.
+    let verify = env.sluice(&["verify", "nightly"]);
+    assert_eq!(verify.code, 1, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify
+            .stdout
+            .contains("public.invoices.billing_street           LEAK: "),
+        "{}",
+        verify.stdout
+    );
+    assert!(
+        !verify.stdout.contains("sweep     public.tickets"),
+        "{}",
+        verify.stdout
+    );
+    assert!(
+        !verify.stdout.contains("Street"),
+        "values are never printed"
+    );
+
+    let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
+    crate::support::write(
+        env.dir.path(),
+        "sluice.yaml",
+        &yaml.replace(
+            "invoices.billing_street: keep",
+            "invoices.billing_street: street",
+        ),
+    );
+    let run = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let verify = env.sluice(&["verify", "nightly"]);
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(verify.stdout.contains("none found"), "{}", verify.stdout);
+}

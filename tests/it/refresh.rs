@@ -442,7 +442,7 @@ fn an_unclassified_column_stops_the_refresh_before_anything_moves() {
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(
         c.stdout
-            .starts_with("# paste under refresh.nightly.masking.columns:\n      public.people."),
+            .starts_with("# paste under refresh.nightly.masking.columns:\n        public.people."),
         "{}",
         c.stdout
     );

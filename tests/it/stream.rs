@@ -78,7 +78,7 @@ fn snapshot_copy_with_masking() {
             &plan(&[
                 ("id", None),
                 ("email", Some(Transform::Email)),
-                ("note", Some(Transform::Scrub)),
+                ("note", Some(Transform::Scrub(Default::default()))),
             ]),
             None,
             key,

@@ -344,6 +344,24 @@ impl PgCluster {
         );
     }
 
+    /// `pg_dump` of `db` with `args`, as text (a fixed `\\restrict` key, so two dumps compare).
+    pub(crate) fn pg_dump(&self, db: &str, args: &[&str]) -> String {
+        let program = Some(self.bin.join("pg_dump"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("pg_dump"));
+        let out = Command::new(program)
+            .args(["--restrict-key=sluicetest", "-d", &self.url(db)])
+            .args(args)
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Run SQL with psql against `db`; returns unaligned, tuples-only output.
     pub(crate) fn psql(&self, db: &str, sql: &str) -> String {
         let psql = Some(self.bin.join("psql"))

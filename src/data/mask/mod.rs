@@ -11,10 +11,10 @@ pub(crate) mod key;
 pub(crate) mod parse;
 pub(crate) mod presets;
 pub mod rows;
+pub mod scrub;
 pub(crate) mod structured;
 
 use regex::Regex;
-use std::sync::LazyLock;
 
 use crate::data::mask::structured::{Step, apply_path, parse_array, write_array};
 use crate::keyed::HmacKey;
@@ -139,9 +139,10 @@ pub enum Transform {
         /// The largest relative change, in percent.
         percent: f64,
     },
-    /// Free text with every e-mail, card number, IBAN, IPv4 address and phone number inside it
-    /// replaced by its masked form (the same one the column transforms give).
-    Scrub,
+    /// Free text with every e-mail, phone number, card, IBAN, national id, IP address, street
+    /// line and known person name inside it replaced by its masked form (the one the column
+    /// transforms give); see [`scrub`].
+    Scrub(Names),
     /// A person's or a place's name from `fake`'s lists for a locale.
     Fake {
         /// Which kind of value.
@@ -173,6 +174,17 @@ pub enum Transform {
     /// Text built from other columns of the same row, after their masking:
     /// `{first_name} {last_name}`. NULL when a column it names is NULL.
     Template(String),
+}
+
+/// The person names a [`Transform::Scrub`] looks for: those the run masks in its name columns
+/// (none until the run has read them). Run data, not part of the rule: any two compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Names(pub Option<std::sync::Arc<scrub::KnownNames>>);
+
+impl PartialEq for Names {
+    fn eq(&self, _: &Names) -> bool {
+        true
+    }
 }
 
 /// One masked path of a [`Transform::Json`].
@@ -390,6 +402,25 @@ impl Transform {
         }
     }
 
+    /// Whether distinct inputs always give distinct outputs (NULLs never collide), so the
+    /// transform may mask a unique column. Names, redaction, noise and short hashes repeat by
+    /// design.
+    pub fn can_be_unique(&self) -> bool {
+        !matches!(
+            self,
+            Transform::Constant(_)
+                | Transform::Redact
+                | Transform::DateShift { .. }
+                | Transform::NumberNoise { .. }
+                | Transform::Scrub(_)
+                | Transform::Fake { .. }
+                | Transform::Regex { .. }
+                | Transform::Json { .. }
+                | Transform::Array { .. }
+                | Transform::Template(_)
+        ) && !matches!(self, Transform::Hash { len, .. } if *len < 12)
+    }
+
     /// The default determinism domain: values masked by the same transform under the same key
     /// agree across tables and columns.
     pub fn default_domain(&self) -> &'static str {
@@ -458,7 +489,7 @@ impl Transform {
                 date_shift(key, domain, input, *max_days, *within)?
             }
             Transform::NumberNoise { percent } => number_noise(key, domain, input, *percent)?,
-            Transform::Scrub => scrub(key, input),
+            Transform::Scrub(names) => scrub::scrub_text(key, input, names.0.as_deref()),
             Transform::Fake { kind, locale } => {
                 // Names compare case- and space-insensitively: `ALICE ` masks like `alice`.
                 let norm = input.trim().to_lowercase();
@@ -784,58 +815,6 @@ fn number_noise(
     let factor = 1.0 + (unit * 2.0 - 1.0) * percent / 100.0;
     let noisy = value * factor;
     Ok(format!("{noisy:.scale$}"))
-}
-
-static EMAIL_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("static regex")
-});
-static IBAN_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b").expect("static regex")
-});
-static CARD_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[0-9](?:[ -]?[0-9]){11,18}\b").expect("static regex"));
-static IPV4_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b",
-    )
-    .expect("static regex")
-});
-static PHONE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\+[0-9](?:[ ()./-]?[0-9]){6,14}").expect("static regex"));
-
-/// Replace every PII value found in free text with the masked form its column transform gives.
-fn scrub(key: &MaskKey, input: &str) -> String {
-    let mut text = EMAIL_RE
-        .replace_all(input, |c: &regex::Captures<'_>| email(key, "email", &c[0]))
-        .into_owned();
-    text = IBAN_RE
-        .replace_all(&text, |c: &regex::Captures<'_>| {
-            let compact: String = c[0].chars().filter(|x| !x.is_whitespace()).collect();
-            if iban_mod97(&compact) == 1 {
-                iban(key, "iban", &c[0]).unwrap_or_else(|_| c[0].to_string())
-            } else {
-                c[0].to_string()
-            }
-        })
-        .into_owned();
-    text = CARD_RE
-        .replace_all(&text, |c: &regex::Captures<'_>| {
-            let digits: Vec<u8> = c[0].bytes().filter(u8::is_ascii_digit).collect();
-            if luhn_valid(&digits) {
-                card(key, "card", &c[0], false).unwrap_or_else(|_| c[0].to_string())
-            } else {
-                c[0].to_string()
-            }
-        })
-        .into_owned();
-    text = IPV4_RE
-        .replace_all(&text, |c: &regex::Captures<'_>| {
-            ip(key, "ip", &c[0], 0).unwrap_or_else(|_| c[0].to_string())
-        })
-        .into_owned();
-    PHONE_RE
-        .replace_all(&text, |c: &regex::Captures<'_>| phone(key, "phone", &c[0]))
-        .into_owned()
 }
 
 #[cfg(test)]

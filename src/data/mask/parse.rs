@@ -30,7 +30,7 @@ pub(crate) fn parse_transform(spec: &str) -> Result<Transform, String> {
         "phone" => no_arg(Transform::Phone),
         "iban" => no_arg(Transform::Iban),
         "uuid" => no_arg(Transform::Uuid),
-        "scrub" => no_arg(Transform::Scrub),
+        "scrub" => no_arg(Transform::Scrub(Default::default())),
         "shape" | "national_id" => no_arg(Transform::Shape),
         n if FakeKind::parse(n).is_some() => {
             let kind = FakeKind::parse(n).unwrap_or(FakeKind::FullName);
@@ -118,7 +118,7 @@ pub(crate) fn transform_name(t: &Transform) -> String {
         Transform::Uuid => "uuid".into(),
         Transform::DateShift { max_days, .. } => format!("date_shift:{max_days}"),
         Transform::NumberNoise { percent } => format!("number_noise:{percent}"),
-        Transform::Scrub => "scrub".into(),
+        Transform::Scrub(_) => "scrub".into(),
         Transform::Shape => "shape".into(),
         Transform::Fake { kind, locale } if *locale == Locale::En => kind.name().into(),
         Transform::Fake { kind, locale } => format!("{}:{}", kind.name(), locale.name()),

@@ -28,6 +28,31 @@ pub(crate) struct PresetFile {
     /// Value detectors for sampled columns, first match wins.
     #[serde(default)]
     pub values: Vec<ValuePreset>,
+    /// What makes a table one that holds people (for presets with `context = "people"`).
+    #[serde(default)]
+    pub people: Option<PeopleRules>,
+}
+
+/// How a table is recognised as holding people, or postal addresses.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeopleRules {
+    /// Case-insensitive regex over table names of people (`users`, `customers`).
+    pub tables: String,
+    /// Case-insensitive regex over column names only people have (`email`, `birth_date`).
+    pub columns: String,
+    /// Case-insensitive regex over column names of a postal address (`street`, `address_line1`).
+    pub address_columns: String,
+}
+
+/// Where a column-name preset applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Context {
+    /// Only in a table that holds people.
+    People,
+    /// Only in a table that holds people or a postal address.
+    Address,
 }
 
 /// One value detector.
@@ -57,13 +82,115 @@ pub(crate) struct ColumnPreset {
     pub transform: String,
     /// Why, for people.
     pub reason: String,
+    /// Apply only where the table says the name means what the preset thinks (`people`: a
+    /// product's `name` is no person's; `address`: a city in a lookup table of cities is none).
+    /// Elsewhere the column stays unclassified.
+    #[serde(default)]
+    pub context: Option<Context>,
 }
 
 /// Compiled presets.
 #[derive(Debug)]
 pub(crate) struct Presets {
-    rules: Vec<(Regex, Transform, String, String)>,
+    rules: Vec<(Regex, Transform, String, String, Option<Context>)>,
     detectors: Vec<(Regex, Transform, String, String, f64)>,
+    people: Option<(Regex, Regex, Regex)>,
+}
+
+/// The length limit of `character varying(n)` and `character(n)` columns.
+pub(crate) fn max_len(type_name: &str) -> Option<usize> {
+    let rest = type_name
+        .strip_prefix("character varying(")
+        .or_else(|| type_name.strip_prefix("character("))?;
+    rest.strip_suffix(')')?.parse().ok()
+}
+
+/// Whether a transform can produce values of a column's type. Types sluice does not know
+/// (enums, domains, geometric, ranges, extension types) are left to the load to judge.
+pub(crate) fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
+    if let (Some(max), Some(need)) = (max_len(type_name), t.min_len())
+        && max < need
+    {
+        return Err(format!(
+            "needs at least {need} characters and the column holds {max}: a value cut to fit would not be what the transform promises. Use hash:{max}, redact or shape (they fit the column), or widen the column"
+        ));
+    }
+    let base = type_name.split('(').next().unwrap_or("").trim();
+    let universal = matches!(
+        t,
+        Transform::Null | Transform::Constant(_) | Transform::Keep | Transform::Regex { .. }
+    );
+    if universal {
+        return Ok(());
+    }
+    let (kind, ok) = if type_name.ends_with("[]") {
+        ("an array", matches!(t, Transform::Array { .. }))
+    } else {
+        match base {
+            "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision"
+            | "money" => (
+                "numbers",
+                matches!(t, Transform::NumberNoise { .. } | Transform::Shape),
+            ),
+            "date" => ("dates", matches!(t, Transform::DateShift { .. })),
+            b if b.starts_with("timestamp") => {
+                ("timestamps", matches!(t, Transform::DateShift { .. }))
+            }
+            "uuid" => ("UUIDs", matches!(t, Transform::Uuid)),
+            "inet" | "cidr" => ("addresses", matches!(t, Transform::Ip { .. })),
+            "json" | "jsonb" => (
+                "JSON",
+                matches!(t, Transform::Json { .. } | Transform::Scrub(_)),
+            ),
+            "boolean" | "bytea" => ("these values", false),
+            _ => return Ok(()),
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot produce {kind}; use keep, null, constant or a transform for {kind}"
+        ))
+    }
+}
+
+/// A preset's transform fitted to the column it would mask: `null` cannot fill a NOT NULL
+/// column (text there is redacted instead, or hashed when unique), and a transform that
+/// repeats values cannot mask a unique column (a keyed hash of text instead). `None`: nothing
+/// fits; the column is left to the user.
+pub(crate) fn fit(
+    t: &Transform,
+    spec: &str,
+    column: &crate::data::pg::catalog::Column,
+    unique: bool,
+) -> Option<(Transform, String)> {
+    let ty = column.type_name.as_str();
+    fits_type(ty, t).ok()?;
+    let text = ty == "text"
+        || ty == "citext"
+        || ty.starts_with("character varying")
+        || ty.starts_with("character(");
+    let hash = || {
+        let len = max_len(ty).unwrap_or(32).min(32);
+        (text && len >= 12).then(|| {
+            (
+                Transform::Hash { len, base64: false },
+                format!("hash:{len}"),
+            )
+        })
+    };
+    if matches!(t, Transform::Null) && column.not_null {
+        return match (text, unique) {
+            (true, true) => hash(),
+            (true, false) => Some((Transform::Redact, "redact".into())),
+            (false, _) => None,
+        };
+    }
+    if unique && !t.can_be_unique() {
+        return hash();
+    }
+    Some((t.clone(), spec.to_string()))
 }
 
 /// A proposed classification of one column.
@@ -109,7 +236,7 @@ impl Presets {
                 .case_insensitive(true)
                 .build();
             match (re, parse_transform(&p.transform)) {
-                (Ok(re), Ok(t)) => rules.push((re, t, p.transform, p.reason)),
+                (Ok(re), Ok(t)) => rules.push((re, t, p.transform, p.reason, p.context)),
                 (Err(e), _) => {
                     problems.push(Problem::new(at, format!("regex does not compile: {e}")))
                 }
@@ -141,19 +268,68 @@ impl Presets {
                 (_, Err(e)) => problems.push(Problem::new(at, e)),
             }
         }
+        let ci = |s: &str| regex::RegexBuilder::new(s).case_insensitive(true).build();
+        let people = match &file.people {
+            None => None,
+            Some(p) => match (ci(&p.tables), ci(&p.columns), ci(&p.address_columns)) {
+                (Ok(a), Ok(b), Ok(c)) => Some((a, b, c)),
+                (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+                    let at = text.find("[people]").map_or_else(
+                        || Location::file(name),
+                        |o| Location::from_offset(name, text, o),
+                    );
+                    problems.push(Problem::new(at, format!("regex does not compile: {e}")));
+                    None
+                }
+            },
+        };
+        if rules.iter().any(|r| r.4.is_some()) && people.is_none() && problems.is_empty() {
+            problems.push(Problem::new(
+                Location::file(name),
+                "a preset has a `context` but the file has no `[people]` section saying what a table of people is",
+            ));
+        }
         if problems.is_empty() {
-            Ok(Presets { rules, detectors })
+            Ok(Presets {
+                rules,
+                detectors,
+                people,
+            })
         } else {
             Err(Error::Invalid { problems })
         }
     }
 
-    /// The first preset matching a column name: its transform, compact form and reason.
-    pub(crate) fn lookup(&self, column: &str) -> Option<(&Transform, &str, &str)> {
-        self.rules
-            .iter()
-            .find(|(re, ..)| re.is_match(column))
-            .map(|(_, t, spec, reason)| (t, spec.as_str(), reason.as_str()))
+    /// The first preset matching a column name: its transform, compact form and reason. `None`
+    /// when none matches, or when the first that does needs a context `table` does not give
+    /// (then the column is left to the user rather than guessed).
+    pub(crate) fn lookup(
+        &self,
+        table: Option<&crate::data::pg::catalog::Table>,
+        column: &str,
+    ) -> Option<(&Transform, &str, &str)> {
+        let (_, t, spec, reason, context) = self.rules.iter().find(|r| r.0.is_match(column))?;
+        match (context, table) {
+            (Some(c), Some(table)) if !self.in_context(*c, table, column) => None,
+            _ => Some((t, spec.as_str(), reason.as_str())),
+        }
+    }
+
+    /// Whether `table` holds people (by its name, or another column only people have), or for
+    /// [`Context::Address`] also a postal address.
+    fn in_context(
+        &self,
+        context: Context,
+        table: &crate::data::pg::catalog::Table,
+        column: &str,
+    ) -> bool {
+        let Some((tables, people, address)) = &self.people else {
+            return true;
+        };
+        let others = || table.columns.iter().filter(|c| c.name != column);
+        tables.is_match(&table.name.name)
+            || others().any(|c| people.is_match(&c.name))
+            || (context == Context::Address && others().any(|c| address.is_match(&c.name)))
     }
 
     /// The first value detector that enough of `samples` satisfy: transform, compact form and a
@@ -188,15 +364,13 @@ impl Presets {
         let mut out = Vec::new();
         for t in catalog.tables.values() {
             for c in t.columns.iter().filter(|c| !c.generated) {
-                if let Some((_, tr, spec, reason)) =
-                    self.rules.iter().find(|(re, ..)| re.is_match(&c.name))
-                {
+                if let Some((tr, spec, reason)) = self.lookup(Some(t), &c.name) {
                     out.push(Proposal {
                         table: t.name.clone(),
                         column: c.name.clone(),
                         transform: tr.clone(),
-                        spec: spec.clone(),
-                        reason: reason.clone(),
+                        spec: spec.to_string(),
+                        reason: reason.to_string(),
                     });
                 }
             }

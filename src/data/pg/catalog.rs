@@ -449,21 +449,37 @@ pub fn parse_column_key(s: &str) -> Result<(QualifiedName, Option<String>), Stri
     ))
 }
 
-/// A table name as sluice.yaml takes it (single-quoted when it needs double-quoted identifiers).
+/// A table name as sluice.yaml takes it (quoted when it needs double-quoted identifiers).
 pub fn yaml_table(t: &QualifiedName) -> String {
-    let k = t.to_string();
-    if k.contains('"') {
-        format!("'{}'", k.replace('\'', "''"))
-    } else {
-        k
-    }
+    yaml_quoted(t.to_string())
 }
 
-/// A column key as sluice.yaml takes it (`schema.table.column`, single-quoted when it needs
+/// A column key as sluice.yaml takes it (`schema.table.column`, quoted when it needs
 /// double-quoted identifiers).
 pub fn yaml_column_key(table: &QualifiedName, column: &str) -> String {
-    let key = format!("{table}.{}", quote_ident(column));
-    if key.contains('"') {
+    yaml_quoted(format!("{table}.{}", quote_ident(column)))
+}
+
+/// `key` as a YAML scalar that reads back as itself: plain when it can be, single-quoted when
+/// it holds `"`, double-quoted with escapes when it holds a line break or another control
+/// character (a single-quoted scalar would fold a line break into a space).
+fn yaml_quoted(key: String) -> String {
+    if key.chars().any(char::is_control) {
+        let mut out = String::from("\"");
+        for c in key.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    } else if key.contains('"') {
         format!("'{}'", key.replace('\'', "''"))
     } else {
         key

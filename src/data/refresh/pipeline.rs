@@ -130,7 +130,14 @@ pub(crate) fn refresh(
             Some(id) => (adopt_held_snapshot(&mut leader, id).await?, id.clone()),
         };
         let catalog = catalog::load(&snapshot_tx).await?;
-        let plan = build(&catalog)?;
+        let mut plan = build(&catalog)?;
+        let (names, cut) = crate::data::refresh::names::attach(&snapshot_tx, &mut plan).await?;
+        if names > 0 {
+            step(&format!(
+                "scrub looks for the {names} person name(s) of the masked name columns{}",
+                if cut { " (the first ones only: the limit)" } else { "" }
+            ));
+        }
         // A subset: which rows of which leaves, worked out on the source before the target is
         // touched.
         let mut selection: Option<BTreeMap<QualifiedName, roaring::RoaringTreemap>> = None;

@@ -53,24 +53,6 @@ struct Decision {
     why: String,
 }
 
-/// Transforms whose outputs can repeat for distinct inputs by design.
-fn can_be_unique(t: &Transform) -> bool {
-    !matches!(
-        t,
-        Transform::Null
-            | Transform::Constant(_)
-            | Transform::Redact
-            | Transform::DateShift { .. }
-            | Transform::NumberNoise { .. }
-            | Transform::Scrub
-            | Transform::Fake { .. }
-            | Transform::Regex { .. }
-            | Transform::Json { .. }
-            | Transform::Array { .. }
-            | Transform::Template(_)
-    ) && !matches!(t, Transform::Hash { len, .. } if *len < 12)
-}
-
 struct Resolver<'a> {
     catalog: &'a Catalog,
     presets: &'a [Presets],
@@ -137,15 +119,34 @@ impl Resolver<'_> {
         if let Some(d) = self.wildcard(table) {
             return Some(d);
         }
-        self.presets
-            .iter()
-            .find_map(|p| p.lookup(column))
-            .map(|(t, spec, reason)| Decision {
-                transform: t.clone(),
-                domain: t.default_domain().to_string(),
-                unique: false,
-                why: format!("preset {spec} ({reason})"),
-            })
+        // A preset, fitted to the column (NOT NULL, unique); none that fits leaves it to the user.
+        let t = self.catalog.tables.get(self.root(table));
+        let col = t.and_then(|t| t.columns.iter().find(|c| c.name == column));
+        let unique = t.is_some_and(|t| {
+            t.unique_keys
+                .iter()
+                .chain(std::iter::once(&t.primary_key))
+                .any(|k| k.len() == 1 && k[0] == column)
+        });
+        // A foreign key's column follows its parent (above); a name alone never masks it.
+        if t.is_some_and(|t| {
+            t.foreign_keys
+                .iter()
+                .any(|fk| fk.columns.iter().any(|c| c == column))
+        }) {
+            return None;
+        }
+        let (tr, spec, reason) = self.presets.iter().find_map(|p| p.lookup(t, column))?;
+        let (tr, spec) = match col {
+            Some(c) => crate::data::mask::presets::fit(tr, spec, c, unique)?,
+            None => (tr.clone(), spec.to_string()),
+        };
+        Some(Decision {
+            domain: tr.default_domain().to_string(),
+            transform: tr,
+            unique: false,
+            why: format!("preset {spec} ({reason})"),
+        })
     }
 }
 
@@ -353,7 +354,7 @@ pub(crate) fn build(
                 .any(|k| k.len() == 1 && k[0] == c.name);
             match resolver.decide(&t.name, &c.name, 0) {
                 Some(d) => {
-                    if (d.unique || unique_key) && !can_be_unique(&d.transform) {
+                    if (d.unique || unique_key) && !d.transform.can_be_unique() {
                         problems.push(Problem::new(
                             Location::file(file),
                             format!(
@@ -479,7 +480,7 @@ pub(crate) fn build(
                 );
                 for (t, c, ty) in &unclassified {
                     let key = yaml_column_key(&t.name, c);
-                    msg.push_str(&format!("      {key}: keep    # {ty}; or a transform\n"));
+                    msg.push_str(&format!("        {key}: keep    # {ty}; or a transform\n"));
                 }
                 msg.push_str("    or set `unclassified: warn` to copy them unmasked");
                 problems.push(Problem::new(Location::file(file), msg));
@@ -655,63 +656,7 @@ pub(crate) fn date_bounds(
     (bounds, unread)
 }
 
-/// The length limit of `character varying(n)` and `character(n)` columns.
-pub(crate) fn max_len(type_name: &str) -> Option<usize> {
-    let rest = type_name
-        .strip_prefix("character varying(")
-        .or_else(|| type_name.strip_prefix("character("))?;
-    rest.strip_suffix(')')?.parse().ok()
-}
-
-/// Whether a transform can produce values of a column's type. Types sluice does not know
-/// (enums, domains, geometric, ranges, extension types) are left to the load to judge.
-pub(crate) fn fits_type(type_name: &str, t: &Transform) -> Result<(), String> {
-    if let (Some(max), Some(need)) = (max_len(type_name), t.min_len())
-        && max < need
-    {
-        return Err(format!(
-            "needs at least {need} characters and the column holds {max}: a value cut to fit would not be what the transform promises. Use hash:{max}, redact or shape (they fit the column), or widen the column"
-        ));
-    }
-    let base = type_name.split('(').next().unwrap_or("").trim();
-    let universal = matches!(
-        t,
-        Transform::Null | Transform::Constant(_) | Transform::Keep | Transform::Regex { .. }
-    );
-    if universal {
-        return Ok(());
-    }
-    let (kind, ok) = if type_name.ends_with("[]") {
-        ("an array", matches!(t, Transform::Array { .. }))
-    } else {
-        match base {
-            "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision"
-            | "money" => (
-                "numbers",
-                matches!(t, Transform::NumberNoise { .. } | Transform::Shape),
-            ),
-            "date" => ("dates", matches!(t, Transform::DateShift { .. })),
-            b if b.starts_with("timestamp") => {
-                ("timestamps", matches!(t, Transform::DateShift { .. }))
-            }
-            "uuid" => ("UUIDs", matches!(t, Transform::Uuid)),
-            "inet" | "cidr" => ("addresses", matches!(t, Transform::Ip { .. })),
-            "json" | "jsonb" => (
-                "JSON",
-                matches!(t, Transform::Json { .. } | Transform::Scrub),
-            ),
-            "boolean" | "bytea" => ("these values", false),
-            _ => return Ok(()),
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot produce {kind}; use keep, null, constant or a transform for {kind}"
-        ))
-    }
-}
+pub(crate) use crate::data::mask::presets::{fits_type, max_len};
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]

@@ -65,7 +65,7 @@ fn plan(columns: &[(&str, &str)], unclassified: Unclassified) -> RefreshPlan {
 
 fn catalog() -> Catalog {
     let mut cat = Catalog::default();
-    let mut users = table("users", &["id", "email", "nickname", "search!"]);
+    let mut users = table("users", &["id", "email", "mood", "search!"]);
     users.unique_keys.push(vec!["email".into()]);
     let mut orders = table("orders", &["id", "user_id", "buyer_email", "total"]);
     orders.foreign_keys.push(ForeignKey {
@@ -124,7 +124,7 @@ fn paths_parse_with_quotes_and_case_folding() {
 #[test]
 fn unclassified_columns_stop_the_plan_with_a_snippet() {
     let e = message(build_with(&[], Unclassified::Fail).unwrap_err());
-    assert!(e.contains("public.users.nickname: keep"), "{e}");
+    assert!(e.contains("public.users.mood: keep"), "{e}");
     assert!(e.contains("public.orders.total: keep"), "{e}");
     // Primary keys are not PII by name; they still need a decision.
     assert!(e.contains("public.users.id: keep"), "{e}");
@@ -137,10 +137,10 @@ fn unclassified_columns_stop_the_plan_with_a_snippet() {
 #[test]
 fn warn_copies_unclassified_columns_and_lists_them() {
     let p = build_with(&[], Unclassified::Warn).unwrap();
-    assert!(p.unclassified.contains(&(qn("users"), "nickname".into())));
+    assert!(p.unclassified.contains(&(qn("users"), "mood".into())));
     let users = p.tables.iter().find(|t| t.name == qn("users")).unwrap();
     let names: Vec<&str> = users.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["id", "email", "nickname"]);
+    assert_eq!(names, ["id", "email", "mood"]);
     let email = &users.columns[1];
     assert_eq!(email.transform, Some(Transform::Email));
     assert!(
@@ -216,7 +216,7 @@ fn transforms_must_fit_the_column_type() {
         .is_err()
     );
     assert!(fits_type("text[]", &Transform::Email).is_err());
-    assert!(fits_type("jsonb", &Transform::Scrub).is_ok());
+    assert!(fits_type("jsonb", &Transform::Scrub(Default::default())).is_ok());
     assert!(
         fits_type("mood", &Transform::Email).is_ok(),
         "unknown types are left to the load"

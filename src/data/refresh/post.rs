@@ -68,7 +68,7 @@ pub(crate) async fn finish(
                 and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')
                join pg_class t on t.oid = d.refobjid
                join pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
-              where s.relkind = 'S'",
+              where s.relkind = 'S' and a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)",
             &[],
         )
         .await
