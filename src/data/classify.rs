@@ -2,8 +2,8 @@
 //! PII preset out. Presets are data (`rules/pii.toml`, embedded); every transform is written in
 //! the compact form sluice.yaml uses (`email`, `card:keep_last4`, `date_shift:30`).
 
-use crate::data::mask::Transform;
 use crate::data::mask::presets::{Presets, Proposal, fit};
+use crate::data::mask::{FakeKind, Transform};
 use crate::data::pg::catalog::QualifiedName;
 use crate::error::Error;
 
@@ -75,6 +75,9 @@ pub(crate) fn classify_database(
         // Sampled values of columns proposed `keep` after sampling, and words of person names.
         let mut kept_samples: Vec<(usize, Vec<String>)> = Vec::new();
         let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // Sampled values of masked identifying columns (e-mails, streets, full names…), to find
+        // copies of them kept elsewhere (an order's JSON holding the customer's address).
+        let mut copies: std::collections::BTreeSet<String> = Default::default();
         // Foreign key columns (proposal index, parent table, parent column): a column whose
         // parent is masked inherits its transform, so it is left out of the proposal.
         let mut children: Vec<(usize, QualifiedName, String)> = Vec::new();
@@ -131,7 +134,16 @@ pub(crate) fn classify_database(
                             ),
                         ),
                     };
-                    if matches!(p.transform, Transform::Fake { .. }) && sample > 0 {
+                    let identifying = matches!(
+                        p.transform,
+                        Transform::Fake { .. }
+                            | Transform::Email
+                            | Transform::Phone
+                            | Transform::Iban
+                            | Transform::Card { .. }
+                            | Transform::Shape
+                    );
+                    if identifying && sample > 0 {
                         for r in tx
                             .query(&sample_of(&t.name, &c.name), &[])
                             .await
@@ -142,7 +154,21 @@ pub(crate) fn classify_database(
                                 )
                             })?
                         {
-                            names.extend(name_words(r.get(0)));
+                            let v: String = r.get(0);
+                            if matches!(
+                                p.transform,
+                                Transform::Fake {
+                                    kind: FakeKind::FirstName
+                                        | FakeKind::LastName
+                                        | FakeKind::FullName,
+                                    ..
+                                }
+                            ) {
+                                names.extend(name_words(&v));
+                            }
+                            if v.trim().chars().count() >= 8 {
+                                copies.insert(v.trim().to_string());
+                            }
                         }
                     }
                     out.push(p);
@@ -222,6 +248,41 @@ pub(crate) fn classify_database(
                     reason,
                 });
             }
+        }
+        // Kept text or JSON holding copies of masked values is scrubbed too.
+        if !copies.is_empty() {
+            let finder = aho_corasick::AhoCorasick::new(&copies).ok();
+            kept_samples.retain(|(i, values)| {
+                let Some(finder) = &finder else { return true };
+                let hits = values.iter().filter(|v| finder.is_match(v.as_str())).count();
+                let p = &out[*i];
+                let Some(c) = catalog
+                    .tables
+                    .get(&p.table)
+                    .and_then(|t| t.columns.iter().find(|c| c.name == p.column))
+                else {
+                    return true;
+                };
+                if hits == 0 || hits * 20 < values.len() {
+                    return true;
+                }
+                match fit(&Transform::Scrub(Default::default()), "scrub", c, false) {
+                    Some((tr, spec)) => {
+                        let share = hits * 100 / values.len();
+                        out[*i] = Proposal {
+                            transform: tr,
+                            spec,
+                            reason: format!(
+                                "values: {share}% of {} sampled values hold copies of masked values",
+                                values.len()
+                            ),
+                            ..out[*i].clone()
+                        };
+                        false
+                    }
+                    None => true,
+                }
+            });
         }
         // Values that repeat masked person names (`anna.meier`, `ameier`) are names too.
         if !names.is_empty() {
