@@ -80,6 +80,11 @@ pub enum Command {
         /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
+        /// Also check a signed refresh report (`refresh --report FILE` with `signing:` in the
+        /// plan) against the plan's `signing.public_key`: exit 1 if it was changed or signed
+        /// with another key.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
     },
     /// Propose how to mask a database's columns, from their names (PII presets) and a bounded
     /// sample of their values, printed as paste-ready `masking.columns` YAML.

@@ -62,9 +62,12 @@ fn dispatch(
         Command::Snapshot { plan, command } => {
             refresh::snapshot_command(&plan, command, explicit, &cwd)
         }
-        Command::Verify { plan, sample, json } => {
-            refresh::verify_command(&plan, sample, json, explicit, &cwd)
-        }
+        Command::Verify {
+            plan,
+            sample,
+            json,
+            report,
+        } => refresh::verify_command(&plan, sample, json, report.as_deref(), explicit, &cwd),
         Command::Classify {
             plan,
             env,

@@ -99,16 +99,77 @@ impl ResolvedPlan<'_> {
     }
 }
 
+/// Check a signed refresh report against the plan's public key: `Ok(Err(why))` when it does
+/// not hold, `Err` when it cannot be checked at all (no file, no public key configured).
+fn check_report(
+    r: &ResolvedPlan<'_>,
+    loaded: &crate::config::Loaded,
+    plan: &str,
+    path: &std::path::Path,
+) -> Result<Result<String, String>, Error> {
+    let Some(signing) = &r.cfg.signing else {
+        return Err(Error::Usage(format!(
+            "{}: refresh.{plan} has no `signing:` (key and public_key) to check a report against",
+            r.file
+        )));
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| Error::Io {
+            path: p.to_path_buf(),
+            source: e,
+        })
+    };
+    let key_path = loaded.relative(&signing.public_key);
+    let key = crate::data::refresh::signing::public_key(&read(&key_path)?)
+        .map_err(|why| Error::Usage(format!("{}: {why}", key_path.display())))?;
+    let report: serde_json::Value = serde_json::from_str(&read(path)?)
+        .map_err(|e| Error::Usage(format!("{}: not a refresh report ({e})", path.display())))?;
+    if let Err(why) = crate::data::refresh::signing::check(&report, &key) {
+        return Ok(Err(why));
+    }
+    if report.get("plan").and_then(|p| p.as_str()) != Some(plan) {
+        return Ok(Err(format!(
+            "signed, but for plan `{}`",
+            report.get("plan").and_then(|p| p.as_str()).unwrap_or("?")
+        )));
+    }
+    let tables = report["tables"].as_array().map_or(0, Vec::len);
+    let masked: usize = report["tables"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["masked_columns"].as_u64())
+                .sum::<u64>() as usize
+        })
+        .unwrap_or(0);
+    Ok(Ok(format!(
+        "signature valid (ed25519); {tables} table(s), {masked} masked column(s)"
+    )))
+}
+
 pub(crate) fn verify_command(
     plan: &str,
     sample: usize,
     json: bool,
+    signed_report: Option<&std::path::Path>,
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
 ) -> Result<i32, Failure> {
     let loaded = require_config(explicit, cwd)?;
     let secrets = resolve::Resolver::new(&loaded);
     let r = resolve_plan(&secrets, plan)?;
+    let report_check = match signed_report {
+        Some(path) => Some((path, check_report(&r, &loaded, plan, path)?)),
+        None => None,
+    };
+    if let Some((path, Err(why))) = &report_check {
+        writeln!(
+            io::stderr().lock(),
+            "report    {}: signature INVALID: {why}",
+            path.display()
+        )?;
+        return Ok(EXIT_FINDINGS);
+    }
     let verdict = crate::data::verify::verify(
         &r.source_url,
         &r.target_url(plan)?,
@@ -124,6 +185,9 @@ pub(crate) fn verify_command(
             serde_json::to_string_pretty(&verdict).unwrap_or_default()
         )?;
     } else {
+        if let Some((path, Ok(what))) = &report_check {
+            writeln!(out, "report    {}: {what}", path.display())?;
+        }
         for c in &verdict.counts {
             let note = if c.source == c.target {
                 ""
@@ -303,9 +367,33 @@ pub(crate) fn refresh_command(
         grants: r.cfg.grants,
         adopt: args.adopt,
     };
+    // A signing key is fetched before anything moves: a bad one stops the run early.
+    let signing_key = match (&args.report, &r.cfg.signing) {
+        (Some(_), Some(s)) => Some(r.secrets.setting(
+            r.cfg.source.env.as_deref(),
+            &s.key,
+            &format!("{}: refresh.{}.signing.key", r.file, args.plan),
+        )?),
+        _ => None,
+    };
+    if let Some(key) = &signing_key {
+        crate::data::refresh::signing::sign(&serde_json::json!({}), key.expose()).map_err(
+            |why| {
+                Error::Usage(format!(
+                    "{}: refresh.{}.signing.key: {why}",
+                    r.file, args.plan
+                ))
+            },
+        )?;
+    }
     let report = run_refresh(&r, &args.plan, &settings)?;
     if let Some(path) = &args.report {
-        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(key) = &signing_key {
+            value = crate::data::refresh::signing::sign(&value, key.expose())
+                .map_err(|why| Error::Usage(format!("signing the report: {why}")))?;
+        }
+        let json = serde_json::to_vec_pretty(&value).unwrap_or_default();
         write_atomic(path, &json)?;
     }
     if args.explain {

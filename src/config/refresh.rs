@@ -37,6 +37,10 @@ pub(crate) struct RefreshPlan {
     /// source database itself is refused always.
     #[serde(default)]
     pub same_server: bool,
+    /// Sign the `--report` file (ed25519), so `sluice verify PLAN --report FILE` can prove which
+    /// transform each column got.
+    #[serde(default)]
+    pub signing: Option<Signing>,
     /// Copy GRANTs and default privileges to the roles that exist on the target (each one
     /// missing there is reported and its grants left out). Off by default: the loading user
     /// owns the copy and nobody else is granted anything.
@@ -122,6 +126,18 @@ pub(crate) enum ColumnRule {
         #[serde(default)]
         template: Option<String>,
     },
+}
+
+/// How refresh reports are signed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Signing {
+    /// The ed25519 private key, PKCS#8 PEM (`openssl genpkey -algorithm ed25519`), as
+    /// `secret:NAME` resolved in the source environment.
+    pub key: String,
+    /// The matching public key, SPKI PEM (`openssl pkey -pubout`), a file relative to this one:
+    /// what `verify --report` checks a signature against.
+    pub public_key: String,
 }
 
 /// The transform of the values inside a structured column (a JSON path's leaves, an array's

@@ -240,3 +240,105 @@ fn scrub_masks_the_runs_names_in_text_and_the_sweep_finds_values_left_elsewhere(
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     assert!(verify.stdout.contains("none found"), "{}", verify.stdout);
 }
+
+#[test]
+fn a_signed_report_proves_each_columns_transform_and_a_changed_one_fails_verify() {
+    let env = Env::new(SCHEMA, MASKING);
+    let dir = env.dir.path();
+    let key = dir.join("signing.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        dir.join("signing.pub").to_str().unwrap(),
+    ]);
+    let private = std::fs::read_to_string(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let yaml = std::fs::read_to_string(dir.join("sluice.yaml")).unwrap();
+    crate::support::write(
+        dir,
+        "sluice.yaml",
+        &yaml
+            .replace(
+                "  MASKING_KEY:\n",
+                "  REPORT_KEY:\n    prod: env://REPORT_KEY\n  MASKING_KEY:\n",
+            )
+            .replace(
+                "    jobs: 2\n",
+                "    jobs: 2\n    signing: { key: 'secret:REPORT_KEY', public_key: signing.pub }\n",
+            ),
+    );
+    let vars = [("PROD_REPORT_KEY", private.as_str())];
+    let run = env.sluice_with(
+        &vars,
+        &["refresh", "nightly", "--adopt", "--report", "r.json"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let text = std::fs::read_to_string(dir.join("r.json")).unwrap();
+    let body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(
+        !text.contains(&body) && !run.stderr.contains(&body),
+        "the key leaked"
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["signature"]["algorithm"], "ed25519");
+    let customers = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.customers")
+        .unwrap();
+    assert_eq!(
+        customers["columns"]["email"],
+        "email (domain customer_email)"
+    );
+    assert_eq!(customers["columns"]["id"], "keep");
+
+    let verify = env.sluice(&["verify", "nightly", "--report", "r.json"]);
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify
+            .stdout
+            .contains("report    r.json: signature valid (ed25519)"),
+        "{}",
+        verify.stdout
+    );
+    // Claiming a column was kept, after signing, breaks the signature.
+    crate::support::write(
+        dir,
+        "r.json",
+        &text.replace("\"email (domain customer_email)\"", "\"keep\""),
+    );
+    let verify = env.sluice(&["verify", "nightly", "--report", "r.json"]);
+    assert_eq!(verify.code, 1, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify
+            .stderr
+            .contains("signature INVALID: the signature does not match the report"),
+        "{}",
+        verify.stderr
+    );
+}

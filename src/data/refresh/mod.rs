@@ -12,6 +12,7 @@ pub(crate) mod plan;
 pub(crate) mod post;
 pub(crate) mod progress;
 pub(crate) mod report;
+pub(crate) mod signing;
 pub mod stream;
 pub(crate) mod swap;
 pub(crate) mod tasks;

@@ -562,6 +562,21 @@ async fn copy_rows(
                     seconds: began.elapsed().as_secs_f64(),
                     masked_columns: t.columns.iter().filter(|c| c.transform.is_some()).count(),
                     format: if moved.binary { "binary" } else { "text" },
+                    columns: t
+                        .columns
+                        .iter()
+                        .map(|c| {
+                            let how = match &c.transform {
+                                None => "keep".to_string(),
+                                Some(tr) => format!(
+                                    "{} (domain {})",
+                                    crate::data::mask::parse::transform_name(tr),
+                                    c.domain
+                                ),
+                            };
+                            (c.name.clone(), how)
+                        })
+                        .collect(),
                 };
                 progress(Event::TableDone {
                     label: task.label.clone(),

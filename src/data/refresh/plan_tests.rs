@@ -60,6 +60,7 @@ fn plan(columns: &[(&str, &str)], unclassified: Unclassified) -> RefreshPlan {
         positions: BTreeMap::new(),
         same_server: false,
         grants: false,
+        signing: None,
     }
 }
 

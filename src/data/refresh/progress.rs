@@ -327,6 +327,7 @@ mod tests {
                 seconds: 2.0,
                 masked_columns: 1,
                 format: "text",
+                columns: Default::default(),
             },
         });
         let out = buf.0.lock().unwrap().clone();

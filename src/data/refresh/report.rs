@@ -100,6 +100,9 @@ pub(crate) struct TableReport {
     pub masked_columns: usize,
     /// The COPY format the rows moved in: `binary` or `text`.
     pub format: &'static str,
+    /// Each copied column's treatment: `keep`, or the transform and its domain
+    /// (`email (domain customer_email)`), so a signed report proves what each column got.
+    pub columns: std::collections::BTreeMap<String, String>,
 }
 
 fn display<S: serde::Serializer>(v: &QualifiedName, s: S) -> Result<S::Ok, S::Error> {
