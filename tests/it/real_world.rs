@@ -37,6 +37,51 @@ fn counts(pg: &PgCluster, db: &str) -> String {
     )
 }
 
+/// Proposals `classify` must make on the fixtures (credentials, user names, lookup tables,
+/// derived copies), whitespace squeezed.
+const EXPECTED: &[(&str, &str)] = &[
+    (
+        "rails_like",
+        "public.users.encrypted_password: redact # name: credential; NOT NULL",
+    ),
+    (
+        "rails_like",
+        "public.users.otp_backup_codes: 'null' # name: credential",
+    ),
+    (
+        "rails_like",
+        "public.users.reset_password_token: 'null' # name: credential",
+    ),
+    (
+        "rails_like",
+        "public.personal_access_tokens.token_digest: 'null' # name: credential",
+    ),
+    (
+        "rails_like",
+        "public.users.username: hash:16 # name: user name",
+    ),
+    (
+        "rails_like",
+        "public.namespaces.path: hash:16 # values: 100% of 200 sampled values repeat masked person names",
+    ),
+    ("rails_like", "public.schema_migrations.version: keep"),
+    (
+        "pagila_like",
+        "public.staff.password: 'null' # name: credential",
+    ),
+    ("pagila_like", "public.category.name: keep"),
+    ("pagila_like", "public.language.name: keep"),
+    ("pagila_like", "public.country.country: keep"),
+    (
+        "mixed_case",
+        "\"\\\"CRM\\\".\\\"Customer\\\".\\\"Street\\nAddress\\\"\": street",
+    ),
+    (
+        "mixed_case",
+        "'public.\"AuditTrail\".\"Row\"': scrub # values:",
+    ),
+];
+
 /// Load a fixture, paste `sluice classify`'s proposal under the plan's columns, and refresh.
 fn classified(name: &str, extra: &str) -> Env {
     let env = Env::new(&fixture(name), extra);
@@ -49,6 +94,20 @@ fn classified(name: &str, extra: &str) -> Env {
         "{}",
         proposal.stdout
     );
+    let squeeze = proposal
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (fixture, expected) in EXPECTED {
+        if *fixture == name {
+            assert!(
+                squeeze.contains(expected),
+                "{expected}\n{}",
+                proposal.stdout
+            );
+        }
+    }
     let yaml = std::fs::read_to_string(env.dir.path().join("sluice.yaml")).unwrap();
     let key = "      key: 'secret:MASKING_KEY'\n";
     let pasted = yaml.replace(key, &format!("{key}      columns:\n{}", proposal.stdout));

@@ -415,6 +415,94 @@ mod tests {
     }
 
     #[test]
+    fn reference_data_is_not_masked_by_name_alone() {
+        let p = Presets::builtin().unwrap();
+        let spec = |t: &Table, c: &str| p.lookup(Some(t), c).map(|(_, s, _)| s.to_string());
+        // Lookup tables: a country's, a category's, a product's or a plan's name is nobody's.
+        for t in [
+            table("countries", &["id", "name", "iso_code"]),
+            table("product_categories", &["id", "name", "description"]),
+            table("products", &["id", "name", "description", "price"]),
+            table("price_plans", &["id", "name", "monthly_fee"]),
+            table("cities", &["id", "city", "postal_code", "country_id"]),
+        ] {
+            for c in ["name", "description", "city", "postal_code"] {
+                assert_eq!(spec(&t, c), None, "{}.{c}", t.name);
+            }
+        }
+        // Tables of people: by their name, or by a column only people have.
+        let users = table("users", &["id", "name", "description"]);
+        assert_eq!(spec(&users, "name").as_deref(), Some("full_name"));
+        let contacts = table("crm_entries", &["id", "name", "email", "city", "zip"]);
+        assert_eq!(spec(&contacts, "name").as_deref(), Some("full_name"));
+        assert_eq!(spec(&contacts, "city").as_deref(), Some("city"));
+        // An address beside a street line, even without people.
+        let sites = table("warehouses", &["id", "street", "city", "postal_code"]);
+        assert_eq!(spec(&sites, "city").as_deref(), Some("city"));
+        assert_eq!(spec(&sites, "street").as_deref(), Some("street"));
+        assert_eq!(spec(&sites, "name"), None);
+        // Credentials and user names anywhere.
+        let any = table(
+            "settings",
+            &["id", "encrypted_password", "otp_backup_codes", "username"],
+        );
+        assert_eq!(spec(&any, "encrypted_password").as_deref(), Some("null"));
+        assert_eq!(spec(&any, "otp_backup_codes").as_deref(), Some("null"));
+        assert_eq!(
+            spec(&any, "runners_token_encrypted").as_deref(),
+            Some("null")
+        );
+        assert_eq!(spec(&any, "authorization").as_deref(), Some("null"));
+        assert_eq!(spec(&any, "username").as_deref(), Some("hash:16"));
+    }
+
+    #[test]
+    fn presets_fit_not_null_and_unique_columns() {
+        let col = |ty: &str, not_null: bool| Column {
+            name: "c".into(),
+            type_name: ty.into(),
+            not_null,
+            generated: false,
+            identity: None,
+            wire: Default::default(),
+            checks: Vec::new(),
+        };
+        let null = Transform::Null;
+        assert_eq!(
+            fit(&null, "null", &col("text", false), true).unwrap().1,
+            "null"
+        );
+        assert_eq!(
+            fit(&null, "null", &col("text", true), false).unwrap().1,
+            "redact"
+        );
+        assert_eq!(
+            fit(&null, "null", &col("character varying(255)", true), true)
+                .unwrap()
+                .1,
+            "hash:32"
+        );
+        assert_eq!(fit(&null, "null", &col("bytea", true), false), None);
+        let name = parse_transform("full_name").unwrap();
+        assert_eq!(
+            fit(&name, "full_name", &col("text", false), true)
+                .unwrap()
+                .1,
+            "hash:32"
+        );
+        assert_eq!(
+            fit(
+                &name,
+                "full_name",
+                &col("character varying(8)", false),
+                true
+            ),
+            None
+        );
+        assert_eq!(fit(&name, "full_name", &col("integer", false), false), None);
+    }
+
+    #[test]
     fn builtin_presets_classify_typical_columns() {
         let mut cat = Catalog::default();
         for t in [
