@@ -73,6 +73,35 @@ def go_literals(block):
     return out
 
 
+def go_block_end(text, i):
+    """Index just past the `}` or `)` closing the block that starts at i (depth 1), skipping
+    Go comments and string literals: a brace inside `// "env": {` or a string is no brace."""
+    depth = 1
+    while i < len(text) and depth:
+        c = text[i]
+        if text.startswith("//", i):
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = len(text) if j < 0 else j + 2
+            continue
+        if c == "`":
+            j = text.find("`", i + 1)
+            i = len(text) if j < 0 else j + 1
+            continue
+        if c in "\"'":
+            i += 1
+            while i < len(text) and text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+            continue
+        depth += {"{": 1, "(": 1, "}": -1, ")": -1}.get(c, 0)
+        i += 1
+    return i
+
+
 def gitleaks_rules(directory):
     """(rule file, None, literal true positives, literal false positives) per Go rule file."""
     out = []
@@ -80,10 +109,7 @@ def gitleaks_rules(directory):
         text = path.read_text(encoding="utf-8", errors="replace")
         lists = {"tps": [], "fps": []}
         for m in re.finditer(r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\{|append\(\s*\1\s*,)", text):
-            depth, i = 1, m.end()
-            while i < len(text) and depth:
-                depth += {"{": 1, "(": 1, "}": -1, ")": -1}.get(text[i], 0)
-                i += 1
+            i = go_block_end(text, m.end())
             lists[m.group(1)].extend(go_literals(text[m.end():i - 1]))
         if lists["tps"] or lists["fps"]:
             out.append((path.stem, None, lists["tps"], lists["fps"]))
