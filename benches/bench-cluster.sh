@@ -8,8 +8,13 @@ export PATH="$BIN:$PATH"
 AS=()
 if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); fi
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-SLUICE="$ROOT/target/release/sluice"
+# SLUICE_BIN: measure that binary (another build, for a before/after comparison) instead.
+if [ -n "${SLUICE_BIN:-}" ]; then
+    SLUICE="$SLUICE_BIN"
+else
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    SLUICE="$ROOT/target/release/sluice"
+fi
 
 mkdir -p "$WORK"
 DATA="$WORK/$1"
