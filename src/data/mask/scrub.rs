@@ -11,17 +11,18 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::data::mask::{
-    Draws, FakeKind, Locale, MaskKey, Transform, card, email, fake_value, iban, iban_mod97, ip,
-    luhn_valid, phone, shape,
+use crate::data::mask::values::{
+    Draws, FakeKind, Locale, card, email, fake_name, fake_value, iban, iban_mod97, ip, luhn_valid,
+    phone, shape,
 };
+use crate::keyed::HmacKey as MaskKey;
 
-/// The person names of one run: every value of the masked name columns, with the transform that
-/// masks it there, so a name in free text masks as it does in its column.
+/// The person names of one run: every value of the masked name columns, with how its column
+/// masks it, so a name in free text masks as it does in its column.
 #[derive(Debug, Default)]
 pub struct KnownNames {
-    /// Known text (a full value, or one word of it) → how it is masked.
-    known: HashMap<String, (Transform, String)>,
+    /// Known text (a full value, or one word of it) → its kind, locale and domain.
+    known: HashMap<String, (FakeKind, Locale, String)>,
     /// Every known text, longest first at each position.
     finder: Option<aho_corasick::AhoCorasick>,
     patterns: Vec<String>,
@@ -44,14 +45,14 @@ impl KnownNames {
     pub fn new<'a>(
         values: impl IntoIterator<Item = (&'a str, NameKind, Locale, &'a str)>,
     ) -> KnownNames {
-        let mut known: HashMap<String, (Transform, String)> = HashMap::new();
-        let fake = |kind, locale| Transform::Fake { kind, locale };
-        let mut add = |text: &str, t: Transform, domain: &str| {
+        let mut known: HashMap<String, (FakeKind, Locale, String)> = HashMap::new();
+        let fake = |kind, locale| (kind, locale);
+        let mut add = |text: &str, (kind, locale): (FakeKind, Locale), domain: &str| {
             let text = text.trim();
             if text.chars().filter(|c| c.is_alphabetic()).count() >= 2 {
                 known
                     .entry(text.to_string())
-                    .or_insert_with(|| (t, domain.to_string()));
+                    .or_insert_with(|| (kind, locale, domain.to_string()));
             }
         };
         for (value, kind, locale, domain) in values {
@@ -73,7 +74,7 @@ impl KnownNames {
             }
         }
         // Title case too: `ANNA MEIER` in a column is `Anna Meier` in a sentence.
-        let titled: Vec<(String, (Transform, String))> = known
+        let titled: Vec<(String, (FakeKind, Locale, String))> = known
             .iter()
             .filter_map(|(k, v)| {
                 let t = title_case(k);
@@ -581,10 +582,8 @@ pub fn scrub_text(key: &MaskKey, input: &str, names: Option<&KnownNames>) -> Str
                 continue;
             }
             let text = &names.patterns[m.pattern().as_usize()];
-            if let Some((t, domain)) = names.known.get(text)
-                && let Ok(Some(masked)) = t.apply(key, domain, text)
-            {
-                push(start, end, 8, masked);
+            if let Some((kind, locale, domain)) = names.known.get(text) {
+                push(start, end, 8, fake_name(key, *kind, *locale, domain, text));
             }
         }
     }
@@ -675,7 +674,7 @@ mod tests {
         }
         // Deterministic, and a name masks in text as in its column.
         assert_eq!(out, scrub_text(&k(), text, Some(&names)));
-        let column = Transform::Fake {
+        let column = crate::data::mask::Transform::Fake {
             kind: FakeKind::FirstName,
             locale: Locale::DeDe,
         }
