@@ -366,7 +366,17 @@ async fn check_column(
             }
         });
     }
-    // No key to match rows by: a sampled value anywhere in the target column is a leak.
+    // No key to match rows by: a sampled value anywhere in the target column is a leak. `sql`
+    // counts how many of the texts in $1 the target holds.
+    let found = |sql: String, values: Vec<String>| {
+        let what = &what;
+        async move {
+            dst.query_one(&sql, &[&values])
+                .await
+                .map_err(|e| pg_error(what, e))
+                .map(|r| r.get::<_, i64>(0))
+        }
+    };
     Ok(match c.transform {
         Transform::Json { paths } => {
             let mut out = Vec::new();
@@ -378,19 +388,17 @@ async fn check_column(
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                let found: i64 = dst
-                    .query_one(
-                        &format!("select count(distinct probe) from only {table}, unnest($1::text[]) probe where {col}::jsonb @> probe::jsonb"),
-                        &[&probes],
-                    )
-                    .await
-                    .map_err(|e| pg_error(&what, e))?
-                    .get(0);
+                let n = probes.len();
+                let hits = found(
+                    format!("select count(distinct probe) from only {table}, unnest($1::text[]) probe where {col}::jsonb @> probe::jsonb"),
+                    probes,
+                )
+                .await?;
                 out.push(check(
                     format!("{} {}", c.label, p.path),
                     transform_name(&p.transform),
-                    probes.len(),
-                    found,
+                    n,
+                    hits,
                 ));
             }
             out
@@ -404,41 +412,27 @@ async fn check_column(
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let found: i64 = dst
-                .query_one(
-                    &format!("select count(distinct e) from only {table}, unnest({col}::text::text[]) e where e = any($1::text[])"),
-                    &[&values],
-                )
-                .await
-                .map_err(|e| pg_error(&what, e))?
-                .get(0);
-            vec![check(
-                c.label.clone(),
-                transform_name(c.transform),
-                values.len(),
-                found,
-            )]
+            let n = values.len();
+            let hits = found(
+                format!("select count(distinct e) from only {table}, unnest({col}::text::text[]) e where e = any($1::text[])"),
+                values,
+            )
+            .await?;
+            vec![check(c.label.clone(), transform_name(c.transform), n, hits)]
         }
         t => {
-            let values: Vec<&str> = sampled
+            let values: Vec<String> = sampled
                 .iter()
-                .map(|(_, v)| v.as_str())
+                .map(|(_, v)| v.clone())
                 .filter(|v| changes(t, key, c.domain, v))
                 .collect();
-            let found: i64 = dst
-                .query_one(
-                    &format!("select count(distinct {col}::text) from only {table} where {col}::text = any($1::text[])"),
-                    &[&values],
-                )
-                .await
-                .map_err(|e| pg_error(&what, e))?
-                .get(0);
-            vec![check(
-                c.label.clone(),
-                transform_name(t),
-                values.len(),
-                found,
-            )]
+            let n = values.len();
+            let hits = found(
+                format!("select count(distinct {col}::text) from only {table} where {col}::text = any($1::text[])"),
+                values,
+            )
+            .await?;
+            vec![check(c.label.clone(), transform_name(t), n, hits)]
         }
     })
 }

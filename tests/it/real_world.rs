@@ -25,6 +25,16 @@ fn dump(pg: &PgCluster, db: &str, args: &[&str]) -> String {
         .join("\n")
 }
 
+/// The target's data as sorted lines (row order is no promise).
+fn sorted_data(pg: &PgCluster) -> Vec<String> {
+    let mut lines: Vec<String> = dump(pg, "staging", &["--data-only", "--no-owner"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Rows of every table (leaf partitions included), as one text.
 fn counts(pg: &PgCluster, db: &str) -> String {
     pg.psql(
@@ -132,20 +142,11 @@ fn full_refresh_checks(name: &str) {
     assert!(!verify.stdout.contains("differs"), "{}", verify.stdout);
 
     // The nightly case: a second refresh of the same source gives the same data.
-    let data = ["--data-only", "--no-owner"];
-    let sorted = |pg: &PgCluster| {
-        let mut lines: Vec<String> = dump(pg, "staging", &data)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
-    };
-    let before = sorted(&env.dst);
+    let before = sorted_data(&env.dst);
     let second = env.sluice(&["refresh", "nightly"]);
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(
-        before == sorted(&env.dst),
+        before == sorted_data(&env.dst),
         "{name}: the second night differs"
     );
 }
@@ -194,20 +195,11 @@ fn subset_checks(name: &str, subset: &str, root_table: &str) {
             assert!(*b > 0 && b < a, "{t}: {b} of {a}");
         }
     }
-    let data = ["--data-only", "--no-owner"];
-    let sorted = |pg: &PgCluster| {
-        let mut lines: Vec<String> = dump(pg, "staging", &data)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
-    };
-    let before = sorted(&env.dst);
+    let before = sorted_data(&env.dst);
     let second = env.sluice(&["refresh", "nightly"]);
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(
-        before == sorted(&env.dst),
+        before == sorted_data(&env.dst),
         "{name}: the second night differs"
     );
 }
