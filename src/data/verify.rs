@@ -180,9 +180,10 @@ pub(crate) fn verify(
                     .extend(check_column(&src, &dst, &key, sample, &column).await?);
             }
         }
-        verdict.sweep = sweep(&src, &dst, &plan, sample).await?;
+        let target = catalog::load(&dst).await?;
+        verdict.sweep = sweep(&src, &dst, &target, &plan, sample).await?;
         // Every foreign key of the target, checked by query (MATCH SIMPLE: a NULL part skips).
-        for t in catalog::load(&dst).await?.tables.values() {
+        for t in target.tables.values() {
             for fk in &t.foreign_keys {
                 let not_null = fk
                     .columns
@@ -467,7 +468,13 @@ fn identifying(t: &Transform) -> Option<bool> {
 /// mask (inside the text for long values, whole for first and last names). A customer's street
 /// kept in an invoice's billing address, or a name left in a note, is found here. Values are
 /// never printed.
-async fn sweep(src: &Client, dst: &Client, plan: &Plan, sample: usize) -> Result<Sweep, Error> {
+async fn sweep(
+    src: &Client,
+    dst: &Client,
+    target: &catalog::Catalog,
+    plan: &Plan,
+    sample: usize,
+) -> Result<Sweep, Error> {
     let mut inside: std::collections::BTreeSet<String> = Default::default();
     let mut whole: std::collections::BTreeSet<String> = Default::default();
     let mut from = Vec::new();
@@ -532,7 +539,6 @@ async fn sweep(src: &Client, dst: &Client, plan: &Plan, sample: usize) -> Result
                 .map(move |c| (t.name.to_string(), c.name.clone()))
         })
         .collect();
-    let target = catalog::load(dst).await?;
     for t in target.tables.values() {
         if t.kind == crate::data::pg::catalog::TableKind::Partitioned {
             continue;
