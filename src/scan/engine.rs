@@ -222,10 +222,16 @@ impl Engine {
         {
             return false;
         }
+        let placeholders: &[regex::bytes::Regex] = if rule.self_identifying {
+            &[]
+        } else {
+            &self.rules.placeholder_allow
+        };
         !rule
             .allow
             .iter()
             .chain(self.rules.global_allow.iter())
+            .chain(placeholders)
             .any(|a| a.is_match(secret))
     }
 }

@@ -200,22 +200,7 @@ impl Scanner {
             self.engine
                 .rules()
                 .iter()
-                .map(|r| {
-                    let keywords: Vec<String> =
-                        r.keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
-                    !r.is_generic()
-                        && !r.examples.is_empty()
-                        && r.examples.iter().all(|ex| {
-                            r.regex.captures(ex.as_bytes()).is_some_and(|c| {
-                                let secret = c
-                                    .get(1)
-                                    .or_else(|| c.get(0))
-                                    .map_or(&[][..], |m| m.as_bytes());
-                                let secret = secret.to_ascii_lowercase();
-                                keywords.iter().any(|k| contains(&secret, k.as_bytes()))
-                            })
-                        })
-                })
+                .map(|r| r.self_identifying)
                 .collect()
         })
     }

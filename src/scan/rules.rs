@@ -40,6 +40,11 @@ pub struct GlobalAllow {
     /// A captured secret matching any of these regexes is not a finding.
     #[serde(default)]
     pub regexes: Vec<String>,
+    /// Placeholder shapes (`12345678`, `abcdefgh`): a secret matching one is not a finding,
+    /// unless the rule's secret names its own service (`ghp_…`, `AKIA…`, `xoxb-…`): such a
+    /// token is reported however made-up it looks, as the provider's format is all that counts.
+    #[serde(default)]
+    pub placeholders: Vec<String>,
 }
 
 /// How bad a leak of this kind is.
@@ -127,12 +132,35 @@ pub struct Rule {
     pub negative_examples: Vec<String>,
     /// The file the rule came from.
     pub origin: String,
+    /// The secret carries the rule's own keyword (a prefix such as `ghp_`, `AKIA`, `xoxb-`),
+    /// decided from the rule's examples: it stays precise without the text around it.
+    pub self_identifying: bool,
 }
 
 impl Rule {
     /// Generic rules (first tag `generic`) give way to provider rules on the same secret.
     pub fn is_generic(&self) -> bool {
         self.tags.first().is_some_and(|t| t == "generic")
+    }
+
+    /// Whether every example's secret holds one of the rule's keywords (and the rule is not
+    /// generic).
+    fn identifies_itself(&self) -> bool {
+        !self.is_generic()
+            && !self.examples.is_empty()
+            && self.examples.iter().all(|ex| {
+                self.regex.captures(ex.as_bytes()).is_some_and(|c| {
+                    let secret = c
+                        .get(1)
+                        .or_else(|| c.get(0))
+                        .map_or(&[][..], |m| m.as_bytes())
+                        .to_ascii_lowercase();
+                    self.keywords.iter().any(|k| {
+                        let k = k.as_bytes();
+                        !k.is_empty() && secret.windows(k.len()).any(|w| w == k)
+                    })
+                })
+            })
     }
 }
 
@@ -143,6 +171,8 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Patterns that drop a candidate secret for every rule.
     pub global_allow: Vec<Regex>,
+    /// Placeholder shapes, allowed for rules that are not self-identifying.
+    pub placeholder_allow: Vec<Regex>,
 }
 
 /// Default reach of a match past its keyword.
@@ -188,8 +218,15 @@ impl RuleSet {
                 ),
             ));
         }
-        for pat in &file.allow.regexes {
+        for (pat, placeholder) in file
+            .allow
+            .regexes
+            .iter()
+            .map(|p| (p, false))
+            .chain(file.allow.placeholders.iter().map(|p| (p, true)))
+        {
             match compile_regex(pat) {
+                Ok(r) if placeholder => self.placeholder_allow.push(r),
                 Ok(r) => self.global_allow.push(r),
                 Err(e) => problems.push(Problem::new(
                     loc_of(pat),
@@ -300,6 +337,7 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
     }
     match (problems.is_empty(), regex) {
         (true, Some(regex)) => Ok(Rule {
+            self_identifying: false,
             id: spec.id,
             description: spec.description,
             regex,
@@ -312,6 +350,10 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
             examples: spec.examples,
             negative_examples: spec.negative_examples,
             origin: file.to_string(),
+        })
+        .map(|mut rule: Rule| {
+            rule.self_identifying = rule.identifies_itself();
+            rule
         }),
         _ => Err(problems),
     }

@@ -149,3 +149,60 @@ negative_examples = ["acme_xyz"]
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
+
+#[test]
+fn placeholder_shapes_hide_context_secrets_but_not_self_identifying_tokens() {
+    // A made-up looking token in a provider's own format is still that provider's token; the
+    // same counting run after a context keyword is a placeholder.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "r.toml",
+        r#"version = 1
+[allow]
+placeholders = ['''(?i)12345678''']
+
+[[rules]]
+id = "acme-token"
+description = "Acme token"
+regex = '''\b(acmt_[A-Za-z0-9]{30})\b'''
+keywords = ["acmt_"]
+severity = "high"
+examples = ["acmt_Xq3v9LmT2pR8sK4wY7zB1nC6dF0gHj"]
+negative_examples = ["acmt_short"]
+
+[[rules]]
+id = "widget-key"
+description = "Widget API key"
+regex = '''widget_key\s*=\s*([A-Za-z0-9]{24})\b'''
+keywords = ["widget_key"]
+severity = "high"
+examples = ["widget_key = Xq3v9LmT2pR8sK4wY7zB1nC6"]
+negative_examples = ["widget_key = short"]
+"#,
+    );
+    let token = format!("acmt_{}Xq3v9LmT2pR8sK4wY7zB1n", "12345678");
+    let context = format!("widget_key = {}Xq3v9LmT2pR8sK4w", "12345678");
+    write(dir.path(), "a.txt", &format!("{token}\n{context}\n"));
+    let run = crate::support::sluice(
+        dir.path(),
+        &[
+            "scan",
+            "--no-builtin-rules",
+            "--rules",
+            "r.toml",
+            "--format",
+            "json",
+            "a.txt",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["acme-token"], "{}", run.stdout);
+}
