@@ -342,3 +342,29 @@ fn a_signed_report_proves_each_columns_transform_and_a_changed_one_fails_verify(
         verify.stderr
     );
 }
+
+#[test]
+fn classify_empties_a_search_vector_of_masked_text_and_leaves_keys_to_their_parents() {
+    let schema = format!(
+        "{PEOPLE}
+         alter table tickets add column search tsvector not null default '';
+         update tickets set search = to_tsvector('simple', body);
+         create table tags (id int primary key, label text, search tsvector);
+         insert into tags values (1, 'urgent', to_tsvector('simple', 'urgent'));"
+    );
+    let env = Env::new(&schema, "      columns:\n        customers.email: email");
+    let run = env.sluice(&["classify", "nightly"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let squeeze = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for expected in [
+        // The vector holds the words of the scrubbed notes: emptied (NOT NULL).
+        "public.tickets.search: 'constant:' # full-text vector of masked columns: emptied",
+        "public.tickets.body: scrub",
+        // Nothing is masked beside this one.
+        "public.tags.search: keep # tsvector: no masked column in its table; check",
+        // A key column follows its parent's decision.
+        "public.tickets.customer_id: keep # foreign key tickets_customer_id_fkey",
+    ] {
+        assert!(squeeze.contains(expected), "{expected}\n{}", run.stdout);
+    }
+}

@@ -35,6 +35,17 @@ fn sorted_data(pg: &PgCluster) -> Vec<String> {
     lines
 }
 
+/// The nightly case: a second refresh of the same source gives the same data.
+fn second_night_is_identical(env: &Env, name: &str) {
+    let before = sorted_data(&env.dst);
+    let second = env.sluice(&["refresh", "nightly"]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        before == sorted_data(&env.dst),
+        "{name}: the second night differs"
+    );
+}
+
 /// Rows of every table (leaf partitions included), as one text.
 fn counts(pg: &PgCluster, db: &str) -> String {
     pg.psql(
@@ -141,14 +152,7 @@ fn full_refresh_checks(name: &str) {
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     assert!(!verify.stdout.contains("differs"), "{}", verify.stdout);
 
-    // The nightly case: a second refresh of the same source gives the same data.
-    let before = sorted_data(&env.dst);
-    let second = env.sluice(&["refresh", "nightly"]);
-    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
-    assert!(
-        before == sorted_data(&env.dst),
-        "{name}: the second night differs"
-    );
+    second_night_is_identical(&env, name);
 }
 
 #[test]
@@ -195,13 +199,7 @@ fn subset_checks(name: &str, subset: &str, root_table: &str) {
             assert!(*b > 0 && b < a, "{t}: {b} of {a}");
         }
     }
-    let before = sorted_data(&env.dst);
-    let second = env.sluice(&["refresh", "nightly"]);
-    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
-    assert!(
-        before == sorted_data(&env.dst),
-        "{name}: the second night differs"
-    );
+    second_night_is_identical(&env, name);
 }
 
 #[test]
