@@ -10,13 +10,22 @@ of any of them and the script reads what it finds:
 
 Each example becomes one file; one `sluice scan --format json` run over all of them tells which
 files hold a finding. Recall: positive examples with a finding. False positives: negative
-examples with a finding, unless every finding names the peer rule's own service (a peer lists
-its sibling types as negatives: `np.slack.2` counts a bot token against its user-token rule;
-sluice reporting it as `slack-bot-token` is right). kingfisher's examples count only where kingfisher's own pattern (as
-Python's `re` reads it) still matches them, as the targets ask.
+examples with a finding, unless every finding names a sibling secret type correctly: the peer
+rule's own service (`np.slack.2` counts a bot token against its user-token rule; sluice
+reporting it as `slack-bot-token` is right) or the service of another of the peer's rules whose
+pattern or examples take the same text (noseyparker lists a TeamCity token as a negative of its
+JWT rule and a positive of its TeamCity rule). Service names compare without case or separators.
+
+What counts, as the targets ask:
+- kingfisher: the examples its own pattern (as Python's `re` reads it) still matches, of the
+  rules it reports (`visible: false` rules, an app id or a host name feeding another rule's
+  validation, are never reported and do not count);
+- noseyparker: the rules whose categories include `secret` (not its `identifier` rules: bucket
+  names, ARNs, account ids);
+- gitleaks: the literal strings of every rule file's true- and false-positive lists.
 
 Usage: python3 benches/peers.py [--sluice BIN] [--kingfisher DIR] [--noseyparker DIR]
-                                [--gitleaks DIR] [--misses N]
+                                [--gitleaks DIR] [--misses N] [--dump DIR]
 Needs PyYAML. Prints one line per peer and, with --misses, that many missed examples' rule ids.
 """
 
@@ -33,8 +42,10 @@ from pathlib import Path
 import yaml
 
 
-def yaml_rules(directory):
-    """(peer rule id, pattern, examples, negative examples) of every rule in YAML files."""
+def yaml_rules(directory, secrets_only=False):
+    """(peer rule id, pattern, examples, negative examples) of every rule in YAML files; with
+    secrets_only, of the rules whose categories include `secret` (noseyparker also ships
+    identifier rules: bucket names, ARNs, account ids)."""
     out = []
     for path in sorted(Path(directory).glob("*.yml")):
         try:
@@ -43,6 +54,12 @@ def yaml_rules(directory):
             print(f"warning: {path}: {e}", file=sys.stderr)
             continue
         for rule in (doc or {}).get("rules", []) or []:
+            if rule.get("visible") is False:
+                # kingfisher never reports these (an app id, a host name): they only feed
+                # another rule's validation.
+                continue
+            if secrets_only and "secret" not in (rule.get("categories") or []):
+                continue
             out.append(
                 (
                     rule.get("id") or rule.get("name"),
@@ -157,14 +174,40 @@ def service(peer_rule):
     return parts[1] if len(parts) > 1 and parts[0] in ("np", "kingfisher") else parts[0]
 
 
-def sibling(peer_rule, sluice_rules):
-    """Whether every sluice finding names the peer rule's own service (a sibling secret type
-    named correctly is no false positive)."""
-    names = ALIASES.get(service(peer_rule).lower(), (service(peer_rule).lower(),))
-    return all(any(n in r.lower() for n in names) for r in sluice_rules)
+def squash(name):
+    """A service name without case or separators: `new-relic` and `newrelic` are one."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def measure(sluice, peer, rules, filter_by_pattern, misses):
+def sibling(peer_rule, sluice_rules, also=()):
+    """Whether every sluice finding names the peer rule's own service, or one of `also` (the
+    services of the peer's other rules that flag the same text): a sibling secret type named
+    correctly is no false positive."""
+    names = set()
+    for svc in (service(peer_rule), *also):
+        names.update(squash(n) for n in ALIASES.get(svc.lower(), (svc,)))
+    return all(any(n and n in squash(r) for n in names) for r in sluice_rules)
+
+
+def flagged_by_others(rules, n, example):
+    """Services of the peer's other rules whose pattern (as Python's `re` reads it) or positive
+    examples take this negative example: the peer itself reports it under that name."""
+    out = set()
+    for m, (rid, pattern, pos, _) in enumerate(rules):
+        if m == n:
+            continue
+        hit = example in pos
+        if not hit and pattern:
+            try:
+                hit = re.search(pattern, example) is not None
+            except re.error:
+                hit = False
+        if hit:
+            out.add(service(rid))
+    return out
+
+
+def measure(sluice, peer, rules, filter_by_pattern, misses, dump=None):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         cases = []
@@ -177,12 +220,16 @@ def measure(sluice, peer, rules, filter_by_pattern, misses):
                     p = root / rel
                     p.parent.mkdir(parents=True, exist_ok=True)
                     p.write_text(ex + "\n", encoding="utf-8", errors="surrogateescape")
-                    cases.append((kind, rel, rid))
+                    cases.append((kind, rel, rid, ex, n))
         found = scan(sluice, root)
     pos = [c for c in cases if c[0] == "pos"]
     neg = [c for c in cases if c[0] == "neg"]
     hit = [c for c in pos if c[1] in found]
-    fp = [c for c in neg if c[1] in found and not sibling(c[2], found[c[1]])]
+    fp = [
+        c
+        for c in neg
+        if c[1] in found and not sibling(c[2], found[c[1]], flagged_by_others(rules, c[4], c[3]))
+    ]
     recall = len(hit) / len(pos) if pos else float("nan")
     fp_rate = len(fp) / len(neg) if neg else float("nan")
     print(
@@ -194,6 +241,18 @@ def measure(sluice, peer, rules, filter_by_pattern, misses):
         print(f"  missed rules ({len(missed)}): {' '.join(map(str, missed[:misses]))}")
         flagged = sorted({c[2] for c in fp})
         print(f"  false-positive rules ({len(flagged)}): {' '.join(map(str, flagged[:misses]))}")
+    if dump:
+        with open(Path(dump) / f"{peer}.jsonl", "w", encoding="utf-8") as out:
+            for c in pos:
+                if c[1] not in found:
+                    out.write(json.dumps({"kind": "missed", "peer_rule": str(c[2]), "example": c[3]}) + "\n")
+            for c in fp:
+                out.write(
+                    json.dumps(
+                        {"kind": "false_positive", "peer_rule": str(c[2]), "example": c[3], "sluice": sorted(found[c[1]])}
+                    )
+                    + "\n"
+                )
 
 
 def main():
@@ -203,16 +262,17 @@ def main():
     ap.add_argument("--noseyparker")
     ap.add_argument("--gitleaks")
     ap.add_argument("--misses", type=int, default=0)
+    ap.add_argument("--dump", help="directory: write PEER.jsonl of missed examples and false positives")
     a = ap.parse_args()
     if not (a.kingfisher or a.noseyparker or a.gitleaks):
         ap.error("pass at least one of --kingfisher, --noseyparker, --gitleaks")
     if a.kingfisher:
-        measure(a.sluice, "kingfisher", yaml_rules(Path(a.kingfisher) / "data/rules"), True, a.misses)
+        measure(a.sluice, "kingfisher", yaml_rules(Path(a.kingfisher) / "data/rules"), True, a.misses, a.dump)
     if a.noseyparker:
         np_dir = Path(a.noseyparker) / "crates/noseyparker/data/default/builtin/rules"
-        measure(a.sluice, "noseyparker", yaml_rules(np_dir), False, a.misses)
+        measure(a.sluice, "noseyparker", yaml_rules(np_dir, secrets_only=True), False, a.misses, a.dump)
     if a.gitleaks:
-        measure(a.sluice, "gitleaks", gitleaks_rules(Path(a.gitleaks) / "cmd/generate/config/rules"), False, a.misses)
+        measure(a.sluice, "gitleaks", gitleaks_rules(Path(a.gitleaks) / "cmd/generate/config/rules"), False, a.misses, a.dump)
 
 
 if __name__ == "__main__":

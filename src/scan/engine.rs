@@ -11,9 +11,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, Matc
 use super::rules::{Rule, RuleSet};
 use crate::error::Error;
 
-/// How many bytes before a keyword hit a match may start.
-const REACH_BEFORE: usize = 256;
-/// Windows are widened to whole lines when the line ends within this many extra bytes.
+/// Windows are widened to the end of their line when it ends within this many extra bytes.
 const LINE_SLACK: usize = 256;
 
 /// A rule's match in a buffer. Offsets are byte offsets into the scanned buffer.
@@ -112,8 +110,18 @@ impl Engine {
         &self.rules.rules
     }
 
-    /// Every surviving match in `buf`, ordered by position, duplicates removed.
+    /// Every surviving match in `buf`, ordered by position, duplicates removed: one secret is
+    /// reported once, by a provider rule over a generic one and by the rule loaded first among
+    /// provider rules.
     pub fn find(&self, buf: &[u8]) -> Vec<RawMatch> {
+        let mut out = self.find_each(buf);
+        self.drop_shadows(&mut out);
+        out
+    }
+
+    /// Every rule's surviving matches in `buf`, ordered by position, including a secret that
+    /// more than one rule finds (what `rules check` judges each rule by).
+    fn find_each(&self, buf: &[u8]) -> Vec<RawMatch> {
         // Windows per rule, built in hit order so merging only looks at the last one.
         let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
         // The automaton runs only where the shift-or filter says a keyword may end (the whole
@@ -157,9 +165,7 @@ impl Engine {
             }
             let pat = hit.pattern().as_usize();
             for &ri in &self.rules_of_keyword[pat] {
-                let span = self.rules.rules[ri].max_span;
-                let lo = hit.start().saturating_sub(REACH_BEFORE);
-                let hi = (end + span).min(buf.len());
+                let (lo, hi) = window(&self.rules.rules[ri], hit.start(), end, buf.len());
                 let w = &mut windows[ri];
                 match w.last_mut() {
                     Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
@@ -173,35 +179,59 @@ impl Engine {
                 continue;
             }
             let rule = &self.rules.rules[ri];
-            for (lo, hi) in merged_lines(buf, ws) {
-                for caps in rule.regex.captures_iter(&buf[lo..hi]) {
-                    let (Some(m), Some(g)) = (caps.get(0), caps.get(1)) else {
+            for (lo, hi) in merged_line_ends(buf, ws) {
+                // The search starts at `lo` but sees the bytes before it: `\b` and `^` there
+                // mean what they mean in the whole buffer.
+                let hay = &buf[..hi];
+                let mut at = lo;
+                while at <= hi {
+                    let Some(caps) = rule.regex.captures_at(hay, at) else {
+                        break;
+                    };
+                    let Some(m) = caps.get(0) else { break };
+                    at = if m.end() > m.start() {
+                        m.end()
+                    } else {
+                        m.end() + 1
+                    };
+                    let Some(g) = caps.get(1) else {
                         continue;
                     };
-                    let secret = &buf[lo + g.start()..lo + g.end()];
+                    let secret = &buf[g.start()..g.end()];
                     if self.accepts(rule, secret) {
                         out.push(RawMatch {
                             rule: ri,
-                            match_start: lo + m.start(),
-                            match_end: lo + m.end(),
-                            start: lo + g.start(),
-                            end: lo + g.end(),
+                            match_start: m.start(),
+                            match_end: m.end(),
+                            start: g.start(),
+                            end: g.end(),
                         });
                     }
                 }
             }
         }
-        out.sort_by_key(|m| (m.start, m.rule));
+        out.sort_by_key(|m| (m.start, m.end, m.rule));
         out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
-        self.drop_generic_shadows(&mut out);
         out
     }
 
     /// A secret found by a provider rule is reported once, by that rule: matches of `generic`
     /// rules whose secret overlaps a specific rule's secret are dropped.
-    fn drop_generic_shadows(&self, out: &mut Vec<RawMatch>) {
+    fn drop_shadows(&self, out: &mut Vec<RawMatch>) {
+        if out.len() < 2 {
+            return;
+        }
         let generic = |m: &RawMatch| self.rules.rules[m.rule].is_generic();
-        if out.len() < 2 || !out.iter().any(generic) {
+        // The same secret found by two provider rules (a service's token read in two spellings
+        // of its assignment): the rule loaded first names it. `out` is sorted by start,
+        // end, then rule, so the first of equal spans is kept.
+        out.dedup_by(|later, kept| {
+            later.start == kept.start
+                && later.end == kept.end
+                && !generic(later)
+                && !generic(kept)
+        });
+        if !out.iter().any(generic) {
             return;
         }
         let specific: Vec<(usize, usize)> = out
@@ -222,10 +252,10 @@ impl Engine {
         {
             return false;
         }
-        let placeholders: &[regex::bytes::Regex] = if rule.self_identifying {
-            &[]
-        } else {
+        let placeholders: &[regex::bytes::Regex] = if self.rules.placeholders_apply(rule) {
             &self.rules.placeholder_allow
+        } else {
+            &[]
         };
         !rule
             .allow
@@ -236,34 +266,39 @@ impl Engine {
     }
 }
 
-/// Windows widened to whole lines, then merged again where the widening made them overlap.
-fn merged_lines(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
+/// Where a rule's match around a keyword hit (`start..end`) can lie: no further before it than
+/// the rule's reach before (none when matches start at their keyword) or its longest match
+/// allows, and no further past it than its span or its longest match allows.
+fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
+    let longest = rule.reach.max_len.unwrap_or(usize::MAX);
+    let lo = if rule.reach.anchored {
+        start
+    } else {
+        start.saturating_sub(rule.reach_before.min(longest))
+    };
+    let hi = end
+        .saturating_add(rule.max_span.min(longest))
+        .min(len);
+    (lo, hi)
+}
+
+/// Windows stretched to the end of their line when it is near (a value running to the end of
+/// its line is read whole), then merged again where that made them overlap.
+fn merged_line_ends(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(ws.len());
     for &(lo, hi) in ws {
-        let (lo, hi) = widen_to_lines(buf, lo, hi);
+        let ceil = (hi + LINE_SLACK).min(buf.len());
+        let hi = match memchr::memchr(b'\n', &buf[hi..ceil]) {
+            Some(i) => hi + i,
+            None if ceil == buf.len() => ceil,
+            None => hi,
+        };
         match out.last_mut() {
             Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
             _ => out.push((lo, hi)),
         }
     }
     out
-}
-
-/// Grow a window to whole lines when the line boundaries are near.
-fn widen_to_lines(buf: &[u8], lo: usize, hi: usize) -> (usize, usize) {
-    let floor = lo.saturating_sub(LINE_SLACK);
-    let lo = match memchr::memrchr(b'\n', &buf[floor..lo]) {
-        Some(i) => floor + i + 1,
-        None if floor == 0 => 0,
-        None => lo,
-    };
-    let ceil = (hi + LINE_SLACK).min(buf.len());
-    let hi = match memchr::memchr(b'\n', &buf[hi..ceil]) {
-        Some(i) => hi + i,
-        None if ceil == buf.len() => ceil,
-        None => hi,
-    };
-    (lo, hi)
 }
 
 /// Shannon entropy in bits per byte.
@@ -293,7 +328,7 @@ impl Engine {
         let mut problems = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
             for ex in &rule.examples {
-                if !self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                if !self.find_each(ex.as_bytes()).iter().any(|m| m.rule == ri) {
                     problems.push(format!(
                         "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
                         rule.origin,
@@ -303,7 +338,7 @@ impl Engine {
                 }
             }
             for ex in &rule.negative_examples {
-                if self.find(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                if self.find_each(ex.as_bytes()).iter().any(|m| m.rule == ri) {
                     problems.push(format!(
                         "{}: rule `{}`: negative example matches: {}",
                         rule.origin,

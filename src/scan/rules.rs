@@ -45,6 +45,12 @@ pub struct GlobalAllow {
     /// token is reported however made-up it looks, as the provider's format is all that counts.
     #[serde(default)]
     pub placeholders: Vec<String>,
+    /// Categories (a rule's first tag) the placeholder shapes hold for: rules that name no
+    /// service (`generic`, `password`, `url-credentials`). A rule keyed to its service
+    /// (`stripe_key = …`) reports what its format allows, as peers do. Empty: every rule
+    /// whose secret does not name its service.
+    #[serde(default)]
+    pub placeholder_categories: Vec<String>,
 }
 
 /// How bad a leak of this kind is.
@@ -103,6 +109,10 @@ pub struct RuleSpec {
     /// How far (bytes) a match may extend past a keyword hit; default 512.
     #[serde(default)]
     pub max_span: Option<usize>,
+    /// How far (bytes) before a keyword hit a match may start; default 256. A rule whose
+    /// matches start with their keyword needs none (that is read from the regex).
+    #[serde(default)]
+    pub reach_before: Option<usize>,
 }
 
 /// A validated, compiled rule.
@@ -126,6 +136,10 @@ pub struct Rule {
     pub tags: Vec<String>,
     /// Bytes a match may reach past a keyword hit.
     pub max_span: usize,
+    /// Bytes before a keyword hit a match may start.
+    pub reach_before: usize,
+    /// The longest match and whether matches start at a keyword, read from the regex.
+    pub reach: super::reach::Reach,
     /// Examples kept for `rules check`.
     pub examples: Vec<String>,
     /// Negative examples kept for `rules check`.
@@ -173,12 +187,27 @@ pub struct RuleSet {
     pub global_allow: Vec<Regex>,
     /// Placeholder shapes, allowed for rules that are not self-identifying.
     pub placeholder_allow: Vec<Regex>,
+    /// Categories the placeholder shapes are limited to (empty: all).
+    pub placeholder_categories: Vec<String>,
 }
 
 /// Default reach of a match past its keyword.
 pub const DEFAULT_MAX_SPAN: usize = 512;
+/// Default reach of a match before its keyword.
+pub const DEFAULT_REACH_BEFORE: usize = 256;
 
 impl RuleSet {
+    /// Whether the placeholder shapes hold for a rule: it does not name its service in its
+    /// secret, and its category is one they are limited to.
+    pub fn placeholders_apply(&self, rule: &Rule) -> bool {
+        !rule.self_identifying
+            && (self.placeholder_categories.is_empty()
+                || rule
+                    .tags
+                    .first()
+                    .is_some_and(|t| self.placeholder_categories.contains(t)))
+    }
+
     /// The embedded built-in rules.
     pub fn builtin() -> Result<RuleSet, Error> {
         let mut set = RuleSet::default();
@@ -234,6 +263,8 @@ impl RuleSet {
                 )),
             }
         }
+        self.placeholder_categories
+            .extend(file.allow.placeholder_categories.iter().cloned());
         let mut seen: HashSet<String> = self.rules.iter().map(|r| r.id.clone()).collect();
         for spec in file.rules {
             let at = locate_rule(name, text, &spec.id);
@@ -338,6 +369,8 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
     match (problems.is_empty(), regex) {
         (true, Some(regex)) => Ok(Rule {
             self_identifying: false,
+            reach: super::reach::Reach::of(&spec.regex, &spec.keywords),
+            reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
             id: spec.id,
             description: spec.description,
             regex,

@@ -1,0 +1,190 @@
+//! How far around a keyword hit a rule's match can lie, read from the rule's regex.
+//!
+//! The engine runs a rule's regex only in windows around its keywords' hits. Windows of a fixed
+//! size cost the same for a 40-byte token as for a connection string; here the parsed regex
+//! gives two facts that make them tight without ever cutting a match:
+//! - its longest match (`\b(pat[A-Za-z0-9]{14}\.[a-f0-9]{64})\b` is 82 bytes), so no match
+//!   reaches further than that past the hit's start, or starts further before its end;
+//! - whether every match starts with one of the rule's keywords (after zero-width assertions such
+//!   as `\b`): then a match starts exactly at a hit, and nothing before it needs searching.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// A rule's reach around its keyword hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    /// The longest match the regex can make, in bytes (`None`: unbounded).
+    pub max_len: Option<usize>,
+    /// Every match starts with one of the rule's keywords (ASCII case-insensitively).
+    pub anchored: bool,
+}
+
+/// Most prefixes followed through alternations and small classes before giving up.
+const MAX_PREFIXES: usize = 512;
+
+impl Reach {
+    /// Read the reach of `pattern` (compiled as the engine compiles it: bytes, ASCII classes)
+    /// for a rule with these lowercase `keywords`. A pattern that does not parse reaches
+    /// everywhere (it will not compile either, and is reported there).
+    pub fn of(pattern: &str, keywords: &[String]) -> Reach {
+        let Ok(hir) = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(pattern)
+        else {
+            return Reach {
+                max_len: None,
+                anchored: false,
+            };
+        };
+        let (prefixes, _) = prefixes(&hir);
+        let anchored = !prefixes.is_empty()
+            && prefixes.iter().all(|p| {
+                keywords
+                    .iter()
+                    .any(|k| !k.is_empty() && p.starts_with(k.as_bytes()))
+            });
+        Reach {
+            max_len: hir.properties().maximum_len(),
+            anchored,
+        }
+    }
+}
+
+/// Lowercase strings one of which every match of `h` starts with, and whether `h` matches
+/// exactly those strings (so what follows `h` in a concatenation extends them). `[""]` with
+/// `false` says nothing.
+fn prefixes(h: &Hir) -> (Vec<Vec<u8>>, bool) {
+    let nothing = || (vec![Vec::new()], false);
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => (vec![Vec::new()], true),
+        HirKind::Literal(lit) => (vec![lit.0.to_ascii_lowercase()], true),
+        HirKind::Class(class) => match folded_bytes(class) {
+            Some(bytes) => (bytes.into_iter().map(|b| vec![b]).collect(), true),
+            None => nothing(),
+        },
+        HirKind::Capture(cap) => prefixes(&cap.sub),
+        HirKind::Repetition(rep) if rep.min == 0 => nothing(),
+        // At least one copy comes first; what follows it is unknown.
+        HirKind::Repetition(rep) => (prefixes(&rep.sub).0, false),
+        HirKind::Concat(parts) => {
+            let mut acc: Vec<Vec<u8>> = vec![Vec::new()];
+            for part in parts {
+                let (next, complete) = prefixes(part);
+                if acc.len() * next.len() > MAX_PREFIXES {
+                    return (acc, false);
+                }
+                acc = acc
+                    .iter()
+                    .flat_map(|a| {
+                        next.iter().map(move |n| {
+                            let mut s = a.clone();
+                            s.extend_from_slice(n);
+                            s
+                        })
+                    })
+                    .collect();
+                acc.sort();
+                acc.dedup();
+                if !complete {
+                    return (acc, false);
+                }
+            }
+            (acc, true)
+        }
+        HirKind::Alternation(alts) => {
+            let mut all = Vec::new();
+            let mut complete = true;
+            for alt in alts {
+                let (p, c) = prefixes(alt);
+                complete &= c;
+                all.extend(p);
+                if all.len() > MAX_PREFIXES {
+                    return nothing();
+                }
+            }
+            all.sort();
+            all.dedup();
+            (all, complete)
+        }
+    }
+}
+
+/// The lowercased bytes a class matches, when there are few (`[Aa]`, `[_-]`).
+fn folded_bytes(class: &Class) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut push = |lo: u32, hi: u32| -> Option<()> {
+        if hi - lo > 8 || hi > 0x7F {
+            return None;
+        }
+        for c in lo..=hi {
+            out.push((c as u8).to_ascii_lowercase());
+        }
+        Some(())
+    };
+    match class {
+        Class::Bytes(c) => {
+            for r in c.ranges() {
+                push(r.start() as u32, r.end() as u32)?;
+            }
+        }
+        Class::Unicode(c) => {
+            for r in c.ranges() {
+                push(r.start() as u32, r.end() as u32)?;
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    (out.len() <= 8).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kw(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn prefix_tokens_are_anchored_at_their_keyword_and_bounded() {
+        let r = Reach::of(r"\b(pat[A-Za-z0-9]{14}\.[a-f0-9]{64})\b", &kw(&["pat"]));
+        assert_eq!(
+            r,
+            Reach {
+                max_len: Some(82),
+                anchored: true
+            }
+        );
+        // Case-insensitive service names and alternatives of keywords.
+        let r = Reach::of(
+            r#"(?i:cloudflare|cf[_-])[A-Za-z0-9_.-]{0,20}?(?i:token)=([A-Za-z0-9_-]{40})"#,
+            &kw(&["cloudflare", "cf_", "cf-"]),
+        );
+        assert!(r.anchored);
+        assert_eq!(r.max_len, Some(10 + 20 + 5 + 1 + 40));
+    }
+
+    #[test]
+    fn context_before_the_keyword_or_unbounded_values_are_not_assumed_away() {
+        // The match starts with a quote or a name before the keyword.
+        assert!(!Reach::of(r#"["']?token=([a-z]{8})"#, &kw(&["token"])).anchored);
+        assert!(!Reach::of(r"[a-z_]{0,20}secret=([a-z]{8})", &kw(&["secret"])).anchored);
+        // One alternative starts elsewhere.
+        assert!(!Reach::of(r"(?:ghp_|x)([a-z]{8})", &kw(&["ghp_"])).anchored);
+        // A keyword that is only a prefix of the literal's start does not anchor: `cf` alone
+        // could start `cfg`.
+        assert!(!Reach::of(r"cf([a-z]{8})", &kw(&["cf_"])).anchored);
+        assert_eq!(Reach::of(r"key=([a-z]+)", &kw(&["key"])).max_len, None);
+        // A pattern that does not parse reaches everywhere.
+        assert_eq!(
+            Reach::of(r"(unclosed", &kw(&["x"])),
+            Reach {
+                max_len: None,
+                anchored: false
+            }
+        );
+    }
+}
