@@ -185,7 +185,7 @@ impl Engine {
                 let hay = &buf[..hi];
                 let mut at = lo;
                 while at <= hi {
-                    let Some(caps) = rule.regex.captures_at(hay, at) else {
+                    let Some(caps) = rule.regex.get().captures_at(hay, at) else {
                         break;
                     };
                     let Some(m) = caps.get(0) else { break };
@@ -260,6 +260,7 @@ impl Engine {
         !rule
             .allow
             .iter()
+            .map(|a| a.get())
             .chain(self.rules.global_allow.iter())
             .chain(placeholders)
             .any(|a| a.is_match(secret))
@@ -270,8 +271,9 @@ impl Engine {
 /// the rule's reach before (none when matches start at their keyword) or its longest match
 /// allows, and no further past it than its span or its longest match allows.
 fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
-    let longest = rule.reach.max_len.unwrap_or(usize::MAX);
-    let lo = if rule.reach.anchored {
+    let reach = rule.reach();
+    let longest = reach.max_len.unwrap_or(usize::MAX);
+    let lo = if reach.anchored {
         start
     } else {
         start.saturating_sub(rule.reach_before.min(longest))
@@ -327,6 +329,11 @@ impl Engine {
     pub fn check_examples(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
+            // Rules compiled when first used are compiled here, before anything runs them.
+            if let Err(e) = rule.check_compiles() {
+                problems.push(format!("{}: rule `{}`: {e}", rule.origin, rule.id));
+                continue;
+            }
             for ex in &rule.examples {
                 if !self.find_each(ex.as_bytes()).iter().any(|m| m.rule == ri) {
                     problems.push(format!(

@@ -155,8 +155,6 @@ impl Default for ScanOptions {
 pub struct Scanner {
     engine: Engine,
     options: ScanOptions,
-    /// Per rule: whether it is trusted in binary files (see [`Scanner::scan_binary`]).
-    trusted: std::sync::OnceLock<Vec<bool>>,
 }
 
 impl Scanner {
@@ -165,7 +163,6 @@ impl Scanner {
         Scanner {
             engine,
             options,
-            trusted: std::sync::OnceLock::new(),
         }
     }
 
@@ -196,18 +193,7 @@ impl Scanner {
         self.scan_with(path, buf, true)
     }
 
-    fn trusted(&self) -> &[bool] {
-        self.trusted.get_or_init(|| {
-            self.engine
-                .rules()
-                .iter()
-                .map(|r| r.self_identifying)
-                .collect()
-        })
-    }
-
     fn scan_with(&self, path: &str, buf: &[u8], binary: bool) -> Vec<Finding> {
-        let trusted = if binary { self.trusted() } else { &[] };
         let mut findings = Vec::new();
         let mut lines = LineIndex::new();
         let mut inline = Inline::new(buf);
@@ -215,7 +201,7 @@ impl Scanner {
         // In buffer order, so line positions and inline markers are found in one pass.
         matches.sort_by_key(|m| (m.start, m.end));
         for m in matches {
-            if binary && !trusted.get(m.rule).copied().unwrap_or(false) {
+            if binary && !self.engine.rules()[m.rule].self_identifying() {
                 continue;
             }
             if self.user_allowed(&buf[m.start..m.end]) || inline.suppressed(m.start) {

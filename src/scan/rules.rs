@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use regex::bytes::Regex;
 use schemars::JsonSchema;
@@ -122,14 +123,14 @@ pub struct Rule {
     pub id: String,
     /// What the rule finds.
     pub description: String,
-    /// Compiled regex; group 1 is the secret.
-    pub regex: Regex,
+    /// The regex; group 1 is the secret.
+    pub regex: LazyRegex,
     /// Lowercase keyword literals.
     pub keywords: Vec<String>,
     /// Minimum entropy of the secret.
     pub entropy: Option<f64>,
     /// Per-rule allow patterns.
-    pub allow: Vec<Regex>,
+    pub allow: Vec<LazyRegex>,
     /// Severity.
     pub severity: Severity,
     /// Tags; the first is the category.
@@ -138,8 +139,9 @@ pub struct Rule {
     pub max_span: usize,
     /// Bytes before a keyword hit a match may start.
     pub reach_before: usize,
-    /// The longest match and whether matches start at a keyword, read from the regex.
-    pub reach: super::reach::Reach,
+    /// The longest match and whether matches start at a keyword, read from the regex when
+    /// first needed.
+    reach: OnceLock<super::reach::Reach>,
     /// Examples kept for `rules check`.
     pub examples: Vec<String>,
     /// Negative examples kept for `rules check`.
@@ -147,11 +149,95 @@ pub struct Rule {
     /// The file the rule came from.
     pub origin: String,
     /// The secret carries the rule's own keyword (a prefix such as `ghp_`, `AKIA`, `xoxb-`),
-    /// decided from the rule's examples: it stays precise without the text around it.
-    pub self_identifying: bool,
+    /// decided from the rule's examples when first needed: it stays precise without the text
+    /// around it.
+    self_identifying: OnceLock<bool>,
+}
+
+/// A regex compiled when first used. The built-in rules are compiled only as a scan needs them
+/// (most never meet their keyword), so a small scan starts at once and holds only what it ran;
+/// `rules check` and the tests compile every one. A user's rule file is compiled as it loads,
+/// so its mistakes are reported there with their file and line.
+#[derive(Debug)]
+pub struct LazyRegex {
+    pattern: String,
+    cell: OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    fn compiled(pattern: &str, regex: Regex) -> LazyRegex {
+        LazyRegex {
+            pattern: pattern.to_string(),
+            cell: OnceLock::from(regex),
+        }
+    }
+
+    fn lazy(pattern: &str) -> LazyRegex {
+        LazyRegex {
+            pattern: pattern.to_string(),
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The compiled regex.
+    pub fn get(&self) -> &Regex {
+        self.cell.get_or_init(|| {
+            compile_regex(&self.pattern).unwrap_or_else(|e| {
+                panic!(
+                    "a built-in rule regex does not compile ({e}); `sluice rules check` names it"
+                )
+            })
+        })
+    }
+
+    /// Compile now, or say why it does not compile.
+    fn try_get(&self) -> Result<&Regex, String> {
+        if let Some(r) = self.cell.get() {
+            return Ok(r);
+        }
+        let r = compile_regex(&self.pattern).map_err(|e| one_line(&e.to_string()))?;
+        Ok(self.cell.get_or_init(|| r))
+    }
+
+    /// The pattern's text.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
 }
 
 impl Rule {
+    /// Compile the regex and allow patterns now; what is wrong with them, as the loader of a
+    /// user's rule file says it.
+    pub fn check_compiles(&self) -> Result<(), String> {
+        let r = self
+            .regex
+            .try_get()
+            .map_err(|e| format!("regex does not compile: {e}"))?;
+        if r.captures_len() != 2 {
+            return Err(format!(
+                "regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
+                r.captures_len() - 1
+            ));
+        }
+        for a in &self.allow {
+            a.try_get()
+                .map_err(|e| format!("allow regex does not compile: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the secret carries the rule's own keyword (see the field).
+    pub fn self_identifying(&self) -> bool {
+        *self.self_identifying.get_or_init(|| self.identifies_itself())
+    }
+
+    /// How far around its keyword hits a match can lie.
+    pub fn reach(&self) -> super::reach::Reach {
+        *self
+            .reach
+            .get_or_init(|| super::reach::Reach::of(self.regex.as_str(), &self.keywords))
+    }
+
     /// Generic rules (first tag `generic`) give way to provider rules on the same secret.
     pub fn is_generic(&self) -> bool {
         self.tags.first().is_some_and(|t| t == "generic")
@@ -163,7 +249,7 @@ impl Rule {
         !self.is_generic()
             && !self.examples.is_empty()
             && self.examples.iter().all(|ex| {
-                self.regex.captures(ex.as_bytes()).is_some_and(|c| {
+                self.regex.get().captures(ex.as_bytes()).is_some_and(|c| {
                     let secret = c
                         .get(1)
                         .or_else(|| c.get(0))
@@ -200,7 +286,7 @@ impl RuleSet {
     /// Whether the placeholder shapes hold for a rule: it does not name its service in its
     /// secret, and its category is one they are limited to.
     pub fn placeholders_apply(&self, rule: &Rule) -> bool {
-        !rule.self_identifying
+        !rule.self_identifying()
             && (self.placeholder_categories.is_empty()
                 || rule
                     .tags
@@ -211,7 +297,7 @@ impl RuleSet {
     /// The embedded built-in rules.
     pub fn builtin() -> Result<RuleSet, Error> {
         let mut set = RuleSet::default();
-        set.add_source(BUILTIN_NAME, BUILTIN_RULES)?;
+        set.add(BUILTIN_NAME, BUILTIN_RULES, false)?;
         Ok(set)
     }
 
@@ -227,6 +313,11 @@ impl RuleSet {
     /// Parse, validate and add the rules of one file's text. All problems of the file are
     /// reported together.
     pub fn add_source(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        self.add(name, text, true)
+    }
+
+    /// [`RuleSet::add_source`], compiling each regex now (`eager`) or when first used.
+    fn add(&mut self, name: &str, text: &str, eager: bool) -> Result<(), Error> {
         let file: RuleFile = toml::from_str(text).map_err(|e| {
             let loc = e
                 .span()
@@ -266,20 +357,24 @@ impl RuleSet {
         self.placeholder_categories
             .extend(file.allow.placeholder_categories.iter().cloned());
         let mut seen: HashSet<String> = self.rules.iter().map(|r| r.id.clone()).collect();
+        // A rule's line is looked up only for a problem: finding it is a search of the file.
         for spec in file.rules {
-            let at = locate_rule(name, text, &spec.id);
-            match compile(spec, name, at.clone()) {
+            let id = spec.id.clone();
+            match compile(spec, name, eager) {
                 Ok(rule) => {
                     if !seen.insert(rule.id.clone()) {
                         problems.push(Problem::new(
-                            at,
+                            locate_rule(name, text, &id),
                             format!("duplicate rule id `{}`; ids must be unique", rule.id),
                         ));
                     } else {
                         self.rules.push(rule);
                     }
                 }
-                Err(mut p) => problems.append(&mut p),
+                Err(msgs) => {
+                    let at = locate_rule(name, text, &id);
+                    problems.extend(msgs.into_iter().map(|m| Problem::new(at.clone(), m)));
+                }
             }
         }
         if problems.is_empty() {
@@ -298,9 +393,10 @@ impl RuleSet {
     }
 }
 
-fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem>> {
+/// One rule compiled, or what is wrong with it.
+fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>> {
     let mut problems = Vec::new();
-    let mut bad = |msg: String| problems.push(Problem::new(at.clone(), msg));
+    let mut bad = |msg: String| problems.push(msg);
     if spec.id.is_empty()
         || !spec
             .id
@@ -312,24 +408,28 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
             spec.id
         ));
     }
-    let regex = match compile_regex(&spec.regex) {
-        Ok(r) => {
-            if r.captures_len() != 2 {
-                bad(format!(
-                    "rule `{}`: regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
-                    spec.id,
-                    r.captures_len() - 1
-                ));
+    let regex = if !eager {
+        Some(LazyRegex::lazy(&spec.regex))
+    } else {
+        match compile_regex(&spec.regex) {
+            Ok(r) => {
+                if r.captures_len() != 2 {
+                    bad(format!(
+                        "rule `{}`: regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
+                        spec.id,
+                        r.captures_len() - 1
+                    ));
+                }
+                Some(LazyRegex::compiled(&spec.regex, r))
             }
-            Some(r)
-        }
-        Err(e) => {
-            bad(format!(
-                "rule `{}`: regex does not compile: {}",
-                spec.id,
-                one_line(&e.to_string())
-            ));
-            None
+            Err(e) => {
+                bad(format!(
+                    "rule `{}`: regex does not compile: {}",
+                    spec.id,
+                    one_line(&e.to_string())
+                ));
+                None
+            }
         }
     };
     if spec.keywords.is_empty() {
@@ -348,8 +448,12 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
     }
     let mut allow = Vec::new();
     for a in &spec.allow {
+        if !eager {
+            allow.push(LazyRegex::lazy(a));
+            continue;
+        }
         match compile_regex(a) {
-            Ok(r) => allow.push(r),
+            Ok(r) => allow.push(LazyRegex::compiled(a, r)),
             Err(e) => bad(format!(
                 "rule `{}`: allow regex does not compile: {}",
                 spec.id,
@@ -368,8 +472,8 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
     }
     match (problems.is_empty(), regex) {
         (true, Some(regex)) => Ok(Rule {
-            self_identifying: false,
-            reach: super::reach::Reach::of(&spec.regex, &spec.keywords),
+            self_identifying: OnceLock::new(),
+            reach: OnceLock::new(),
             reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
             id: spec.id,
             description: spec.description,
@@ -383,10 +487,6 @@ fn compile(spec: RuleSpec, file: &str, at: Location) -> Result<Rule, Vec<Problem
             examples: spec.examples,
             negative_examples: spec.negative_examples,
             origin: file.to_string(),
-        })
-        .map(|mut rule: Rule| {
-            rule.self_identifying = rule.identifies_itself();
-            rule
         }),
         _ => Err(problems),
     }

@@ -2629,7 +2629,7 @@ fn urls_without_password(g: &mut Gen, n: usize) {
             ),
             2 => (
                 "database url",
-                "postgresql://postgres:postgres@localhost:5432/app_dev".to_string(),
+                "postgresql://postgres@localhost:5432/app_dev".to_string(),
             ),
             3 => ("mysql url", "mysql://root@127.0.0.1:3306/app".to_string()),
             4 => ("redis url", "redis://localhost:6379/0".to_string()),
@@ -2640,7 +2640,7 @@ fn urls_without_password(g: &mut Gen, n: usize) {
             6 => ("mongo uri", "mongodb://mongo:27017/app".to_string()),
             7 => (
                 "broker url",
-                "amqp://guest:guest@localhost:5672/".to_string(),
+                "amqp://localhost:5672/".to_string(),
             ),
             8 => (
                 "api base url",
@@ -2657,7 +2657,7 @@ fn urls_without_password(g: &mut Gen, n: usize) {
             ),
             12 => (
                 "database url",
-                "postgres://user:password@localhost:5432/db".to_string(),
+                "postgres://user:{password}@localhost:5432/db".to_string(),
             ),
             13 => (
                 "database url",

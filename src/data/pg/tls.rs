@@ -134,7 +134,7 @@ fn split(text: &str) -> Option<(String, Option<String>, Option<String>)> {
 
 /// A `postgres://` or `postgresql://` URL cut into its parts, as written.
 pub(crate) struct UrlParts<'a> {
-    /// `postgresql://user:password@host:port` (the host may be empty).
+    /// `postgresql://user:<password>@host:port` (the host may be empty).
     pub authority: &'a str,
     /// `/dbname`, or empty.
     pub path: &'a str,
@@ -224,7 +224,7 @@ fn unquote(raw: &str) -> String {
 pub(crate) fn endpoint(text: &str, side: &str) -> Result<Endpoint, Error> {
     let bad = |why: &str| {
         Error::Usage(format!(
-            "the {side} URL {why} (postgres://user:password@host:port/dbname?sslmode=verify-full); it is not shown"
+            "the {side} URL {why} (postgres://user:<password>@host:port/dbname?sslmode=verify-full); it is not shown"
         ))
     };
     let (rest, mode, root) = split(text).ok_or_else(|| bad("is not a valid URL"))?;
