@@ -6,7 +6,9 @@
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input};
 
 use super::rules::{Rule, RuleSet};
 use crate::error::Error;
@@ -140,7 +142,9 @@ impl Engine {
         let hits = ranges.iter().flat_map(|&(lo, hi)| {
             let mut at = lo;
             std::iter::from_fn(move || {
-                let hit = self.prefilter.find(Input::new(buf).range(at..hi))?;
+                let hit = self
+                    .prefilter
+                    .find(aho_corasick::Input::new(buf).range(at..hi))?;
                 at = hit.start() + 1;
                 let mut end = hit.end();
                 if let Some(c) = self.runs[hit.pattern().as_usize()] {
@@ -165,10 +169,16 @@ impl Engine {
             }
             let pat = hit.pattern().as_usize();
             for &ri in &self.rules_of_keyword[pat] {
-                let (lo, hi) = window(&self.rules.rules[ri], hit.start(), end, buf.len());
+                let rule = &self.rules.rules[ri];
+                let (lo, hi) = window(rule, hit.start(), end, buf.len());
                 let w = &mut windows[ri];
+                // A rule whose matches start at a keyword keeps each hit's start: it is searched
+                // anchored there. Other rules' windows merge where they touch.
+                let anchored = rule.reach().anchored;
                 match w.last_mut() {
-                    Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                    Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
+                        last.1 = last.1.max(hi)
+                    }
                     _ => w.push((lo, hi)),
                 }
             }
@@ -179,40 +189,63 @@ impl Engine {
                 continue;
             }
             let rule = &self.rules.rules[ri];
+            let re = rule.regex.get();
+            let mut caps = re.create_captures();
+            // Each search sees the bytes before its start: `\b` and `^` there mean what they
+            // mean in the whole buffer.
+            if rule.reach().anchored {
+                // A hit inside the last match is not a start of its own (as the unanchored
+                // search resumes past a match).
+                let mut done = 0;
+                for &(start, hi) in ws {
+                    if start < done {
+                        continue;
+                    }
+                    let hi = line_end(buf, hi);
+                    let input = Input::new(&buf[..hi])
+                        .span(start..hi)
+                        .anchored(Anchored::Yes);
+                    re.search_captures(&input, &mut caps);
+                    if let Some(m) = caps.get_match() {
+                        done = m.end().max(start + 1);
+                        self.keep(&mut out, ri, buf, &caps);
+                    }
+                }
+                continue;
+            }
             for (lo, hi) in merged_line_ends(buf, ws) {
-                // The search starts at `lo` but sees the bytes before it: `\b` and `^` there
-                // mean what they mean in the whole buffer.
-                let hay = &buf[..hi];
                 let mut at = lo;
                 while at <= hi {
-                    let Some(caps) = rule.regex.get().captures_at(hay, at) else {
-                        break;
-                    };
-                    let Some(m) = caps.get(0) else { break };
+                    re.search_captures(&Input::new(&buf[..hi]).span(at..hi), &mut caps);
+                    let Some(m) = caps.get_match() else { break };
                     at = if m.end() > m.start() {
                         m.end()
                     } else {
                         m.end() + 1
                     };
-                    let Some(g) = caps.get(1) else {
-                        continue;
-                    };
-                    let secret = &buf[g.start()..g.end()];
-                    if self.accepts(rule, secret) {
-                        out.push(RawMatch {
-                            rule: ri,
-                            match_start: m.start(),
-                            match_end: m.end(),
-                            start: g.start(),
-                            end: g.end(),
-                        });
-                    }
+                    self.keep(&mut out, ri, buf, &caps);
                 }
             }
         }
         out.sort_by_key(|m| (m.start, m.end, m.rule));
         out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
         out
+    }
+
+    /// Keep a match of rule `ri` when its secret (group 1) passes the rule's checks.
+    fn keep(&self, out: &mut Vec<RawMatch>, ri: usize, buf: &[u8], caps: &Captures) {
+        let (Some(m), Some(g)) = (caps.get_match(), caps.get_group(1)) else {
+            return;
+        };
+        if self.accepts(&self.rules.rules[ri], &buf[g.range()]) {
+            out.push(RawMatch {
+                rule: ri,
+                match_start: m.start(),
+                match_end: m.end(),
+                start: g.start,
+                end: g.end,
+            });
+        }
     }
 
     /// A secret found by a provider rule is reported once, by that rule: matches of `generic`
@@ -226,10 +259,7 @@ impl Engine {
         // of its assignment): the rule loaded first names it. `out` is sorted by start,
         // end, then rule, so the first of equal spans is kept.
         out.dedup_by(|later, kept| {
-            later.start == kept.start
-                && later.end == kept.end
-                && !generic(later)
-                && !generic(kept)
+            later.start == kept.start && later.end == kept.end && !generic(later) && !generic(kept)
         });
         if !out.iter().any(generic) {
             return;
@@ -257,13 +287,13 @@ impl Engine {
         } else {
             &[]
         };
-        !rule
-            .allow
-            .iter()
-            .map(|a| a.get())
-            .chain(self.rules.global_allow.iter())
-            .chain(placeholders)
-            .any(|a| a.is_match(secret))
+        !rule.allow.iter().any(|a| a.get().is_match(secret))
+            && !self
+                .rules
+                .global_allow
+                .iter()
+                .chain(placeholders)
+                .any(|a| a.is_match(secret))
     }
 }
 
@@ -278,23 +308,27 @@ fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
     } else {
         start.saturating_sub(rule.reach_before.min(longest))
     };
-    let hi = end
-        .saturating_add(rule.max_span.min(longest))
-        .min(len);
+    let hi = end.saturating_add(rule.max_span.min(longest)).min(len);
     (lo, hi)
 }
 
-/// Windows stretched to the end of their line when it is near (a value running to the end of
-/// its line is read whole), then merged again where that made them overlap.
+/// A window's end stretched to the end of its line when it is near: a value running to the end
+/// of its line is read whole.
+fn line_end(buf: &[u8], hi: usize) -> usize {
+    let ceil = (hi + LINE_SLACK).min(buf.len());
+    match memchr::memchr(b'\n', &buf[hi..ceil]) {
+        Some(i) => hi + i,
+        None if ceil == buf.len() => ceil,
+        None => hi,
+    }
+}
+
+/// Windows stretched to the end of their line ([`line_end`]), then merged again where that made
+/// them overlap.
 fn merged_line_ends(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(ws.len());
     for &(lo, hi) in ws {
-        let ceil = (hi + LINE_SLACK).min(buf.len());
-        let hi = match memchr::memchr(b'\n', &buf[hi..ceil]) {
-            Some(i) => hi + i,
-            None if ceil == buf.len() => ceil,
-            None => hi,
-        };
+        let hi = line_end(buf, hi);
         match out.last_mut() {
             Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
             _ => out.push((lo, hi)),

@@ -160,10 +160,7 @@ pub struct Scanner {
 impl Scanner {
     /// A scanner over compiled rules.
     pub fn new(engine: Engine, options: ScanOptions) -> Scanner {
-        Scanner {
-            engine,
-            options,
-        }
+        Scanner { engine, options }
     }
 
     /// The options it scans with.

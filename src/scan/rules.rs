@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use regex::bytes::Regex;
+use regex_automata::meta;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -161,11 +162,11 @@ pub struct Rule {
 #[derive(Debug)]
 pub struct LazyRegex {
     pattern: String,
-    cell: OnceLock<Regex>,
+    cell: OnceLock<meta::Regex>,
 }
 
 impl LazyRegex {
-    fn compiled(pattern: &str, regex: Regex) -> LazyRegex {
+    fn compiled(pattern: &str, regex: meta::Regex) -> LazyRegex {
         LazyRegex {
             pattern: pattern.to_string(),
             cell: OnceLock::from(regex),
@@ -180,9 +181,9 @@ impl LazyRegex {
     }
 
     /// The compiled regex.
-    pub fn get(&self) -> &Regex {
+    pub fn get(&self) -> &meta::Regex {
         self.cell.get_or_init(|| {
-            compile_regex(&self.pattern).unwrap_or_else(|e| {
+            compile_meta(&self.pattern).unwrap_or_else(|e| {
                 panic!(
                     "a built-in rule regex does not compile ({e}); `sluice rules check` names it"
                 )
@@ -191,11 +192,11 @@ impl LazyRegex {
     }
 
     /// Compile now, or say why it does not compile.
-    fn try_get(&self) -> Result<&Regex, String> {
+    fn try_get(&self) -> Result<&meta::Regex, String> {
         if let Some(r) = self.cell.get() {
             return Ok(r);
         }
-        let r = compile_regex(&self.pattern).map_err(|e| one_line(&e.to_string()))?;
+        let r = compile_meta(&self.pattern).map_err(|e| one_line(&e.to_string()))?;
         Ok(self.cell.get_or_init(|| r))
     }
 
@@ -213,10 +214,11 @@ impl Rule {
             .regex
             .try_get()
             .map_err(|e| format!("regex does not compile: {e}"))?;
-        if r.captures_len() != 2 {
+        let groups = r.captures_len();
+        if groups != 2 {
             return Err(format!(
                 "regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
-                r.captures_len() - 1
+                groups.saturating_sub(1)
             ));
         }
         for a in &self.allow {
@@ -228,7 +230,9 @@ impl Rule {
 
     /// Whether the secret carries the rule's own keyword (see the field).
     pub fn self_identifying(&self) -> bool {
-        *self.self_identifying.get_or_init(|| self.identifies_itself())
+        *self
+            .self_identifying
+            .get_or_init(|| self.identifies_itself())
     }
 
     /// How far around its keyword hits a match can lie.
@@ -249,17 +253,18 @@ impl Rule {
         !self.is_generic()
             && !self.examples.is_empty()
             && self.examples.iter().all(|ex| {
-                self.regex.get().captures(ex.as_bytes()).is_some_and(|c| {
-                    let secret = c
-                        .get(1)
-                        .or_else(|| c.get(0))
-                        .map_or(&[][..], |m| m.as_bytes())
-                        .to_ascii_lowercase();
-                    self.keywords.iter().any(|k| {
-                        let k = k.as_bytes();
-                        !k.is_empty() && secret.windows(k.len()).any(|w| w == k)
+                let re = self.regex.get();
+                let mut caps = re.create_captures();
+                re.captures(ex.as_bytes(), &mut caps);
+                caps.get_group(1)
+                    .or_else(|| caps.get_match().map(|m| m.span()))
+                    .is_some_and(|span| {
+                        let secret = ex.as_bytes()[span.range()].to_ascii_lowercase();
+                        self.keywords.iter().any(|k| {
+                            let k = k.as_bytes();
+                            !k.is_empty() && secret.windows(k.len()).any(|w| w == k)
+                        })
                     })
-                })
             })
     }
 }
@@ -411,7 +416,7 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
     let regex = if !eager {
         Some(LazyRegex::lazy(&spec.regex))
     } else {
-        match compile_regex(&spec.regex) {
+        match compile_meta(&spec.regex) {
             Ok(r) => {
                 if r.captures_len() != 2 {
                     bad(format!(
@@ -426,7 +431,7 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
                 bad(format!(
                     "rule `{}`: regex does not compile: {}",
                     spec.id,
-                    one_line(&e.to_string())
+                    one_line(&e)
                 ));
                 None
             }
@@ -452,12 +457,12 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
             allow.push(LazyRegex::lazy(a));
             continue;
         }
-        match compile_regex(a) {
+        match compile_meta(a) {
             Ok(r) => allow.push(LazyRegex::compiled(a, r)),
             Err(e) => bad(format!(
                 "rule `{}`: allow regex does not compile: {}",
                 spec.id,
-                one_line(&e.to_string())
+                one_line(&e)
             )),
         }
     }
@@ -496,6 +501,26 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
 /// which keeps the lazy DFA small and fast. A rule can still opt in with `(?u)`. The lazy DFA's
 /// cache may grow to 16 MiB per regex and thread (default 2 MiB): the large generic rules
 /// otherwise cleared and rebuilt it over and over (9% of a scan's CPU in determinization).
+fn compile_meta(pattern: &str) -> Result<meta::Regex, String> {
+    meta::Builder::new()
+        .syntax(
+            regex_automata::util::syntax::Config::new()
+                .unicode(false)
+                .utf8(false),
+        )
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(1 << 23))
+                .onepass_size_limit(Some(1 << 23))
+                .hybrid_cache_capacity(16 << 20)
+                .dfa_size_limit(Some(16 << 20)),
+        )
+        .build(pattern)
+        .map_err(|e| e.to_string())
+}
+
+/// The same dialect as [`compile_meta`], for the global allow lists.
 fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
     regex::bytes::RegexBuilder::new(pattern)
         .unicode(false)

@@ -2638,10 +2638,7 @@ fn urls_without_password(g: &mut Gen, n: usize) {
                 "redis://:${REDIS_PASSWORD}@redis:6379/0".to_string(),
             ),
             6 => ("mongo uri", "mongodb://mongo:27017/app".to_string()),
-            7 => (
-                "broker url",
-                "amqp://localhost:5672/".to_string(),
-            ),
+            7 => ("broker url", "amqp://localhost:5672/".to_string()),
             8 => (
                 "api base url",
                 format!("https://api.github.com/repos/acme/{svc}/releases?per_page=100"),
