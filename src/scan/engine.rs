@@ -116,14 +116,22 @@ impl Engine {
     /// reported once, by a provider rule over a generic one and by the rule loaded first among
     /// provider rules.
     pub fn find(&self, buf: &[u8]) -> Vec<RawMatch> {
-        let mut out = self.find_each(buf);
+        let mut out = self.find_each(buf, false);
+        self.drop_shadows(&mut out);
+        out
+    }
+
+    /// [`Engine::find`] with only the rules whose secret carries its own keyword (`ghp_…`,
+    /// `AKIA…`): what a binary file is searched for. The other rules' regexes never run.
+    pub fn find_self_identifying(&self, buf: &[u8]) -> Vec<RawMatch> {
+        let mut out = self.find_each(buf, true);
         self.drop_shadows(&mut out);
         out
     }
 
     /// Every rule's surviving matches in `buf`, ordered by position, including a secret that
     /// more than one rule finds (what `rules check` judges each rule by).
-    fn find_each(&self, buf: &[u8]) -> Vec<RawMatch> {
+    fn find_each(&self, buf: &[u8], self_identifying_only: bool) -> Vec<RawMatch> {
         // Windows per rule, built in hit order so merging only looks at the last one.
         let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
         // The automaton runs only where the shift-or filter says a keyword may end (the whole
@@ -170,6 +178,9 @@ impl Engine {
             let pat = hit.pattern().as_usize();
             for &ri in &self.rules_of_keyword[pat] {
                 let rule = &self.rules.rules[ri];
+                if self_identifying_only && !rule.self_identifying() {
+                    continue;
+                }
                 let (lo, hi) = window(rule, hit.start(), end, buf.len());
                 let w = &mut windows[ri];
                 // A rule whose matches start at a keyword keeps each hit's start: it is searched
@@ -369,7 +380,7 @@ impl Engine {
                 continue;
             }
             for ex in &rule.examples {
-                if !self.find_each(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                if !self.find_each(ex.as_bytes(), false).iter().any(|m| m.rule == ri) {
                     problems.push(format!(
                         "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
                         rule.origin,
@@ -379,7 +390,7 @@ impl Engine {
                 }
             }
             for ex in &rule.negative_examples {
-                if self.find_each(ex.as_bytes()).iter().any(|m| m.rule == ri) {
+                if self.find_each(ex.as_bytes(), false).iter().any(|m| m.rule == ri) {
                     problems.push(format!(
                         "{}: rule `{}`: negative example matches: {}",
                         rule.origin,

@@ -194,13 +194,14 @@ impl Scanner {
         let mut findings = Vec::new();
         let mut lines = LineIndex::new();
         let mut inline = Inline::new(buf);
-        let mut matches = self.engine.find(buf);
+        let mut matches = if binary {
+            self.engine.find_self_identifying(buf)
+        } else {
+            self.engine.find(buf)
+        };
         // In buffer order, so line positions and inline markers are found in one pass.
         matches.sort_by_key(|m| (m.start, m.end));
         for m in matches {
-            if binary && !self.engine.rules()[m.rule].self_identifying() {
-                continue;
-            }
             if self.user_allowed(&buf[m.start..m.end]) || inline.suppressed(m.start) {
                 continue;
             }
