@@ -380,7 +380,11 @@ impl Engine {
                 continue;
             }
             for ex in &rule.examples {
-                if !self.find_each(ex.as_bytes(), false).iter().any(|m| m.rule == ri) {
+                if !self
+                    .find_each(ex.as_bytes(), false)
+                    .iter()
+                    .any(|m| m.rule == ri)
+                {
                     problems.push(format!(
                         "{}: rule `{}`: example does not match (check the regex, keywords, entropy and allow lists): {}",
                         rule.origin,
@@ -390,7 +394,11 @@ impl Engine {
                 }
             }
             for ex in &rule.negative_examples {
-                if self.find_each(ex.as_bytes(), false).iter().any(|m| m.rule == ri) {
+                if self
+                    .find_each(ex.as_bytes(), false)
+                    .iter()
+                    .any(|m| m.rule == ri)
+                {
                     problems.push(format!(
                         "{}: rule `{}`: negative example matches: {}",
                         rule.origin,

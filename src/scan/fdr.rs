@@ -268,45 +268,56 @@ impl Filter {
         let mut st = _mm_setzero_si128();
         let mut prev = 0u8;
         let mut base = 0;
-        let mut chunks = buf.chunks_exact(8);
-        for c in chunks.by_ref() {
-            let r0 = at(prev, c[0]);
-            let r1 = at(c[0], c[1]);
-            let r2 = at(c[1], c[2]);
-            let r3 = at(c[2], c[3]);
-            let r4 = at(c[3], c[4]);
-            let r5 = at(c[4], c[5]);
-            let r6 = at(c[5], c[6]);
-            let r7 = at(c[6], c[7]);
-            let checks = _mm_or_si128(
-                _mm_or_si128(
-                    _mm_or_si128(_mm_slli_si128::<2>(st), r0),
-                    _mm_or_si128(_mm_srli_si128::<2>(r1), _mm_srli_si128::<4>(r2)),
-                ),
-                _mm_or_si128(
-                    _mm_or_si128(_mm_srli_si128::<6>(r3), _mm_srli_si128::<8>(r4)),
+        // Blocks of up to `LOT` steps with no call inside (a call would make every step save
+        // its registers): a step's checks are written to `lot` unconditionally and kept by
+        // moving the count on only when some slot fired.
+        const LOT: usize = 256;
+        let mut lot = [(0usize, ones); LOT];
+        let whole = buf.len() / 8 * 8;
+        for block in buf[..whole].chunks(8 * LOT) {
+            let mut n = 0;
+            for c in block.chunks_exact(8) {
+                let r0 = at(prev, c[0]);
+                let r1 = at(c[0], c[1]);
+                let r2 = at(c[1], c[2]);
+                let r3 = at(c[2], c[3]);
+                let r4 = at(c[3], c[4]);
+                let r5 = at(c[4], c[5]);
+                let r6 = at(c[5], c[6]);
+                let r7 = at(c[6], c[7]);
+                let checks = _mm_or_si128(
                     _mm_or_si128(
-                        _mm_or_si128(_mm_srli_si128::<10>(r5), _mm_srli_si128::<12>(r6)),
-                        _mm_srli_si128::<14>(r7),
+                        _mm_or_si128(_mm_slli_si128::<2>(st), r0),
+                        _mm_or_si128(_mm_srli_si128::<2>(r1), _mm_srli_si128::<4>(r2)),
                     ),
-                ),
-            );
-            st = _mm_or_si128(
-                _mm_or_si128(
-                    _mm_or_si128(_mm_slli_si128::<14>(r0), _mm_slli_si128::<12>(r1)),
-                    _mm_or_si128(_mm_slli_si128::<10>(r2), _mm_slli_si128::<8>(r3)),
-                ),
-                _mm_or_si128(
-                    _mm_or_si128(_mm_slli_si128::<6>(r4), _mm_slli_si128::<4>(r5)),
-                    _mm_or_si128(_mm_slli_si128::<2>(r6), r7),
-                ),
-            );
-            if _mm_movemask_epi8(_mm_cmpeq_epi8(checks, ones)) != 0xFFFF {
-                self.push_block(out, base, from_wide(checks));
+                    _mm_or_si128(
+                        _mm_or_si128(_mm_srli_si128::<6>(r3), _mm_srli_si128::<8>(r4)),
+                        _mm_or_si128(
+                            _mm_or_si128(_mm_srli_si128::<10>(r5), _mm_srli_si128::<12>(r6)),
+                            _mm_srli_si128::<14>(r7),
+                        ),
+                    ),
+                );
+                st = _mm_or_si128(
+                    _mm_or_si128(
+                        _mm_or_si128(_mm_slli_si128::<14>(r0), _mm_slli_si128::<12>(r1)),
+                        _mm_or_si128(_mm_slli_si128::<10>(r2), _mm_slli_si128::<8>(r3)),
+                    ),
+                    _mm_or_si128(
+                        _mm_or_si128(_mm_slli_si128::<6>(r4), _mm_slli_si128::<4>(r5)),
+                        _mm_or_si128(_mm_slli_si128::<2>(r6), r7),
+                    ),
+                );
+                lot[n] = (base, checks);
+                n += usize::from(_mm_movemask_epi8(_mm_cmpeq_epi8(checks, ones)) != 0xFFFF);
+                prev = c[7];
+                base += 8;
             }
-            prev = c[7];
-            base += 8;
+            for &(at, checks) in &lot[..n] {
+                self.push_block(out, at, from_wide(checks));
+            }
         }
+        let chunks = buf[whole..].chunks_exact(8);
         (from_wide(st), prev, base, chunks.remainder())
     }
 
