@@ -322,13 +322,17 @@ impl Filter {
     }
 
     /// Add the ranges of the hits among the eight bytes from `base`: slot j of `checks` is the
-    /// check of byte `base + 7 - j`.
+    /// check of byte `base + 7 - j`; only slots with a clear bit are visited, last slot first.
     fn push_block(&self, out: &mut Vec<(usize, usize)>, base: usize, checks: u128) {
-        for j in (0..8).rev() {
-            let slot = (checks >> (BUCKETS * j)) as u16;
-            if slot != u16::MAX {
-                self.push(out, base + 7 - j, slot);
-            }
+        // One bit per slot (bit j), set when the slot has a clear bit.
+        let mut fired = 0u32;
+        for j in 0..8 {
+            fired |= u32::from((checks >> (BUCKETS * j)) as u16 != u16::MAX) << j;
+        }
+        while fired != 0 {
+            let j = 31 - fired.leading_zeros() as usize;
+            fired &= !(1 << j);
+            self.push(out, base + 7 - j, (checks >> (BUCKETS * j)) as u16);
         }
     }
 
