@@ -477,3 +477,59 @@ fn archives_are_entered_in_files_and_the_index() {
         r.stderr
     );
 }
+
+/// An archive committed once and deleted since is entered by `--git`: its member's secret is
+/// found, named `archive!member` with the member's line and the commit that added it; and a
+/// pull request adding an archive is blamed for it by `--diff`.
+#[test]
+fn archives_in_history_and_in_a_diff_are_entered() {
+    let mut rng = Rng::new(29);
+    let repo = git_repo();
+    let d = repo.path();
+    write(d, "README.md", "# app\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "init"]);
+    let env = |rng: &mut Rng| format!("# app\nGITHUB_TOKEN={}\n", fake_github_token(rng));
+    git(d, &["checkout", "-qb", "feature"]);
+    std::fs::write(
+        d.join("bundle.jar"),
+        zip_of(&[("conf/app.env", env(&mut rng).as_bytes())]),
+    )
+    .unwrap();
+    git(d, &["add", "bundle.jar"]);
+    git(d, &["commit", "-qm", "add the bundle"]);
+    let added = git(d, &["rev-parse", "HEAD"]).trim().to_string();
+    let r = sluice(d, &["scan", "--diff", "main...feature", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = findings(&r.stdout);
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    assert_eq!(f[0]["path"], "bundle.jar!conf/app.env");
+    assert_eq!(f[0]["line"], 2);
+    git(d, &["rm", "-q", "bundle.jar"]);
+    git(d, &["commit", "-qm", "remove the bundle"]);
+    let r = sluice(d, &["scan", "--git", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let f = findings(&r.stdout);
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    assert_eq!(f[0]["path"], "bundle.jar!conf/app.env");
+    assert_eq!(f[0]["line"], 2);
+    let commits: Vec<&str> = f[0]["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["commit"].as_str().unwrap())
+        .collect();
+    assert_eq!(commits, vec![added.as_str()], "{}", r.stdout);
+    // With archives shut, the zip's compressed member is not read as text.
+    let r = sluice(
+        d,
+        &["scan", "--git", "--archive-depth", "0", "--format", "json"],
+    );
+    assert!(
+        findings(&r.stdout)
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().contains('!')),
+        "{}",
+        r.stdout
+    );
+}
