@@ -242,6 +242,7 @@ def measure(sluice, peer, rules, filter_by_pattern, misses, dump=None):
         flagged = sorted({c[2] for c in fp})
         print(f"  false-positive rules ({len(flagged)}): {' '.join(map(str, flagged[:misses]))}")
     if dump:
+        Path(dump).mkdir(parents=True, exist_ok=True)
         with open(Path(dump) / f"{peer}.jsonl", "w", encoding="utf-8") as out:
             for c in pos:
                 if c[1] not in found:
