@@ -99,6 +99,22 @@ fn from_wide(v: std::arch::x86_64::__m128i) -> u128 {
     hi << 64 | lo
 }
 
+/// The table entries of eight bytes `c` that follow `prev`: each depends only on its byte and
+/// the one before, so the eight loads are independent.
+#[inline(always)]
+fn entries<T: Copy>(table: &[T; ENTRIES], prev: u8, c: &[u8]) -> [T; 8] {
+    [
+        table[super_char(prev, c[0])],
+        table[super_char(c[0], c[1])],
+        table[super_char(c[1], c[2])],
+        table[super_char(c[2], c[3])],
+        table[super_char(c[3], c[4])],
+        table[super_char(c[4], c[5])],
+        table[super_char(c[5], c[6])],
+        table[super_char(c[6], c[7])],
+    ]
+}
+
 /// Entries in the reach table (64 KiB).
 const ENTRIES: usize = 1 << 12;
 
@@ -206,21 +222,12 @@ impl Filter {
         buf: &'b [u8],
         out: &mut Vec<(usize, usize)>,
     ) -> (u128, u8, usize, &'b [u8]) {
-        let reach: &[u128; ENTRIES] = &self.reach;
-        let at = |prev: u8, cur: u8| reach[super_char(prev, cur)];
         let mut state = 0u128;
         let mut prev = 0u8;
         let mut base = 0;
         let mut chunks = buf.chunks_exact(8);
         for c in chunks.by_ref() {
-            let r0 = at(prev, c[0]);
-            let r1 = at(c[0], c[1]);
-            let r2 = at(c[1], c[2]);
-            let r3 = at(c[2], c[3]);
-            let r4 = at(c[3], c[4]);
-            let r5 = at(c[4], c[5]);
-            let r6 = at(c[5], c[6]);
-            let r7 = at(c[6], c[7]);
+            let [r0, r1, r2, r3, r4, r5, r6, r7] = entries(&self.reach, prev, c);
             // Slots 7..=14 of W: slot j is the check of byte 7 - j.
             let checks = (state << 16)
                 | r0
@@ -262,8 +269,6 @@ impl Filter {
             _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
             _mm_slli_si128, _mm_srli_si128,
         };
-        let wide = &self.wide;
-        let at = |prev: u8, cur: u8| wide[super_char(prev, cur)];
         let ones = _mm_set1_epi8(-1);
         let mut st = _mm_setzero_si128();
         let mut prev = 0u8;
@@ -277,14 +282,7 @@ impl Filter {
         for block in buf[..whole].chunks(8 * LOT) {
             let mut n = 0;
             for c in block.chunks_exact(8) {
-                let r0 = at(prev, c[0]);
-                let r1 = at(c[0], c[1]);
-                let r2 = at(c[1], c[2]);
-                let r3 = at(c[2], c[3]);
-                let r4 = at(c[3], c[4]);
-                let r5 = at(c[4], c[5]);
-                let r6 = at(c[5], c[6]);
-                let r7 = at(c[6], c[7]);
+                let [r0, r1, r2, r3, r4, r5, r6, r7] = entries(&self.wide, prev, c);
                 let checks = _mm_or_si128(
                     _mm_or_si128(
                         _mm_or_si128(_mm_slli_si128::<2>(st), r0),
