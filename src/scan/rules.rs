@@ -517,7 +517,12 @@ fn compile_meta(pattern: &str) -> Result<meta::Regex, String> {
                 .dfa_size_limit(Some(16 << 20)),
         )
         .build(pattern)
-        .map_err(|e| e.to_string())
+        // The parser's own error says where and what (`unclosed group` under the pattern);
+        // the builder's alone says only "error parsing pattern 0".
+        .map_err(|e| {
+            e.syntax_error()
+                .map_or_else(|| e.to_string(), |s| s.to_string())
+        })
 }
 
 /// The same dialect as [`compile_meta`], for the global allow lists.

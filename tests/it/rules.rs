@@ -67,6 +67,16 @@ negative_examples = ["zz_1234"]
         "{}",
         r.stderr
     );
+    // What is wrong with the pattern, not only that something is.
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("`no-compile`"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("unclosed") || line.contains("unopened"),
+        "{line}"
+    );
     assert!(
         r.stderr
             .contains("keyword `Upper` must be non-empty and lowercase"),
