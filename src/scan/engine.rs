@@ -474,6 +474,119 @@ negative_examples = ["{}"]
         }
     }
 
+    /// Two provider rules finding the same secret report it once, by the rule loaded first; each
+    /// still finds it for `rules check`.
+    #[test]
+    fn one_secret_two_provider_rules_one_report() {
+        let e = engine(
+            r#"
+version = 1
+[[rules]]
+id = "acme-bare"
+description = "an acme token"
+regex = '\b(acme_[a-z0-9]{12})\b'
+keywords = ["acme_"]
+severity = "high"
+tags = ["saas", "acme"]
+examples = ["acme_q8w7e6r5t4y3"]
+negative_examples = ["acme_short"]
+[[rules]]
+id = "acme-assigned"
+description = "an acme token assigned"
+regex = 'acme_token\s*=\s*(acme_[a-z0-9]{12})\b'
+keywords = ["acme_token"]
+severity = "high"
+tags = ["saas", "acme"]
+examples = ["acme_token = acme_q8w7e6r5t4y3"]
+negative_examples = ["acme_token = x"]
+"#,
+        );
+        let buf = b"acme_token = acme_z1x2c3v4b5n6\n";
+        let found = e.find(buf);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(e.rules()[found[0].rule].id, "acme-bare");
+        let each: Vec<&str> = e
+            .find_each(buf, false)
+            .iter()
+            .map(|m| e.rules()[m.rule].id.as_str())
+            .collect();
+        assert_eq!(each, vec!["acme-bare", "acme-assigned"]);
+        assert!(e.check_examples().is_empty(), "{:?}", e.check_examples());
+    }
+
+    /// `reach_before` bounds how far before its keyword a match may start, and a regex whose
+    /// matches start at the keyword is searched there, `\b` seeing the byte before.
+    #[test]
+    fn reach_before_and_anchored_starts() {
+        let rules = |reach: usize| {
+            format!(
+                r#"
+version = 1
+[[rules]]
+id = "pair"
+description = "a name then its key"
+regex = 'name=[a-z]{{1,100}} key=([a-z0-9]{{10}})'
+keywords = [" key="]
+reach_before = {reach}
+severity = "high"
+examples = ["name=ab key=q8w7e6r5t4"]
+negative_examples = ["name= key=q8w7e6r5t4"]
+[[rules]]
+id = "tok"
+description = "a token"
+regex = '\b(tok_[a-z0-9]{{8}})\b'
+keywords = ["tok_"]
+severity = "high"
+examples = ["tok_q8w7e6r5"]
+negative_examples = ["xtok_q8w7e6r5"]
+"#
+            )
+        };
+        let buf = format!("name={} key=q8w7e6r5t4\n", "a".repeat(60));
+        assert_eq!(engine(&rules(80)).find(buf.as_bytes()).len(), 1);
+        assert!(engine(&rules(20)).find(buf.as_bytes()).is_empty());
+        let e = engine(&rules(80));
+        assert!(e.rules()[1].reach().anchored);
+        // A keyword inside a word: the anchored search sees the `x` before it.
+        assert!(e.find(b"xtok_q8w7e6r5 ").is_empty());
+        assert_eq!(e.find(b"(tok_q8w7e6r5)").len(), 1);
+    }
+
+    /// Placeholder shapes hide a secret only for the categories they are limited to.
+    #[test]
+    fn placeholder_categories_limit_the_placeholder_shapes() {
+        let e = engine(
+            r#"
+version = 1
+[allow]
+placeholders = ['12345678']
+placeholder_categories = ["generic"]
+[[rules]]
+id = "any-key"
+description = "a key"
+regex = 'key=([a-z0-9]{16})'
+keywords = ["key="]
+severity = "high"
+tags = ["generic"]
+examples = ["key=q8w7e6r5t4y3u2i1"]
+negative_examples = ["key=short"]
+[[rules]]
+id = "acme-key"
+description = "an acme key"
+regex = 'acme=([a-z0-9]{16})'
+keywords = ["acme="]
+severity = "high"
+tags = ["saas", "acme"]
+examples = ["acme=q8w7e6r5t4y3u2i1"]
+negative_examples = ["acme=short"]
+"#,
+        );
+        assert!(e.find(b"key=12345678abcdefgh\n").is_empty());
+        let found = e.find(b"acme=12345678abcdefgh\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!(e.rules()[found[0].rule].id, "acme-key");
+    }
+
     const ONE: &str = r#"
 version = 1
 [allow]

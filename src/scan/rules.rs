@@ -166,13 +166,6 @@ pub struct LazyRegex {
 }
 
 impl LazyRegex {
-    fn compiled(pattern: &str, regex: meta::Regex) -> LazyRegex {
-        LazyRegex {
-            pattern: pattern.to_string(),
-            cell: OnceLock::from(regex),
-        }
-    }
-
     fn lazy(pattern: &str) -> LazyRegex {
         LazyRegex {
             pattern: pattern.to_string(),
@@ -210,22 +203,10 @@ impl Rule {
     /// Compile the regex and allow patterns now; what is wrong with them, as the loader of a
     /// user's rule file says it.
     pub fn check_compiles(&self) -> Result<(), String> {
-        let r = self
-            .regex
-            .try_get()
-            .map_err(|e| format!("regex does not compile: {e}"))?;
-        let groups = r.captures_len();
-        if groups != 2 {
-            return Err(format!(
-                "regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
-                groups.saturating_sub(1)
-            ));
+        match compile_problems(&self.regex, &self.allow).as_slice() {
+            [] => Ok(()),
+            problems => Err(problems.join("; ")),
         }
-        for a in &self.allow {
-            a.try_get()
-                .map_err(|e| format!("allow regex does not compile: {e}"))?;
-        }
-        Ok(())
     }
 
     /// Whether the secret carries the rule's own keyword (see the field).
@@ -413,30 +394,7 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
             spec.id
         ));
     }
-    let regex = if !eager {
-        Some(LazyRegex::lazy(&spec.regex))
-    } else {
-        match compile_meta(&spec.regex) {
-            Ok(r) => {
-                if r.captures_len() != 2 {
-                    bad(format!(
-                        "rule `{}`: regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
-                        spec.id,
-                        r.captures_len() - 1
-                    ));
-                }
-                Some(LazyRegex::compiled(&spec.regex, r))
-            }
-            Err(e) => {
-                bad(format!(
-                    "rule `{}`: regex does not compile: {}",
-                    spec.id,
-                    one_line(&e)
-                ));
-                None
-            }
-        }
-    };
+    let regex = LazyRegex::lazy(&spec.regex);
     if spec.keywords.is_empty() {
         bad(format!(
             "rule `{}` needs at least one keyword (a literal that occurs in every match)",
@@ -451,19 +409,10 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
             ));
         }
     }
-    let mut allow = Vec::new();
-    for a in &spec.allow {
-        if !eager {
-            allow.push(LazyRegex::lazy(a));
-            continue;
-        }
-        match compile_meta(a) {
-            Ok(r) => allow.push(LazyRegex::compiled(a, r)),
-            Err(e) => bad(format!(
-                "rule `{}`: allow regex does not compile: {}",
-                spec.id,
-                one_line(&e)
-            )),
+    let allow: Vec<LazyRegex> = spec.allow.iter().map(|a| LazyRegex::lazy(a)).collect();
+    if eager {
+        for p in compile_problems(&regex, &allow) {
+            bad(format!("rule `{}`: {p}", spec.id));
         }
     }
     if spec.examples.is_empty() {
@@ -475,26 +424,46 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
             spec.id
         ));
     }
-    match (problems.is_empty(), regex) {
-        (true, Some(regex)) => Ok(Rule {
-            self_identifying: OnceLock::new(),
-            reach: OnceLock::new(),
-            reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
-            id: spec.id,
-            description: spec.description,
-            regex,
-            keywords: spec.keywords,
-            entropy: spec.entropy,
-            allow,
-            severity: spec.severity,
-            tags: spec.tags,
-            max_span: spec.max_span.unwrap_or(DEFAULT_MAX_SPAN),
-            examples: spec.examples,
-            negative_examples: spec.negative_examples,
-            origin: file.to_string(),
-        }),
-        _ => Err(problems),
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    Ok(Rule {
+        self_identifying: OnceLock::new(),
+        reach: OnceLock::new(),
+        reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
+        id: spec.id,
+        description: spec.description,
+        regex,
+        keywords: spec.keywords,
+        entropy: spec.entropy,
+        allow,
+        severity: spec.severity,
+        tags: spec.tags,
+        max_span: spec.max_span.unwrap_or(DEFAULT_MAX_SPAN),
+        examples: spec.examples,
+        negative_examples: spec.negative_examples,
+        origin: file.to_string(),
+    })
+}
+
+/// What keeps a rule's regex and allow patterns from running: a pattern that does not compile,
+/// or a regex without exactly one capture group. Compiling caches the result.
+fn compile_problems(regex: &LazyRegex, allow: &[LazyRegex]) -> Vec<String> {
+    let mut out = Vec::new();
+    match regex.try_get() {
+        Ok(r) if r.captures_len() != 2 => out.push(format!(
+            "regex must have exactly one capture group (the secret), it has {}; use (?:...) for the others",
+            r.captures_len().saturating_sub(1)
+        )),
+        Ok(_) => {}
+        Err(e) => out.push(format!("regex does not compile: {e}")),
+    }
+    for a in allow {
+        if let Err(e) = a.try_get() {
+            out.push(format!("allow regex does not compile: {e}"));
+        }
+    }
+    out
 }
 
 /// Rules match bytes, and secrets are ASCII: classes such as `\s`, `\w` and `\b` are ASCII-only,
