@@ -71,7 +71,7 @@ negative_examples = ["zz_1234"]
     let line = r
         .stderr
         .lines()
-        .find(|l| l.contains("`no-compile`"))
+        .find(|l| l.contains("`no-compile`: regex does not compile"))
         .unwrap_or_default();
     assert!(
         line.contains("unclosed") || line.contains("unopened"),
