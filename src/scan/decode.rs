@@ -5,10 +5,7 @@
 //! rules keyed on the name (`password: …`) still apply, and remembers where the encoded value
 //! sits so findings point at it.
 
-use std::sync::LazyLock;
-
 use base64::Engine as _;
-use regex::bytes::Regex;
 
 /// Extensions of config-like files whose values are decoded.
 const CONFIG_EXTENSIONS: [&str; 15] = [
@@ -29,11 +26,104 @@ const CONFIG_EXTENSIONS: [&str; 15] = [
     "txt",
 ];
 
-/// `key: value`, `key=value`, `"key": "value"` with a base64-looking value.
-static VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?m)([A-Za-z0-9_.\-]{1,64})["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{12,}={0,2})(?:["',]|[ \t]*$)"#)
-        .expect("static regex")
-});
+/// The longest key a value is decoded with (a longer run of key bytes keeps its last 64).
+const MAX_KEY: usize = 64;
+
+/// The shortest base64 run taken for a value.
+const MIN_VALUE: usize = 12;
+
+fn key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+fn base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/')
+}
+
+fn blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Every `key: value`, `key=value` or `"key": "value"` whose value looks like base64, as
+/// (key, value) byte ranges, left to right without overlap: what the pattern
+/// `([A-Za-z0-9_.\-]{1,64})["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{12,}={0,2})(?:["',]|[ \t]*$)`
+/// (multi-line `$`) finds, read by hand from each `:` and `=` in one pass: a separator costs a
+/// few bytes' look on each side, where a regex search restarts at every one of them.
+fn values(
+    buf: &[u8],
+) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> + '_ {
+    // `done`: where the last value's match ended; nothing before it is looked at again.
+    let mut done = 0;
+    let mut seps = memchr::memchr2_iter(b':', b'=', buf);
+    std::iter::from_fn(move || {
+        loop {
+            let sep = seps.next()?;
+            if sep < done {
+                continue;
+            }
+            if let Some((key, value, end)) = value_at(buf, done, sep) {
+                done = end;
+                return Some((key, value));
+            }
+        }
+    })
+}
+
+/// The value whose separator is at `sep`, when the bytes around it make one, with no byte before
+/// `floor` in it: (key, value, end of the match).
+fn value_at(
+    buf: &[u8],
+    floor: usize,
+    sep: usize,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>, usize)> {
+    // The key: blanks, an optional quote and key bytes, back from the separator.
+    let mut k = sep;
+    while k > floor && blank(buf[k - 1]) {
+        k -= 1;
+    }
+    if k > floor && matches!(buf[k - 1], b'"' | b'\'') {
+        k -= 1;
+    }
+    let key_end = k;
+    let lowest = floor.max(key_end.saturating_sub(MAX_KEY));
+    while k > lowest && key_byte(buf[k - 1]) {
+        k -= 1;
+    }
+    if k == key_end {
+        return None;
+    }
+    // The value: blanks, an optional quote, a base64 run and up to two `=`.
+    let mut v = sep + 1;
+    while v < buf.len() && blank(buf[v]) {
+        v += 1;
+    }
+    if v < buf.len() && matches!(buf[v], b'"' | b'\'') {
+        v += 1;
+    }
+    let start = v;
+    while v < buf.len() && base64_byte(buf[v]) {
+        v += 1;
+    }
+    if v - start < MIN_VALUE {
+        return None;
+    }
+    let run = v;
+    while v < buf.len() && buf[v] == b'=' {
+        v += 1;
+    }
+    if v - run > 2 {
+        return None;
+    }
+    let value = start..v;
+    // Then a closing quote or comma, or blanks to the end of the line.
+    if v < buf.len() && matches!(buf[v], b'"' | b'\'' | b',') {
+        return Some((k..key_end, value, v + 1));
+    }
+    while v < buf.len() && blank(buf[v]) {
+        v += 1;
+    }
+    (v == buf.len() || buf[v] == b'\n').then_some((k..key_end, value, v))
+}
 
 /// A decoded value and where its encoded form is.
 #[derive(Debug)]
@@ -66,16 +156,15 @@ pub(crate) fn worth_decoding(path: &str, buf: &[u8]) -> bool {
 /// Every value that decodes to printable text, one at a time (a file of a million values is
 /// never held decoded at once).
 pub(crate) fn base64_values(buf: &[u8]) -> impl Iterator<Item = Decoded> + '_ {
-    VALUE.captures_iter(buf).filter_map(|caps| {
-        let (key, val) = (caps.get(1)?, caps.get(2)?);
-        let text = decode_printable(val.as_bytes())?;
+    values(buf).filter_map(|(key, val)| {
+        let text = decode_printable(&buf[val.clone()])?;
         let mut synth = Vec::with_capacity(key.len() + 2 + text.len());
-        synth.extend_from_slice(key.as_bytes());
+        synth.extend_from_slice(&buf[key]);
         synth.extend_from_slice(b": ");
         synth.extend_from_slice(&text);
         Some(Decoded {
-            start: val.start(),
-            end: val.end(),
+            start: val.start,
+            end: val.end,
             text: synth,
         })
     })
@@ -196,6 +285,72 @@ mod tests {
         let binary: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8 & 0xF0).collect();
         assert!(utf16_text(&binary).is_none());
         assert!(utf16_text(b"plain ascii text here, no nuls").is_none());
+    }
+
+    /// The pattern [`values`] reads by hand.
+    const VALUE: &str = r#"(?m)([A-Za-z0-9_.\-]{1,64})["']?[ \t]*[:=][ \t]*["']?([A-Za-z0-9+/]{12,}={0,2})(?:["',]|[ \t]*$)"#;
+
+    #[test]
+    fn values_are_what_the_pattern_finds() {
+        let re = regex::bytes::Regex::new(VALUE).unwrap();
+        let by_pattern = |buf: &[u8]| -> Vec<_> {
+            re.captures_iter(buf)
+                .map(|c| (c.get(1).unwrap().range(), c.get(2).unwrap().range()))
+                .collect()
+        };
+        let mut seed = 0x853c49e6748fea9bu64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Pieces that start, end and break keys and values, in random order.
+        let pieces: [&[u8]; 16] = [
+            b"a",
+            b"Zq9",
+            b"key",
+            b"_.-",
+            b"+/",
+            b"\"",
+            b"'",
+            b" ",
+            b"\t",
+            b":",
+            b"=",
+            b"==",
+            b",",
+            b"\n",
+            b"\r\n",
+            b"QUJDREVGR0hJSktM",
+        ];
+        let mut found = 0;
+        for round in 0..20000 {
+            let mut buf = Vec::new();
+            for _ in 0..(next() % 24) {
+                buf.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            if round % 50 == 0 {
+                // Keys longer than 64 bytes.
+                buf.splice(0..0, std::iter::repeat_n(b'k', 70 + round % 7));
+            }
+            let mine: Vec<_> = values(&buf).collect();
+            found += mine.len();
+            assert_eq!(
+                mine,
+                by_pattern(&buf),
+                "{:?}",
+                String::from_utf8_lossy(&buf)
+            );
+        }
+        assert!(found > 300, "only {found} values in the random texts");
+        for text in [
+            &b"password: QUJDREVGR0hJSktMTU5P\n"[..],
+            b"\"pw\": \"QUJDREVGR0hJSktMTU5P==\", x=QUJDREVGR0hJSktM===\n",
+            b"k=QUJDREVGR0hJSktM=next=QUJDREVGR0hJSktMTU5P \t",
+        ] {
+            assert_eq!(values(text).collect::<Vec<_>>(), by_pattern(text));
+        }
     }
 
     #[test]

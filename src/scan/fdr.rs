@@ -11,7 +11,8 @@
 //! a clear bit in the top 16 bits means every checked byte of some keyword of that bucket matched
 //! the input ending here. Only the last 8 bytes of a longer keyword are checked. Each step is a
 //! table load that does not depend on the state, a shift and an or: no dependent load chain as
-//! in a DFA walk.
+//! in a DFA walk. Eight bytes are taken per step (SSE2); with AVX2 each entry is loaded already
+//! shifted from a zero-padded copy of the table, so a step needs no shift at all.
 
 /// Positions (bytes) the state spans.
 const WIDTH: usize = 8;
@@ -26,6 +27,10 @@ pub(crate) struct Filter {
     /// The same table in SSE2 registers' type.
     #[cfg(target_arch = "x86_64")]
     wide: Box<[std::arch::x86_64::__m128i; ENTRIES]>,
+    /// The same table once more for the AVX2 loop: each entry at byte 16 of a zeroed 64-byte
+    /// record (256 KiB).
+    #[cfg(target_arch = "x86_64")]
+    records: Vec<Record>,
     /// Per bucket, its longest keyword in bytes: how far back from a hit's end a keyword of
     /// that bucket can start.
     bucket_len: [usize; BUCKETS],
@@ -99,6 +104,13 @@ fn from_wide(v: std::arch::x86_64::__m128i) -> u128 {
     hi << 64 | lo
 }
 
+/// A 256-bit value as its low and high 128 bits.
+#[cfg(target_arch = "x86_64")]
+fn halves(v: std::arch::x86_64::__m256i) -> [u128; 2] {
+    // SAFETY: both types are 32 bytes of plain data.
+    unsafe { std::mem::transmute(v) }
+}
+
 /// The table entries of eight bytes `c` that follow `prev`: each depends only on its byte and
 /// the one before, so the eight loads are independent.
 #[inline(always)]
@@ -114,6 +126,18 @@ fn entries<T: Copy>(table: &[T; ENTRIES], prev: u8, c: &[u8]) -> [T; 8] {
         table[super_char(c[6], c[7])],
     ]
 }
+
+/// A reach entry with zeros on both sides: a 32-byte load at offset `2 + 2j` puts the entry at
+/// 16-bit slot `7 - j` of a 256-bit value and zeros (matched) in every other slot, so no shift
+/// is needed to place it; the load stays inside the record's cache line.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Record([u8; 64]);
+
+/// Steps per block of the SIMD loops: a block has no call inside (a call would make every step
+/// save its registers); its firing steps are kept and visited after it.
+const LOT: usize = 256;
 
 /// Entries in the reach table (64 KiB).
 const ENTRIES: usize = 1 << 12;
@@ -179,6 +203,15 @@ impl Filter {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
             wide: Box::new(std::array::from_fn(|i| unsafe { to_wide(raw[i]) })),
+            #[cfg(target_arch = "x86_64")]
+            records: raw
+                .iter()
+                .map(|r| {
+                    let mut rec = [0u8; 64];
+                    rec[16..32].copy_from_slice(&r.to_le_bytes());
+                    Record(rec)
+                })
+                .collect(),
             reach: raw,
             bucket_len,
         })
@@ -200,8 +233,13 @@ impl Filter {
         // Before the buffer everything counts as matched: a short keyword at its very start
         // must not depend on bytes that are not there (a few spurious candidates, never a miss).
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
-        let (mut state, mut prev, base, rest) = unsafe { self.eights_sse2(buf, &mut out) };
+        let (mut state, mut prev, base, rest) = if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, just checked.
+            unsafe { self.eights_avx2(buf, &mut out) }
+        } else {
+            // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
+            unsafe { self.eights_sse2(buf, &mut out) }
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let (mut state, mut prev, base, rest) = self.eights(buf, &mut out);
         for (k, &b) in rest.iter().enumerate() {
@@ -273,10 +311,8 @@ impl Filter {
         let mut st = _mm_setzero_si128();
         let mut prev = 0u8;
         let mut base = 0;
-        // Blocks of up to `LOT` steps with no call inside (a call would make every step save
-        // its registers): a step's checks are written to `lot` unconditionally and kept by
-        // moving the count on only when some slot fired.
-        const LOT: usize = 256;
+        // Blocks of up to `LOT` steps: a step's checks are written to `lot` unconditionally and
+        // kept by moving the count on only when some slot fired.
         let mut lot = [(0usize, ones); LOT];
         let whole = buf.len() / 8 * 8;
         for block in buf[..whole].chunks(8 * LOT) {
@@ -317,6 +353,112 @@ impl Filter {
         }
         let chunks = buf[whole..].chunks_exact(8);
         (from_wide(st), prev, base, chunks.remainder())
+    }
+
+    /// The eight-byte loop in AVX2 registers; returns as [`Filter::eights_sse2`] does. 256 bits
+    /// hold `W` (see [`Filter::candidates`]): each byte's entry is loaded already in its slots
+    /// from its padded record, and the state carried in is one lane move, so a step is eight
+    /// loads and ors with no shift.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn eights_avx2<'b>(
+        &self,
+        buf: &'b [u8],
+        out: &mut Vec<(usize, usize)>,
+    ) -> (u128, u8, usize, &'b [u8]) {
+        use std::arch::x86_64::{_mm256_set1_epi8, _mm256_setzero_si256};
+        let mut w = _mm256_setzero_si256();
+        let mut prev = 0u8;
+        let mut base = 0;
+        let mut lot = [(0usize, _mm256_set1_epi8(-1)); LOT];
+        let whole = buf.len() / 8 * 8;
+        for block in buf[..whole].chunks(8 * LOT) {
+            let n;
+            (w, n) = self.block_avx2(block, base, prev, w, &mut lot);
+            prev = block[block.len() - 1];
+            base += block.len();
+            for &(at, w) in &lot[..n] {
+                let [lo, hi] = halves(w);
+                // Slots 7 to 14 of W.
+                self.push_block(out, at, (hi << 16) | (lo >> 112));
+            }
+        }
+        let chunks = buf[whole..].chunks_exact(8);
+        (halves(w)[0], prev, base, chunks.remainder())
+    }
+
+    /// One block of [`Filter::eights_avx2`], apart so that no call is inside it and the state
+    /// stays in a register. Returns the state and how many steps of `lot` fired.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn block_avx2(
+        &self,
+        block: &[u8],
+        mut base: usize,
+        mut prev: u8,
+        mut w: std::arch::x86_64::__m256i,
+        lot: &mut [(usize, std::arch::x86_64::__m256i); LOT],
+    ) -> (std::arch::x86_64::__m256i, usize) {
+        use std::arch::x86_64::{
+            __m256i, _mm_cvtsi64_si128, _mm256_add_epi32, _mm256_and_si256, _mm256_cmpeq_epi8,
+            _mm256_cvtepu8_epi32, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+            _mm256_permute2x128_si256, _mm256_set_epi32, _mm256_set1_epi8, _mm256_set1_epi32,
+            _mm256_slli_epi32, _mm256_storeu_si256,
+        };
+        let ones = _mm256_set1_epi8(-1);
+        let records = self.records.as_ptr().cast::<u8>();
+        // Where position j's load starts in its record.
+        let starts = _mm256_set_epi32(16, 14, 12, 10, 8, 6, 4, 2);
+        let nibble = _mm256_set1_epi32(0xF << 14);
+        let mut offsets = [0u32; 8];
+        let mut n = 0;
+        for c in block.chunks_exact(8) {
+            let cur = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            let before = (cur << 8) | u64::from(prev);
+            // Each position's load: its super-character's record (× 64) and its start there.
+            let widen = |x: u64| _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(x as i64));
+            let o = _mm256_add_epi32(
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_slli_epi32::<14>(widen(before)), nibble),
+                    _mm256_slli_epi32::<6>(widen(cur)),
+                ),
+                starts,
+            );
+            // SAFETY: `offsets` is 32 bytes.
+            unsafe { _mm256_storeu_si256(offsets.as_mut_ptr().cast::<__m256i>(), o) };
+            // Read back through memory: eight loads cost less than eight lane extractions,
+            // which all wait for the one shuffle port. The empty asm claims to touch memory,
+            // so the compiler cannot turn the loads into extractions.
+            // SAFETY: the asm is empty.
+            unsafe {
+                std::arch::asm!("/* {0} */", in(reg) offsets.as_ptr(), options(nostack, preserves_flags))
+            };
+            // SAFETY: an offset is a super-character (below ENTRIES) × 64 plus at most 16, and a
+            // load reads 32 bytes from there: inside that record.
+            let at = |j: usize| unsafe {
+                _mm256_loadu_si256(records.add(offsets[j] as usize).cast::<__m256i>())
+            };
+            let mut x = _mm256_or_si256(
+                _mm256_or_si256(_mm256_or_si256(at(0), at(1)), _mm256_or_si256(at(2), at(3))),
+                _mm256_or_si256(_mm256_or_si256(at(4), at(5)), _mm256_or_si256(at(6), at(7))),
+            );
+            // The compiler would chain the ors onto the state one after another; hiding `x`
+            // leaves one or waiting for the state per step.
+            // SAFETY: the asm is empty.
+            unsafe {
+                std::arch::asm!("/* {0} */", inout(ymm_reg) x, options(pure, nomem, nostack))
+            };
+            // The last state (W's low half) moves to slots 8 to 15.
+            w = _mm256_or_si256(x, _mm256_permute2x128_si256::<0x08>(w, w));
+            lot[n] = (base, w);
+            // Fired when a slot among 7 to 14 (bytes 14 to 29) is not all ones.
+            let eq = _mm256_movemask_epi8(_mm256_cmpeq_epi8(w, ones)) as u32;
+            n += usize::from(eq & 0x3FFF_C000 != 0x3FFF_C000);
+            prev = c[7];
+            base += 8;
+        }
+        (w, n)
     }
 
     /// Add the ranges of the hits among the eight bytes from `base`: slot j of `checks` is the
@@ -445,7 +587,7 @@ mod tests {
         let f = Filter::new(&keywords).unwrap();
         let alphabet = b"ghpakiatokenpasswordxeyj1/0_ \n";
         let mut seed = 0x2545f4914f6cdd1du64;
-        for len in 0..200 {
+        for len in (0..200).chain([2047, 2048, 2049, 5000, 20000]) {
             let buf: Vec<u8> = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
@@ -463,7 +605,13 @@ mod tests {
                 let mut sse = Vec::new();
                 // SAFETY: SSE2 is part of the x86-64 baseline.
                 let rest_sse = unsafe { f.eights_sse2(&buf, &mut sse) };
-                assert_eq!((plain, rest), (sse, rest_sse), "length {len}");
+                assert_eq!((&plain, rest), (&sse, rest_sse), "length {len}");
+                if std::is_x86_feature_detected!("avx2") {
+                    let mut avx = Vec::new();
+                    // SAFETY: the CPU has AVX2, just checked.
+                    let rest_avx = unsafe { f.eights_avx2(&buf, &mut avx) };
+                    assert_eq!((&plain, rest), (&avx, rest_avx), "length {len}");
+                }
             }
         }
     }
