@@ -1,15 +1,15 @@
 //! The matcher: bytes in, raw matches out.
 //!
-//! A shift-or filter ([`super::fdr`]) marks where a keyword may end; an Aho-Corasick automaton
-//! over every rule's keywords (ASCII case-insensitive) then runs only there, finding where rules
-//! could match; only those rules' regexes run, and only in windows around the keyword hits. A
+//! A shift-or filter ([`super::fdr`]) marks where a keyword may end and confirms each such place
+//! against the keywords that can end there (ASCII case-insensitive), finding where rules could
+//! match; only those rules' regexes run, and only in windows around the keyword hits. A
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
+use super::fdr::{Filter, Occurrence};
 use super::rules::{Rule, RuleSet};
 use crate::error::Error;
 
@@ -35,17 +35,10 @@ pub struct RawMatch {
 #[derive(Debug)]
 pub struct Engine {
     rules: RuleSet,
-    prefilter: AhoCorasick,
-    /// Where keywords may end (a shift-or pass): the automaton only runs near those places.
-    filter: Option<super::fdr::Filter>,
-    /// For each prefilter pattern, the rules that list it as a keyword.
+    /// Finds every keyword of every rule.
+    filter: Filter,
+    /// For each of the filter's keywords, the rules that list it.
     rules_of_keyword: Vec<Vec<usize>>,
-    /// For each prefilter pattern: `Some(c)` when it is the longest keyword made of one byte
-    /// `c` repeated (a Twitter bearer token's run of `A`s), whose hits a long run of `c` repeats
-    /// at every position.
-    runs: Vec<Option<u8>>,
-    /// The longest keyword, in bytes.
-    max_keyword: usize,
 }
 
 impl Engine {
@@ -64,46 +57,12 @@ impl Engine {
                 }
             }
         }
-        // The search below reports the longest keyword starting at each position; a shorter
-        // keyword starting there is a prefix of it, so its rules ride along.
-        let own = rules_of_keyword.clone();
-        for (pi, p) in keywords.iter().enumerate() {
-            for (ki, k) in keywords.iter().enumerate() {
-                if ki != pi && p.starts_with(k.as_str()) {
-                    rules_of_keyword[pi].extend_from_slice(&own[ki]);
-                }
-            }
-            rules_of_keyword[pi].sort_unstable();
-            rules_of_keyword[pi].dedup();
-        }
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&keywords)
-            .map_err(|e| Error::Usage(format!("cannot build the keyword prefilter: {e}")))?;
-        let filter = super::fdr::Filter::new(&keywords);
-        let uniform = |k: &str| {
-            let b = k.as_bytes().first()?.to_ascii_lowercase();
-            k.bytes().all(|x| x.to_ascii_lowercase() == b).then_some(b)
-        };
-        let runs = keywords
-            .iter()
-            .map(|k| {
-                uniform(k).filter(|&c| {
-                    !keywords
-                        .iter()
-                        .any(|o| o.len() > k.len() && uniform(o) == Some(c))
-                })
-            })
-            .collect();
+        let filter = Filter::new(&keywords)
+            .ok_or_else(|| Error::Usage("a rule has an empty keyword".to_string()))?;
         Ok(Engine {
             rules,
-            prefilter,
             filter,
             rules_of_keyword,
-            runs,
-            max_keyword: keywords.iter().map(String::len).max().unwrap_or(0),
         })
     }
 
@@ -132,56 +91,30 @@ impl Engine {
     /// Every rule's surviving matches in `buf`, ordered by position, including a secret that
     /// more than one rule finds (what `rules check` judges each rule by).
     fn find_each(&self, buf: &[u8], self_identifying_only: bool) -> Vec<RawMatch> {
-        // Windows per rule, built in hit order so merging only looks at the last one.
+        self.matches_at(buf, self.filter.find(buf), self_identifying_only)
+    }
+
+    /// The matches of the rules whose keywords occur at `hits`.
+    fn matches_at(
+        &self,
+        buf: &[u8],
+        mut hits: Vec<Occurrence>,
+        self_identifying_only: bool,
+    ) -> Vec<RawMatch> {
+        // Windows per rule, built in order of where hits start, so merging only looks at the
+        // last one.
+        hits.sort_by_key(|o| o.start);
         let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
-        // The automaton runs only where the shift-or filter says a keyword may end (the whole
-        // buffer without a filter).
-        let ranges = match &self.filter {
-            Some(f) => f.candidates(buf),
-            None => vec![(0, buf.len())],
-        };
-        // Leftmost-longest, restarting one byte past each hit's start: every position where a
-        // keyword starts is visited, overlapping keywords included, with the fast
-        // non-overlapping search loop.
-        // A keyword made of one repeated byte hits at every position of a long run of that
-        // byte: the first hit's windows are stretched to the run's end and the search resumes
-        // where the run could end another keyword, so a run costs its length once, not a
-        // search per byte.
-        let hits = ranges.iter().flat_map(|&(lo, hi)| {
-            let mut at = lo;
-            std::iter::from_fn(move || {
-                let hit = self
-                    .prefilter
-                    .find(aho_corasick::Input::new(buf).range(at..hi))?;
-                at = hit.start() + 1;
-                let mut end = hit.end();
-                if let Some(c) = self.runs[hit.pattern().as_usize()] {
-                    let run = buf[end..]
-                        .iter()
-                        .position(|b| b.to_ascii_lowercase() != c)
-                        .map_or(buf.len(), |i| end + i);
-                    // Keywords starting before `resume` lie inside the run: this keyword or
-                    // its prefixes, whose rules ride along with it.
-                    let resume = run.saturating_sub(self.max_keyword) + 1;
-                    if resume > at {
-                        at = resume.min(hi);
-                        end = run;
-                    }
-                }
-                Some((hit, end))
-            })
-        });
-        for (hit, end) in hits {
+        for hit in hits {
             if windows.is_empty() {
                 windows = vec![Vec::new(); self.rules.rules.len()];
             }
-            let pat = hit.pattern().as_usize();
-            for &ri in &self.rules_of_keyword[pat] {
+            for &ri in &self.rules_of_keyword[hit.keyword] {
                 let rule = &self.rules.rules[ri];
                 if self_identifying_only && !rule.self_identifying() {
                     continue;
                 }
-                let (lo, hi) = window(rule, hit.start(), end, buf.len());
+                let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
                 let w = &mut windows[ri];
                 // A rule whose matches start at a keyword keeps each hit's start: it is searched
                 // anchored there. Other rules' windows merge where they touch.
@@ -697,11 +630,21 @@ negative_examples = ["token = a"]
     #[test]
     fn the_shift_or_filter_changes_no_match_of_the_builtin_rules() {
         // Every example and negative example of the built-in rules, in varied case, between
-        // lines of ordinary code: the filtered engine finds exactly what the automaton alone
-        // finds over the whole buffer.
+        // lines of ordinary code: the filtered engine finds exactly what it finds from every
+        // keyword occurrence an automaton lists over the whole buffer.
         let filtered = Engine::new(RuleSet::builtin().unwrap()).unwrap();
-        let mut whole = Engine::new(RuleSet::builtin().unwrap()).unwrap();
-        whole.filter = None;
+        let mut keywords: Vec<&str> = Vec::new();
+        for rule in filtered.rules() {
+            for k in &rule.keywords {
+                if !keywords.contains(&k.as_str()) {
+                    keywords.push(k);
+                }
+            }
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&keywords)
+            .unwrap();
         let mut buf = String::new();
         for (i, rule) in filtered.rules().iter().enumerate() {
             for ex in rule.examples.iter().chain(&rule.negative_examples) {
@@ -715,7 +658,17 @@ negative_examples = ["token = a"]
                 buf.push(if i % 2 == 0 { '\n' } else { ' ' });
             }
         }
-        let (a, b) = (filtered.find(buf.as_bytes()), whole.find(buf.as_bytes()));
+        let every: Vec<Occurrence> = automaton
+            .find_overlapping_iter(buf.as_bytes())
+            .map(|m| Occurrence {
+                keyword: m.pattern().as_usize(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect();
+        let mut b = filtered.matches_at(buf.as_bytes(), every, false);
+        filtered.drop_shadows(&mut b);
+        let a = filtered.find(buf.as_bytes());
         assert!(a.len() > 100, "{}", a.len());
         assert_eq!(a, b);
     }

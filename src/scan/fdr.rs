@@ -31,9 +31,215 @@ pub(crate) struct Filter {
     /// record (256 KiB).
     #[cfg(target_arch = "x86_64")]
     records: Vec<Record>,
-    /// Per bucket, its longest keyword in bytes: how far back from a hit's end a keyword of
-    /// that bucket can start.
-    bucket_len: [usize; BUCKETS],
+    /// The confirmation of hits: which keywords end where the filter fired.
+    exact: Exact,
+}
+
+/// A keyword found in a buffer: its index in the list the filter was built from, and its span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Occurrence {
+    /// Index of the keyword in the list given to [`Filter::new`].
+    pub(crate) keyword: usize,
+    /// First byte.
+    pub(crate) start: usize,
+    /// One past the last byte (past the end of the run for a stretched run, see [`Exact`]).
+    pub(crate) end: usize,
+}
+
+/// What confirms a hit exactly: every keyword (folded) and its bucket, and a table from a
+/// keyword's last bytes (at most eight, case-folded, as an integer) to the keywords ending so,
+/// probed with the same bytes of the input where a bucket fired.
+///
+/// A keyword made of one byte repeated (a Twitter bearer token's run of `A`s) occurs at every
+/// position of a long run of that byte. The longest such keyword of each byte is the run's
+/// marker: where it is found followed by more of the run, every keyword of that byte is reported
+/// once, from the run's start to its end, and the hits inside the run are skipped, so a run costs
+/// its length once, not a confirmation per byte.
+#[derive(Debug, Clone)]
+struct Exact {
+    keywords: Vec<Box<[u8]>>,
+    bucket_of: Vec<u8>,
+    /// Per bucket, bit `l - 1` set when it holds a keyword whose last `l` bytes are checked.
+    lengths: [u8; BUCKETS],
+    /// Open addressing: (key, first index into `ids`, count); count 0 is an empty slot.
+    slots: Vec<(u64, u32, u32)>,
+    ids: Vec<u32>,
+    /// Per keyword, its byte when it marks runs of that byte.
+    marks: Vec<Option<u8>>,
+    /// Per byte, the keywords made of it alone.
+    uniform: Vec<Vec<u32>>,
+}
+
+/// A run of a marking byte at least this long past its marker is reported once, whole.
+const STRETCH: usize = 256;
+
+/// Where the loops' hits are confirmed into occurrences.
+struct Sink<'b> {
+    buf: &'b [u8],
+    out: Vec<Occurrence>,
+    /// Hits ending at or before this lie in a run already reported whole.
+    skip_to: usize,
+}
+
+/// The eight bytes before `end` (zeros before the buffer's start), ASCII case-folded.
+fn last_eight(buf: &[u8], end: usize) -> u64 {
+    let x = if end >= 8 {
+        u64::from_le_bytes(buf[end - 8..end].try_into().expect("eight bytes"))
+    } else {
+        let mut b = [0u8; 8];
+        b[8 - end..].copy_from_slice(&buf[..end]);
+        u64::from_le_bytes(b)
+    };
+    // Each ASCII upper-case letter gains 0x20, in all eight bytes at once.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    let low7 = x & (0x7F * LO);
+    let from_a = low7 + (0x80 - u64::from(b'A')) * LO;
+    let past_z = low7 + (0x7F - u64::from(b'Z')) * LO;
+    let upper = from_a & !past_z & !x & (0x80 * LO);
+    x | (upper >> 2)
+}
+
+/// The key of the last `len` (1 to 8) bytes before `end`.
+fn tail_key(buf: &[u8], end: usize, len: usize) -> u64 {
+    last_eight(buf, end) >> (64 - 8 * len)
+}
+
+fn slot_of(key: u64, mask: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
+}
+
+impl Exact {
+    fn new(keywords: Vec<Box<[u8]>>, bucket_of: Vec<u8>) -> Exact {
+        let mut lengths = [0u8; BUCKETS];
+        let mut by_key: Vec<(u64, u32)> = Vec::with_capacity(keywords.len());
+        for (i, k) in keywords.iter().enumerate() {
+            let l = k.len().min(WIDTH);
+            lengths[usize::from(bucket_of[i])] |= 1 << (l - 1);
+            by_key.push((tail_key(k, k.len(), l), i as u32));
+        }
+        by_key.sort_unstable();
+        let size = (by_key.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![(0u64, 0u32, 0u32); size];
+        let mut ids = Vec::with_capacity(by_key.len());
+        for group in by_key.chunk_by(|a, b| a.0 == b.0) {
+            let key = group[0].0;
+            let mut at = slot_of(key, size - 1);
+            while slots[at].2 != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            slots[at] = (key, ids.len() as u32, group.len() as u32);
+            ids.extend(group.iter().map(|g| g.1));
+        }
+        // Runs: per byte, its keywords made of it alone, and the longest of them marks its runs
+        // unless another keyword ends in as many of that byte (it could end inside a run).
+        let mut uniform = vec![Vec::new(); 256];
+        let only = |k: &[u8]| k.iter().all(|&b| b == k[0]).then_some(k[0]);
+        for (i, k) in keywords.iter().enumerate() {
+            if let Some(c) = only(k) {
+                uniform[usize::from(c)].push(i as u32);
+            }
+        }
+        let mut marks = vec![None; keywords.len()];
+        for (c, us) in uniform.iter().enumerate() {
+            let Some(&longest) = us.iter().max_by_key(|&&u| keywords[u as usize].len()) else {
+                continue;
+            };
+            let len = keywords[longest as usize].len();
+            let trailing = keywords
+                .iter()
+                .filter(|k| only(k).is_none())
+                .map(|k| k.iter().rev().take_while(|&&b| usize::from(b) == c).count())
+                .max()
+                .unwrap_or(0);
+            if trailing < len {
+                marks[longest as usize] = Some(c as u8);
+            }
+        }
+        Exact {
+            keywords,
+            bucket_of,
+            lengths,
+            slots,
+            ids,
+            marks,
+            uniform,
+        }
+    }
+
+    /// The keywords that may end with `key`.
+    fn lookup(&self, key: u64) -> &[u32] {
+        let mask = self.slots.len() - 1;
+        let mut at = slot_of(key, mask);
+        loop {
+            let (k, first, n) = self.slots[at];
+            if n == 0 {
+                return &[];
+            }
+            if k == key {
+                return &self.ids[first as usize..(first + n) as usize];
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Confirm a hit ending at byte `pos` in the buckets of the clear bits of `slot`.
+    fn confirm(&self, sink: &mut Sink<'_>, pos: usize, slot: u16) {
+        let end = pos + 1;
+        if end <= sink.skip_to {
+            return;
+        }
+        let buf = sink.buf;
+        let mut fired = !slot;
+        while fired != 0 {
+            let bucket = fired.trailing_zeros() as usize;
+            fired &= fired - 1;
+            let mut lengths = self.lengths[bucket];
+            while lengths != 0 {
+                let l = lengths.trailing_zeros() as usize + 1;
+                lengths &= lengths - 1;
+                if end < l {
+                    continue;
+                }
+                for &i in self.lookup(tail_key(buf, end, l)) {
+                    let k = &self.keywords[i as usize];
+                    if usize::from(self.bucket_of[i as usize]) != bucket
+                        || k.len().min(WIDTH) != l
+                        || k.len() > end
+                    {
+                        continue;
+                    }
+                    let start = end - k.len();
+                    if k.len() > WIDTH
+                        && !buf[start..end - WIDTH].eq_ignore_ascii_case(&k[..k.len() - WIDTH])
+                    {
+                        continue;
+                    }
+                    if let Some(c) = self.marks[i as usize] {
+                        let run = buf[end..]
+                            .iter()
+                            .position(|&b| fold(b) != c)
+                            .map_or(buf.len(), |n| end + n);
+                        if run - end >= STRETCH.max(k.len()) {
+                            sink.out
+                                .extend(self.uniform[usize::from(c)].iter().map(|&u| Occurrence {
+                                    keyword: u as usize,
+                                    start,
+                                    end: run,
+                                }));
+                            // Keywords ending in the run's last stretch may reach past it.
+                            sink.skip_to = run - k.len();
+                            continue;
+                        }
+                    }
+                    sink.out.push(Occurrence {
+                        keyword: i as usize,
+                        start,
+                        end,
+                    });
+                }
+            }
+        }
+    }
 }
 
 fn fold(b: u8) -> u8 {
@@ -52,7 +258,7 @@ fn super_char(prev: u8, cur: u8) -> usize {
 /// them, so a 2-byte keyword among 4-byte ones would make the whole bucket a 2-byte test.
 /// Short keywords alias more (fewer positions to tell them apart), so their buckets are kept
 /// small; the capacities grow together from small until every keyword fits in the buckets.
-fn assign_buckets(order: &[Vec<u8>]) -> Vec<usize> {
+fn assign_buckets(order: &[&[u8]]) -> Vec<usize> {
     let cap = |len: usize| match len {
         0..=2 => 4,
         3 => 24,
@@ -152,23 +358,27 @@ impl Filter {
         // Buckets: keywords sorted by their checked length and last bytes, cut into sixteen runs,
         // so a bucket's keywords have like lengths (short keywords leave positions unchecked
         // for their whole bucket) and like endings.
-        let mut order: Vec<Vec<u8>> = keywords
+        let folded: Vec<Box<[u8]>> = keywords
             .iter()
             .map(|k| k.bytes().map(fold).collect())
             .collect();
-        order.sort_by(|a, b| {
+        let mut by_order: Vec<usize> = (0..folded.len()).collect();
+        by_order.sort_by(|&a, &b| {
+            let (a, b) = (&folded[a], &folded[b]);
             let (la, lb) = (a.len().min(WIDTH), b.len().min(WIDTH));
             la.cmp(&lb).then_with(|| a.iter().rev().cmp(b.iter().rev()))
         });
-        order.dedup();
+        let order: Vec<&[u8]> = by_order.iter().map(|&i| &folded[i][..]).collect();
         let buckets = assign_buckets(&order);
+        let mut bucket_of = vec![0u8; folded.len()];
+        for (&i, &b) in by_order.iter().zip(&buckets) {
+            bucket_of[i] = b as u8;
+        }
         let mut reach = vec![u128::MAX; ENTRIES];
         // Positions before a keyword's first checked byte: nothing to check there, for any
         // input (cleared in every entry at the end).
         let mut anything = 0u128;
-        let mut bucket_len = [0usize; BUCKETS];
         for (k, &bucket) in order.iter().zip(&buckets) {
-            bucket_len[bucket] = bucket_len[bucket].max(k.len());
             let tail = &k[k.len().saturating_sub(WIDTH)..];
             let m = tail.len();
             for j in 0..WIDTH - m {
@@ -213,12 +423,13 @@ impl Filter {
                 })
                 .collect(),
             reach: raw,
-            bucket_len,
+            exact: Exact::new(folded, bucket_of),
         })
     }
 
-    /// Byte ranges of `buf` that may hold keywords: every keyword occurrence lies inside one.
-    /// Ranges are ascending and do not overlap.
+    /// Every occurrence of every keyword in `buf`, overlapping ones included, ordered by where
+    /// they end (a long run of one byte reported once, see [`Exact`]). The filter's hits are
+    /// confirmed against the keywords of the buckets that fired.
     ///
     /// Eight bytes at a time: their eight table entries do not depend on each other or on the
     /// state, so the loads overlap; each entry is shifted to its position, and one or gives the
@@ -226,8 +437,13 @@ impl Filter {
     /// `W = state << 128 | r0 << 112 | r1 << 96 | … | r7` (256 bits) holds, in its 16-bit slots
     /// 14 down to 7, the top slot the byte-at-a-time state would have after bytes 0 to 7, and
     /// in its low 128 bits that state after byte 7.
-    pub(crate) fn candidates(&self, buf: &[u8]) -> Vec<(usize, usize)> {
-        let mut out: Vec<(usize, usize)> = Vec::new();
+    pub(crate) fn find(&self, buf: &[u8]) -> Vec<Occurrence> {
+        let mut sink = Sink {
+            buf,
+            out: Vec::new(),
+            skip_to: 0,
+        };
+        let out = &mut sink;
         let reach: &[u128; ENTRIES] = &self.reach;
         let at = |prev: u8, cur: u8| reach[super_char(prev, cur)];
         // Before the buffer everything counts as matched: a short keyword at its very start
@@ -235,31 +451,27 @@ impl Filter {
         #[cfg(target_arch = "x86_64")]
         let (mut state, mut prev, base, rest) = if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, just checked.
-            unsafe { self.eights_avx2(buf, &mut out) }
+            unsafe { self.eights_avx2(buf, out) }
         } else {
             // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
-            unsafe { self.eights_sse2(buf, &mut out) }
+            unsafe { self.eights_sse2(buf, out) }
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let (mut state, mut prev, base, rest) = self.eights(buf, &mut out);
+        let (mut state, mut prev, base, rest) = self.eights(buf, out);
         for (k, &b) in rest.iter().enumerate() {
             state = (state << BUCKETS) | at(prev, b);
             let slot = (state >> (128 - BUCKETS)) as u16;
             if slot != u16::MAX {
-                self.push(&mut out, base + k, slot);
+                self.exact.confirm(out, base + k, slot);
             }
             prev = b;
         }
-        out
+        sink.out
     }
 
     /// The eight-byte loop in plain integers; returns as [`Filter::eights_sse2`] does.
     #[cfg(any(not(target_arch = "x86_64"), test))]
-    fn eights<'b>(
-        &self,
-        buf: &'b [u8],
-        out: &mut Vec<(usize, usize)>,
-    ) -> (u128, u8, usize, &'b [u8]) {
+    fn eights<'b>(&self, buf: &'b [u8], out: &mut Sink<'_>) -> (u128, u8, usize, &'b [u8]) {
         let mut state = 0u128;
         let mut prev = 0u8;
         let mut base = 0;
@@ -298,11 +510,7 @@ impl Filter {
     /// where it stopped and the bytes left (fewer than eight).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
-    fn eights_sse2<'b>(
-        &self,
-        buf: &'b [u8],
-        out: &mut Vec<(usize, usize)>,
-    ) -> (u128, u8, usize, &'b [u8]) {
+    fn eights_sse2<'b>(&self, buf: &'b [u8], out: &mut Sink<'_>) -> (u128, u8, usize, &'b [u8]) {
         use std::arch::x86_64::{
             _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
             _mm_slli_si128, _mm_srli_si128,
@@ -361,11 +569,7 @@ impl Filter {
     /// loads and ors with no shift.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn eights_avx2<'b>(
-        &self,
-        buf: &'b [u8],
-        out: &mut Vec<(usize, usize)>,
-    ) -> (u128, u8, usize, &'b [u8]) {
+    fn eights_avx2<'b>(&self, buf: &'b [u8], out: &mut Sink<'_>) -> (u128, u8, usize, &'b [u8]) {
         use std::arch::x86_64::{_mm256_set1_epi8, _mm256_setzero_si256};
         let mut w = _mm256_setzero_si256();
         let mut prev = 0u8;
@@ -463,7 +667,7 @@ impl Filter {
 
     /// Add the ranges of the hits among the eight bytes from `base`: slot j of `checks` is the
     /// check of byte `base + 7 - j`; only slots with a clear bit are visited, last slot first.
-    fn push_block(&self, out: &mut Vec<(usize, usize)>, base: usize, checks: u128) {
+    fn push_block(&self, out: &mut Sink<'_>, base: usize, checks: u128) {
         // One bit per slot (bit j), set when the slot has a clear bit.
         let mut fired = 0u32;
         for j in 0..8 {
@@ -472,29 +676,9 @@ impl Filter {
         while fired != 0 {
             let j = 31 - fired.leading_zeros() as usize;
             fired &= !(1 << j);
-            self.push(out, base + 7 - j, (checks >> (BUCKETS * j)) as u16);
+            self.exact
+                .confirm(out, base + 7 - j, (checks >> (BUCKETS * j)) as u16);
         }
-    }
-
-    /// Add the range of a hit ending at byte `pos` whose buckets are the clear bits of `slot`:
-    /// back as far as the longest keyword of those buckets, merged with the ranges it touches.
-    fn push(&self, out: &mut Vec<(usize, usize)>, pos: usize, slot: u16) {
-        let mut fired = !slot;
-        let mut len = 0;
-        while fired != 0 {
-            len = len.max(self.bucket_len[fired.trailing_zeros() as usize]);
-            fired &= fired - 1;
-        }
-        let hi = pos + 1;
-        let mut lo = hi.saturating_sub(len);
-        while let Some(&(l, h)) = out.last() {
-            if lo > h {
-                break;
-            }
-            lo = lo.min(l);
-            out.pop();
-        }
-        out.push((lo, hi));
     }
 }
 
@@ -502,17 +686,40 @@ impl Filter {
 mod tests {
     use super::*;
 
-    fn covered(ranges: &[(usize, usize)], start: usize, end: usize) -> bool {
-        ranges.iter().any(|&(lo, hi)| lo <= start && end <= hi)
+    fn strings(ks: &[&str]) -> Vec<String> {
+        ks.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Every occurrence by trying every keyword at every position, ordered as `find` orders.
+    fn naive(keywords: &[String], buf: &[u8]) -> Vec<Occurrence> {
+        let mut out = Vec::new();
+        for (i, k) in keywords.iter().enumerate() {
+            for start in 0..buf.len().saturating_sub(k.len() - 1) {
+                if buf[start..start + k.len()].eq_ignore_ascii_case(k.as_bytes()) {
+                    out.push(Occurrence {
+                        keyword: i,
+                        start,
+                        end: start + k.len(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn sorted(mut v: Vec<Occurrence>) -> Vec<Occurrence> {
+        v.sort_by_key(|o| (o.end, o.start, o.keyword));
+        v
     }
 
     #[test]
-    fn never_misses_a_keyword_in_any_case() {
-        let keywords: Vec<String> = [
+    fn finds_every_keyword_in_any_case_and_nothing_else() {
+        let keywords = strings(&[
             "ghp_",
             "akia",
             "token",
             "password",
+            "pass",
             "sk_live_",
             "xoxb-",
             "eyj",
@@ -523,10 +730,8 @@ mod tests {
             "--api-key",
             "1//0",
             "8q~",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+            "p",
+        ]);
         let f = Filter::new(&keywords).unwrap();
         // A pseudo-random text with keywords planted in random cases.
         let mut seed = 0x9e3779b97f4a7c15u64;
@@ -537,13 +742,11 @@ mod tests {
             seed
         };
         let mut buf = b"Eyj".to_vec();
-        let mut planted = vec![(0, 3)];
         for _ in 0..3000 {
             for _ in 0..(next() % 40) {
                 buf.push(b" etaoinshrdlucmfwypvbgkqjxz_-.~/0123456789\n"[(next() % 43) as usize]);
             }
             let k = &keywords[(next() % keywords.len() as u64) as usize];
-            let start = buf.len();
             for ch in k.bytes() {
                 buf.push(if next() % 2 == 0 {
                     ch.to_ascii_uppercase()
@@ -551,39 +754,35 @@ mod tests {
                     ch
                 });
             }
-            planted.push((start, buf.len()));
         }
-        let ranges = f.candidates(&buf);
-        for &(s, e) in &planted {
-            assert!(covered(&ranges, s, e), "missed {:?}", &buf[s..e]);
-        }
-        // And it filters: most of the text is outside every range.
-        let inside: usize = ranges.iter().map(|(lo, hi)| hi - lo).sum();
-        assert!(inside < buf.len(), "{inside} of {}", buf.len());
+        let found = f.find(&buf);
+        assert!(found.len() > 3000, "{}", found.len());
+        assert_eq!(sorted(found), sorted(naive(&keywords, &buf)));
     }
 
-    /// The byte-at-a-time scan the eight-byte one must equal.
-    fn one_at_a_time(f: &Filter, buf: &[u8]) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
+    /// The byte-at-a-time scan the eight-byte ones must equal.
+    fn one_at_a_time(f: &Filter, buf: &[u8]) -> Vec<Occurrence> {
+        let mut sink = Sink {
+            buf,
+            out: Vec::new(),
+            skip_to: 0,
+        };
         let mut state = 0u128;
         let mut prev = 0u8;
         for (i, &b) in buf.iter().enumerate() {
             state = (state << BUCKETS) | f.reach[super_char(prev, b)];
             let slot = (state >> (128 - BUCKETS)) as u16;
             if slot != u16::MAX {
-                f.push(&mut out, i, slot);
+                f.exact.confirm(&mut sink, i, slot);
             }
             prev = b;
         }
-        out
+        sink.out
     }
 
     #[test]
     fn eight_bytes_at_a_time_equals_one_at_a_time() {
-        let keywords: Vec<String> = ["ghp_", "akia", "token", "password", "x", "eyj", "1//0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let keywords = strings(&["ghp_", "akia", "token", "password", "x", "eyj", "1//0"]);
         let f = Filter::new(&keywords).unwrap();
         let alphabet = b"ghpakiatokenpasswordxeyj1/0_ \n";
         let mut seed = 0x2545f4914f6cdd1du64;
@@ -596,35 +795,89 @@ mod tests {
                     alphabet[(seed % alphabet.len() as u64) as usize]
                 })
                 .collect();
-            assert_eq!(f.candidates(&buf), one_at_a_time(&f, &buf), "length {len}");
-            // The plain-integer loop other targets use gives what the SSE2 one gives.
-            let mut plain = Vec::new();
+            let found = f.find(&buf);
+            assert_eq!(found, one_at_a_time(&f, &buf), "length {len}");
+            assert_eq!(
+                sorted(found),
+                sorted(naive(&keywords, &buf)),
+                "length {len}"
+            );
+            // The plain-integer loop other targets use gives what the SSE2 and AVX2 ones give.
+            let sink = || Sink {
+                buf: &buf,
+                out: Vec::new(),
+                skip_to: 0,
+            };
+            let mut plain = sink();
             let rest = f.eights(&buf, &mut plain);
             #[cfg(target_arch = "x86_64")]
             {
-                let mut sse = Vec::new();
+                let mut sse = sink();
                 // SAFETY: SSE2 is part of the x86-64 baseline.
                 let rest_sse = unsafe { f.eights_sse2(&buf, &mut sse) };
-                assert_eq!((&plain, rest), (&sse, rest_sse), "length {len}");
+                assert_eq!((&plain.out, rest), (&sse.out, rest_sse), "length {len}");
                 if std::is_x86_feature_detected!("avx2") {
-                    let mut avx = Vec::new();
+                    let mut avx = sink();
                     // SAFETY: the CPU has AVX2, just checked.
                     let rest_avx = unsafe { f.eights_avx2(&buf, &mut avx) };
-                    assert_eq!((&plain, rest), (&avx, rest_avx), "length {len}");
+                    assert_eq!((&plain.out, rest), (&avx.out, rest_avx), "length {len}");
                 }
             }
         }
     }
 
     #[test]
-    fn quiet_text_has_few_candidates() {
-        let keywords: Vec<String> = ["ghp_", "xoxb-", "sk_live_", "akia"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    fn a_long_run_of_one_byte_is_reported_once() {
+        let keywords = strings(&[&"a".repeat(22), "aaaa", "xa", "ab", "token"]);
+        let f = Filter::new(&keywords).unwrap();
+        let mut buf = b"token=".to_vec();
+        buf.extend(std::iter::repeat_n(b'A', 100_000));
+        buf.extend_from_slice(b"b token");
+        let found = f.find(&buf);
+        let run = (6, 6 + 100_000);
+        // Both keywords of `a` once each, from the run's start to its end; the keywords past
+        // the run, at its start and in its last stretch as themselves; nothing else.
+        let whole = |keyword| Occurrence {
+            keyword,
+            start: run.0,
+            end: run.1,
+        };
+        assert!(found.contains(&whole(0)) && found.contains(&whole(1)));
+        let every = naive(&keywords, &buf);
+        assert!(
+            found
+                .iter()
+                .all(|o| every.contains(o) || *o == whole(0) || *o == whole(1))
+        );
+        for o in &every {
+            if o.end < run.0 + 22 || o.end > run.1 - 22 {
+                assert!(found.contains(o), "{o:?}");
+            }
+        }
+        assert!(found.len() < 200, "{}", found.len());
+        // A shorter run is reported position by position.
+        let short = "a".repeat(STRETCH + 21);
+        assert_eq!(
+            sorted(f.find(short.as_bytes())),
+            sorted(naive(&keywords, short.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn quiet_text_has_no_occurrences() {
+        let keywords = strings(&["ghp_", "xoxb-", "sk_live_", "akia"]);
         let f = Filter::new(&keywords).unwrap();
         let text = "fn main() { let x = vec![1, 2, 3]; println!(\"{x:?}\"); }\n".repeat(200);
-        assert!(f.candidates(text.as_bytes()).is_empty());
+        assert!(f.find(text.as_bytes()).is_empty());
         assert!(Filter::new(&[String::new()]).is_none());
+    }
+
+    #[test]
+    fn folding_eight_bytes_at_once_is_ascii_lowercase() {
+        for b in 0..=255u8 {
+            let buf = [b, b'Q', 0xC3, b'@', b'[', b'Z', b'A', b'z'];
+            let want = u64::from_le_bytes(buf.map(|x| x.to_ascii_lowercase()));
+            assert_eq!(last_eight(&buf, 8), want, "{b:#x}");
+        }
     }
 }
