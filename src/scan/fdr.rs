@@ -3,8 +3,8 @@
 //! near those places.
 //!
 //! Keywords are put into 16 buckets. The state is 128 bits: 8 positions × 16 buckets. Each input
-//! position contributes a "super-character" (its case-folded byte and the low nibble of the byte
-//! before, 12 bits: a 64 KiB table of 128-bit masks); its reach mask has bucket `b`'s bit at
+//! position contributes a "super-character" (its case-folded byte and the low six bits of the
+//! byte before, 14 bits: a 256 KiB table of 128-bit masks); its reach mask has bucket `b`'s bit at
 //! position `j` clear when some keyword of bucket `b`, aligned to end at position 7, allows that
 //! super-character at `j`
 //! (or is shorter than `8 - j`: nothing to check there). After `state = state << 16 | reach[sc]`,
@@ -28,7 +28,7 @@ pub(crate) struct Filter {
     #[cfg(target_arch = "x86_64")]
     wide: Box<[std::arch::x86_64::__m128i; ENTRIES]>,
     /// The same table once more for the AVX2 loop: each entry at byte 16 of a zeroed 64-byte
-    /// record (256 KiB).
+    /// record (1 MiB).
     #[cfg(target_arch = "x86_64")]
     records: Vec<Record>,
     /// The confirmation of hits: which keywords end where the filter fired.
@@ -246,11 +246,12 @@ fn fold(b: u8) -> u8 {
     b.to_ascii_lowercase()
 }
 
-/// A position's super-character: its byte and the low nibble of the byte before. Case folding
-/// only flips 0x20, so the nibble is the same for either case, and the table below is indexed by
-/// raw bytes: `pair & 0xFFF` of the last two.
+/// A position's super-character: its byte and the low six bits of the byte before (four bits
+/// let twice as many hits through). The table below is indexed by raw bytes: `pair & 0x3FFF` of
+/// the last two; 0x20, the case bit, is among the six, so a letter before is entered in both
+/// cases.
 fn super_char(prev: u8, cur: u8) -> usize {
-    ((prev as usize & 0xF) << 8) | cur as usize
+    ((prev as usize & 0x3F) << 8) | cur as usize
 }
 
 /// Bucket of each keyword of `order` (sorted by checked length). A bucket holds keywords of one
@@ -345,8 +346,8 @@ struct Record([u8; 64]);
 /// save its registers); its firing steps are kept and visited after it.
 const LOT: usize = 256;
 
-/// Entries in the reach table (64 KiB).
-const ENTRIES: usize = 1 << 12;
+/// Entries in the reach table.
+const ENTRIES: usize = 1 << 14;
 
 impl Filter {
     /// Build the filter for `keywords` (matched ASCII case-insensitively). `None` when a
@@ -393,10 +394,11 @@ impl Filter {
                 } else if k.len() > m {
                     vec![k[k.len() - m - 1]]
                 } else {
-                    (0..16).collect()
+                    (0..64).collect()
                 };
                 for p in prevs {
                     reach[super_char(p, c)] &= bit;
+                    reach[super_char(p.to_ascii_uppercase(), c)] &= bit;
                 }
             }
         }
@@ -405,14 +407,20 @@ impl Filter {
         }
         // Indexed by raw bytes, so the scan does no folding: each raw byte reads the entry of
         // its folded byte.
-        let mut raw = Box::new([u128::MAX; ENTRIES]);
-        for (i, r) in raw.iter_mut().enumerate() {
-            *r = reach[super_char((i >> 8) as u8, fold(i as u8))];
-        }
+        let raw: Box<[u128; ENTRIES]> = (0..ENTRIES)
+            .map(|i| reach[(i & !0xFF) | usize::from(fold(i as u8))])
+            .collect::<Box<[u128]>>()
+            .try_into()
+            .expect("ENTRIES entries");
         Some(Filter {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
-            wide: Box::new(std::array::from_fn(|i| unsafe { to_wide(raw[i]) })),
+            wide: raw
+                .iter()
+                // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
+                .map(|&r| unsafe { to_wide(r) })
+                .collect::<Box<[_]>>()
+                .try_into()
+                .expect("ENTRIES entries"),
             #[cfg(target_arch = "x86_64")]
             records: raw
                 .iter()
@@ -614,7 +622,7 @@ impl Filter {
         let records = self.records.as_ptr().cast::<u8>();
         // Where position j's load starts in its record.
         let starts = _mm256_set_epi32(16, 14, 12, 10, 8, 6, 4, 2);
-        let nibble = _mm256_set1_epi32(0xF << 14);
+        let six = _mm256_set1_epi32(0x3F << 14);
         let mut offsets = [0u32; 8];
         let mut n = 0;
         for c in block.chunks_exact(8) {
@@ -624,7 +632,7 @@ impl Filter {
             let widen = |x: u64| _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(x as i64));
             let o = _mm256_add_epi32(
                 _mm256_or_si256(
-                    _mm256_and_si256(_mm256_slli_epi32::<14>(widen(before)), nibble),
+                    _mm256_and_si256(_mm256_slli_epi32::<14>(widen(before)), six),
                     _mm256_slli_epi32::<6>(widen(cur)),
                 ),
                 starts,
