@@ -60,11 +60,14 @@ impl Default for Budget {
     }
 }
 
-/// Read at most what the budget allows from `r`; `Err` names the limit hit.
+/// Read at most what the budget allows from `r`; `Err` names the limit hit. `expected` is the
+/// size the archive states for the member (the buffer starts that large, never larger than the
+/// limit, so a member is not copied as its buffer grows).
 fn read_bounded(
     r: impl Read,
     budget: &mut Budget,
     compressed: u64,
+    expected: u64,
     shown: &str,
 ) -> Result<Vec<u8>, String> {
     let cap = budget.bytes.min(
@@ -73,7 +76,7 @@ fn read_bounded(
             .max(RATIO_FLOOR)
             .saturating_add(1),
     );
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(usize::try_from(expected.min(cap)).unwrap_or(0));
     r.take(cap + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("skipped {shown}: cannot expand ({e})"))?;
@@ -143,8 +146,8 @@ pub(crate) fn members(
                     notes.push(format!("skipped {member}: encrypted"));
                     continue;
                 }
-                let compressed = file.compressed_size();
-                let read = read_bounded(&mut file, budget, compressed, &member);
+                let (compressed, size) = (file.compressed_size(), file.size());
+                let read = read_bounded(&mut file, budget, compressed, size, &member);
                 if !hand_on(&name, read, budget, notes, each) {
                     return;
                 }
@@ -177,7 +180,7 @@ pub(crate) fn members(
                 let member = format!("{shown}!{name}");
                 let size = entry.size();
                 // Stored, not compressed: its size is what it costs.
-                let read = read_bounded(&mut entry, budget, size, &member);
+                let read = read_bounded(&mut entry, budget, size, size, &member);
                 if !hand_on(&name, read, budget, notes, each) {
                     return;
                 }
@@ -185,7 +188,11 @@ pub(crate) fn members(
         }
         Kind::Gzip => {
             let decoder = flate2::read::MultiGzDecoder::new(buf);
-            let bytes = match read_bounded(decoder, budget, buf.len() as u64, shown) {
+            // The trailer states the (last member's) size modulo 4 GiB: a hint only.
+            let stated = buf
+                .last_chunk::<4>()
+                .map_or(0, |t| u64::from(u32::from_le_bytes(*t)));
+            let bytes = match read_bounded(decoder, budget, buf.len() as u64, stated, shown) {
                 Ok(b) => b,
                 Err(note) => {
                     notes.push(note);

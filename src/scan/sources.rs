@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,29 +223,32 @@ fn scan_file(
     stats: &Stats,
 ) -> Result<Vec<Finding>, String> {
     let shown = path.display().to_string();
-    // A symlink to a pipe or device would block or never end: check the target first.
-    if let Ok(m) = std::fs::metadata(path)
-        && !m.is_file()
-    {
-        if m.is_dir() {
+    // Opened without blocking: a symlink to a pipe would otherwise wait for a writer. What it
+    // opened is then asked whether it is a regular file; nothing else is read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            if link && std::fs::metadata(path).is_err() {
+                format!("skipped {shown}: broken symlink ({e})")
+            } else if link {
+                format!("skipped {shown}: links to something that cannot be opened ({e})")
+            } else {
+                format!("skipped {shown}: cannot read ({e})")
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("skipped {shown}: cannot stat ({e})"))?;
+    if !meta.is_file() {
+        if meta.is_dir() {
             return Ok(Vec::new()); // a link to a directory: links are not followed
         }
         return Err(format!(
             "skipped {shown}: links to something that is not a regular file"
         ));
-    }
-    let file = File::open(path).map_err(|e| {
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            format!("skipped {shown}: broken symlink ({e})")
-        } else {
-            format!("skipped {shown}: cannot read ({e})")
-        }
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("skipped {shown}: cannot stat ({e})"))?;
-    if !meta.is_file() {
-        return Ok(Vec::new());
     }
     let len = meta.len();
     if max.is_some_and(|m| len > m) {
