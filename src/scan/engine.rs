@@ -6,6 +6,10 @@
 //! candidate survives when its captured secret passes the rule's entropy minimum and no allow
 //! pattern (the rule's own or the global list) matches it. Nothing here knows about files.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 
@@ -39,6 +43,33 @@ pub struct Engine {
     filter: Filter,
     /// For each of the filter's keywords, the rules that list it.
     rules_of_keyword: Vec<Vec<usize>>,
+    /// Tells this engine's [`Scratch`] from another's.
+    id: u64,
+}
+
+/// Numbers engines.
+static ENGINES: AtomicU64 = AtomicU64::new(1);
+
+/// What a thread keeps between buffers for the engine it last ran: each rule's search cache
+/// and capture slots (regex-automata would otherwise take a cache from the regex's shared pool
+/// and put it back at every search), and the windows of the buffer being searched, by rule.
+struct Scratch {
+    engine: u64,
+    searchers: Vec<Option<(meta::Cache, Captures)>>,
+    windows: Vec<Vec<(usize, usize)>>,
+    /// The rules with windows.
+    touched: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            engine: 0,
+            searchers: Vec::new(),
+            windows: Vec::new(),
+            touched: Vec::new(),
+        })
+    };
 }
 
 impl Engine {
@@ -63,6 +94,7 @@ impl Engine {
             rules,
             filter,
             rules_of_keyword,
+            id: ENGINES.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -104,76 +136,99 @@ impl Engine {
         // Windows per rule, built in order of where hits start, so merging only looks at the
         // last one.
         hits.sort_by_key(|o| o.start);
-        let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
-        for hit in hits {
-            if windows.is_empty() {
-                windows = vec![Vec::new(); self.rules.rules.len()];
+        SCRATCH.with_borrow_mut(|scratch| {
+            let n = self.rules.rules.len();
+            if scratch.engine != self.id {
+                scratch.engine = self.id;
+                scratch.searchers = std::iter::repeat_with(|| None).take(n).collect();
+                scratch.windows = vec![Vec::new(); n];
+                scratch.touched.clear();
             }
-            for &ri in &self.rules_of_keyword[hit.keyword] {
-                let rule = &self.rules.rules[ri];
-                if self_identifying_only && !rule.self_identifying() {
-                    continue;
-                }
-                let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
-                let w = &mut windows[ri];
-                // A rule whose matches start at a keyword keeps each hit's start: it is searched
-                // anchored there. Other rules' windows merge where they touch.
-                let anchored = rule.reach().anchored;
-                match w.last_mut() {
-                    Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
-                        last.1 = last.1.max(hi)
-                    }
-                    _ => w.push((lo, hi)),
-                }
+            // Left over only when a search panicked.
+            for ri in scratch.touched.drain(..) {
+                scratch.windows[ri].clear();
             }
-        }
-        let mut out = Vec::new();
-        for (ri, ws) in windows.iter().enumerate() {
-            if ws.is_empty() {
-                continue;
-            }
-            let rule = &self.rules.rules[ri];
-            let re = rule.regex.get();
-            let mut caps = re.create_captures();
-            // Each search sees the bytes before its start: `\b` and `^` there mean what they
-            // mean in the whole buffer.
-            if rule.reach().anchored {
-                // A hit inside the last match is not a start of its own (as the unanchored
-                // search resumes past a match).
-                let mut done = 0;
-                for &(start, hi) in ws {
-                    if start < done {
+            let Scratch {
+                searchers,
+                windows,
+                touched,
+                ..
+            } = scratch;
+            for hit in hits {
+                for &ri in &self.rules_of_keyword[hit.keyword] {
+                    let rule = &self.rules.rules[ri];
+                    if self_identifying_only && !rule.self_identifying() {
                         continue;
                     }
-                    let hi = line_end(buf, hi);
-                    let input = Input::new(&buf[..hi])
-                        .span(start..hi)
-                        .anchored(Anchored::Yes);
-                    re.search_captures(&input, &mut caps);
-                    if let Some(m) = caps.get_match() {
-                        done = m.end().max(start + 1);
-                        self.keep(&mut out, ri, buf, &caps);
+                    let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
+                    let w = &mut windows[ri];
+                    // A rule whose matches start at a keyword keeps each hit's start: it is
+                    // searched anchored there. Other rules' windows merge where they touch.
+                    let anchored = rule.reach().anchored;
+                    match w.last_mut() {
+                        Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
+                            last.1 = last.1.max(hi)
+                        }
+                        Some(_) => w.push((lo, hi)),
+                        None => {
+                            touched.push(ri);
+                            w.push((lo, hi));
+                        }
                     }
                 }
-                continue;
             }
-            for (lo, hi) in merged_line_ends(buf, ws) {
-                let mut at = lo;
-                while at <= hi {
-                    re.search_captures(&Input::new(&buf[..hi]).span(at..hi), &mut caps);
-                    let Some(m) = caps.get_match() else { break };
-                    at = if m.end() > m.start() {
-                        m.end()
-                    } else {
-                        m.end() + 1
-                    };
-                    self.keep(&mut out, ri, buf, &caps);
+            touched.sort_unstable();
+            let mut out = Vec::new();
+            for &ri in touched.iter() {
+                let ws = &windows[ri];
+                let rule = &self.rules.rules[ri];
+                let re = rule.regex.get();
+                let (cache, caps) =
+                    searchers[ri].get_or_insert_with(|| (re.create_cache(), re.create_captures()));
+                // Each search sees the bytes before its start: `\b` and `^` there mean what
+                // they mean in the whole buffer.
+                if rule.reach().anchored {
+                    // A hit inside the last match is not a start of its own (as the unanchored
+                    // search resumes past a match).
+                    let mut done = 0;
+                    for &(start, hi) in ws {
+                        if start < done {
+                            continue;
+                        }
+                        let hi = line_end(buf, hi);
+                        let input = Input::new(&buf[..hi])
+                            .span(start..hi)
+                            .anchored(Anchored::Yes);
+                        re.search_captures_with(cache, &input, caps);
+                        if let Some(m) = caps.get_match() {
+                            done = m.end().max(start + 1);
+                            self.keep(&mut out, ri, buf, caps);
+                        }
+                    }
+                    continue;
+                }
+                for (lo, hi) in merged_line_ends(buf, ws) {
+                    let mut at = lo;
+                    while at <= hi {
+                        let input = Input::new(&buf[..hi]).span(at..hi);
+                        re.search_captures_with(cache, &input, caps);
+                        let Some(m) = caps.get_match() else { break };
+                        at = if m.end() > m.start() {
+                            m.end()
+                        } else {
+                            m.end() + 1
+                        };
+                        self.keep(&mut out, ri, buf, caps);
+                    }
                 }
             }
-        }
-        out.sort_by_key(|m| (m.start, m.end, m.rule));
-        out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
-        out
+            for ri in touched.drain(..) {
+                windows[ri].clear();
+            }
+            out.sort_by_key(|m| (m.start, m.end, m.rule));
+            out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
+            out
+        })
     }
 
     /// Keep a match of rule `ri` when its secret (group 1) passes the rule's checks.
