@@ -76,23 +76,8 @@ fn value_at(
     floor: usize,
     sep: usize,
 ) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>, usize)> {
-    // The key: blanks, an optional quote and key bytes, back from the separator.
-    let mut k = sep;
-    while k > floor && blank(buf[k - 1]) {
-        k -= 1;
-    }
-    if k > floor && matches!(buf[k - 1], b'"' | b'\'') {
-        k -= 1;
-    }
-    let key_end = k;
-    let lowest = floor.max(key_end.saturating_sub(MAX_KEY));
-    while k > lowest && key_byte(buf[k - 1]) {
-        k -= 1;
-    }
-    if k == key_end {
-        return None;
-    }
-    // The value: blanks, an optional quote, a base64 run and up to two `=`.
+    // The value first (most separators fail there within a few bytes): blanks, an optional
+    // quote, a base64 run and up to two `=`.
     let mut v = sep + 1;
     while v < buf.len() && blank(buf[v]) {
         v += 1;
@@ -112,6 +97,22 @@ fn value_at(
         v += 1;
     }
     if v - run > 2 {
+        return None;
+    }
+    // The key: blanks, an optional quote and key bytes, back from the separator.
+    let mut k = sep;
+    while k > floor && blank(buf[k - 1]) {
+        k -= 1;
+    }
+    if k > floor && matches!(buf[k - 1], b'"' | b'\'') {
+        k -= 1;
+    }
+    let key_end = k;
+    let lowest = floor.max(key_end.saturating_sub(MAX_KEY));
+    while k > lowest && key_byte(buf[k - 1]) {
+        k -= 1;
+    }
+    if k == key_end {
         return None;
     }
     let value = start..v;

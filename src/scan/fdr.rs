@@ -14,6 +14,9 @@
 //! in a DFA walk. Eight bytes are taken per step (SSE2); with AVX2 each entry is loaded already
 //! shifted from a zero-padded copy of the table, so a step needs no shift at all.
 
+#[cfg(target_arch = "x86_64")]
+use std::mem::MaybeUninit;
+
 /// Positions (bytes) the state spans.
 const WIDTH: usize = 8;
 /// Buckets (bits per position); hundreds of keywords in 8 buckets left a bucket matching almost
@@ -520,8 +523,8 @@ impl Filter {
     #[target_feature(enable = "sse2")]
     fn eights_sse2<'b>(&self, buf: &'b [u8], out: &mut Sink<'_>) -> (u128, u8, usize, &'b [u8]) {
         use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
-            _mm_slli_si128, _mm_srli_si128,
+            __m128i, _mm_cmpeq_epi8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+            _mm_setzero_si128, _mm_slli_si128, _mm_srli_si128,
         };
         let ones = _mm_set1_epi8(-1);
         let mut st = _mm_setzero_si128();
@@ -529,7 +532,7 @@ impl Filter {
         let mut base = 0;
         // Blocks of up to `LOT` steps: a step's checks are written to `lot` unconditionally and
         // kept by moving the count on only when some slot fired.
-        let mut lot = [(0usize, ones); LOT];
+        let mut lot = [const { MaybeUninit::<(usize, __m128i)>::uninit() }; LOT];
         let whole = buf.len() / 8 * 8;
         for block in buf[..whole].chunks(8 * LOT) {
             let mut n = 0;
@@ -558,12 +561,14 @@ impl Filter {
                         _mm_or_si128(_mm_slli_si128::<2>(r6), r7),
                     ),
                 );
-                lot[n] = (base, checks);
+                lot[n].write((base, checks));
                 n += usize::from(_mm_movemask_epi8(_mm_cmpeq_epi8(checks, ones)) != 0xFFFF);
                 prev = c[7];
                 base += 8;
             }
-            for &(at, checks) in &lot[..n] {
+            for step in &lot[..n] {
+                // SAFETY: the first `n` steps were written in this block.
+                let (at, checks) = unsafe { step.assume_init() };
                 self.push_block(out, at, from_wide(checks));
             }
         }
@@ -578,18 +583,20 @@ impl Filter {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn eights_avx2<'b>(&self, buf: &'b [u8], out: &mut Sink<'_>) -> (u128, u8, usize, &'b [u8]) {
-        use std::arch::x86_64::{_mm256_set1_epi8, _mm256_setzero_si256};
+        use std::arch::x86_64::{__m256i, _mm256_setzero_si256};
         let mut w = _mm256_setzero_si256();
         let mut prev = 0u8;
         let mut base = 0;
-        let mut lot = [(0usize, _mm256_set1_epi8(-1)); LOT];
+        let mut lot = [const { MaybeUninit::<(usize, __m256i)>::uninit() }; LOT];
         let whole = buf.len() / 8 * 8;
         for block in buf[..whole].chunks(8 * LOT) {
             let n;
             (w, n) = self.block_avx2(block, base, prev, w, &mut lot);
             prev = block[block.len() - 1];
             base += block.len();
-            for &(at, w) in &lot[..n] {
+            for step in &lot[..n] {
+                // SAFETY: the first `n` steps were written in this block.
+                let (at, w) = unsafe { step.assume_init() };
                 let [lo, hi] = halves(w);
                 // Slots 7 to 14 of W.
                 self.push_block(out, at, (hi << 16) | (lo >> 112));
@@ -610,7 +617,7 @@ impl Filter {
         mut base: usize,
         mut prev: u8,
         mut w: std::arch::x86_64::__m256i,
-        lot: &mut [(usize, std::arch::x86_64::__m256i); LOT],
+        lot: &mut [MaybeUninit<(usize, std::arch::x86_64::__m256i)>; LOT],
     ) -> (std::arch::x86_64::__m256i, usize) {
         use std::arch::x86_64::{
             __m256i, _mm_cvtsi64_si128, _mm256_add_epi32, _mm256_and_si256, _mm256_cmpeq_epi8,
@@ -663,7 +670,7 @@ impl Filter {
             };
             // The last state (W's low half) moves to slots 8 to 15.
             w = _mm256_or_si256(x, _mm256_permute2x128_si256::<0x08>(w, w));
-            lot[n] = (base, w);
+            lot[n].write((base, w));
             // Fired when a slot among 7 to 14 (bytes 14 to 29) is not all ones.
             let eq = _mm256_movemask_epi8(_mm256_cmpeq_epi8(w, ones)) as u32;
             n += usize::from(eq & 0x3FFF_C000 != 0x3FFF_C000);
