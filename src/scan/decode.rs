@@ -188,14 +188,7 @@ pub(crate) fn utf16_text(buf: &[u8]) -> Option<Vec<u8>> {
                 return None;
             }
             let units = head.len() / 2;
-            let zeros = |parity: usize| {
-                head.iter()
-                    .skip(parity)
-                    .step_by(2)
-                    .filter(|&&b| b == 0)
-                    .count()
-            };
-            let (even, odd) = (zeros(0), zeros(1));
+            let (even, odd) = zero_bytes_by_parity(head);
             if odd * 10 >= units * 6 && even * 20 <= units {
                 (buf, true)
             } else if even * 10 >= units * 6 && odd * 20 <= units {
@@ -228,6 +221,34 @@ pub(crate) fn utf16_text(buf: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
     }
     (bad * 20 <= total.max(1)).then_some(out)
+}
+
+/// How many bytes of `head` are zero at even offsets and at odd offsets, eight bytes at a time.
+fn zero_bytes_by_parity(head: &[u8]) -> (usize, usize) {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // The high bit of each byte of a word, at even and at odd offsets (little-endian).
+    const EVEN: u64 = 0x0080_0080_0080_0080;
+    const ODD: u64 = 0x8000_8000_8000_8000;
+    let (mut even, mut odd) = (0, 0);
+    let mut words = head.chunks_exact(8);
+    for w in words.by_ref() {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        // High bit set exactly in the zero bytes (no carry crosses a byte).
+        let zero = !(((x & LOW7) + LOW7) | x) & !LOW7;
+        even += (zero & EVEN).count_ones() as usize;
+        odd += (zero & ODD).count_ones() as usize;
+    }
+    let done = head.len() - words.remainder().len();
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == 0 {
+            if (done + i) % 2 == 0 {
+                even += 1;
+            } else {
+                odd += 1;
+            }
+        }
+    }
+    (even, odd)
 }
 
 /// Decode standard base64 (padded or not) when the result is mostly printable text.
@@ -351,6 +372,23 @@ mod tests {
             b"k=QUJDREVGR0hJSktM=next=QUJDREVGR0hJSktMTU5P \t",
         ] {
             assert_eq!(values(text).collect::<Vec<_>>(), by_pattern(text));
+        }
+    }
+
+    #[test]
+    fn zero_bytes_are_counted_by_parity() {
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for len in 0..300 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    [0u8, 0x80, 0x01, 0xFF, 0x7F, b'a'][(seed % 6) as usize]
+                })
+                .collect();
+            let count = |p: usize| buf.iter().skip(p).step_by(2).filter(|&&b| b == 0).count();
+            assert_eq!(zero_bytes_by_parity(&buf), (count(0), count(1)), "{buf:?}");
         }
     }
 

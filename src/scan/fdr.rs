@@ -577,7 +577,7 @@ impl Filter {
     }
 
     /// The eight-byte loop in AVX2 registers; returns as [`Filter::eights_sse2`] does. 256 bits
-    /// hold `W` (see [`Filter::candidates`]): each byte's entry is loaded already in its slots
+    /// hold `W` (see [`Filter::find`]): each byte's entry is loaded already in its slots
     /// from its padded record, and the state carried in is one lane move, so a step is eight
     /// loads and ors with no shift.
     #[cfg(target_arch = "x86_64")]
@@ -680,7 +680,7 @@ impl Filter {
         (w, n)
     }
 
-    /// Add the ranges of the hits among the eight bytes from `base`: slot j of `checks` is the
+    /// Confirm the hits among the eight bytes from `base`: slot j of `checks` is the
     /// check of byte `base + 7 - j`; only slots with a clear bit are visited, last slot first.
     fn push_block(&self, out: &mut Sink<'_>, base: usize, checks: u128) {
         // One bit per slot (bit j), set when the slot has a clear bit.
