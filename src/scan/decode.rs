@@ -241,7 +241,7 @@ fn zero_bytes_by_parity(head: &[u8]) -> (usize, usize) {
     let done = head.len() - words.remainder().len();
     for (i, &b) in words.remainder().iter().enumerate() {
         if b == 0 {
-            if (done + i) % 2 == 0 {
+            if (done + i).is_multiple_of(2) {
                 even += 1;
             } else {
                 odd += 1;
