@@ -58,12 +58,14 @@ sources=("${CARGO_HOME:-$HOME/.cargo}/registry/src")
 [ -d "$site" ] && sources+=("$site")
 size_of() { du -sb "$1" 2>/dev/null | cut -f1; }
 mkdir -p "$W/tree"
-n=0
+# Copies already made are kept; a new one goes to the next free number (copying into an existing
+# copy would nest the sources inside it).
+n=$(find "$W/tree" -mindepth 1 -maxdepth 1 -name 'copy*' | wc -l)
 while [ "$(size_of "$W/tree")" -lt "$want" ]; do
   n=$((n + 1))
   for s in "${sources[@]}"; do
-    mkdir -p "$W/tree/copy$n"
-    cp -r "$s" "$W/tree/copy$n/$(basename "$s")-$n" 2>/dev/null || true
+    mkdir -p "$W/tree/copy$n/$(basename "$s")-$n"
+    cp -r "$s/." "$W/tree/copy$n/$(basename "$s")-$n" 2>/dev/null || true
   done
   say "tree: $(( $(size_of "$W/tree") / 1000000 )) MB"
 done

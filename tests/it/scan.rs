@@ -504,4 +504,27 @@ fn binary_utf16_pipes_and_devices() {
     let r = sluice(d, &["scan", "sub"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    // So is a symlink to a pipe or a device (opened without waiting, then asked what it is),
+    // and a symlink to a directory is not followed; the file beside them is still read.
+    std::fs::create_dir(d.join("links")).unwrap();
+    std::os::unix::fs::symlink(d.join("sub/feed"), d.join("links/to-pipe")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.join("links/to-zero")).unwrap();
+    std::os::unix::fs::symlink(d.join("sub"), d.join("links/to-dir")).unwrap();
+    write(
+        d,
+        "links/real.cfg",
+        &format!("token={}\n", fake_github_token(&mut rng)),
+    );
+    let r = sluice(d, &["scan", "--format", "json", "links"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(paths(&json(&r)), vec!["links/real.cfg:1"]);
+    for name in ["to-pipe", "to-zero"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "{name}: links to something that is not a regular file"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
 }
