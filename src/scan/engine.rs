@@ -45,7 +45,16 @@ pub struct Engine {
     rules_of_keyword: Vec<Vec<usize>>,
     /// Tells this engine's [`Scratch`] from another's.
     id: u64,
+    /// The longest keyword, in bytes.
+    max_keyword: usize,
 }
+
+/// Window slots a rule's list keeps between buffers.
+const KEPT_WINDOWS: usize = 1024;
+
+/// A buffer's keywords are found a segment at a time, so a buffer dense with keywords holds the
+/// occurrences of one segment at once, not of the whole buffer.
+const SEGMENT: usize = 4 << 20;
 
 /// Numbers engines.
 static ENGINES: AtomicU64 = AtomicU64::new(1);
@@ -95,6 +104,7 @@ impl Engine {
             filter,
             rules_of_keyword,
             id: ENGINES.fetch_add(1, Ordering::Relaxed),
+            max_keyword: keywords.iter().map(String::len).max().unwrap_or(0),
         })
     }
 
@@ -123,19 +133,34 @@ impl Engine {
     /// Every rule's surviving matches in `buf`, ordered by position, including a secret that
     /// more than one rule finds (what `rules check` judges each rule by).
     fn find_each(&self, buf: &[u8], self_identifying_only: bool) -> Vec<RawMatch> {
-        self.matches_at(buf, self.filter.find(buf), self_identifying_only)
+        self.matches_at(buf, self.occurrences(buf), self_identifying_only)
     }
 
-    /// The matches of the rules whose keywords occur at `hits`.
+    /// Every keyword occurrence in `buf`, one batch per [`SEGMENT`]. Segment k reports the
+    /// keywords ending after its start; it is read from the longest keyword's length before that
+    /// start, so they lie whole in what it reads.
+    fn occurrences<'b>(&'b self, buf: &'b [u8]) -> impl Iterator<Item = Vec<Occurrence>> + 'b {
+        let back = self.max_keyword.saturating_sub(1);
+        (0..buf.len().max(1)).step_by(SEGMENT).map(move |start| {
+            let from = start.saturating_sub(back);
+            let to = (start + SEGMENT).min(buf.len());
+            let mut hits = self.filter.find(&buf[from..to]);
+            hits.retain_mut(|o| {
+                o.start += from;
+                o.end += from;
+                start == 0 || o.end > start
+            });
+            hits
+        })
+    }
+
+    /// The matches of the rules whose keywords occur at `batches` of hits.
     fn matches_at(
         &self,
         buf: &[u8],
-        mut hits: Vec<Occurrence>,
+        batches: impl IntoIterator<Item = Vec<Occurrence>>,
         self_identifying_only: bool,
     ) -> Vec<RawMatch> {
-        // Windows per rule, built in order of where hits start, so merging only looks at the
-        // last one.
-        hits.sort_by_key(|o| o.start);
         SCRATCH.with_borrow_mut(|scratch| {
             let n = self.rules.rules.len();
             if scratch.engine != self.id {
@@ -154,30 +179,54 @@ impl Engine {
                 touched,
                 ..
             } = scratch;
-            for hit in hits {
-                for &ri in &self.rules_of_keyword[hit.keyword] {
-                    let rule = &self.rules.rules[ri];
-                    if self_identifying_only && !rule.self_identifying() {
-                        continue;
-                    }
-                    let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
-                    let w = &mut windows[ri];
-                    // A rule whose matches start at a keyword keeps each hit's start: it is
-                    // searched anchored there. Other rules' windows merge where they touch.
-                    let anchored = rule.reach().anchored;
-                    match w.last_mut() {
-                        Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
-                            last.1 = last.1.max(hi)
+            // Windows per rule, built in order of where hits start, so merging only looks at
+            // the last one. Hits with one start may come in any order: their windows merge
+            // alike. Across segments (and after a stretched run) a start can come late; such
+            // windows are put in order before the search.
+            for mut hits in batches {
+                hits.sort_unstable_by_key(|o| o.start);
+                for hit in hits {
+                    for &ri in &self.rules_of_keyword[hit.keyword] {
+                        let rule = &self.rules.rules[ri];
+                        if self_identifying_only && !rule.self_identifying() {
+                            continue;
                         }
-                        Some(_) => w.push((lo, hi)),
-                        None => {
-                            touched.push(ri);
-                            w.push((lo, hi));
+                        let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
+                        let w = &mut windows[ri];
+                        // A rule whose matches start at a keyword keeps each hit's start: it is
+                        // searched anchored there. Other rules' windows merge where they touch.
+                        let anchored = rule.reach().anchored;
+                        match w.last_mut() {
+                            Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
+                                last.1 = last.1.max(hi)
+                            }
+                            Some(_) => w.push((lo, hi)),
+                            None => {
+                                touched.push(ri);
+                                w.push((lo, hi));
+                            }
                         }
                     }
                 }
             }
             touched.sort_unstable();
+            for &ri in touched.iter() {
+                let w = &mut windows[ri];
+                if !w.is_sorted_by_key(|x| x.0) {
+                    let anchored = self.rules.rules[ri].reach().anchored;
+                    w.sort_unstable();
+                    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(w.len());
+                    for &(lo, hi) in w.iter() {
+                        match merged.last_mut() {
+                            Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
+                                last.1 = last.1.max(hi)
+                            }
+                            _ => merged.push((lo, hi)),
+                        }
+                    }
+                    *w = merged;
+                }
+            }
             let mut out = Vec::new();
             for &ri in touched.iter() {
                 let ws = &windows[ri];
@@ -224,6 +273,8 @@ impl Engine {
             }
             for ri in touched.drain(..) {
                 windows[ri].clear();
+                // A buffer dense with keywords leaves no large list behind for the thread.
+                windows[ri].shrink_to(KEPT_WINDOWS);
             }
             out.sort_by_key(|m| (m.start, m.end, m.rule));
             out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
@@ -721,11 +772,75 @@ negative_examples = ["token = a"]
                 end: m.end(),
             })
             .collect();
-        let mut b = filtered.matches_at(buf.as_bytes(), every, false);
+        let mut b = filtered.matches_at(buf.as_bytes(), [every], false);
         filtered.drop_shadows(&mut b);
         let a = filtered.find(buf.as_bytes());
         assert!(a.len() > 100, "{}", a.len());
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn keywords_across_segment_ends_are_found_once() {
+        // A buffer of three segments with secrets planted across each segment end, keywords
+        // cut by it at every offset: the segmented search finds what one pass over every
+        // keyword occurrence finds.
+        let e = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        let mut buf = Vec::with_capacity(4 * SEGMENT);
+        let line = b"let value = compute(input, 42); // ordinary code\n";
+        while buf.len() < 4 * SEGMENT {
+            buf.extend_from_slice(line);
+        }
+        let token = ["gh", "p_", "Zq8w7E6r5T4y3U2i1O0pA9s8D7f6G5h4J3k2"].concat();
+        // Each across its own segment end: the token's keyword cut after its first byte, the
+        // password's keyword after its fourth, and a long run of `A` across the end.
+        let planted = [
+            (11, format!("\ntoken = \"{token}\"\n")),
+            (5, "\npassword = \"Vq3x!t9Lm2#w\"\n".to_string()),
+            (300, format!("\nbearer {}\n", "A".repeat(600))),
+        ];
+        for (k, (back, text)) in planted.iter().enumerate() {
+            let start = (k + 1) * SEGMENT - back;
+            buf[start..start + text.len()].copy_from_slice(text.as_bytes());
+        }
+        let mut keywords: Vec<&str> = Vec::new();
+        for rule in e.rules() {
+            for k in &rule.keywords {
+                if !keywords.contains(&k.as_str()) {
+                    keywords.push(k);
+                }
+            }
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&keywords)
+            .unwrap();
+        let every: Vec<Occurrence> = automaton
+            .find_overlapping_iter(&buf)
+            .map(|m| Occurrence {
+                keyword: m.pattern().as_usize(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect();
+        // Every occurrence once, none lost at a segment end (the run of `A` is reported
+        // stretched, so it is left out of this count).
+        let mut seen: Vec<Occurrence> = e.occurrences(&buf).flatten().collect();
+        let in_run = |o: &Occurrence| {
+            buf[o.start..o.end.min(buf.len())]
+                .iter()
+                .all(|&b| b == b'A')
+        };
+        seen.retain(|o| !in_run(o));
+        seen.sort_by_key(|o| (o.start, o.end, o.keyword));
+        let mut all = every.clone();
+        all.retain(|o| !in_run(o));
+        all.sort_by_key(|o| (o.start, o.end, o.keyword));
+        assert_eq!(seen, all);
+        let mut want = e.matches_at(&buf, [every], false);
+        e.drop_shadows(&mut want);
+        let got = e.find(&buf);
+        assert!(got.len() >= 2, "{got:?}");
+        assert_eq!(got, want);
     }
 
     #[test]
