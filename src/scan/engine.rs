@@ -795,7 +795,7 @@ negative_examples = ["token = a"]
         // password's keyword after its fourth, and a long run of `A` across the end.
         let planted = [
             (11, format!("\ntoken = \"{token}\"\n")),
-            (5, "\npassword = \"Vq3x!t9Lm2#w\"\n".to_string()),
+            (5, "\npassword = \"Vq3x!t9Lm2#w\"\n".to_string()), // sluice:allow (a test value)
             (300, format!("\nbearer {}\n", "A".repeat(600))),
         ];
         for (k, (back, text)) in planted.iter().enumerate() {
