@@ -191,21 +191,12 @@ impl Engine {
                         if self_identifying_only && !rule.self_identifying() {
                             continue;
                         }
-                        let (lo, hi) = window(rule, hit.start, hit.end, buf.len());
                         let w = &mut windows[ri];
-                        // A rule whose matches start at a keyword keeps each hit's start: it is
-                        // searched anchored there. Other rules' windows merge where they touch.
-                        let anchored = rule.reach().anchored;
-                        match w.last_mut() {
-                            Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
-                                last.1 = last.1.max(hi)
-                            }
-                            Some(_) => w.push((lo, hi)),
-                            None => {
-                                touched.push(ri);
-                                w.push((lo, hi));
-                            }
+                        if w.is_empty() {
+                            touched.push(ri);
                         }
+                        let span = window(rule, hit.start, hit.end, buf.len());
+                        add_window(w, span, rule.reach().anchored);
                     }
                 }
             }
@@ -214,17 +205,11 @@ impl Engine {
                 let w = &mut windows[ri];
                 if !w.is_sorted_by_key(|x| x.0) {
                     let anchored = self.rules.rules[ri].reach().anchored;
-                    w.sort_unstable();
-                    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(w.len());
-                    for &(lo, hi) in w.iter() {
-                        match merged.last_mut() {
-                            Some(last) if lo == last.0 || (!anchored && lo <= last.1) => {
-                                last.1 = last.1.max(hi)
-                            }
-                            _ => merged.push((lo, hi)),
-                        }
+                    let mut spans = std::mem::take(w);
+                    spans.sort_unstable();
+                    for span in spans {
+                        add_window(w, span, anchored);
                     }
-                    *w = merged;
                 }
             }
             let mut out = Vec::new();
@@ -378,13 +363,19 @@ fn line_end(buf: &[u8], hi: usize) -> usize {
 fn merged_line_ends(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let mut out: Vec<(usize, usize)> = Vec::with_capacity(ws.len());
     for &(lo, hi) in ws {
-        let hi = line_end(buf, hi);
-        match out.last_mut() {
-            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
-            _ => out.push((lo, hi)),
-        }
+        add_window(&mut out, (lo, line_end(buf, hi)), false);
     }
     out
+}
+
+/// Add a window to a rule's list, whose last window starts no later: a rule whose matches start
+/// at a keyword keeps each hit's start (it is searched anchored there); other rules' windows
+/// merge where they touch.
+fn add_window(w: &mut Vec<(usize, usize)>, (lo, hi): (usize, usize), anchored: bool) {
+    match w.last_mut() {
+        Some(last) if lo == last.0 || (!anchored && lo <= last.1) => last.1 = last.1.max(hi),
+        _ => w.push((lo, hi)),
+    }
 }
 
 /// Shannon entropy in bits per byte.
@@ -733,24 +724,36 @@ negative_examples = ["token = a"]
         assert_eq!(ids, ["tok", "generic"]);
     }
 
-    #[test]
-    fn the_shift_or_filter_changes_no_match_of_the_builtin_rules() {
-        // Every example and negative example of the built-in rules, in varied case, between
-        // lines of ordinary code: the filtered engine finds exactly what it finds from every
-        // keyword occurrence an automaton lists over the whole buffer.
-        let filtered = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+    /// Every occurrence of every rule keyword of `e` in `buf`, by an automaton over the whole
+    /// buffer: what the segmented filter must find.
+    fn every_occurrence(e: &Engine, buf: &[u8]) -> Vec<Occurrence> {
         let mut keywords: Vec<&str> = Vec::new();
-        for rule in filtered.rules() {
+        for rule in e.rules() {
             for k in &rule.keywords {
                 if !keywords.contains(&k.as_str()) {
                     keywords.push(k);
                 }
             }
         }
-        let automaton = aho_corasick::AhoCorasick::builder()
+        aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(&keywords)
-            .unwrap();
+            .unwrap()
+            .find_overlapping_iter(buf)
+            .map(|m| Occurrence {
+                keyword: m.pattern().as_usize(),
+                start: m.start(),
+                end: m.end(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_shift_or_filter_changes_no_match_of_the_builtin_rules() {
+        // Every example and negative example of the built-in rules, in varied case, between
+        // lines of ordinary code: the filtered engine finds exactly what it finds from every
+        // keyword occurrence an automaton lists over the whole buffer.
+        let filtered = Engine::new(RuleSet::builtin().unwrap()).unwrap();
         let mut buf = String::new();
         for (i, rule) in filtered.rules().iter().enumerate() {
             for ex in rule.examples.iter().chain(&rule.negative_examples) {
@@ -764,14 +767,7 @@ negative_examples = ["token = a"]
                 buf.push(if i % 2 == 0 { '\n' } else { ' ' });
             }
         }
-        let every: Vec<Occurrence> = automaton
-            .find_overlapping_iter(buf.as_bytes())
-            .map(|m| Occurrence {
-                keyword: m.pattern().as_usize(),
-                start: m.start(),
-                end: m.end(),
-            })
-            .collect();
+        let every = every_occurrence(&filtered, buf.as_bytes());
         let mut b = filtered.matches_at(buf.as_bytes(), [every], false);
         filtered.drop_shadows(&mut b);
         let a = filtered.find(buf.as_bytes());
@@ -802,26 +798,7 @@ negative_examples = ["token = a"]
             let start = (k + 1) * SEGMENT - back;
             buf[start..start + text.len()].copy_from_slice(text.as_bytes());
         }
-        let mut keywords: Vec<&str> = Vec::new();
-        for rule in e.rules() {
-            for k in &rule.keywords {
-                if !keywords.contains(&k.as_str()) {
-                    keywords.push(k);
-                }
-            }
-        }
-        let automaton = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&keywords)
-            .unwrap();
-        let every: Vec<Occurrence> = automaton
-            .find_overlapping_iter(&buf)
-            .map(|m| Occurrence {
-                keyword: m.pattern().as_usize(),
-                start: m.start(),
-                end: m.end(),
-            })
-            .collect();
+        let every = every_occurrence(&e, &buf);
         // Every occurrence once, none lost at a segment end (the run of `A` is reported
         // stretched, so it is left out of this count).
         let mut seen: Vec<Occurrence> = e.occurrences(&buf).flatten().collect();

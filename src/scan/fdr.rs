@@ -746,6 +746,9 @@ mod tests {
             "1//0",
             "8q~",
             "p",
+            // Bytes above ASCII are matched as they are.
+            "пароль",
+            "clé_api",
         ]);
         let f = Filter::new(&keywords).unwrap();
         // A pseudo-random text with keywords planted in random cases.
