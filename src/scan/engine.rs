@@ -64,11 +64,22 @@ static ENGINES: AtomicU64 = AtomicU64::new(1);
 /// and put it back at every search), and the windows of the buffer being searched, by rule.
 struct Scratch {
     engine: u64,
-    searchers: Vec<Option<(meta::Cache, Captures)>>,
+    searchers: Vec<Option<Searcher>>,
     windows: Vec<Vec<(usize, usize)>>,
     /// The rules with windows.
     touched: Vec<usize>,
 }
+
+/// What a thread keeps to run one rule: the search cache and capture slots of the regex it
+/// searches with, and the cache of its exclusions when it is split.
+struct Searcher {
+    cache: meta::Cache,
+    caps: Captures,
+    exclusions: Option<meta::Cache>,
+}
+
+/// How far past a keyword hit the exclusions of a split rule are looked for.
+const EXCLUSION_REACH: usize = 128;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = const {
@@ -216,9 +227,17 @@ impl Engine {
             for &ri in touched.iter() {
                 let ws = &windows[ri];
                 let rule = &self.rules.rules[ri];
-                let re = rule.regex.get();
-                let (cache, caps) =
-                    searchers[ri].get_or_insert_with(|| (re.create_cache(), re.create_captures()));
+                let split = rule.split();
+                let re = split.map_or_else(|| rule.regex.get(), |s| &s.main);
+                let Searcher {
+                    cache,
+                    caps,
+                    exclusions,
+                } = searchers[ri].get_or_insert_with(|| Searcher {
+                    cache: re.create_cache(),
+                    caps: re.create_captures(),
+                    exclusions: split.map(|s| s.exclusions.create_cache()),
+                });
                 // Each search sees the bytes before its start: `\b` and `^` there mean what
                 // they mean in the whole buffer.
                 if rule.reach().anchored {
@@ -234,10 +253,20 @@ impl Engine {
                             .span(start..hi)
                             .anchored(Anchored::Yes);
                         re.search_captures_with(cache, &input, caps);
-                        if let Some(m) = caps.get_match() {
-                            done = m.end().max(start + 1);
-                            self.keep(&mut out, ri, buf, caps);
+                        let Some(m) = caps.get_match() else { continue };
+                        // A match of a split rule's main branches stands unless an exclusion
+                        // swallows its start (looked for only then: most hits match nothing).
+                        if let (Some(split), Some(ex_cache)) = (split, exclusions.as_mut()) {
+                            let from = start.saturating_sub(rule.reach_before).max(done);
+                            if let Some(end) =
+                                exclusion_over(&split.exclusions, ex_cache, buf, from, start)
+                            {
+                                done = end;
+                                continue;
+                            }
                         }
+                        done = m.end().max(start + 1);
+                        self.keep(&mut out, ri, buf, caps);
                     }
                     continue;
                 }
@@ -345,6 +374,32 @@ fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
     };
     let hi = end.saturating_add(rule.max_span.min(longest)).min(len);
     (lo, hi)
+}
+
+/// Where a split rule's exclusion that covers a keyword hit at `start` ends, when one does: a
+/// match of `exclusions` starting from `from` up to `start` and reaching past `start` (or
+/// starting at it: there the exclusions come first). Exclusions that end before the hit are
+/// passed over, as the whole regex's search resumes after them.
+fn exclusion_over(
+    exclusions: &meta::Regex,
+    cache: &mut meta::Cache,
+    buf: &[u8],
+    from: usize,
+    start: usize,
+) -> Option<usize> {
+    let to = start.saturating_add(EXCLUSION_REACH).min(buf.len());
+    let mut at = from;
+    while at <= start {
+        let m = exclusions.search_with(cache, &Input::new(buf).span(at..to))?;
+        if m.start() > start {
+            return None;
+        }
+        if m.end() > start || m.start() == start {
+            return Some(m.end().max(start + 1));
+        }
+        at = m.end().max(m.start() + 1);
+    }
+    None
 }
 
 /// A window's end stretched to the end of its line when it is near: a value running to the end
@@ -773,6 +828,52 @@ negative_examples = ["token = a"]
         let a = filtered.find(buf.as_bytes());
         assert!(a.len() > 100, "{}", a.len());
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn split_rules_find_what_their_whole_regex_finds() {
+        // Each built-in rule whose regex opens with exclusions is searched at its hits, with the
+        // exclusions looked for around them. On its examples and negative examples, alone and
+        // behind the prefixes its exclusions name, it must find what its whole regex finds
+        // searched leftmost-first over the buffer.
+        let e = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        let split: Vec<usize> = (0..e.rules().len())
+            .filter(|&ri| e.rules()[ri].split().is_some())
+            .collect();
+        assert!(split.len() >= 3, "{split:?}");
+        let prefixes = ["", "next_", "Config::", "pagination-", "x", "::", "input."];
+        let mut compared = 0;
+        for &ri in &split {
+            let rule = &e.rules()[ri];
+            let mut buf = String::new();
+            for ex in rule.examples.iter().chain(&rule.negative_examples) {
+                for p in prefixes {
+                    buf.push_str("let value = compute(input, 42);\n");
+                    buf.push_str(p);
+                    buf.push_str(ex);
+                    buf.push('\n');
+                }
+            }
+            let buf = buf.as_bytes();
+            let re = rule.regex.get();
+            let mut caps = re.create_captures();
+            let mut whole = Vec::new();
+            let mut at = 0;
+            while at <= buf.len() {
+                re.search_captures(&Input::new(buf).span(at..buf.len()), &mut caps);
+                let Some(m) = caps.get_match() else { break };
+                at = m.end().max(m.start() + 1);
+                e.keep(&mut whole, ri, buf, &caps);
+            }
+            let found: Vec<RawMatch> = e
+                .find_each(buf, false)
+                .into_iter()
+                .filter(|m| m.rule == ri)
+                .collect();
+            assert_eq!(found, whole, "rule {}", rule.id);
+            compared += found.len();
+        }
+        assert!(compared > 10, "{compared}");
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //!   reaches further than that past the hit's start, or starts further before its end;
 //! - whether every match starts with one of the rule's keywords (after zero-width assertions such
 //!   as `\b`): then a match starts exactly at a hit, and nothing before it needs searching.
+//!
+//! A regex may open with branches that capture nothing, to skip what looks like an assignment
+//! but is not one: `(?:next_token\s*=|::\w*?token\s*=)|token\s*=\s*(\w+)`. Leftmost-first,
+//! such a branch starts before the keyword and swallows it. When the other branches all start
+//! with a keyword, the rule is [`Split`]: its matches are searched anchored at each hit, and the
+//! exclusions only just around it.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -26,30 +32,80 @@ impl Reach {
     /// Read the reach of `pattern` (compiled as the engine compiles it: bytes, ASCII classes)
     /// for a rule with these lowercase `keywords`. A pattern that does not parse reaches
     /// everywhere (it will not compile either, and is reported there).
+    /// A split rule ([`Split`]) counts as anchored: its matches are searched at its hits.
     pub fn of(pattern: &str, keywords: &[String]) -> Reach {
-        let Ok(hir) = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(pattern)
-        else {
+        let Some(hir) = parse(pattern) else {
             return Reach {
                 max_len: None,
                 anchored: false,
             };
         };
-        let (prefixes, _) = prefixes(&hir);
-        let anchored = !prefixes.is_empty()
-            && prefixes.iter().all(|p| {
-                keywords
-                    .iter()
-                    .any(|k| !k.is_empty() && p.starts_with(k.as_bytes()))
-            });
         Reach {
             max_len: hir.properties().maximum_len(),
-            anchored,
+            anchored: starts_with_keyword(&hir, keywords) || split(&hir, keywords).is_some(),
         }
     }
+}
+
+/// A regex taken apart at its leading exclusions: an alternation whose first branches capture
+/// nothing, and whose other branches (which hold the secret's group) all start with a keyword.
+/// A match of the whole regex is a match of `main` at a keyword hit, unless a match of
+/// `exclusions` starts before the hit (or at it) and reaches past its start.
+#[derive(Debug)]
+pub struct Split {
+    /// The leading branches that capture nothing, as one alternation.
+    pub exclusions: Hir,
+    /// The remaining branches, as one alternation.
+    pub main: Hir,
+}
+
+impl Split {
+    /// Take `pattern` apart, when it has that shape and is not anchored as it is.
+    pub fn of(pattern: &str, keywords: &[String]) -> Option<Split> {
+        split(&parse(pattern)?, keywords)
+    }
+}
+
+/// `pattern` parsed as the engine compiles it.
+fn parse(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
+/// Whether every match of `hir` starts with one of `keywords`.
+fn starts_with_keyword(hir: &Hir, keywords: &[String]) -> bool {
+    let (prefixes, _) = prefixes(hir);
+    !prefixes.is_empty()
+        && prefixes.iter().all(|p| {
+            keywords
+                .iter()
+                .any(|k| !k.is_empty() && p.starts_with(k.as_bytes()))
+        })
+}
+
+/// See [`Split`].
+fn split(hir: &Hir, keywords: &[String]) -> Option<Split> {
+    if starts_with_keyword(hir, keywords) {
+        return None;
+    }
+    let HirKind::Alternation(branches) = hir.kind() else {
+        return None;
+    };
+    let first_capturing = branches
+        .iter()
+        .position(|b| b.properties().explicit_captures_len() > 0)?;
+    if first_capturing == 0 {
+        return None;
+    }
+    let main = Hir::alternation(branches[first_capturing..].to_vec());
+    starts_with_keyword(&main, keywords).then(|| Split {
+        exclusions: Hir::alternation(branches[..first_capturing].to_vec()),
+        main,
+    })
 }
 
 /// Lowercase strings one of which every match of `h` starts with, and whether `h` matches
@@ -65,6 +121,14 @@ fn prefixes(h: &Hir) -> (Vec<Vec<u8>>, bool) {
             None => nothing(),
         },
         HirKind::Capture(cap) => prefixes(&cap.sub),
+        // `x?`: nothing, or `x`.
+        HirKind::Repetition(rep) if rep.min == 0 && rep.max == Some(1) => {
+            let (mut p, complete) = prefixes(&rep.sub);
+            p.push(Vec::new());
+            p.sort();
+            p.dedup();
+            (p, complete)
+        }
         HirKind::Repetition(rep) if rep.min == 0 => nothing(),
         // At least one copy comes first; what follows it is unknown.
         HirKind::Repetition(rep) => (prefixes(&rep.sub).0, false),
@@ -165,6 +229,17 @@ mod tests {
         );
         assert!(r.anchored);
         assert_eq!(r.max_len, Some(10 + 20 + 5 + 1 + 40));
+        // An optional separator inside the keyword.
+        let r = Reach::of(
+            r"api[_.-]?key=([a-z]{8})",
+            &kw(&["api_key", "api.key", "apikey"]),
+        );
+        assert!(!r.anchored, "api-key is no keyword");
+        let r = Reach::of(
+            r"api[_.]?key=([a-z]{8})",
+            &kw(&["api_key", "api.key", "apikey"]),
+        );
+        assert!(r.anchored);
     }
 
     #[test]
@@ -178,6 +253,11 @@ mod tests {
         // could start `cfg`.
         assert!(!Reach::of(r"cf([a-z]{8})", &kw(&["cf_"])).anchored);
         assert_eq!(Reach::of(r"key=([a-z]+)", &kw(&["key"])).max_len, None);
+        // Branches that capture nothing must come first to be exclusions: here the keyword-less
+        // branch comes after the one holding the secret.
+        assert!(!Reach::of(r"token=([a-z]{8})|next_token=", &kw(&["token"])).anchored);
+        // The secret's branch itself starts before its keyword.
+        assert!(!Reach::of(r"next_token=|x?token=([a-z]{8})", &kw(&["token"])).anchored);
         // A pattern that does not parse reaches everywhere.
         assert_eq!(
             Reach::of(r"(unclosed", &kw(&["x"])),
@@ -186,5 +266,21 @@ mod tests {
                 anchored: false
             }
         );
+    }
+
+    #[test]
+    fn leading_branches_without_the_secret_are_exclusions() {
+        let keywords = kw(&["token", "secret"]);
+        let pattern =
+            r"(?i)(?:next_?token\s*=|::\w*?(?:token|secret)\s*=)|(?:token|secret)\s*=\s*(\w{8})";
+        assert!(Reach::of(pattern, &keywords).anchored);
+        let split = Split::of(pattern, &keywords).unwrap();
+        assert_eq!(split.exclusions.properties().explicit_captures_len(), 0);
+        assert_eq!(split.main.properties().explicit_captures_len(), 1);
+        // The main branches start with a keyword; the exclusions do not.
+        assert!(starts_with_keyword(&split.main, &keywords));
+        assert!(!starts_with_keyword(&split.exclusions, &keywords));
+        // An anchored regex needs no split.
+        assert!(Split::of(r"token=([a-z]{8})", &keywords).is_none());
     }
 }

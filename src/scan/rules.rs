@@ -143,6 +143,8 @@ pub struct Rule {
     /// The longest match and whether matches start at a keyword, read from the regex when
     /// first needed.
     reach: OnceLock<super::reach::Reach>,
+    /// The regex taken apart at its leading exclusions, compiled when first needed.
+    split: OnceLock<Option<SplitRegex>>,
     /// Examples kept for `rules check`.
     pub examples: Vec<String>,
     /// Negative examples kept for `rules check`.
@@ -153,6 +155,15 @@ pub struct Rule {
     /// decided from the rule's examples when first needed: it stays precise without the text
     /// around it.
     self_identifying: OnceLock<bool>,
+}
+
+/// A rule's regex taken apart at its leading exclusions ([`super::reach::Split`]).
+#[derive(Debug)]
+pub struct SplitRegex {
+    /// The branches that start before a keyword and capture nothing.
+    pub exclusions: meta::Regex,
+    /// The branches that start with a keyword, holding the secret's group.
+    pub main: meta::Regex,
 }
 
 /// A regex compiled when first used. The built-in rules are compiled only as a scan needs them
@@ -221,6 +232,28 @@ impl Rule {
         *self
             .reach
             .get_or_init(|| super::reach::Reach::of(self.regex.as_str(), &self.keywords))
+    }
+
+    /// The regex taken apart at its leading exclusions, when it has them and its other branches
+    /// start with a keyword (see [`super::reach::Split`]).
+    pub fn split(&self) -> Option<&SplitRegex> {
+        self.split
+            .get_or_init(|| {
+                let split = super::reach::Split::of(self.regex.as_str(), &self.keywords)?;
+                let compile = |hir| {
+                    meta::Builder::new()
+                        .configure(meta_config())
+                        .build_from_hir(hir)
+                        .unwrap_or_else(|e| {
+                            panic!("part of rule `{}`'s regex does not compile: {e}", self.id)
+                        })
+                };
+                Some(SplitRegex {
+                    exclusions: compile(&split.exclusions),
+                    main: compile(&split.main),
+                })
+            })
+            .as_ref()
     }
 
     /// Generic rules (first tag `generic`) give way to provider rules on the same secret.
@@ -430,6 +463,7 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
     Ok(Rule {
         self_identifying: OnceLock::new(),
         reach: OnceLock::new(),
+        split: OnceLock::new(),
         reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
         id: spec.id,
         description: spec.description,
@@ -477,14 +511,7 @@ fn compile_meta(pattern: &str) -> Result<meta::Regex, String> {
                 .unicode(false)
                 .utf8(false),
         )
-        .configure(
-            meta::Config::new()
-                .utf8_empty(false)
-                .nfa_size_limit(Some(1 << 23))
-                .onepass_size_limit(Some(1 << 23))
-                .hybrid_cache_capacity(16 << 20)
-                .dfa_size_limit(Some(16 << 20)),
-        )
+        .configure(meta_config())
         .build(pattern)
         // The parser's own error says where and what (`unclosed group` under the pattern);
         // the builder's alone says only "error parsing pattern 0".
@@ -492,6 +519,16 @@ fn compile_meta(pattern: &str) -> Result<meta::Regex, String> {
             e.syntax_error()
                 .map_or_else(|| e.to_string(), |s| s.to_string())
         })
+}
+
+/// The engine's limits, for a rule's regex and for the parts of a split one.
+fn meta_config() -> meta::Config {
+    meta::Config::new()
+        .utf8_empty(false)
+        .nfa_size_limit(Some(1 << 23))
+        .onepass_size_limit(Some(1 << 23))
+        .hybrid_cache_capacity(16 << 20)
+        .dfa_size_limit(Some(16 << 20))
 }
 
 /// The same dialect as [`compile_meta`], for the global allow lists.
