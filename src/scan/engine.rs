@@ -362,15 +362,17 @@ impl Engine {
 }
 
 /// Where a rule's match around a keyword hit (`start..end`) can lie: no further before it than
-/// the rule's reach before (none when matches start at their keyword) or its longest match
-/// allows, and no further past it than its span or its longest match allows.
+/// the rule's reach before, its longest match, or the literal its matches start with allows
+/// (none when matches start at their keyword), and no further past it than its span or its
+/// longest match allows.
 fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
     let reach = rule.reach();
     let longest = reach.max_len.unwrap_or(usize::MAX);
     let lo = if reach.anchored {
         start
     } else {
-        start.saturating_sub(rule.reach_before.min(longest))
+        let before = reach.before.unwrap_or(usize::MAX);
+        start.saturating_sub(rule.reach_before.min(longest).min(before))
     };
     let hi = end.saturating_add(rule.max_span.min(longest)).min(len);
     (lo, hi)

@@ -23,6 +23,9 @@ pub struct Reach {
     pub max_len: Option<usize>,
     /// Every match starts with one of the rule's keywords (ASCII case-insensitively).
     pub anchored: bool,
+    /// How far before a keyword hit a match can start, when every match starts with a literal
+    /// holding a keyword (`(?:api|currency|screenshot)layer` with the keyword `layer`: 10).
+    pub before: Option<usize>,
 }
 
 /// Most prefixes followed through alternations and small classes before giving up.
@@ -38,11 +41,14 @@ impl Reach {
             return Reach {
                 max_len: None,
                 anchored: false,
+                before: None,
             };
         };
+        let before = keyword_offset(&hir, keywords);
         Reach {
             max_len: hir.properties().maximum_len(),
-            anchored: starts_with_keyword(&hir, keywords) || split(&hir, keywords).is_some(),
+            anchored: before == Some(0) || split(&hir, keywords).is_some(),
+            before,
         }
     }
 }
@@ -78,13 +84,25 @@ fn parse(pattern: &str) -> Option<Hir> {
 
 /// Whether every match of `hir` starts with one of `keywords`.
 fn starts_with_keyword(hir: &Hir, keywords: &[String]) -> bool {
+    keyword_offset(hir, keywords) == Some(0)
+}
+
+/// The furthest into a match its first keyword can start, when every match starts with a
+/// literal holding one: the most, over those literals, of where a keyword first starts in each.
+fn keyword_offset(hir: &Hir, keywords: &[String]) -> Option<usize> {
     let (prefixes, _) = prefixes(hir);
-    !prefixes.is_empty()
-        && prefixes.iter().all(|p| {
-            keywords
-                .iter()
-                .any(|k| !k.is_empty() && p.starts_with(k.as_bytes()))
-        })
+    let first_keyword = |p: &[u8]| {
+        keywords
+            .iter()
+            .filter(|k| !k.is_empty() && k.len() <= p.len())
+            .filter_map(|k| p.windows(k.len()).position(|w| w == k.as_bytes()))
+            .min()
+    };
+    let mut most = None;
+    for p in &prefixes {
+        most = most.max(Some(first_keyword(p)?));
+    }
+    most
 }
 
 /// See [`Split`].
@@ -219,7 +237,8 @@ mod tests {
             r,
             Reach {
                 max_len: Some(82),
-                anchored: true
+                anchored: true,
+                before: Some(0),
             }
         );
         // Case-insensitive service names and alternatives of keywords.
@@ -263,9 +282,26 @@ mod tests {
             Reach::of(r"(unclosed", &kw(&["x"])),
             Reach {
                 max_len: None,
-                anchored: false
+                anchored: false,
+                before: None,
             }
         );
+    }
+
+    #[test]
+    fn a_keyword_inside_a_leading_literal_bounds_the_reach_before_it() {
+        let keywords = kw(&["layer"]);
+        let r = Reach::of(
+            r"(?i:(?:api|currency|screenshot)layer)[a-z_]{0,20}key=([a-z0-9]{32})",
+            &keywords,
+        );
+        assert_eq!((r.anchored, r.before), (false, Some(10)));
+        // Optional parts count at their longest.
+        let r = Reach::of(r"azure[_.-]?(?:ai[_.-]?)?search_key=([a-z]{8})", &kw(&["search"]));
+        assert_eq!(r.before, Some(9));
+        // A literal without a keyword, or a class before it, leaves the rule's own reach.
+        assert_eq!(Reach::of(r"(?:api|x)key=([a-z]{8})", &kw(&["apikey"])).before, None);
+        assert_eq!(Reach::of(r"[a-z]{0,9}layer=([a-z]{8})", &keywords).before, None);
     }
 
     #[test]
