@@ -135,8 +135,14 @@ impl Engine {
 
     /// [`Engine::find`] with only the rules whose secret carries its own keyword (`ghp_…`,
     /// `AKIA…`): what a binary file is searched for. The other rules' regexes never run.
+    ///
+    /// Only the buffer's runs of text ([`text_spans`]) are searched for keywords: a token is
+    /// text, and most of a binary file is not.
     pub fn find_self_identifying(&self, buf: &[u8]) -> Vec<RawMatch> {
-        let mut out = self.find_each(buf, true);
+        let batches = text_spans(buf)
+            .into_iter()
+            .flat_map(|(lo, hi)| self.occurrences_in(buf, lo, hi));
+        let mut out = self.matches_at(buf, batches, true);
         self.drop_shadows(&mut out);
         out
     }
@@ -144,22 +150,31 @@ impl Engine {
     /// Every rule's surviving matches in `buf`, ordered by position, including a secret that
     /// more than one rule finds (what `rules check` judges each rule by).
     fn find_each(&self, buf: &[u8], self_identifying_only: bool) -> Vec<RawMatch> {
-        self.matches_at(buf, self.occurrences(buf), self_identifying_only)
+        self.matches_at(
+            buf,
+            self.occurrences_in(buf, 0, buf.len()),
+            self_identifying_only,
+        )
     }
 
-    /// Every keyword occurrence in `buf`, one batch per [`SEGMENT`]. Segment k reports the
-    /// keywords ending after its start; it is read from the longest keyword's length before that
-    /// start, so they lie whole in what it reads.
-    fn occurrences<'b>(&'b self, buf: &'b [u8]) -> impl Iterator<Item = Vec<Occurrence>> + 'b {
+    /// Every keyword occurrence in `buf[lo..hi]`, one batch per [`SEGMENT`]. Segment k reports
+    /// the keywords ending after its start; it is read from the longest keyword's length before
+    /// that start, so they lie whole in what it reads.
+    fn occurrences_in<'b>(
+        &'b self,
+        buf: &'b [u8],
+        lo: usize,
+        hi: usize,
+    ) -> impl Iterator<Item = Vec<Occurrence>> + 'b {
         let back = self.max_keyword.saturating_sub(1);
-        (0..buf.len().max(1)).step_by(SEGMENT).map(move |start| {
-            let from = start.saturating_sub(back);
-            let to = (start + SEGMENT).min(buf.len());
+        (lo..hi.max(lo + 1)).step_by(SEGMENT).map(move |start| {
+            let from = start.saturating_sub(back).max(lo);
+            let to = (start + SEGMENT).min(hi);
             let mut hits = self.filter.find(&buf[from..to]);
             hits.retain_mut(|o| {
                 o.start += from;
                 o.end += from;
-                start == 0 || o.end > start
+                start == lo || o.end > start
             });
             hits
         })
@@ -376,6 +391,114 @@ fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
     };
     let hi = end.saturating_add(rule.max_span.min(longest)).min(len);
     (lo, hi)
+}
+
+/// The shortest run of text bytes a binary buffer is searched in.
+const MIN_RUN: usize = 8;
+
+/// Blocks (64 bytes) without such a run that still join the spans either side: a search costs
+/// more to start than the bytes between.
+const GAP_BLOCKS: usize = 1;
+
+/// The spans of a binary buffer worth searching for tokens: they hold every run of at least
+/// [`MIN_RUN`] text bytes (printable ASCII, tab, line ends, form feed), as `strings` finds them,
+/// and little else. A token is text; a keyword in a shorter run cannot start one.
+///
+/// Found a 64-byte block at a time and without a branch per run: a block is kept when a run of
+/// `MIN_RUN` starts in it (its text bits and-ed with themselves shifted by 1, 2 and 4, reading on
+/// into the next block), and a span runs from its first kept block to the end of its last, plus
+/// the `MIN_RUN - 1` bytes a run started there reaches into the next block.
+pub(crate) fn text_spans(buf: &[u8]) -> Vec<(usize, usize)> {
+    let blocks = buf.len().div_ceil(64);
+    let mask = |k: usize| {
+        if k < blocks {
+            text_mask(&buf[64 * k..(64 * k + 64).min(buf.len())])
+        } else {
+            0
+        }
+    };
+    let end_of = |k: usize| (64 * k + 64 + MIN_RUN - 1).min(buf.len());
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    // The first and last kept blocks of the open span.
+    let mut open: Option<(usize, usize)> = None;
+    let mut cur = mask(0);
+    for k in 0..blocks {
+        let next = mask(k + 1);
+        let bits = u128::from(cur) | (u128::from(next) << 64);
+        let two = bits & (bits >> 1);
+        let four = two & (two >> 2);
+        let eight = four & (four >> 4);
+        if eight as u64 != 0 {
+            open = match open {
+                Some((first, last)) if k - last <= GAP_BLOCKS + 1 => Some((first, k)),
+                Some((first, last)) => {
+                    spans.push((64 * first, end_of(last)));
+                    Some((k, k))
+                }
+                None => Some((k, k)),
+            };
+        }
+        cur = next;
+    }
+    if let Some((first, last)) = open {
+        spans.push((64 * first, end_of(last)));
+    }
+    spans
+}
+
+/// Whether a byte is text for [`text_spans`].
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn is_text(b: u8) -> bool {
+    matches!(b, 0x09..=0x0D | 0x20..=0x7E)
+}
+
+/// Bit i set when `chunk[i]` (at most 64 bytes) is text.
+fn text_mask(chunk: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let block: &[u8; 64] = match chunk.try_into() {
+            Ok(whole) => whole,
+            Err(_) => {
+                let mut block = [0u8; 64];
+                block[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: SSE2 is part of the x86-64 baseline.
+                return unsafe { text_mask_sse2(&block) };
+            }
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { text_mask_sse2(block) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0u64, |m, (i, &b)| m | (u64::from(is_text(b)) << i))
+    }
+}
+
+/// [`text_mask`] of 64 bytes, 16 at a time: `lo <= b <= hi` is `(b - lo) < hi - lo + 1`
+/// unsigned, which is a signed compare once the top bit is flipped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn text_mask_sse2(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_sub_epi8, _mm_xor_si128,
+    };
+    let flip = _mm_set1_epi8(i8::MIN);
+    let below = |v: __m128i, lo: u8, count: u8| {
+        let d = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(lo as i8)), flip);
+        _mm_cmplt_epi8(d, _mm_set1_epi8((count ^ 0x80) as i8))
+    };
+    let mut mask = 0u64;
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: `part` is 16 bytes.
+        let v = unsafe { _mm_loadu_si128(part.as_ptr().cast::<__m128i>()) };
+        let text = _mm_or_si128(below(v, 0x20, 0x5F), below(v, 0x09, 0x05));
+        mask |= u64::from(_mm_movemask_epi8(text) as u16) << (16 * k);
+    }
+    mask
 }
 
 /// Where a split rule's exclusion that covers a keyword hit at `start` ends, when one does: a
@@ -879,6 +1002,93 @@ negative_examples = ["token = a"]
     }
 
     #[test]
+    fn text_spans_hold_every_run_of_text_and_little_else() {
+        fn runs(buf: &[u8]) -> Vec<(usize, usize)> {
+            let mut runs = Vec::new();
+            let mut i = 0;
+            while i < buf.len() {
+                if is_text(buf[i]) {
+                    let lo = i;
+                    while i < buf.len() && is_text(buf[i]) {
+                        i += 1;
+                    }
+                    runs.push((lo, i));
+                } else {
+                    i += 1;
+                }
+            }
+            runs.retain(|(lo, hi)| hi - lo >= MIN_RUN);
+            runs
+        }
+        for b in 0..=255u8 {
+            assert_eq!(text_mask(&[b]) == 1, is_text(b), "{b:#x}");
+        }
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for len in (0..300).chain([4095, 4096, 4097, 70_000]) {
+            // Mostly text, or mostly binary, in runs of varied length.
+            let text_share = [2u64, 50, 98][len % 3];
+            let mut buf = Vec::with_capacity(len);
+            while buf.len() < len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let run = (seed >> 8) as usize % 40 + 1;
+                let text = seed % 100 < text_share;
+                for k in 0..run.min(len - buf.len()) {
+                    let r = (seed >> (k % 48)) as u8;
+                    buf.push(if text {
+                        b' ' + r % 95
+                    } else {
+                        [0, 0x80, 0xFF, 0x1B, r][k % 5]
+                    });
+                }
+            }
+            let spans = text_spans(&buf);
+            let runs = runs(&buf);
+            // Ordered, apart, inside the buffer.
+            assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "length {len}");
+            assert!(spans.iter().all(|&(lo, hi)| lo < hi && hi <= len));
+            // Every run inside a span, and every span around a run.
+            for &(lo, hi) in &runs {
+                assert!(
+                    spans.iter().any(|&(a, b)| a <= lo && hi <= b),
+                    "length {len}: run {lo}..{hi} outside {spans:?}"
+                );
+            }
+            for &(a, b) in &spans {
+                assert!(runs.iter().any(|&(lo, hi)| a <= lo && hi <= b));
+            }
+        }
+        assert_eq!(text_spans(&[0u8; 1000]), []);
+        assert_eq!(text_spans(&[b'a'; 1000]), [(0, 1000)]);
+        assert_eq!(text_spans(b"abcdefg"), []);
+        assert_eq!(text_spans(b"abcdefgh"), [(0, 8)]);
+    }
+
+    #[test]
+    fn binary_buffers_are_searched_in_their_text() {
+        // A token between binary bytes, at the very start and at the very end of the buffer,
+        // and one in a run of text too short to be searched (it cannot be a token).
+        let e = engine(ONE);
+        let token = b"tok_a1b2c3d4"; // sluice:allow
+        let mut buf = token.to_vec();
+        let mut at = vec![0];
+        buf.extend_from_slice(&[0, 0xFF, 1, 2, 0x80].repeat(100));
+        buf.push(0);
+        at.push(buf.len());
+        buf.extend_from_slice(token);
+        buf.extend_from_slice(&[0u8; 500]);
+        buf.extend_from_slice(b"\0tok_a1\0");
+        buf.extend_from_slice(&[7u8; 300]);
+        at.push(buf.len());
+        buf.extend_from_slice(token);
+        let found = e.find_self_identifying(&buf);
+        let starts: Vec<usize> = found.iter().map(|m| m.start).collect();
+        assert_eq!(starts, at);
+        assert_eq!(found, e.find(&buf));
+    }
+
+    #[test]
     fn keywords_across_segment_ends_are_found_once() {
         // A buffer of three segments with secrets planted across each segment end, keywords
         // cut by it at every offset: the segmented search finds what one pass over every
@@ -904,7 +1114,7 @@ negative_examples = ["token = a"]
         let every = every_occurrence(&e, &buf);
         // Every occurrence once, none lost at a segment end (the run of `A` is reported
         // stretched, so it is left out of this count).
-        let mut seen: Vec<Occurrence> = e.occurrences(&buf).flatten().collect();
+        let mut seen: Vec<Occurrence> = e.occurrences_in(&buf, 0, buf.len()).flatten().collect();
         let in_run = |o: &Occurrence| {
             buf[o.start..o.end.min(buf.len())]
                 .iter()

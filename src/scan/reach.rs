@@ -297,11 +297,20 @@ mod tests {
         );
         assert_eq!((r.anchored, r.before), (false, Some(10)));
         // Optional parts count at their longest.
-        let r = Reach::of(r"azure[_.-]?(?:ai[_.-]?)?search_key=([a-z]{8})", &kw(&["search"]));
+        let r = Reach::of(
+            r"azure[_.-]?(?:ai[_.-]?)?search_key=([a-z]{8})",
+            &kw(&["search"]),
+        );
         assert_eq!(r.before, Some(9));
         // A literal without a keyword, or a class before it, leaves the rule's own reach.
-        assert_eq!(Reach::of(r"(?:api|x)key=([a-z]{8})", &kw(&["apikey"])).before, None);
-        assert_eq!(Reach::of(r"[a-z]{0,9}layer=([a-z]{8})", &keywords).before, None);
+        assert_eq!(
+            Reach::of(r"(?:api|x)key=([a-z]{8})", &kw(&["apikey"])).before,
+            None
+        );
+        assert_eq!(
+            Reach::of(r"[a-z]{0,9}layer=([a-z]{8})", &keywords).before,
+            None
+        );
     }
 
     #[test]
