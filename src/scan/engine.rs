@@ -52,6 +52,11 @@ pub struct Engine {
 /// Window slots a rule's list keeps between buffers.
 const KEPT_WINDOWS: usize = 1024;
 
+/// Windows of rules searched at their hits (which never merge) held before those that no later
+/// hit can precede are searched and let go: a buffer dense with keywords holds a few of them at
+/// a time, not one per hit of the whole buffer.
+const FLUSH_WINDOWS: usize = 1 << 16;
+
 /// A buffer's keywords are found a segment at a time, so a buffer dense with keywords holds the
 /// occurrences of one segment at once, not of the whole buffer.
 const SEGMENT: usize = 4 << 20;
@@ -66,6 +71,9 @@ struct Scratch {
     engine: u64,
     searchers: Vec<Option<Searcher>>,
     windows: Vec<Vec<(usize, usize)>>,
+    /// Per rule with windows in the buffer being searched, where its last match ended: a rule
+    /// searched at its hits skips those inside it, across the flushes of a dense buffer.
+    done: Vec<Option<usize>>,
     /// The rules with windows.
     touched: Vec<usize>,
 }
@@ -78,6 +86,17 @@ struct Searcher {
     exclusions: Option<meta::Cache>,
 }
 
+impl Searcher {
+    fn new(rule: &Rule) -> Searcher {
+        let re = rule.searched();
+        Searcher {
+            cache: re.create_cache(),
+            caps: re.create_captures(),
+            exclusions: rule.split().map(|s| s.exclusions.create_cache()),
+        }
+    }
+}
+
 /// How far past a keyword hit the exclusions of a split rule are looked for.
 const EXCLUSION_REACH: usize = 128;
 
@@ -87,6 +106,7 @@ thread_local! {
             engine: 0,
             searchers: Vec::new(),
             windows: Vec::new(),
+            done: Vec::new(),
             touched: Vec::new(),
         })
     };
@@ -193,103 +213,88 @@ impl Engine {
                 scratch.engine = self.id;
                 scratch.searchers = std::iter::repeat_with(|| None).take(n).collect();
                 scratch.windows = vec![Vec::new(); n];
+                scratch.done = vec![None; n];
                 scratch.touched.clear();
             }
             // Left over only when a search panicked.
             for ri in scratch.touched.drain(..) {
                 scratch.windows[ri].clear();
+                scratch.done[ri] = None;
             }
             let Scratch {
                 searchers,
                 windows,
+                done,
                 touched,
                 ..
             } = scratch;
+            let mut out = Vec::new();
             // Windows per rule, built in order of where hits start, so merging only looks at
             // the last one. Hits with one start may come in any order: their windows merge
             // alike. Across segments (and after a stretched run) a start can come late; such
             // windows are put in order before the search.
+            let mut held = 0;
             for mut hits in batches {
                 hits.sort_unstable_by_key(|o| o.start);
+                // No later batch has a hit ending before this batch's last end, so none starts
+                // more than the longest keyword before it.
+                let settled = hits
+                    .iter()
+                    .map(|o| o.end)
+                    .max()
+                    .unwrap_or(0)
+                    .saturating_sub(self.max_keyword);
                 for hit in hits {
                     for &ri in &self.rules_of_keyword[hit.keyword] {
                         let rule = &self.rules.rules[ri];
                         if self_identifying_only && !rule.self_identifying() {
                             continue;
                         }
-                        let w = &mut windows[ri];
-                        if w.is_empty() {
+                        if done[ri].is_none() {
+                            done[ri] = Some(0);
                             touched.push(ri);
                         }
                         let span = window(rule, hit.start, hit.end, buf.len());
-                        add_window(w, span, rule.reach().anchored);
+                        let anchored = rule.reach().anchored;
+                        add_window(&mut windows[ri], span, anchored);
+                        held += usize::from(anchored);
                     }
+                }
+                if held < FLUSH_WINDOWS {
+                    continue;
+                }
+                held = 0;
+                for &ri in touched.iter() {
+                    let rule = &self.rules.rules[ri];
+                    if !rule.reach().anchored {
+                        continue;
+                    }
+                    let w = &mut windows[ri];
+                    in_order(w, true);
+                    let cut = w.partition_point(|x| x.0 < settled);
+                    let searcher = searchers[ri].get_or_insert_with(|| Searcher::new(rule));
+                    let done = done[ri].as_mut().expect("a touched rule");
+                    self.search_at_hits(ri, &w[..cut], buf, searcher, done, &mut out);
+                    w.drain(..cut);
+                    held += w.len();
                 }
             }
             touched.sort_unstable();
             for &ri in touched.iter() {
-                let w = &mut windows[ri];
-                if !w.is_sorted_by_key(|x| x.0) {
-                    let anchored = self.rules.rules[ri].reach().anchored;
-                    let mut spans = std::mem::take(w);
-                    spans.sort_unstable();
-                    for span in spans {
-                        add_window(w, span, anchored);
-                    }
-                }
+                in_order(&mut windows[ri], self.rules.rules[ri].reach().anchored);
             }
-            let mut out = Vec::new();
             for &ri in touched.iter() {
                 let ws = &windows[ri];
                 let rule = &self.rules.rules[ri];
-                let split = rule.split();
-                let re = split.map_or_else(|| rule.regex.get(), |s| &s.main);
-                let Searcher {
-                    cache,
-                    caps,
-                    exclusions,
-                } = searchers[ri].get_or_insert_with(|| Searcher {
-                    cache: re.create_cache(),
-                    caps: re.create_captures(),
-                    exclusions: split.map(|s| s.exclusions.create_cache()),
-                });
-                // Each search sees the bytes before its start: `\b` and `^` there mean what
-                // they mean in the whole buffer.
+                let searcher = searchers[ri].get_or_insert_with(|| Searcher::new(rule));
                 if rule.reach().anchored {
-                    // A hit inside the last match is not a start of its own (as the unanchored
-                    // search resumes past a match).
-                    let mut done = 0;
-                    for &(start, hi) in ws {
-                        if start < done {
-                            continue;
-                        }
-                        let hi = line_end(buf, hi);
-                        let input = Input::new(&buf[..hi])
-                            .span(start..hi)
-                            .anchored(Anchored::Yes);
-                        // Most hits start no match: the match's end alone is found first,
-                        // which costs less than a search for its groups.
-                        if re.search_half_with(cache, &input).is_none() {
-                            continue;
-                        }
-                        re.search_captures_with(cache, &input, caps);
-                        let Some(m) = caps.get_match() else { continue };
-                        // A match of a split rule's main branches stands unless an exclusion
-                        // swallows its start (looked for only then: most hits match nothing).
-                        if let (Some(split), Some(ex_cache)) = (split, exclusions.as_mut()) {
-                            let from = start.saturating_sub(rule.reach_before).max(done);
-                            if let Some(end) =
-                                exclusion_over(&split.exclusions, ex_cache, buf, from, start)
-                            {
-                                done = end;
-                                continue;
-                            }
-                        }
-                        done = m.end().max(start + 1);
-                        self.keep(&mut out, ri, buf, caps);
-                    }
+                    let done = done[ri].as_mut().expect("a touched rule");
+                    self.search_at_hits(ri, ws, buf, searcher, done, &mut out);
                     continue;
                 }
+                let (re, Searcher { cache, caps, .. }) = (rule.searched(), searcher);
+                // Each search sees the bytes before its start: `\b` and `^` there mean what
+                // they mean in the whole buffer.
                 for (lo, hi) in merged_line_ends(buf, ws) {
                     let mut at = lo;
                     while at <= hi {
@@ -309,11 +314,62 @@ impl Engine {
                 windows[ri].clear();
                 // A buffer dense with keywords leaves no large list behind for the thread.
                 windows[ri].shrink_to(KEPT_WINDOWS);
+                done[ri] = None;
             }
             out.sort_by_key(|m| (m.start, m.end, m.rule));
             out.dedup_by(|a, b| a.rule == b.rule && a.start == b.start && a.end == b.end);
             out
         })
+    }
+
+    /// Search rule `ri`, whose matches start at its keywords, anchored at the starts of its
+    /// windows `ws` (in order), skipping starts inside its last match (`done`, as the
+    /// unanchored search resumes past a match). Each search sees the bytes before its start:
+    /// `\b` and `^` there mean what they mean in the whole buffer.
+    fn search_at_hits(
+        &self,
+        ri: usize,
+        ws: &[(usize, usize)],
+        buf: &[u8],
+        searcher: &mut Searcher,
+        done: &mut usize,
+        out: &mut Vec<RawMatch>,
+    ) {
+        let rule = &self.rules.rules[ri];
+        let split = rule.split();
+        let re = rule.searched();
+        let Searcher {
+            cache,
+            caps,
+            exclusions,
+        } = searcher;
+        for &(start, hi) in ws {
+            if start < *done {
+                continue;
+            }
+            let hi = line_end(buf, hi);
+            let input = Input::new(&buf[..hi])
+                .span(start..hi)
+                .anchored(Anchored::Yes);
+            // Most hits start no match: the match's end alone is found first, which costs less
+            // than a search for its groups.
+            if re.search_half_with(cache, &input).is_none() {
+                continue;
+            }
+            re.search_captures_with(cache, &input, caps);
+            let Some(m) = caps.get_match() else { continue };
+            // A match of a split rule's main branches stands unless an exclusion swallows its
+            // start (looked for only then: most hits match nothing).
+            if let (Some(split), Some(ex_cache)) = (split, exclusions.as_mut()) {
+                let from = start.saturating_sub(rule.reach_before).max(*done);
+                if let Some(end) = exclusion_over(&split.exclusions, ex_cache, buf, from, start) {
+                    *done = end;
+                    continue;
+                }
+            }
+            *done = m.end().max(start + 1);
+            self.keep(out, ri, buf, caps);
+        }
     }
 
     /// Keep a match of rule `ri` when its secret (group 1) passes the rule's checks.
@@ -551,6 +607,18 @@ fn merged_line_ends(buf: &[u8], ws: &[(usize, usize)]) -> Vec<(usize, usize)> {
         add_window(&mut out, (lo, line_end(buf, hi)), false);
     }
     out
+}
+
+/// Put a rule's windows in order of their starts, merged again, when a late start left them out
+/// of order.
+fn in_order(w: &mut Vec<(usize, usize)>, anchored: bool) {
+    if !w.is_sorted_by_key(|x| x.0) {
+        let mut spans = std::mem::take(w);
+        spans.sort_unstable();
+        for span in spans {
+            add_window(w, span, anchored);
+        }
+    }
 }
 
 /// Add a window to a rule's list, whose last window starts no later: a rule whose matches start
@@ -1091,6 +1159,50 @@ negative_examples = ["token = a"]
         let starts: Vec<usize> = found.iter().map(|m| m.start).collect();
         assert_eq!(starts, at);
         assert_eq!(found, e.find(&buf));
+    }
+
+    #[test]
+    fn a_buffer_dense_with_hits_is_searched_in_flushes_and_finds_the_same() {
+        // 16 MB of `token ` (a hit of several rules searched at their hits every 6 bytes, so
+        // their windows are searched and let go many times on the way), with assignments
+        // planted on lines of their own, some right at segment ends: each is found as it is
+        // found alone, and nothing else is.
+        let e = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        let lines = [
+            "API_TOKEN = \"q7Rk2Vb9Xz4Lm8Nw3Tp6\"",     // sluice:allow
+            "ghp_4kP9sW2xQ7vN1mB8cR5tY3hJ6dF0gL2aZ9eX", // sluice:allow
+            "secret_key: Zx8Qw2Er6Ty4Ui0Op3As",         // sluice:allow
+        ];
+        let mut buf = b"token ".repeat((16 << 20) / 6);
+        let mut planted = Vec::new();
+        for (k, at) in [
+            1000,
+            SEGMENT - 3,
+            2 * SEGMENT + 1,
+            3 * SEGMENT - 20,
+            11 << 20,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let line = format!("\n{}\n", lines[k % lines.len()]);
+            buf[at..at + line.len()].copy_from_slice(line.as_bytes());
+            planted.push((at, line));
+        }
+        let mut expected: Vec<RawMatch> = Vec::new();
+        for (at, line) in &planted {
+            let alone = e.find(line.as_bytes());
+            assert!(!alone.is_empty(), "{line}");
+            expected.extend(alone.into_iter().map(|m| RawMatch {
+                match_start: m.match_start + at,
+                match_end: m.match_end + at,
+                start: m.start + at,
+                end: m.end + at,
+                ..m
+            }));
+        }
+        expected.sort_by_key(|m| (m.start, m.end, m.rule));
+        assert_eq!(e.find(&buf), expected);
     }
 
     #[test]

@@ -256,6 +256,11 @@ impl Rule {
             .as_ref()
     }
 
+    /// The regex a search runs: the main branches of a split rule, else the whole regex.
+    pub fn searched(&self) -> &meta::Regex {
+        self.split().map_or_else(|| self.regex.get(), |s| &s.main)
+    }
+
     /// Generic rules (first tag `generic`) give way to provider rules on the same secret.
     pub fn is_generic(&self) -> bool {
         self.tags.first().is_some_and(|t| t == "generic")
