@@ -469,7 +469,7 @@ const GAP_BLOCKS: usize = 1;
 /// `MIN_RUN` starts in it (its text bits and-ed with themselves shifted by 1, 2 and 4, reading on
 /// into the next block), and a span runs from its first kept block to the end of its last, plus
 /// the `MIN_RUN - 1` bytes a run started there reaches into the next block.
-pub(crate) fn text_spans(buf: &[u8]) -> Vec<(usize, usize)> {
+fn text_spans(buf: &[u8]) -> Vec<(usize, usize)> {
     let blocks = buf.len().div_ceil(64);
     let mask = |k: usize| {
         if k < blocks {
