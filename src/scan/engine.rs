@@ -456,6 +456,8 @@ fn window(rule: &Rule, start: usize, end: usize, len: usize) -> (usize, usize) {
 
 /// The shortest run of text bytes a binary buffer is searched in.
 const MIN_RUN: usize = 8;
+// `text_spans` finds runs of MIN_RUN by and-ing shifts of 1, 2 and 4.
+const _: () = assert!(MIN_RUN == 8);
 
 /// Blocks (64 bytes) without such a run that still join the spans either side: a search costs
 /// more to start than the bytes between.

@@ -35,7 +35,7 @@ impl Reach {
     /// Read the reach of `pattern` (compiled as the engine compiles it: bytes, ASCII classes)
     /// for a rule with these lowercase `keywords`. A pattern that does not parse reaches
     /// everywhere (it will not compile either, and is reported there).
-    /// A split rule ([`Split`]) counts as anchored: its matches are searched at its hits.
+    /// A rule whose regex is [`Split`] is searched at its hits too; its rule says so.
     pub fn of(pattern: &str, keywords: &[String]) -> Reach {
         let Some(hir) = parse(pattern) else {
             return Reach {
@@ -47,7 +47,7 @@ impl Reach {
         let before = keyword_offset(&hir, keywords);
         Reach {
             max_len: hir.properties().maximum_len(),
-            anchored: before == Some(0) || split(&hir, keywords).is_some(),
+            anchored: before == Some(0),
             before,
         }
     }
@@ -274,9 +274,9 @@ mod tests {
         assert_eq!(Reach::of(r"key=([a-z]+)", &kw(&["key"])).max_len, None);
         // Branches that capture nothing must come first to be exclusions: here the keyword-less
         // branch comes after the one holding the secret.
-        assert!(!Reach::of(r"token=([a-z]{8})|next_token=", &kw(&["token"])).anchored);
+        assert!(Split::of(r"token=([a-z]{8})|next_token=", &kw(&["token"])).is_none());
         // The secret's branch itself starts before its keyword.
-        assert!(!Reach::of(r"next_token=|x?token=([a-z]{8})", &kw(&["token"])).anchored);
+        assert!(Split::of(r"next_token=|x?token=([a-z]{8})", &kw(&["token"])).is_none());
         // A pattern that does not parse reaches everywhere.
         assert_eq!(
             Reach::of(r"(unclosed", &kw(&["x"])),
@@ -318,7 +318,7 @@ mod tests {
         let keywords = kw(&["token", "secret"]);
         let pattern =
             r"(?i)(?:next_?token\s*=|::\w*?(?:token|secret)\s*=)|(?:token|secret)\s*=\s*(\w{8})";
-        assert!(Reach::of(pattern, &keywords).anchored);
+        assert!(!Reach::of(pattern, &keywords).anchored);
         let split = Split::of(pattern, &keywords).unwrap();
         assert_eq!(split.exclusions.properties().explicit_captures_len(), 0);
         assert_eq!(split.main.properties().explicit_captures_len(), 1);

@@ -228,14 +228,18 @@ impl Rule {
     }
 
     /// How far around its keyword hits a match can lie.
+    /// A split rule (see [`Rule::split`]) is anchored: its matches are searched at its hits.
     pub fn reach(&self) -> super::reach::Reach {
-        *self
-            .reach
-            .get_or_init(|| super::reach::Reach::of(self.regex.as_str(), &self.keywords))
+        *self.reach.get_or_init(|| {
+            let mut reach = super::reach::Reach::of(self.regex.as_str(), &self.keywords);
+            reach.anchored |= self.split().is_some();
+            reach
+        })
     }
 
     /// The regex taken apart at its leading exclusions, when it has them and its other branches
-    /// start with a keyword (see [`super::reach::Split`]).
+    /// start with a keyword (see [`super::reach::Split`]). A part that does not compile (a size
+    /// limit) leaves the rule whole: it is then searched as any other, around its hits.
     pub fn split(&self) -> Option<&SplitRegex> {
         self.split
             .get_or_init(|| {
@@ -244,13 +248,11 @@ impl Rule {
                     meta::Builder::new()
                         .configure(meta_config())
                         .build_from_hir(hir)
-                        .unwrap_or_else(|e| {
-                            panic!("part of rule `{}`'s regex does not compile: {e}", self.id)
-                        })
+                        .ok()
                 };
                 Some(SplitRegex {
-                    exclusions: compile(&split.exclusions),
-                    main: compile(&split.main),
+                    exclusions: compile(&split.exclusions)?,
+                    main: compile(&split.main)?,
                 })
             })
             .as_ref()
