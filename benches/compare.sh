@@ -73,7 +73,7 @@ TREE=${TREE:-$W/tree}
 TREE_BYTES=$(size_of "$TREE")
 if [ ! -d "$W/slice" ]; then
   mkdir -p "$W/slice"
-  (cd "$W/tree" && find . -type f -name '*.rs' | sort | head -n 1500 | tar -cf - -T - | tar -xf - -C "$W/slice")
+  (cd "$W/tree" && find . -type f -name '*.rs' | sort | awk 'NR <= 1500' | tar -cf - -T - | tar -xf - -C "$W/slice")
 fi
 SLICE_BYTES=$(size_of "$W/slice")
 
