@@ -97,6 +97,53 @@ fn read_bounded(
     Ok(out)
 }
 
+/// A gzip file of one member expanded in one call by libdeflate, when the size its trailer
+/// states is within what [`read_bounded`] allows (what it takes is then charged alike). `None`
+/// sends the file down the streaming path, which reads every other case (several members,
+/// bytes after the member, a misstated size, damage) and says what stopped it.
+fn gunzip_whole(buf: &[u8], budget: &mut Budget, stated: u64) -> Option<Vec<u8>> {
+    use libdeflate_sys::{
+        libdeflate_alloc_decompressor, libdeflate_free_decompressor, libdeflate_gzip_decompress_ex,
+        libdeflate_result_LIBDEFLATE_SUCCESS,
+    };
+    let compressed = buf.len() as u64;
+    if stated > budget.bytes
+        || (stated >= RATIO_FLOOR && stated > compressed.saturating_mul(MAX_RATIO))
+    {
+        return None;
+    }
+    let n = usize::try_from(stated).ok()?;
+    let mut out: Vec<u8> = Vec::with_capacity(n);
+    let (mut used_in, mut used_out) = (0usize, 0usize);
+    // SAFETY: the decompressor is checked for null and freed before the block ends; libdeflate
+    // reads `buf.len()` bytes of `buf` and writes at most `n` bytes into `out`'s spare capacity
+    // (at least `n`), and on success says how many it wrote (`used_out`, at most `n`).
+    let done = unsafe {
+        let d = libdeflate_alloc_decompressor();
+        if d.is_null() {
+            return None;
+        }
+        let result = libdeflate_gzip_decompress_ex(
+            d,
+            buf.as_ptr().cast(),
+            buf.len(),
+            out.spare_capacity_mut().as_mut_ptr().cast(),
+            n,
+            &raw mut used_in,
+            &raw mut used_out,
+        );
+        libdeflate_free_decompressor(d);
+        result == libdeflate_result_LIBDEFLATE_SUCCESS
+    };
+    if !done || used_in != buf.len() || used_out != n {
+        return None;
+    }
+    // SAFETY: libdeflate wrote the first `used_out` bytes, within the capacity.
+    unsafe { out.set_len(used_out) };
+    budget.bytes -= stated;
+    Some(out)
+}
+
 /// Call `each(member name, contents, budget)` for every regular member of `buf` (of `kind`),
 /// in archive order. `shown` names the archive in notes; problems are pushed onto `notes`.
 pub(crate) fn members(
@@ -192,7 +239,10 @@ pub(crate) fn members(
             let stated = buf
                 .last_chunk::<4>()
                 .map_or(0, |t| u64::from(u32::from_le_bytes(*t)));
-            let bytes = match read_bounded(decoder, budget, buf.len() as u64, stated, shown) {
+            let whole = gunzip_whole(buf, budget, stated).map(Ok);
+            let bytes = match whole
+                .unwrap_or_else(|| read_bounded(decoder, budget, buf.len() as u64, stated, shown))
+            {
                 Ok(b) => b,
                 Err(note) => {
                     notes.push(note);
@@ -313,6 +363,42 @@ mod tests {
         assert_eq!(kind(&tgz), Some(Kind::Gzip));
         assert_eq!(list(&tgz).0[0].0, "etc/app.conf");
         assert_eq!(gzip_member_name("logs/app.log.gz", &gz(b"x")), "app.log");
+    }
+
+    #[test]
+    fn gzip_of_one_member_is_expanded_whole_and_every_other_is_streamed() {
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("line {i} key=value\n").into_bytes())
+            .collect();
+        let one = gz(&text);
+        let stated = |b: &[u8]| u64::from(u32::from_le_bytes(*b.last_chunk::<4>().unwrap()));
+        let mut budget = Budget::default();
+        assert_eq!(
+            gunzip_whole(&one, &mut budget, stated(&one)).as_deref(),
+            Some(&text[..])
+        );
+        assert_eq!(budget.bytes, MAX_TOTAL - text.len() as u64);
+        assert_eq!(list(&one).0[0].1, text);
+        // Two members: the trailer states the last one's size; both are read, streamed.
+        let two = [gz(b"first member\n"), gz(b"second member\n")].concat();
+        assert!(gunzip_whole(&two, &mut Budget::default(), stated(&two)).is_none());
+        assert_eq!(list(&two).0[0].1, b"first member\nsecond member\n");
+        // A trailer that misstates the size either way, and bytes after the member.
+        for lie in [1u32, 7, u32::MAX] {
+            let mut bad = one.clone();
+            let at = bad.len() - 4;
+            bad[at..].copy_from_slice(&lie.to_le_bytes());
+            assert!(gunzip_whole(&bad, &mut Budget::default(), u64::from(lie)).is_none());
+        }
+        let tail = [&one[..], b"trailing"].concat();
+        assert!(gunzip_whole(&tail, &mut Budget::default(), stated(&one)).is_none());
+        // A stated size beyond what is left of the budget is never allocated.
+        let mut low = Budget {
+            bytes: 10,
+            entries: 1,
+        };
+        assert!(gunzip_whole(&one, &mut low, stated(&one)).is_none());
+        assert_eq!(low.bytes, 10);
     }
 
     #[test]
