@@ -41,8 +41,9 @@ pub struct Engine {
     rules: RuleSet,
     /// Finds every keyword of every rule.
     filter: Filter,
-    /// For each of the filter's keywords, the rules that list it.
-    rules_of_keyword: Vec<Vec<usize>>,
+    /// For each of the filter's keywords, the rules that list it, each with the keyword's index
+    /// in its list.
+    rules_of_keyword: Vec<Vec<(usize, usize)>>,
     /// Tells this engine's [`Scratch`] from another's.
     id: u64,
     /// The longest keyword, in bytes.
@@ -116,14 +117,14 @@ impl Engine {
     /// Compile the prefilter for a rule set.
     pub fn new(rules: RuleSet) -> Result<Engine, Error> {
         let mut keywords: Vec<String> = Vec::new();
-        let mut rules_of_keyword: Vec<Vec<usize>> = Vec::new();
+        let mut rules_of_keyword: Vec<Vec<(usize, usize)>> = Vec::new();
         for (ri, rule) in rules.rules.iter().enumerate() {
-            for k in &rule.keywords {
+            for (ki, k) in rule.keywords.iter().enumerate() {
                 match keywords.iter().position(|x| x == k) {
-                    Some(pi) => rules_of_keyword[pi].push(ri),
+                    Some(pi) => rules_of_keyword[pi].push((ri, ki)),
                     None => {
                         keywords.push(k.clone());
-                        rules_of_keyword.push(vec![ri]);
+                        rules_of_keyword.push(vec![(ri, ki)]);
                     }
                 }
             }
@@ -245,9 +246,14 @@ impl Engine {
                     .unwrap_or(0)
                     .saturating_sub(self.max_keyword);
                 for hit in hits {
-                    for &ri in &self.rules_of_keyword[hit.keyword] {
+                    for &(ri, ki) in &self.rules_of_keyword[hit.keyword] {
                         let rule = &self.rules.rules[ri];
                         if self_identifying_only && !rule.self_identifying() {
+                            continue;
+                        }
+                        let anchored = rule.reach().anchored;
+                        // A search anchored where the bytes cannot start a match is not started.
+                        if anchored && !rule.guard().admits(ki, buf, hit.start) {
                             continue;
                         }
                         if done[ri].is_none() {
@@ -255,7 +261,6 @@ impl Engine {
                             touched.push(ri);
                         }
                         let span = window(rule, hit.start, hit.end, buf.len());
-                        let anchored = rule.reach().anchored;
                         add_window(&mut windows[ri], span, anchored);
                         held += usize::from(anchored);
                     }
@@ -1028,6 +1033,54 @@ negative_examples = ["token = a"]
         let a = filtered.find(buf.as_bytes());
         assert!(a.len() > 100, "{}", a.len());
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn guards_admit_every_match_start_and_turn_words_away() {
+        // At every occurrence of a keyword in the examples and negative examples of each
+        // built-in rule searched at its hits (as written, in upper case, and between words), a
+        // search anchored there that matches must be one the guard lets start.
+        let e = Engine::new(RuleSet::builtin().unwrap()).unwrap();
+        let mut checked = 0;
+        for rule in e.rules().iter().filter(|r| r.reach().anchored) {
+            let re = rule.searched();
+            for ex in rule.examples.iter().chain(&rule.negative_examples) {
+                for text in [ex.clone(), ex.to_uppercase(), format!("x {ex} y")] {
+                    let buf = text.as_bytes();
+                    let lower = buf.to_ascii_lowercase();
+                    for (ki, k) in rule.keywords.iter().enumerate() {
+                        for at in 0..buf.len() {
+                            if !lower[at..].starts_with(k.as_bytes()) {
+                                continue;
+                            }
+                            let input = Input::new(buf).span(at..buf.len()).anchored(Anchored::Yes);
+                            if re.search_half(&input).is_some() {
+                                assert!(
+                                    rule.guard().admits(ki, buf, at),
+                                    "{} turns away {text:?} at {at} ({k})",
+                                    rule.id
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 500, "{checked}");
+        let rule = |id: &str| e.rules().iter().find(|r| r.id == id).unwrap();
+        let keyword = |id: &str, k: &str| rule(id).keywords.iter().position(|x| x == k).unwrap();
+        let pat = keyword("airtable-personal-access-token", "pat");
+        let airtable = rule("airtable-personal-access-token").guard();
+        assert!(!airtable.admits(pat, b"pattern = compile(x)", 0));
+        assert!(!airtable.admits(pat, b"pat", 0), "too short to match");
+        let token = keyword("generic-secret-quoted", "token");
+        let generic = rule("generic-secret-quoted").guard();
+        for word in ["tokens = []", "token)", "tokenizer", "token, x"] {
+            assert!(!generic.admits(token, word.as_bytes(), 0), "{word}");
+        }
+        assert!(generic.admits(token, b"token = \"abcdefgh1234\"", 0));
+        assert!(generic.admits(token, b"TOKEN: 'abcdefgh1234'", 0));
     }
 
     #[test]

@@ -72,6 +72,174 @@ impl Split {
     }
 }
 
+/// What the bytes from a keyword hit must be for a rule searched there (one whose matches start
+/// at its hits) to match: per keyword of the rule, the bytes each of the match's first positions
+/// can hold when it starts with that keyword. They are read from the regex's NFA, stepping all
+/// its states at once through the keyword (either case of each letter) and then through any
+/// byte; zero-width assertions are taken as passed, so the sets hold at least every byte a
+/// match can have. `\b(pat[A-Za-z0-9]{14}\.[a-f0-9]{64})` turns `pattern = 1` away at its
+/// space, and the generic rules turn `tokens`, `token)` and `tokenizer` away, before any search
+/// is started: most hits of a keyword are inside ordinary words and names. The sets are per
+/// position, not per path: `token.kind` passes, as `token:kind` could start a match.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// Per keyword (in the rule's order), per position from the match start, the bytes allowed
+    /// there (256 bits); none past the last position that rules anything out. No entry for a
+    /// keyword: every start admitted.
+    classes: Vec<Vec<[u64; 4]>>,
+}
+
+/// Positions past its keyword a guard reads at most.
+const GUARD_PAST: usize = 16;
+
+/// NFA states stepped at once before the guard stops reading further positions.
+const GUARD_STATES: usize = 4096;
+
+impl Guard {
+    /// The guard of the regex a rule with these lowercase `keywords` searches at its hits:
+    /// `pattern`'s main branches when it is [`Split`], else the whole of it. A pattern that does
+    /// not parse or compile admits all.
+    pub fn of(pattern: &str, keywords: &[String], split: bool) -> Guard {
+        let hir = if split {
+            Split::of(pattern, keywords).map(|s| s.main)
+        } else {
+            parse(pattern)
+        };
+        hir.map_or_else(Guard::default, |h| Guard::of_hir(&h, keywords))
+    }
+
+    fn of_hir(hir: &Hir, keywords: &[String]) -> Guard {
+        use regex_automata::nfa::thompson::{self, State, WhichCaptures};
+        use regex_automata::util::primitives::StateID;
+        let Ok(nfa) = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .shrink(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(1 << 23)),
+            )
+            .build_from_hir(hir)
+        else {
+            return Guard::default();
+        };
+        let n = nfa.states().len();
+        // The states reachable from `from` without reading a byte; `None` when one matches.
+        let closure = |from: &[StateID]| -> Option<Vec<StateID>> {
+            let mut seen = vec![false; n];
+            let mut stack = from.to_vec();
+            let mut out = Vec::new();
+            while let Some(id) = stack.pop() {
+                if std::mem::replace(&mut seen[id.as_usize()], true) {
+                    continue;
+                }
+                match nfa.state(id) {
+                    State::Match { .. } => return None,
+                    State::Look { next, .. } | State::Capture { next, .. } => stack.push(*next),
+                    State::Union { alternates } => stack.extend(alternates.iter().copied()),
+                    State::BinaryUnion { alt1, alt2 } => stack.extend([*alt1, *alt2]),
+                    State::Fail => {}
+                    State::ByteRange { .. } | State::Sparse(_) | State::Dense(_) => out.push(id),
+                }
+            }
+            Some(out)
+        };
+        // One step of `now` on the bytes of `allowed`: the bytes taken and the states reached.
+        let step = |now: &[StateID], allowed: &[u64; 4]| -> ([u64; 4], Vec<StateID>) {
+            let mut class = [0u64; 4];
+            let mut next = Vec::new();
+            let mut add = |lo: u8, hi: u8, to: StateID| {
+                let mut any = false;
+                for b in lo..=hi {
+                    let bit = 1 << (b & 63);
+                    if allowed[usize::from(b >> 6)] & bit != 0 {
+                        class[usize::from(b >> 6)] |= bit;
+                        any = true;
+                    }
+                }
+                if any {
+                    next.push(to);
+                }
+            };
+            for &id in now {
+                match nfa.state(id) {
+                    State::ByteRange { trans } => add(trans.start, trans.end, trans.next),
+                    State::Sparse(s) => {
+                        for t in s.transitions.iter() {
+                            add(t.start, t.end, t.next);
+                        }
+                    }
+                    State::Dense(d) => {
+                        for (b, &to) in d.transitions.iter().enumerate() {
+                            if to != StateID::ZERO {
+                                add(b as u8, b as u8, to);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            next.sort_unstable();
+            next.dedup();
+            (class, next)
+        };
+        let start = closure(&[nfa.start_anchored()]);
+        let classes = keywords
+            .iter()
+            .map(|k| {
+                let mut classes = Vec::new();
+                let mut states = start.clone();
+                let any = [u64::MAX; 4];
+                for i in 0..k.len() + GUARD_PAST {
+                    let Some(now) = states.take() else { break };
+                    if now.len() > GUARD_STATES {
+                        break;
+                    }
+                    let allowed = k.as_bytes().get(i).map_or(any, |&c| {
+                        let mut set = [0u64; 4];
+                        for b in [c, c.to_ascii_uppercase()] {
+                            set[usize::from(b >> 6)] |= 1 << (b & 63);
+                        }
+                        set
+                    });
+                    let (class, next) = step(&now, &allowed);
+                    classes.push(class);
+                    if next.is_empty() {
+                        break;
+                    }
+                    states = closure(&next);
+                }
+                while classes.last() == Some(&any) {
+                    classes.pop();
+                }
+                classes
+            })
+            .collect();
+        Guard { classes }
+    }
+
+    /// Whether a match can start at `at` in `buf` with the rule's keyword `keyword` (its index
+    /// in the rule's list): each guarded position holds a byte its set allows (a match that
+    /// needs more bytes than are left cannot start there).
+    pub fn admits(&self, keyword: usize, buf: &[u8], at: usize) -> bool {
+        let Some(classes) = self.classes.get(keyword) else {
+            return true;
+        };
+        let Some(rest) = buf.get(at..at + classes.len()) else {
+            return false;
+        };
+        classes
+            .iter()
+            .zip(rest)
+            .all(|(c, &b)| c[usize::from(b >> 6)] >> (b & 63) & 1 == 1)
+    }
+
+    /// How many positions it reads for keyword `keyword`.
+    pub fn len(&self, keyword: usize) -> usize {
+        self.classes.get(keyword).map_or(0, Vec::len)
+    }
+}
+
 /// `pattern` parsed as the engine compiles it.
 fn parse(pattern: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()

@@ -145,6 +145,9 @@ pub struct Rule {
     reach: OnceLock<super::reach::Reach>,
     /// The regex taken apart at its leading exclusions, compiled when first needed.
     split: OnceLock<Option<SplitRegex>>,
+    /// What the bytes at a hit must be for the searched regex to match there, read when first
+    /// needed.
+    guard: OnceLock<super::reach::Guard>,
     /// Examples kept for `rules check`.
     pub examples: Vec<String>,
     /// Negative examples kept for `rules check`.
@@ -256,6 +259,14 @@ impl Rule {
                 })
             })
             .as_ref()
+    }
+
+    /// What the bytes at a keyword hit must be for [`Rule::searched`] to match from there
+    /// ([`super::reach::Guard`]); meaningful for a rule whose matches start at its hits.
+    pub fn guard(&self) -> &super::reach::Guard {
+        self.guard.get_or_init(|| {
+            super::reach::Guard::of(self.regex.as_str(), &self.keywords, self.split().is_some())
+        })
     }
 
     /// The regex a search runs: the main branches of a split rule, else the whole regex.
@@ -471,6 +482,7 @@ fn compile(spec: RuleSpec, file: &str, eager: bool) -> Result<Rule, Vec<String>>
         self_identifying: OnceLock::new(),
         reach: OnceLock::new(),
         split: OnceLock::new(),
+        guard: OnceLock::new(),
         reach_before: spec.reach_before.unwrap_or(DEFAULT_REACH_BEFORE),
         id: spec.id,
         description: spec.description,
