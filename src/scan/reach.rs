@@ -149,15 +149,19 @@ impl Guard {
             let mut class = [0u64; 4];
             let mut next = Vec::new();
             let mut add = |lo: u8, hi: u8, to: StateID| {
-                let mut any = false;
-                for b in lo..=hi {
-                    let bit = 1 << (b & 63);
-                    if allowed[usize::from(b >> 6)] & bit != 0 {
-                        class[usize::from(b >> 6)] |= bit;
-                        any = true;
+                let mut any = 0;
+                for (w, (c, a)) in class.iter_mut().zip(allowed).enumerate() {
+                    // The bits of `lo..=hi` in word `w` (bytes 64w to 64w + 63).
+                    let (first, last) = (64 * w, 64 * w + 63);
+                    let (lo, hi) = (usize::from(lo).max(first), usize::from(hi).min(last));
+                    if lo > hi {
+                        continue;
                     }
+                    let bits = (u64::MAX >> (63 - (hi - first))) & (u64::MAX << (lo - first));
+                    *c |= bits & a;
+                    any |= bits & a;
                 }
-                if any {
+                if any != 0 {
                     next.push(to);
                 }
             };
