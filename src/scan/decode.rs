@@ -119,55 +119,8 @@ fn long_runs(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
 
 /// Bit `i` set when byte `at + i` of `buf` is a base64 byte (none past the end).
 fn base64_mask(buf: &[u8], at: usize) -> u64 {
-    let Some(block) = buf.get(at..at + 64) else {
-        let mut padded = [0u8; 64];
-        let rest = &buf[at.min(buf.len())..];
-        padded[..rest.len()].copy_from_slice(rest);
-        return base64_mask(&padded, 0);
-    };
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
-        unsafe { base64_mask_sse2(block.try_into().expect("64 bytes")) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, &b)| m | (u64::from(base64_byte(b)) << i))
-    }
-}
-
-/// [`base64_mask`] of one block, sixteen bytes per step: a byte is in `lo..=hi` when adding
-/// `0x80 - lo` puts it below `0x80 + hi - lo + 1` as a signed byte.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-fn base64_mask_sse2(block: &[u8; 64]) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
-    };
-    let in_range = |v: __m128i, lo: u8, hi: u8| {
-        _mm_cmplt_epi8(
-            _mm_add_epi8(v, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8)),
-            _mm_set1_epi8((0x80u8 + (hi - lo) + 1) as i8),
-        )
-    };
-    let mut m = 0u64;
-    for (k, chunk) in block.chunks_exact(16).enumerate() {
-        // SAFETY: `chunk` is 16 bytes.
-        let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
-        let letter = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
-        let digit = in_range(v, b'0', b'9');
-        let sign = _mm_or_si128(
-            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'+' as i8)),
-            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'/' as i8)),
-        );
-        let all = _mm_or_si128(_mm_or_si128(letter, digit), sign);
-        m |= u64::from(_mm_movemask_epi8(all) as u16) << (16 * k);
-    }
-    m
+    let block = &buf[at.min(buf.len())..(at + 64).min(buf.len())];
+    super::masks::mask(block, &super::masks::BASE64)
 }
 
 /// The value whose separator is at `sep`, when the bytes around it make one, with no byte before
@@ -475,23 +428,6 @@ mod tests {
             b"k=QUJDREVGR0hJSktM=next=QUJDREVGR0hJSktMTU5P \t",
         ] {
             assert_eq!(values(text).collect::<Vec<_>>(), by_pattern(text));
-        }
-    }
-
-    #[test]
-    fn base64_bytes_are_told_in_blocks_as_one_by_one() {
-        let all: Vec<u8> = (0..=255u8).cycle().take(256 * 3 + 17).collect();
-        for at in (0..all.len()).step_by(13) {
-            let m = base64_mask(&all, at);
-            for i in 0..64 {
-                let want = all.get(at + i).is_some_and(|&b| base64_byte(b));
-                assert_eq!(
-                    m >> i & 1 == 1,
-                    want,
-                    "byte {} at {at}+{i}",
-                    all.get(at + i).copied().unwrap_or(0)
-                );
-            }
         }
     }
 

@@ -480,7 +480,10 @@ fn text_spans(buf: &[u8]) -> Vec<(usize, usize)> {
     let blocks = buf.len().div_ceil(64);
     let mask = |k: usize| {
         if k < blocks {
-            text_mask(&buf[64 * k..(64 * k + 64).min(buf.len())])
+            super::masks::mask(
+                &buf[64 * k..(64 * k + 64).min(buf.len())],
+                &super::masks::TEXT,
+            )
         } else {
             0
         }
@@ -512,61 +515,6 @@ fn text_spans(buf: &[u8]) -> Vec<(usize, usize)> {
         spans.push((64 * first, end_of(last)));
     }
     spans
-}
-
-/// Whether a byte is text for [`text_spans`].
-#[cfg(any(test, not(target_arch = "x86_64")))]
-fn is_text(b: u8) -> bool {
-    matches!(b, 0x09..=0x0D | 0x20..=0x7E)
-}
-
-/// Bit i set when `chunk[i]` (at most 64 bytes) is text.
-fn text_mask(chunk: &[u8]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let block: &[u8; 64] = match chunk.try_into() {
-            Ok(whole) => whole,
-            Err(_) => {
-                let mut block = [0u8; 64];
-                block[..chunk.len()].copy_from_slice(chunk);
-                // SAFETY: SSE2 is part of the x86-64 baseline.
-                return unsafe { text_mask_sse2(&block) };
-            }
-        };
-        // SAFETY: SSE2 is part of the x86-64 baseline.
-        unsafe { text_mask_sse2(block) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        chunk
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, &b)| m | (u64::from(is_text(b)) << i))
-    }
-}
-
-/// [`text_mask`] of 64 bytes, 16 at a time: `lo <= b <= hi` is `(b - lo) < hi - lo + 1`
-/// unsigned, which is a signed compare once the top bit is flipped.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse2")]
-fn text_mask_sse2(block: &[u8; 64]) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_sub_epi8, _mm_xor_si128,
-    };
-    let flip = _mm_set1_epi8(i8::MIN);
-    let below = |v: __m128i, lo: u8, count: u8| {
-        let d = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(lo as i8)), flip);
-        _mm_cmplt_epi8(d, _mm_set1_epi8((count ^ 0x80) as i8))
-    };
-    let mut mask = 0u64;
-    for (k, part) in block.chunks_exact(16).enumerate() {
-        // SAFETY: `part` is 16 bytes.
-        let v = unsafe { _mm_loadu_si128(part.as_ptr().cast::<__m128i>()) };
-        let text = _mm_or_si128(below(v, 0x20, 0x5F), below(v, 0x09, 0x05));
-        mask |= u64::from(_mm_movemask_epi8(text) as u16) << (16 * k);
-    }
-    mask
 }
 
 /// Where a split rule's exclusion that covers a keyword hit at `start` ends, when one does: a
@@ -1131,6 +1079,9 @@ negative_examples = ["token = a"]
 
     #[test]
     fn text_spans_hold_every_run_of_text_and_little_else() {
+        fn is_text(b: u8) -> bool {
+            matches!(b, 0x09..=0x0D | 0x20..=0x7E)
+        }
         fn runs(buf: &[u8]) -> Vec<(usize, usize)> {
             let mut runs = Vec::new();
             let mut i = 0;
@@ -1147,9 +1098,6 @@ negative_examples = ["token = a"]
             }
             runs.retain(|(lo, hi)| hi - lo >= MIN_RUN);
             runs
-        }
-        for b in 0..=255u8 {
-            assert_eq!(text_mask(&[b]) == 1, is_text(b), "{b:#x}");
         }
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         for len in (0..300).chain([4095, 4096, 4097, 70_000]) {

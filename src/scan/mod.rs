@@ -11,6 +11,7 @@ pub mod engine;
 pub(crate) mod fdr;
 pub(crate) mod git;
 pub(crate) mod known;
+pub(crate) mod masks;
 pub mod reach;
 pub(crate) mod report;
 pub mod rules;
