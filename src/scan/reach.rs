@@ -237,11 +237,6 @@ impl Guard {
             .zip(rest)
             .all(|(c, &b)| c[usize::from(b >> 6)] >> (b & 63) & 1 == 1)
     }
-
-    /// How many positions it reads for keyword `keyword`.
-    pub fn len(&self, keyword: usize) -> usize {
-        self.classes.get(keyword).map_or(0, Vec::len)
-    }
 }
 
 /// `pattern` parsed as the engine compiles it.
